@@ -57,6 +57,41 @@ def ensure_installed(extras: str) -> None:
     stamp.write_text(digest)
 
 
+LLAMA_CPP_VERSION = "0.3.36"   # keep equal to the llama-cpp-python pin in pyproject.toml
+LLAMA_CPP_SRC = ROOT / ".cache" / "llama.cpp"
+
+
+def ensure_llama_cpp_sources() -> Path:
+    """llama.cpp's converters, gguf-py and vocab files, from llama-cpp-python's source distribution.
+
+    The tests use them as references (convert_hf_to_gguf.py builds tiny GGUF bases, convert_lora_to_gguf.py
+    is compared against). Downloaded once from the package registry, never executed by the product."""
+    marker = LLAMA_CPP_SRC / ".complete"
+    if marker.exists():
+        return LLAMA_CPP_SRC
+    import shutil
+    import tarfile
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache" if (ROOT / ".cache").exists() else None) as tmp:
+        print("dev.py: fetching llama.cpp sources (llama-cpp-python sdist) for the reference tests", flush=True)
+        subprocess.run([str(_bin("python")), "-m", "pip", "download", "--disable-pip-version-check", "-q",
+                        "--no-binary", ":all:", "--no-deps", f"llama-cpp-python=={LLAMA_CPP_VERSION}", "-d", tmp],
+                       check=True)
+        sdist = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        prefix = f"{sdist.name[:-len('.tar.gz')]}/vendor/llama.cpp/"
+        with tarfile.open(sdist) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+            for m in members:
+                m.name = m.name[len(prefix):]
+            tar.extractall(Path(tmp) / "src", members=[m for m in members if m.name], filter="data")
+        if LLAMA_CPP_SRC.exists():
+            shutil.rmtree(LLAMA_CPP_SRC)
+        LLAMA_CPP_SRC.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(Path(tmp) / "src"), LLAMA_CPP_SRC)
+    marker.write_text(LLAMA_CPP_VERSION)
+    return LLAMA_CPP_SRC
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in EXTRAS:
         print(__doc__)
@@ -66,6 +101,7 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if what == "test":
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
+        env.setdefault("LORADECK_LLAMA_CPP_SRC", str(ensure_llama_cpp_sources()))
         cmd = [str(_bin("python")), "-m", "pytest", *rest]
     elif what == "app":
         cmd = [str(_bin("loradeck")), *rest]

@@ -173,7 +173,10 @@ def discover(group: str = GROUP, entry_points: Iterable | None = None,
             log.warning("no built-in plugin entry points found (bundled app?); using the built-in list")
             eps += [_EntryPointLike(n, v, "loradeck", None) for n, v in BUILTIN_ENTRY_POINTS.items()]
     registry = PluginRegistry()
-    for ep in sorted(eps, key=lambda e: (e.name, e.value)):
+    # Built-ins first, so a third-party plugin can never take over one of their ids; then by name,
+    # so which of two clashing third-party plugins wins does not depend on install order.
+    builtin = set(BUILTIN_ENTRY_POINTS.values())
+    for ep in sorted(eps, key=lambda e: (e.value not in builtin, e.name, e.value)):
         record = PluginRecord(name=ep.name, target=ep.value,
                               distribution=getattr(ep, "dist_name", None),
                               version=getattr(ep, "dist_version", None))

@@ -1,0 +1,24 @@
+"""Shared pytest set-up. Keep this file small: fixtures specific to one area live in tests/fixtures/."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Qt must see this before any Qt import; the desktop tests run headless.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests never reach the real Hub.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_src() -> Path:
+    """llama.cpp's sources from the llama-cpp-python sdist (fetched by `python3 dev.py test`)."""
+    src = Path(os.environ.get("LORADECK_LLAMA_CPP_SRC", REPO / ".cache" / "llama.cpp"))
+    if not (src / "convert_hf_to_gguf.py").exists():
+        pytest.skip(f"llama.cpp sources not found at {src}; run the tests through `python3 dev.py test`")
+    return src
