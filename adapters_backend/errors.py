@@ -53,5 +53,34 @@ class EngineUnavailable(BackendError, RuntimeError):
     """An engine's optional dependency is missing (the message says how to install it)."""
 
 
+class EngineError(BackendError, RuntimeError):
+    """An inference engine failed at run time (model load, adapter apply, decode); the message says why."""
+
+
 class JobCancelled(BackendError):
     """A long job stopped because the user cancelled it."""
+
+
+class LibraryError(BackendError, RuntimeError):
+    """The adapter library cannot do what was asked (unknown id, locked, unreadable index)."""
+
+
+class HubError(BackendError, RuntimeError):
+    """A Hugging Face Hub request failed; the message names the repository and says what to do."""
+
+    def __init__(self, repo_id: str | None, problem: str):
+        self.repo_id = repo_id
+        self.problem = problem
+        super().__init__(f"{repo_id}: {problem}" if repo_id else problem)
+
+
+class HubAccessError(HubError):
+    """A gated or private repository, or a rejected token."""
+
+
+class HubNotFoundError(HubError):
+    """No such repository, revision or file on the Hub."""
+
+
+class HubOfflineError(HubError):
+    """Offline (HF_HUB_OFFLINE or no connection) and the thing asked for is not in the local cache."""

@@ -29,7 +29,11 @@ class ModuleRule:
     hf:        HF module path template, e.g. "model.layers.{bid}.self_attn.q_proj".
     gguf:      GGUF tensor name template without ".weight", e.g. "blk.{bid}.attn_q".
     kind:      "linear" (nn.Linear), "conv1d" (GPT-2 Conv1D, weight stored (in, out)),
-               "embedding" (nn.Embedding) or "expert" (one expert of a stacked MoE tensor).
+               "embedding" (nn.Embedding), "expert" (one expert of a stacked MoE tensor; `hf` then
+               holds `{xid}` for the expert index) or "experts" (an nn.Parameter that stacks all
+               experts, e.g. transformers ≥5 Mixtral `mlp.experts.down_proj` (E, out, in)).
+    gguf:      "" when the architecture has no GGUF tensor for this module at all (then
+               runtime=False and `reason` says why).
     transform: name of the exact row transform llama.cpp's converter applies to this weight
                ("none", "rope_q", "rope_k", "bloom_qkv", …). It acts on B's rows only.
     aliases:   other HF templates that mean the same module (older checkpoints, remote code).
@@ -43,7 +47,12 @@ class ModuleRule:
     aliases: tuple[str, ...] = ()
     runtime: bool = True
     reason: str = ""
-    expert_template: str = ""   # for kind="expert": HF template with {bid} and {xid}
+    expert_template: str = ""   # kept for compatibility; kind="expert" rules put {xid} in `hf`
+    # Additive fields (architecture tables, compatibility check):
+    native: bool = True         # False: `hf` exists only in remote code / older checkpoints, not in
+                                # the transformers class of this family (tests skip it there)
+    row_parts: tuple[str, ...] = ()  # a fused HF module: its row blocks, in GGUF row order, as
+                                # row-count keys ("q", "kv", "ff", "hidden"; see BaseModelInfo.rows)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class FusedRule:
 
     fused: str                 # e.g. "blk.{bid}.attn_qkv"
     parts: tuple[str, ...]     # e.g. ("blk.{bid}.attn_q", "blk.{bid}.attn_k", "blk.{bid}.attn_v")
+    part_rows: tuple[str, ...] = ()  # row-count key of each part ("q", "kv", "ff"); () = equal split
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,10 @@ class ArchSpec:
     default_targets: tuple[str, ...]          # LoRAX's default target modules (short names)
     modules: tuple[ModuleRule, ...]
     fused: tuple[FusedRule, ...] = ()
-    # hparams names in config.json this family uses (defaults are the Llama names)
+    # hparams names in config.json this family uses (defaults are the Llama names). A value may list
+    # alternatives "a|b" (first present wins) and dotted paths into nested dicts
+    # ("attn_config.kv_n_heads"). Known keys: n_layers, hidden, n_head, n_head_kv, vocab,
+    # intermediate, head_dim, n_experts, tie (tie_word_embeddings).
     hparams: Mapping[str, str] = field(default_factory=lambda: {
         "n_layers": "num_hidden_layers", "hidden": "hidden_size", "n_head": "num_attention_heads",
         "n_head_kv": "num_key_value_heads", "vocab": "vocab_size", "intermediate": "intermediate_size",

@@ -24,6 +24,10 @@ OPTIONAL_COMMAND_MODULES = (
     "adapters_backend.cli.convert_cmd",
     "adapters_backend.cli.merge_cmd",
     "adapters_backend.cli.chat_cmd",
+    "adapters_backend.cli.serve_cmd",
+    "adapters_backend.cli.parity_cmd",
+    "adapters_backend.cli.hub_cmd",
+    "adapters_backend.cli.library_cmd",
 )
 
 

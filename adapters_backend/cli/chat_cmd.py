@@ -1,0 +1,272 @@
+"""`loradeck chat --model BASE.gguf [--adapter PATH[:STRENGTH] ...] [--prompt TEXT] ...`
+
+With --prompt: print the reply and exit (deterministic at --temperature 0). Without: an interactive
+terminal chat; commands change the adapter mix between turns, without reloading the model:
+
+    /adapter PATH [STRENGTH]   add an adapter (or set the strength of one already in the mix)
+    /strength NAME STRENGTH    change a strength (NAME: adapter name or its number in /adapters)
+    /remove NAME               take an adapter out of the mix (frees it)
+    /adapters                  list the mix
+    /system TEXT               set the system prompt
+    /reset                     forget the conversation (the mix stays)
+    /help, /quit
+"""
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from ..errors import BackendError
+
+HELP = __doc__.split("between turns, without reloading the model:", 1)[1].strip("\n")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("chat", help="chat with a model and a mix of LoRA adapters (llama.cpp or PyTorch)",
+                       description="Chat with a model in the terminal, with any number of LoRA adapters "
+                                   "at their own strengths. With --prompt, print one reply and exit.")
+    p.add_argument("--model", "-m", required=True,
+                   help="GGUF model file (llama.cpp), or a Hugging Face model folder or Hub id (--engine torch)")
+    p.add_argument("--engine", choices=("auto", "llama.cpp", "torch"), default="auto",
+                   help="auto: llama.cpp for a .gguf file, torch for a model folder or Hub id")
+    p.add_argument("--device", default=None, help="torch engine: cuda, mps or cpu (default: the best present)")
+    p.add_argument("--adapter", "-a", action="append", default=[], metavar="PATH[:STRENGTH]",
+                   help="adapter file or folder (any supported format), strength in [-2, 2], default 1; "
+                        "repeat for a mix")
+    p.add_argument("--prompt", "-p", help="one message: print the reply and exit")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy, deterministic (default 0.7)")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--repeat-penalty", type=float, default=1.1)
+    p.add_argument("--seed", type=int, default=-1, help="-1 = random")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
+    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1 = all)")
+    p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (0 = the model's)")
+    p.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
+    p.set_defaults(func=run)
+
+
+def parse_adapter_arg(text: str) -> tuple[str, float]:
+    """`path`, `path:0.5`, `C:\\x\\a.gguf:-1` → (path, strength)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            return head, float(tail)
+        except ValueError:
+            pass
+    return text, 1.0
+
+
+class ChatSession:
+    """The conversation and the mix of an interactive chat; every mix change goes to the engine at once."""
+
+    def __init__(self, engine, params, system: str | None, out=sys.stdout, err=sys.stderr, stats: bool = False):
+        self.engine, self.params, self.system = engine, params, system
+        self.out, self.err, self.stats = out, err, stats
+        self.history: list = []
+        self.mix: list = []            # ActiveAdapter, in the order added
+
+    # -- mix --
+    def _apply(self, mix) -> None:
+        self.engine.set_adapters(mix)          # raises → the engine and self.mix keep the previous mix
+        self.mix = mix
+
+    def add_adapter(self, path: str, strength: float) -> None:
+        from ..engines.base import ActiveAdapter
+        target = str(Path(path).expanduser())
+        mix = [a for a in self.mix]
+        for i, a in enumerate(mix):
+            if a.path == target:
+                mix[i] = ActiveAdapter(a.path, strength, a.layer_scales, a.name)
+                break
+        else:
+            mix.append(ActiveAdapter(target, strength, name=self._unique_name(target)))
+        self._apply(mix)
+
+    def _unique_name(self, path: str) -> str:
+        from ..engines.base import adapter_display_name
+        base = adapter_display_name(path)
+        names = {a.display_name for a in self.mix}
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        return name
+
+    def find(self, name: str) -> int:
+        if name.isdigit() and 1 <= int(name) <= len(self.mix):
+            return int(name) - 1
+        for i, a in enumerate(self.mix):
+            if a.display_name == name or a.path == name:
+                return i
+        raise BackendError(f"no adapter named {name!r} in the mix; see /adapters")
+
+    def set_strength(self, name: str, strength: float) -> None:
+        from ..engines.base import ActiveAdapter
+        i = self.find(name)
+        a = self.mix[i]
+        mix = list(self.mix)
+        mix[i] = ActiveAdapter(a.path, strength, a.layer_scales, a.name)
+        self._apply(mix)
+
+    def remove(self, name: str) -> None:
+        i = self.find(name)
+        self._apply(self.mix[:i] + self.mix[i + 1:])
+
+    def describe_mix(self) -> str:
+        if not self.mix:
+            return "no adapters (the base model)"
+        running = {d["path"]: d["running"] for d in self.engine.adapters()}
+        lines = [f"  {i}. {a.display_name}  strength {a.strength:+.2f}  [{running.get(a.path, '?')}]  {a.path}"
+                 for i, a in enumerate(self.mix, 1)]
+        return "\n".join(lines)
+
+    # -- conversation --
+    def ask(self, text: str) -> str:
+        from ..engines.base import ChatMessage
+        from ..jobs import JobContext
+
+        messages = ([ChatMessage("system", self.system)] if self.system else []) + self.history
+        messages.append(ChatMessage("user", text))
+        ctx = JobContext()
+        previous = _on_sigint(lambda *_: ctx.cancel())
+        pieces, last = [], None
+        try:
+            for chunk in self.engine.generate(messages, self.params, ctx):
+                if chunk.text:
+                    pieces.append(chunk.text)
+                    self.out.write(chunk.text)
+                    self.out.flush()
+                last = chunk
+        finally:
+            _on_sigint(previous)
+        self.out.write("\n")
+        self.out.flush()
+        reply = "".join(pieces)
+        self.history += [ChatMessage("user", text), ChatMessage("assistant", reply)]
+        if last is not None and (self.stats or last.finish_reason == "cancelled"):
+            tps = f", {last.tokens_per_second:.1f} tokens/s" if last.tokens_per_second else ""
+            self.err.write(f"[{last.completion_tokens} tokens{tps}, prompt {last.prompt_tokens} tokens, "
+                           f"{last.finish_reason}]\n")
+        return reply
+
+    def command(self, line: str) -> bool:
+        """Run one /command; returns False to quit."""
+        try:
+            parts = shlex.split(line, posix=not sys.platform.startswith("win"))
+        except ValueError:
+            parts = line.split()
+        cmd, args = parts[0].lower(), parts[1:]
+        if cmd in ("/quit", "/exit", "/q"):
+            return False
+        try:
+            if cmd == "/adapter" and args:
+                strength = 1.0
+                if len(args) >= 2 and _is_number(args[-1]):
+                    strength = float(args[-1])
+                    args = args[:-1]
+                self.add_adapter(" ".join(args), strength)
+                self.err.write(self.describe_mix() + "\n")
+            elif cmd == "/strength" and len(args) >= 2:
+                self.set_strength(" ".join(args[:-1]), float(args[-1]))
+                self.err.write(self.describe_mix() + "\n")
+            elif cmd == "/remove" and args:
+                self.remove(" ".join(args))
+                self.err.write(self.describe_mix() + "\n")
+            elif cmd == "/adapters":
+                self.err.write(self.describe_mix() + "\n")
+            elif cmd == "/system":
+                self.system = " ".join(args) or None
+                self.err.write("system prompt set\n" if self.system else "system prompt cleared\n")
+            elif cmd == "/reset":
+                self.history = []
+                self.err.write("conversation cleared (the adapter mix stays)\n")
+            elif cmd == "/help":
+                self.err.write(HELP + "\n")
+            else:
+                self.err.write(f"unknown command or missing argument: {line.strip()}; /help lists the commands\n")
+        except (BackendError, ValueError) as exc:
+            self.err.write(f"error: {exc}\n")
+        return True
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _on_sigint(handler):
+    """Swap the Ctrl+C handler (only possible on the main thread); returns the previous one."""
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        return None
+
+
+def run(args) -> int:
+    from ..engines.base import ActiveAdapter, SamplingParams
+    from ..engines.llama_cpp_engine import LlamaCppEngine
+
+    params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                            top_k=args.top_k, repeat_penalty=args.repeat_penalty, seed=args.seed)
+    engine_id = args.engine
+    if engine_id == "auto":
+        engine_id = "llama.cpp" if str(args.model).lower().endswith(".gguf") else "torch"
+    if engine_id == "torch":
+        from ..engines.torch_engine import TorchEngine
+        engine = TorchEngine(device=args.device, n_ctx=args.ctx or 4096, n_threads=args.threads)
+    else:
+        engine = LlamaCppEngine(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
+    try:
+        info = engine.load(Path(args.model).expanduser() if Path(args.model).expanduser().exists() else args.model)
+        session = ChatSession(engine, params, args.system, stats=args.stats)
+        mix = []
+        for spec in args.adapter:
+            path, strength = parse_adapter_arg(spec)
+            mix.append(ActiveAdapter(str(Path(path).expanduser()), strength))
+        if mix:
+            session._apply(mix)
+        if args.prompt is not None:
+            session.ask(args.prompt)
+            return 0
+        return interactive(session, info)
+    finally:
+        engine.close()
+
+
+def interactive(session: ChatSession, info: dict) -> int:
+    tty = sys.stdin.isatty()
+    err = session.err
+    err.write(f"LoRA Deck chat: {info.get('name')} ({info.get('architecture')}, context {info.get('n_ctx')} "
+              "tokens). /help lists the commands.\n")
+    if info.get("note"):
+        err.write(f"note: {info['note']}\n")
+    err.write("adapters:\n" + session.describe_mix() + "\n")
+    while True:
+        if tty:
+            err.write("you> ")
+            err.flush()
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            err.write("\n")
+            return 0
+        if not line:
+            return 0
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            if not session.command(line):
+                return 0
+            continue
+        try:
+            session.ask(line)
+        except BackendError as exc:
+            err.write(f"error: {exc}\n")

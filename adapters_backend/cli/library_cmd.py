@@ -1,0 +1,79 @@
+"""`loradeck library list|install|remove|rename|notes` — the adapter library from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("library", help="installed adapters: list, install, remove, rename")
+    ls = p.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+    a = ls.add_parser("list", help="every installed adapter")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=run_list)
+    i = ls.add_parser("install", help="install a folder, .zip, .safetensors, .gguf, or hf:OWNER/REPO[@REV]")
+    i.add_argument("source")
+    i.add_argument("--name")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=run_install)
+    r = ls.add_parser("remove", help="remove an adapter (by id or name)")
+    r.add_argument("id")
+    r.set_defaults(func=run_remove)
+    n = ls.add_parser("rename", help="change an adapter's label")
+    n.add_argument("id")
+    n.add_argument("name")
+    n.set_defaults(func=run_rename)
+    t = ls.add_parser("notes", help="set an adapter's notes")
+    t.add_argument("id")
+    t.add_argument("notes")
+    t.set_defaults(func=run_notes)
+
+
+def _open():
+    from ..library import Library
+    lib = Library()
+    for problem in lib.problems:
+        print(f"loradeck: warning: {problem}", file=sys.stderr)
+    return lib
+
+
+def run_list(args) -> int:
+    entries = _open().list()
+    if args.json:
+        print(json.dumps([e.as_dict() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("the library is empty; add adapters with `loradeck library install PATH` or `hub download --install`")
+    for e in entries:
+        facts = f"{e.format} {e.variant} r={e.rank} α={e.alpha:g}" if e.alpha is not None else f"{e.format} {e.variant}"
+        flag = "  [MISSING]" if e.missing else ""
+        print(f"{e.id:<28} {e.name:<28} {facts:<24} {e.source}{flag}")
+    return 0
+
+
+def run_install(args) -> int:
+    from ..hub.install import install_from_hub, parse_hub_ref
+    ref = parse_hub_ref(args.source)
+    if ref is not None:
+        e = install_from_hub(ref[0], revision=ref[1], name=args.name)
+    else:
+        e = _open().install(args.source, name=args.name)
+    print(json.dumps(e.as_dict(), indent=2) if args.json else f"installed '{e.name}' as {e.id} ({e.format}, {e.variant})")
+    return 0
+
+
+def run_remove(args) -> int:
+    _open().remove(args.id)
+    print(f"removed {args.id}")
+    return 0
+
+
+def run_rename(args) -> int:
+    e = _open().rename(args.id, args.name)
+    print(f"{e.id} is now '{e.name}'")
+    return 0
+
+
+def run_notes(args) -> int:
+    _open().set_notes(args.id, args.notes)
+    return 0

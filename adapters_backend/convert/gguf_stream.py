@@ -1,0 +1,271 @@
+"""Write GGUF files tensor by tensor, atomically.
+
+GGUF puts every tensor's name, shape and offset before the data, so a writer must know them all
+before the first byte of data. Two ways to keep memory at one tensor:
+
+* `SpooledGGUFWriter` — shapes become known only as tensors are computed (a DoRA module's rank comes
+  out of its SVD): each tensor is encoded and appended to a spool file next to the output; `commit()`
+  writes the header and copies the spool behind it.
+* `DeclaredGGUFWriter` — shapes are known up front (merging into a base keeps every shape): declare
+  them all, then write the data in the same order straight into the output.
+
+Both write to a hidden temporary file in the destination folder and `os.replace` it onto the
+destination only when complete; any error (or a cancelled job) deletes the temporary file, so an
+interrupted run never leaves a half-written file under the requested name.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+OUTTYPES = ("f32", "f16", "bf16", "q8_0")
+
+
+def qtype_of(outtype: str):
+    import gguf
+    return {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
+            "bf16": gguf.GGMLQuantizationType.BF16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[outtype]
+
+
+def can_encode(qtype, shape) -> bool:
+    """True when gguf-py can write a tensor of `shape` (numpy order) as `qtype`."""
+    import gguf
+    if qtype not in quantizable_types():
+        return False
+    block, _size = gguf.GGML_QUANT_SIZES[qtype]
+    return shape[-1] % block == 0
+
+
+def quantizable_types() -> set:
+    """The GGML types gguf-py can quantize to (besides F32/F16)."""
+    import gguf
+    from gguf.quants import _type_traits
+    out = set()
+    for qtype, traits in _type_traits.items():
+        if any("quantize_blocks" in c.__dict__ for c in traits.__mro__ if c.__name__ != "__Quant"):
+            out.add(qtype)
+    return out | {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16}
+
+
+def encode(arr: np.ndarray, qtype) -> np.ndarray:
+    """float32 array → the bytes (or float16/float32 array) GGUF stores for `qtype`."""
+    import gguf
+    from gguf import quants
+
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if qtype == gguf.GGMLQuantizationType.F32:
+        return arr
+    if qtype == gguf.GGMLQuantizationType.F16:
+        return arr.astype(np.float16)
+    return quants.quantize(arr, qtype)
+
+
+def decode(raw: np.ndarray, qtype, shape) -> np.ndarray:
+    """A tensor as GGUFReader returns it (.data) → float32 of `shape` (numpy order)."""
+    from gguf import quants
+    return np.asarray(quants.dequantize(raw, qtype), dtype=np.float32).reshape(shape)
+
+
+def _pad(n: int, align: int) -> int:
+    return (align - n % align) % align
+
+
+class _AtomicFile:
+    """A temporary file beside `dest`, moved onto it by `finish()` and deleted by `discard()`."""
+
+    def __init__(self, dest: Path, suffix: str = ".partial"):
+        self.dest = Path(dest)
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=suffix, dir=self.dest.parent)
+        os.close(fd)
+        self.tmp = Path(name)
+
+    def finish(self) -> None:
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.dest)
+
+    def discard(self) -> None:
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class _GGUFBase:
+    def __init__(self, dest: str | os.PathLike, arch: str):
+        import gguf
+        self._gguf = gguf
+        self.dest = Path(dest)
+        self.kv = gguf.GGUFWriter(path=None, arch=arch)   # KV + tensor infos; we write the data
+        self._out = _AtomicFile(self.dest)
+        self._closed = False
+
+    # context manager: any exception discards the temporary file
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.abort()
+        return False
+
+    def _write_head(self):
+        w = self.kv
+        w.write_header_to_file(path=self._out.tmp)
+        w.write_kv_data_to_file()
+        w.write_ti_data_to_file()
+        fout = w.fout[0]
+        fout.write(b"\0" * _pad(fout.tell(), w.data_alignment))
+        return fout
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.kv.fout:
+                for f in self.kv.fout:
+                    f.close()
+        except Exception:  # noqa: BLE001 - closing on the error path must not hide the first error
+            pass
+        self._out.discard()
+
+
+class SpooledGGUFWriter(_GGUFBase):
+    """Add tensors one at a time (encoded immediately, spooled to disk); `commit()` writes the file."""
+
+    def __init__(self, dest, arch: str):
+        super().__init__(dest, arch)
+        self._spool_file = _AtomicFile(self.dest, suffix=".spool")
+        self._spool = open(self._spool_file.tmp, "w+b")
+        self.n_tensors = 0
+        self.data_bytes = 0
+
+    def add_tensor(self, name: str, arr: np.ndarray, qtype) -> None:
+        raw = encode(arr, qtype)
+        self.kv.add_tensor_info(name, raw.shape, raw.dtype, raw.nbytes, raw_dtype=None if raw.dtype in (
+            np.float32, np.float16) else qtype)
+        raw.tofile(self._spool)
+        self._spool.write(b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
+        self.n_tensors += 1
+        self.data_bytes += raw.nbytes
+
+    def commit(self) -> Path:
+        try:
+            fout = self._write_head()
+            self._spool.flush()
+            self._spool.seek(0)
+            shutil.copyfileobj(self._spool, fout, 16 * 1024 * 1024)
+            fout.flush()
+            os.fsync(fout.fileno())
+            self.kv.close()
+            self._closed = True
+            self._out.finish()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._close_spool()
+        return self.dest
+
+    def _close_spool(self) -> None:
+        if not self._spool.closed:
+            self._spool.close()
+        self._spool_file.discard()
+
+    def abort(self) -> None:
+        super().abort()
+        self._close_spool()
+
+
+class DeclaredGGUFWriter(_GGUFBase):
+    """Declare every tensor (name, numpy shape, qtype) first, then `begin()` and write them in order,
+    whole (`write`) or in row chunks (`begin_tensor`, `write_data`…, `end_tensor`).
+
+    `raw_kv=(count, bytes, alignment)` copies another file's key/value block verbatim instead of the
+    KV pairs added through `.kv` (a merge keeps the base's metadata byte for byte)."""
+
+    def __init__(self, dest, arch: str, raw_kv: tuple[int, bytes, int] | None = None):
+        super().__init__(dest, arch)
+        self._order: list[tuple[str, int]] = []
+        self._infos: list[tuple[str, tuple[int, ...], int, int]] = []
+        self._raw_kv = raw_kv
+        self._fout = None
+        self._next = 0
+        self._current: tuple[str, int] | None = None
+        self._written = 0
+
+    def declare(self, name: str, shape, qtype, nbytes: int) -> None:
+        import gguf
+        shape = tuple(int(d) for d in shape)
+        if self._raw_kv is None:
+            byte_shape = gguf.quant_shape_to_byte_shape(shape, qtype)
+            self.kv.add_tensor_info(name, byte_shape, np.dtype(np.uint8), nbytes, raw_dtype=qtype)
+        self._infos.append((name, shape, int(qtype), nbytes))
+        self._order.append((name, nbytes))
+
+    def begin(self) -> None:
+        self._fout = self._write_head() if self._raw_kv is None else self._write_raw_head()
+
+    def _write_raw_head(self):
+        import struct
+        n_kv, kv_bytes, align = self._raw_kv
+        self.kv.data_alignment = align
+        fout = open(self._out.tmp, "wb")
+        self.kv.fout = [fout]       # closed by abort()/commit() like GGUFWriter's own files
+        fout.write(b"GGUF" + struct.pack("<IQQ", 3, len(self._infos), n_kv))
+        fout.write(kv_bytes)
+        offset = 0
+        for name, shape, qtype, nbytes in self._infos:
+            raw = name.encode("utf-8")
+            fout.write(struct.pack("<Q", len(raw)) + raw + struct.pack("<I", len(shape)))
+            fout.write(b"".join(struct.pack("<Q", d) for d in reversed(shape)) + struct.pack("<IQ", qtype, offset))
+            offset += nbytes + _pad(nbytes, align)
+        fout.write(b"\0" * _pad(fout.tell(), align))
+        return fout
+
+    def begin_tensor(self, name: str) -> None:
+        expected = self._order[self._next][0]
+        if name != expected:
+            raise RuntimeError(f"tensor {name!r} written out of order (expected {expected!r})")
+        self._current = self._order[self._next]
+        self._written = 0
+
+    def write_data(self, raw) -> None:
+        data = raw if isinstance(raw, (bytes, bytearray, memoryview)) else np.ascontiguousarray(raw).data
+        data = memoryview(data).cast("B")
+        self._fout.write(data)
+        self._written += data.nbytes
+
+    def end_tensor(self) -> None:
+        name, nbytes = self._current
+        if self._written != nbytes:
+            raise RuntimeError(f"tensor {name!r}: {self._written} bytes written, declared {nbytes}")
+        self._fout.write(b"\0" * _pad(nbytes, self.kv.data_alignment))
+        self._next += 1
+        self._current = None
+
+    def write(self, name: str, raw) -> None:
+        self.begin_tensor(name)
+        self.write_data(raw)
+        self.end_tensor()
+
+    def commit(self) -> Path:
+        try:
+            if self._next != len(self._order):
+                raise RuntimeError(f"only {self._next} of {len(self._order)} declared tensors were written")
+            self._fout.flush()
+            os.fsync(self._fout.fileno())
+            self.kv.close()
+            self._closed = True
+            self._out.finish()
+        except BaseException:
+            self.abort()
+            raise
+        return self.dest

@@ -1,0 +1,122 @@
+"""Which GGUF file llama.cpp loads for an adapter the user picked.
+
+- A llama.cpp LoRA GGUF is used as it is, after a header check against the base model (architecture,
+  tensor names and shapes) that gives a clear reason instead of llama.cpp's bare refusal.
+- Any other format (PEFT, Kohya, Ludwig, …) goes through the convert feature, which caches its output.
+- Per-layer strengths become a derived file with the layer factors folded into B, cached on disk by
+  the source file's identity and the ranges (llama.cpp has one scale per adapter).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
+from ..jobs import JobContext
+from ..paths import cache_dir
+from .base import LayerScales, layer_factor
+from .lora_gguf import BaseShapes, FoldPart, compatibility_problems, is_gguf, read_lora_header, write_folded
+
+log = logging.getLogger(__name__)
+
+DERIVED_KEEP = 32                      # per-layer files kept in the cache (least recently used go first)
+
+
+def file_identity(path: Path) -> str:
+    """Cheap identity of a file's content: resolved path, size and modification time."""
+    st = Path(path).stat()
+    return f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def folder_identity(path: Path, limit: int = 200) -> str:
+    """Cheap identity of a folder adapter: its files' names, sizes and modification times."""
+    parts = []
+    for i, f in enumerate(sorted(p for p in Path(path).rglob("*") if p.is_file())):
+        if i >= limit:
+            break
+        st = f.stat()
+        parts.append(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def check_gguf_adapter(path: Path, base: BaseShapes) -> None:
+    """Raise IncompatibleAdapterError (or AdapterFormatError) unless llama.cpp can apply this file."""
+    lora = read_lora_header(path)
+    problems = compatibility_problems(lora, base)
+    if problems:
+        raise IncompatibleAdapterError(
+            f"{Path(path).name} does not fit {base.path.name}: " + "; ".join(problems) + ".")
+
+
+def resolve_adapter_gguf(path: str | Path, base: BaseShapes, ctx: JobContext | None = None,
+                         base_info=None) -> tuple[Path, list[str]]:
+    """The llama.cpp LoRA GGUF for `path` (itself, or its cached conversion), checked against `base`,
+    and the converter's warnings/notes for the user. `base_info` (a BaseModelInfo) saves re-reading
+    the base for every conversion."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise AdapterFormatError(p, "file or folder not found")
+    if p.is_file() and is_gguf(p):
+        check_gguf_adapter(p, base)
+        return p, []
+    if p.is_file() and p.suffix.lower() == ".gguf":
+        raise AdapterFormatError(p, "not a GGUF file (no GGUF magic at the start); the file is damaged or "
+                                    "not what its name says")
+    out, notes = _convert(p, base_info if base_info is not None else base.path, ctx)
+    check_gguf_adapter(out, base)
+    return out, notes
+
+
+def _convert(path: Path, base, ctx: JobContext | None) -> tuple[Path, list[str]]:
+    """Any other format → llama.cpp GGUF through the convert feature's cache (it checks compatibility
+    first and raises IncompatibleAdapterError with the same text `loradeck check` prints)."""
+    try:
+        from ..convert.cache import convert_cached
+    except ImportError as exc:
+        raise EngineError(f"{path.name} is not a llama.cpp GGUF adapter, and the converter is not available in "
+                          f"this installation ({exc}).") from exc
+    try:
+        result = convert_cached(path, base, ctx=ctx)
+    except BackendError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a converter bug must not look like a crash of the engine
+        raise AdapterFormatError(path, f"conversion to llama.cpp GGUF failed ({type(exc).__name__}: {exc})") from exc
+    out = Path(result.path)
+    if not out.is_file():
+        raise EngineError(f"the converter did not produce a GGUF file for {path}")
+    return out, [*getattr(result, "warnings", []), *getattr(result, "notes", [])]
+
+
+def derived_dir() -> Path:
+    d = cache_dir() / "lora-derived"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def per_layer_file(src: Path, ranges: LayerScales) -> Path:
+    """`src` with each layer's B multiplied by its factor (alpha folded too); cached."""
+    key = hashlib.sha256(f"{file_identity(src)}|{ranges!r}|v1".encode()).hexdigest()[:24]
+    out = derived_dir() / f"{Path(src).stem}.layers-{key}.gguf"
+    if out.exists():
+        os.utime(out)                  # mark as recently used
+        return out
+    write_folded(out, [FoldPart(Path(src), 1.0, lambda layer: layer_factor(ranges, layer))],
+                 name=f"{Path(src).stem} (per-layer strengths)")
+    prune(derived_dir(), DERIVED_KEEP)
+    return out
+
+
+def prune(folder: Path, keep: int, pattern: str = "*.gguf") -> None:
+    """Delete all but the `keep` most recently used files (and stale .incomplete leftovers)."""
+    try:
+        files = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime, reverse=True)
+        for f in files[keep:]:
+            f.unlink(missing_ok=True)
+        for f in folder.glob("*.incomplete"):
+            if time.time() - f.stat().st_mtime > 3600:
+                f.unlink(missing_ok=True)
+    except OSError as exc:
+        log.debug("pruning %s failed: %s", folder, exc)

@@ -1,0 +1,460 @@
+"""The llama.cpp engine (llama-cpp-python): any GGUF base, several runtime LoRA adapters at once, each
+with its own strength, changed between any two generations without reloading the model.
+
+How a mix runs:
+- Every adapter of the mix is loaded once with llama.cpp's runtime adapter API (converted first if it
+  is not a GGUF LoRA; per-layer strengths use a derived file). Removing one frees it.
+- A new mix or strength takes effect at once through per-adapter scales (`llama_set_adapters_lora`).
+- A mix of two or more adapters that stays unchanged for a generation is fused in the background into
+  ONE adapter file (factors stacked, strengths folded into B) and swapped in before the next
+  generation: llama.cpp's cost grows with the number of adapters, hardly with rank. Any slider move
+  switches straight back to the separate adapters, so a change still applies before the next token.
+- After every change of the context's adapter set the KV cache is invalidated (`Llama.reset()`):
+  llama-cpp-python would otherwise reuse the prompt prefix computed under the previous adapters.
+
+Single-threaded: call it from one thread. `JobContext.cancel()` from any thread stops a generation
+before its next token, and a long prompt evaluation through llama.cpp's abort callback.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..chat import ReplyText, template_from_metadata
+from ..errors import BaseModelError, EngineError
+from ..jobs import JobContext
+from . import llama_log
+from .adapter_files import file_identity, folder_identity, per_layer_file, resolve_adapter_gguf
+from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
+from .fused_builder import FusedBuilder, mix_signature
+from .llama_runtime import AdapterHandles, open_model, token_bytes
+from .lora_gguf import FoldPart, is_gguf, read_base_shapes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Loaded:
+    """One adapter file loaded into llama.cpp."""
+
+    handle: int
+    path: Path                         # the GGUF llama.cpp read
+    identity: str                      # file_identity(path) when loaded
+    label: str
+
+
+class LlamaCppEngine:
+    def __init__(self, n_ctx: int = 4096, n_threads: int | None = None, n_threads_batch: int | None = None,
+                 n_gpu_layers: int = 0, n_batch: int = 512, fuse_mixes: bool = True, use_mmap: bool = True,
+                 logits_all: bool = False):
+        import llama_cpp
+
+        self.options = dict(n_ctx=int(n_ctx), n_threads=n_threads, n_threads_batch=n_threads_batch or n_threads,
+                            n_gpu_layers=int(n_gpu_layers), n_batch=int(n_batch), use_mmap=bool(use_mmap))
+        if logits_all:      # every position's logits (parity checks); costs memory, so off for chat
+            self.options.update(logits_all=True, type_k=0, type_v=0)
+        self.fuse_mixes = bool(fuse_mixes)
+        self.capabilities = EngineCapabilities(
+            hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE)
+        self._lib = llama_cpp
+        self._llm = None
+        self._base = None                       # BaseShapes of the loaded model
+        self._template = None
+        self._handles: AdapterHandles | None = None
+        self._loaded: dict[tuple[str, str], _Loaded] = {}   # (gguf path, identity) -> loaded adapter
+        self._resolved: dict[tuple[str, str], Path] = {}     # (user path, identity) -> gguf path
+        self._notes: dict[str, list[str]] = {}                # user path -> converter warnings/notes
+        self._base_info = None                                # BaseModelInfo, read for the first conversion
+        self._mix: list[tuple[ActiveAdapter, _Loaded]] = []
+        self._fused: tuple[str, _Loaded] | None = None      # (mix signature, loaded fused adapter)
+        self._builder: FusedBuilder | None = None
+        self._abort_job: JobContext | None = None
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)   # kept referenced
+        self._no_abort = llama_cpp.ggml_abort_callback()                      # a NULL callback
+        self._vocab = None
+        self.info: dict = {}
+
+    # ------------------------------------------------------------------ model
+    def load(self, model_path: str | Path, ctx: JobContext | None = None) -> dict:
+        """Load a GGUF base model (replacing any loaded one). Returns a description of it."""
+        path = Path(model_path).expanduser()
+        base = read_base_shapes(path)
+        if base.general_type == "adapter":
+            raise BaseModelError(path, "this GGUF is a LoRA adapter, not a model; load a model, then add it as "
+                                       "an adapter")
+        self.close()
+        opts = dict(self.options)
+        kwargs = {k: v for k, v in opts.items() if v is not None}
+        llm = open_model(path, ctx, **kwargs)
+        self._llm, self._base = llm, base
+        self._handles = AdapterHandles(llm)
+        self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
+        eos, bos = llm.token_eos(), llm.token_bos()
+        text = llm._model.token_get_text    # noqa: SLF001 - the token strings the template needs
+        tokens = {"bos_token": text(bos) if bos >= 0 else "", "eos_token": text(eos) if eos >= 0 else ""}
+        try:
+            self._template = template_from_metadata(llm.metadata, **tokens)
+        except EngineError as exc:           # a broken template in the file: chat anyway, and say so
+            self._template = template_from_metadata({}, **tokens)
+            self._template.note = f"The chat template in this GGUF cannot be used ({exc}). " + self._template.note
+        self._vocab = self._lib.llama_model_get_vocab(llm.model)
+        self.info = {
+            "path": str(path), "engine": "llama.cpp", "architecture": base.architecture,
+            "name": llm.metadata.get("general.name", path.stem), "n_ctx": int(llm.n_ctx()),
+            "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
+            "n_params": int(self._lib.llama_model_n_params(llm.model)),
+            "n_gpu_layers": self.options["n_gpu_layers"], "chat_template": self._template.source,
+            "note": self._template.note,
+        }
+        return dict(self.info)
+
+    @property
+    def llm(self):
+        """The llama_cpp.Llama object (for diagnostics; do not change its adapters behind the engine)."""
+        return self._llm
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def close(self) -> None:
+        """Free adapters (after detaching them), the fused-file worker and the model."""
+        if self._builder is not None:
+            self._builder.close()
+            self._builder = None
+        if self._handles is not None:
+            self._handles.free_all()
+            self._handles = None
+        self._loaded.clear()
+        self._mix = []
+        self._fused = None
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+        self._base = self._template = self._base_info = None
+        self._resolved.clear()
+        self._notes.clear()
+
+    def _require_model(self):
+        if self._llm is None:
+            raise EngineError("no model is loaded; load a GGUF model first")
+        return self._llm
+
+    # ------------------------------------------------------------------ adapters
+    def set_adapters(self, adapters: Sequence[ActiveAdapter], ctx: JobContext | None = None) -> None:
+        """Make `adapters` the whole mix. On any error nothing changes: the previous mix stays active."""
+        self._require_model()
+        lo, hi = STRENGTH_RANGE
+        for a in adapters:
+            if not lo <= a.strength <= hi:
+                raise EngineError(f"strength {a.strength:g} of {a.display_name} is outside [{lo:g}, {hi:g}]")
+        fresh: list[_Loaded] = []
+        mix: list[tuple[ActiveAdapter, _Loaded]] = []
+        try:
+            for a in adapters:
+                gguf = self._resolve(a, ctx)
+                key = (str(gguf), file_identity(gguf))
+                loaded = self._loaded.get(key)
+                if loaded is None:
+                    loaded = _Loaded(self._handles.init(gguf, a.display_name), gguf, key[1], a.display_name)
+                    self._loaded[key] = loaded
+                    fresh.append(loaded)
+                mix.append((a, loaded))
+        except BaseException:
+            for loaded in fresh:                 # never applied: free them, keep the previous mix
+                self._loaded.pop((str(loaded.path), loaded.identity), None)
+                self._handles.free(loaded.handle)
+            raise
+        self._mix = mix
+        self._apply()
+        self._free_unused()
+
+    def _resolve(self, a: ActiveAdapter, ctx: JobContext | None) -> Path:
+        src = Path(a.path).expanduser()
+        try:
+            key = (str(src.resolve()), file_identity(src) if src.is_file() else folder_identity(src))
+        except OSError:
+            key = (str(src), "")
+        gguf = self._resolved.get(key)
+        if gguf is None or not gguf.exists():
+            if not (src.is_file() and is_gguf(src)) and self._base_info is None and src.exists():
+                from ..base_model import load_base_model      # read once, for every conversion
+                self._base_info = load_base_model(self._base.path)
+            gguf, notes = resolve_adapter_gguf(src, self._base, ctx, self._base_info)
+            self._resolved[key] = gguf
+            self._notes[str(src)] = notes
+        if a.layer_scales:
+            gguf = per_layer_file(gguf, a.layer_scales)
+        return gguf
+
+    def _weighted(self) -> list[tuple[_Loaded, float]]:
+        """The mix as (loaded adapter, total strength), zero strengths left out, duplicates summed."""
+        total: dict[int, list] = {}
+        for a, loaded in self._mix:
+            entry = total.setdefault(loaded.handle, [loaded, 0.0])
+            entry[1] += a.strength
+        return [(loaded, s) for loaded, s in total.values() if s != 0.0]
+
+    def _signature(self, weighted) -> str | None:
+        if len(weighted) < 2:
+            return None
+        return mix_signature([(f"{w.path}|{w.identity}", s) for w, s in weighted])
+
+    def _apply(self) -> None:
+        """Put the wanted set into the context: the fused adapter if it matches the mix, else separate."""
+        weighted = self._weighted()
+        sig = self._signature(weighted)
+        if self._fused is not None and sig is not None and self._fused[0] == sig:
+            target = [(self._fused[1].handle, 1.0)]
+        else:
+            target = [(w.handle, s) for w, s in weighted]
+        if self._handles.set_active(target):
+            self._invalidate_kv()
+
+    def _invalidate_kv(self) -> None:
+        # KV and the prompt-prefix cache were computed under the previous adapters: never reuse them.
+        self._llm.reset()
+        if getattr(self._llm, "cache", None) is not None:
+            self._llm.set_cache(None)
+
+    def _free_unused(self) -> None:
+        used = {loaded.handle for _a, loaded in self._mix}
+        active = {h for h, _s in self._handles.active}
+        for key, loaded in list(self._loaded.items()):
+            if loaded.handle not in used and loaded.handle not in active:
+                del self._loaded[key]
+                self._handles.free(loaded.handle)
+        if self._fused is not None and self._fused[1].handle not in active:
+            self._handles.free(self._fused[1].handle)
+            self._fused = None
+
+    def eval_logits(self, tokens: Sequence[int]):
+        """Logits (n_tokens, n_vocab) for a token sequence under the current mix (needs logits_all=True)."""
+        import numpy as np
+
+        self._require_model()
+        if not self.options.get("logits_all"):
+            raise EngineError("eval_logits needs an engine made with logits_all=True")
+        self._llm.reset()
+        self._llm.eval(list(tokens))
+        out = np.array(self._llm.scores[: len(tokens)], dtype=np.float32)
+        self._llm.reset()
+        return out
+
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        self._require_model()
+        return list(self._llm.tokenize(text.encode(), add_bos=add_bos, special=True))
+
+    def adapters(self) -> list[dict]:
+        """The current mix as the engine runs it (for `/adapters` and the GUI)."""
+        active = {h for h, _s in self._handles.active} if self._handles else set()
+        fused = self._fused is not None and self._fused[1].handle in active
+        return [{"name": a.display_name, "path": a.path, "strength": a.strength,
+                 "layer_scales": a.layer_scales, "gguf": str(loaded.path),
+                 "notes": list(self._notes.get(str(Path(a.path).expanduser()), [])),
+                 "running": "fused" if fused and a.strength else ("separate" if loaded.handle in active else "off")}
+                for a, loaded in self._mix]
+
+    @property
+    def mode(self) -> str:
+        """"base" (no adapter active), "separate" or "fused"."""
+        if not self._handles or not self._handles.active:
+            return "base"
+        fused = self._fused is not None and self._handles.active == ((self._fused[1].handle, 1.0),)
+        return "fused" if fused else "separate"
+
+    # ------------------------------------------------------------------ fusion
+    def _fusion_parts(self):
+        weighted = self._weighted()
+        return self._signature(weighted), [FoldPart(w.path, s) for w, s in weighted]
+
+    def _request_fusion(self) -> None:
+        if self._builder is None or self._llm is None:
+            return
+        sig, parts = self._fusion_parts()
+        if sig is not None and (self._fused is None or self._fused[0] != sig):
+            self._builder.request(sig, parts)
+
+    def _swap_in_fused(self, wait: float | None = 0.0) -> bool:
+        """Use the fused file for the current mix if it is built (waiting up to `wait` s; None = no limit)."""
+        if self._builder is None:
+            return False
+        sig, _parts = self._fusion_parts()
+        if sig is None:
+            return False
+        if self._fused is not None and self._fused[0] == sig:
+            self._apply()
+            return True
+        path = self._builder.result(sig) if wait == 0.0 else self._builder.wait(sig, wait)
+        if path is None:
+            return False
+        try:
+            handle = self._handles.init(path, "fused mix")
+        except Exception as exc:  # noqa: BLE001 - keep running the separate adapters
+            log.warning("could not load the fused mix (%s); running the adapters separately", exc)
+            return False
+        old = self._fused
+        self._fused = (sig, _Loaded(handle, path, file_identity(path), "fused mix"))
+        self._apply()
+        if old is not None:
+            self._handles.free(old[1].handle)
+        return True
+
+    def wait_for_fusion(self, timeout: float | None = 60.0) -> bool:
+        """Wait until the background build for the current mix is done; True if a fused file is ready
+        (it is swapped in at the next generation)."""
+        if self._builder is None:
+            return False
+        sig, _parts = self._fusion_parts()
+        if sig is None:
+            return False
+        if self._fused is not None and self._fused[0] == sig:
+            return True
+        return self._builder.wait(sig, timeout) is not None
+
+    def fuse_now(self, timeout: float | None = 60.0) -> bool:
+        """Build (if needed) and switch to the fused form of the current mix now; True if it runs fused."""
+        self._require_model()
+        if self._builder is None:
+            return False
+        sig, parts = self._fusion_parts()
+        if sig is None:
+            return False
+        if self._fused is None or self._fused[0] != sig:
+            self._builder.request(sig, parts, urgent=True)
+        return self._swap_in_fused(wait=timeout)
+
+    # ------------------------------------------------------------------ generation
+    def _should_abort(self, _data) -> bool:
+        job = self._abort_job
+        return bool(job is not None and job.cancelled())
+
+    def _set_abort(self, job: JobContext | None) -> None:
+        self._abort_job = job
+        self._lib.llama_set_abort_callback(self._llm.ctx, self._abort_cb if job is not None else self._no_abort,
+                                         None)
+
+    def generate(self, messages: Sequence[ChatMessage], params: SamplingParams | None = None,
+                 ctx: JobContext | None = None) -> Iterator[TokenChunk]:
+        """Stream the assistant's reply to `messages`. Raises EngineError at once for a conversation that
+        does not fit the context; the iterator ends with a chunk whose `finished` is True."""
+        llm = self._require_model()
+        params = params or SamplingParams()
+        ctx = ctx or JobContext()
+        prompt = self._template.render(messages)
+        tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx - 1:
+            raise EngineError(f"the conversation ({len(tokens)} tokens) does not fit the context of {n_ctx} "
+                              "tokens; start a new chat or load the model with a longer context")
+        self._swap_in_fused()
+        return self._stream(tokens, prompt.stops, params, ctx, max(1, min(params.max_tokens, n_ctx - len(tokens))))
+
+    def complete(self, prompt: str, params: SamplingParams | None = None,
+                 ctx: JobContext | None = None) -> Iterator[TokenChunk]:
+        """Stream a plain continuation of `prompt`, without the chat template (OpenAI's /v1/completions)."""
+        llm = self._require_model()
+        params = params or SamplingParams()
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx - 1:
+            raise EngineError(f"the prompt ({len(tokens)} tokens) does not fit the context of {n_ctx} tokens")
+        self._swap_in_fused()
+        return self._stream(tokens, (), params, ctx or JobContext(),
+                            max(1, min(params.max_tokens, n_ctx - len(tokens))), strip_leading=False)
+
+    def _stream(self, tokens, stops, params: SamplingParams, ctx: JobContext, max_new: int,
+                strip_leading: bool = True) -> Iterator[TokenChunk]:
+        llm = self._llm
+        seed = params.seed if params.seed is not None and params.seed >= 0 else random.SystemRandom().randrange(2**31)
+        llm.set_seed(int(seed))
+        reply = ReplyText(stops, strip_leading=strip_leading)
+        n_prompt = len(tokens)
+        gen = llm.generate(tokens, top_k=int(params.top_k), top_p=float(params.top_p), min_p=float(params.min_p),
+                           temp=float(params.temperature), repeat_penalty=float(params.repeat_penalty), reset=True)
+        finish, n, token = None, 0, None
+        t0 = time.perf_counter()
+        t_first = t_last = None
+        prompt_seconds = None
+
+        def stats(text: str, tok, k: int = 1, done: bool = False) -> TokenChunk:
+            tps = (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else None
+            return TokenChunk(text, tok, k, done, finish if done else None, n_prompt, n, tps, prompt_seconds)
+
+        try:
+            if self._builder is not None:
+                self._builder.set_busy(True)       # no fused-file building while we decode
+            if ctx.cancelled():
+                finish = "cancelled"
+            else:
+                token = self._first_token(gen, ctx)
+                prompt_seconds = time.perf_counter() - t0
+                if token is None:
+                    finish = "cancelled"
+            while finish is None:
+                if self._lib.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                n += 1
+                t_last = time.perf_counter()
+                t_first = t_first or t_last
+                text = reply.push(token_bytes(self._vocab, token))
+                if reply.stopped:
+                    finish = "stop"
+                    yield stats(text, token)
+                    break
+                yield stats(text, token)
+                if n >= max_new:
+                    finish = "length"
+                    break
+                if ctx.cancelled():
+                    finish = "cancelled"
+                    break
+                token = self._next_token(gen)
+                if token is None:
+                    finish = "stop"
+        finally:
+            gen.close()
+            if self._builder is not None:
+                self._builder.set_busy(False)
+            self._request_fusion()
+        yield stats(reply.flush(), None, 0, True)
+
+    def _first_token(self, gen, ctx: JobContext):
+        """Evaluate the prompt and sample the first token; None when cancelled during the prompt."""
+        self._set_abort(ctx)                   # per-node check: only while the (long) prompt runs
+        try:
+            with llama_log.capture() as cap:
+                return next(gen)
+        except StopIteration:
+            return None
+        except RuntimeError as exc:
+            self._llm.reset()                  # aborted or failed: the KV holds a partial prompt
+            if ctx.cancelled():
+                return None
+            raise EngineError(f"llama.cpp failed while reading the prompt: {cap.reason() or exc}") from exc
+        finally:
+            self._set_abort(None)
+
+    def _next_token(self, gen):
+        try:
+            with llama_log.capture() as cap:
+                return next(gen)
+        except StopIteration:
+            return None
+        except RuntimeError as exc:
+            self._llm.reset()
+            raise EngineError(f"llama.cpp failed while generating: {cap.reason() or exc}") from exc
+
+
+def run_to_text(engine, messages, params=None, ctx=None) -> str:
+    """The whole reply as one string (tests, the one-shot CLI)."""
+    return "".join(c.text for c in engine.generate(messages, params, ctx))
+
+
+__all__ = ["LlamaCppEngine", "run_to_text"]

@@ -1,0 +1,277 @@
+"""The PyTorch engine: an HF model folder or Hub id run with transformers on CUDA, MPS or the CPU.
+
+Adapters of every format attach through `torch_adapters.AdapterBank` (forward hooks with exact low-rank
+factors), so several act at once with their own strengths, negative included, per-layer too, and a
+strength change applies at the next token without reloading anything. Generation is a plain
+token-by-token loop over the model's KV cache, which is what makes cancellation land within one token
+and lets the sampler follow the same parameters as the llama.cpp engine. The prompt is rendered with
+the same Jinja formatter as the llama.cpp engine, from the tokenizer's chat template.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BaseModelError, EngineError, EngineUnavailable
+from ..jobs import JobContext
+from .adapter_files import file_identity, folder_identity
+from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk, \
+    layer_factor
+
+INSTALL_HINT = ("the PyTorch engine needs the optional packages torch, transformers and peft: "
+                "pip install 'loradeck[torch]' (see the README for CUDA/MPS builds of torch)")
+
+
+def _torch():
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise EngineUnavailable(f"{INSTALL_HINT} ({exc})") from None
+    return torch
+
+
+def pick_device(requested: str | None = None) -> str:
+    """CUDA → MPS → CPU, unless asked (argument or LORADECK_TORCH_DEVICE)."""
+    torch = _torch()
+    requested = requested or os.environ.get("LORADECK_TORCH_DEVICE") or "auto"
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, requested: str | None = None):
+    torch = _torch()
+    names = {"float32": torch.float32, "f32": torch.float32, "float16": torch.float16, "f16": torch.float16,
+             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if requested and requested != "auto":
+        if requested not in names:
+            raise EngineError(f"unknown dtype {requested!r} (use auto, float32, float16 or bfloat16)")
+        return names[requested]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device == "mps" else torch.float32
+
+
+class TorchEngine:
+    def __init__(self, device: str | None = None, dtype: str | None = None, n_ctx: int = 4096,
+                 quantize: str | None = None, n_threads: int | None = None):
+        torch = _torch()
+        if n_threads:
+            torch.set_num_threads(int(n_threads))
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, dtype)
+        self.n_ctx_limit, self.quantize = int(n_ctx), quantize
+        self.capabilities = EngineCapabilities(
+            hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
+            gpu_offload=self.device != "cpu", strength_range=STRENGTH_RANGE)
+        self.model = self.tokenizer = self._bank = self._template = self._base_info = None
+        self._mix: list[ActiveAdapter] = []
+        self._notes: dict[str, list[str]] = {}
+        self.info: dict = {}
+
+    # ------------------------------------------------------------------ model
+    def load(self, model_path: str | Path, ctx: JobContext | None = None) -> dict:
+        torch = _torch()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        ctx = ctx or JobContext()
+        local = Path(str(model_path)).expanduser()
+        source = str(local) if local.exists() else str(model_path)
+        if local.exists() and not (local / "config.json").is_file():
+            raise BaseModelError(local, "is not a Hugging Face model folder (no config.json); GGUF files run on the "
+                                        "llama.cpp engine")
+        self.close()
+        ctx.report(0, 3, "reading the tokenizer")
+        kwargs = {"dtype": self.dtype}
+        if self.quantize:
+            kwargs["quantization_config"] = _bnb_config(self.quantize)
+            kwargs["device_map"] = self.device
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            ctx.check()
+            ctx.report(1, 3, "loading the weights")
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            if not self.quantize:
+                model = model.to(self.device)
+        except (getattr(torch.cuda, "OutOfMemoryError", MemoryError), MemoryError) as exc:
+            raise EngineError(f"not enough {self.device} memory to load {source} ({exc})") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise BaseModelError(source, f"transformers cannot load it: {exc}") from None
+        model.eval()
+        self.model, self.tokenizer = model, tokenizer
+        # transformers ≥ 5.2x names the KV cache `cache`; older releases `past_key_values`
+        import inspect
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        from .torch_adapters import AdapterBank
+        self._bank = AdapterBank(model)
+        ctx.report(2, 3, "reading the chat template")
+        from ..chat.template import template_from_metadata
+        meta = {"tokenizer.chat_template": tokenizer.chat_template} if getattr(tokenizer, "chat_template", None) else {}
+        self._template = template_from_metadata(meta, bos_token=tokenizer.bos_token or "",
+                                                eos_token=tokenizer.eos_token or "")
+        cfg = model.config
+        text_cfg = getattr(cfg, "get_text_config", lambda: cfg)()
+        self.info = {
+            "path": source, "engine": "torch", "architecture": getattr(cfg, "model_type", "?"),
+            "name": Path(source).name, "device": self.device, "dtype": str(self.dtype).replace("torch.", ""),
+            "n_ctx": min(self.n_ctx_limit, int(getattr(text_cfg, "max_position_embeddings", self.n_ctx_limit))),
+            "n_layers": int(getattr(text_cfg, "num_hidden_layers", 0) or 0),
+            "n_params": int(sum(p.numel() for p in model.parameters())),
+            "chat_template": self._template.source, "note": self._template.note,
+        }
+        ctx.report(3, 3, "ready")
+        return dict(self.info)
+
+    def _require(self):
+        if self.model is None:
+            raise EngineError("no model is loaded")
+
+    def close(self) -> None:
+        if self._bank is not None:
+            self._bank.close()
+        self.model = self.tokenizer = self._bank = self._template = self._base_info = None
+        self._mix = []
+
+    # ------------------------------------------------------------------ adapters
+    def _base(self):
+        if self._base_info is None:
+            from ..base_model import base_info_from_hf
+            shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+            self._base_info = base_info_from_hf(self.model.config.to_dict(), shapes, name=self.info.get("path"))
+        return self._base_info
+
+    def set_adapters(self, adapters: Sequence[ActiveAdapter], ctx: JobContext | None = None) -> None:
+        """The whole mix; loads adapters not seen before, frees the ones no longer listed."""
+        self._require()
+        from ..formats.registry import read_adapter
+
+        lo, hi = self.capabilities.strength_range
+        keys = {}
+        for a in adapters:
+            if not lo <= a.strength <= hi:
+                raise EngineError(f"strength {a.strength} of {a.display_name} is outside [{lo}, {hi}]")
+            p = Path(a.path)
+            ident = file_identity(p) if p.is_file() else folder_identity(p) if p.is_dir() else None
+            if ident is None:
+                raise EngineError(f"adapter not found: {a.path}")
+            key = f"{a.path}|{ident}"
+            if key not in self._bank.adapters:
+                if ctx is not None:
+                    ctx.check()
+                    ctx.report(0, 1, f"loading {a.display_name}")
+                adapter = read_adapter(p, base=self._base())
+                self._notes[a.path] = [*adapter.warnings, *self._bank.add(key, adapter)]
+            keys[key] = a
+        for key in [k for k in self._bank.adapters if k not in keys]:
+            self._bank.remove(key)
+        self._mix = list(adapters)
+        self._bank.set_mix({k: (a.strength, (lambda layer, r=a.layer_scales: layer_factor(r, layer))
+                                if a.layer_scales else None) for k, a in keys.items()})
+
+    def adapters(self) -> list[dict]:
+        """The current mix as the engine runs it (for `/adapters` and the GUI)."""
+        return [{"name": a.display_name, "path": a.path, "strength": a.strength, "layer_scales": a.layer_scales,
+                 "notes": self.adapter_notes(a.path), "running": "hooks" if a.strength else "off"}
+                for a in self._mix]
+
+    def adapter_notes(self, path: str) -> list[str]:
+        return list(self._notes.get(str(path), []))
+
+    # ------------------------------------------------------------------ generation
+    def eval_logits(self, tokens: Sequence[int]) -> np.ndarray:
+        """Logits (n_tokens, n_vocab) for a token sequence under the current mix (parity checks)."""
+        torch = _torch()
+        self._require()
+        with torch.inference_mode():
+            ids = torch.tensor([list(tokens)], dtype=torch.long, device=self.device)
+            return self.model(input_ids=ids).logits[0].float().cpu().numpy()
+
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        self._require()
+        return list(self.tokenizer(text, add_special_tokens=add_bos)["input_ids"])
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        for src in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            if isinstance(src, int):
+                ids.add(src)
+            elif isinstance(src, (list, tuple)):
+                ids.update(i for i in src if isinstance(i, int))
+        return ids
+
+    def generate(self, messages: Sequence[ChatMessage], params: SamplingParams | None = None,
+                 ctx: JobContext | None = None) -> Iterator[TokenChunk]:
+        self._require()
+        params, ctx = params or SamplingParams(), ctx or JobContext()
+        rendered = self._template.render(messages)
+        prompt = self.tokenize(rendered.text, add_bos=rendered.add_bos)
+        return self._stream(prompt, rendered.stops, params, ctx)
+
+    def _stream(self, prompt: list[int], stops, params: SamplingParams, ctx: JobContext) -> Iterator[TokenChunk]:
+        torch = _torch()
+        from ..chat.reply_text import ReplyText
+        from .torch_sampling import sample
+
+        n_ctx = self.info["n_ctx"]
+        if len(prompt) >= n_ctx:
+            raise EngineError(f"the conversation ({len(prompt)} tokens) does not fit the context ({n_ctx} tokens)")
+        max_new = min(params.max_tokens, n_ctx - len(prompt))
+        seed = params.seed if params.seed is not None and params.seed >= 0 else int(time.time_ns() % 2**31)
+        gen = torch.Generator().manual_seed(seed)
+        eos, reply, generated, shown = self._eos_ids(), ReplyText(stops), [], ""
+        t0 = time.perf_counter()
+        t_first = None
+        reason = "length"
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([prompt], device=self.device), use_cache=True)
+            prompt_seconds = time.perf_counter() - t0
+            for _ in range(max_new):
+                if ctx.cancelled():
+                    reason = "cancelled"
+                    break
+                tok = sample(out.logits[0, -1], params, prompt + generated, gen)
+                if tok in eos:
+                    reason = "stop"
+                    break
+                generated.append(tok)
+                t_first = t_first or time.perf_counter()
+                text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                new = "" if text.endswith("\ufffd") else text[len(shown):]
+                if new:
+                    shown = text
+                piece = reply.push(new.encode()) if new else ""
+                elapsed = time.perf_counter() - t_first
+                yield TokenChunk(piece, tok, 1, prompt_tokens=len(prompt), completion_tokens=len(generated),
+                                 tokens_per_second=(len(generated) - 1) / elapsed if len(generated) > 1 and elapsed else None,
+                                 prompt_seconds=prompt_seconds)
+                if reply.stopped:
+                    reason = "stop"
+                    break
+                out = self.model(input_ids=torch.tensor([[tok]], device=self.device), use_cache=True,
+                                 **{self._cache_arg: out.get(self._cache_arg)})
+        tail = reply.flush()
+        yield TokenChunk(tail, None, 0, finished=True, finish_reason=reason, prompt_tokens=len(prompt),
+                         completion_tokens=len(generated), prompt_seconds=prompt_seconds)
+
+
+def _bnb_config(mode: str):
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise EngineUnavailable("8-bit and 4-bit loading need the bitsandbytes package (pip install bitsandbytes)") from None
+    if mode in ("8bit", "8"):
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if mode in ("4bit", "4"):
+        return BitsAndBytesConfig(load_in_4bit=True)
+    raise EngineError(f"unknown quantization {mode!r} (use 8bit or 4bit)")

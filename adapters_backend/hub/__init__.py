@@ -1,0 +1,13 @@
+"""Hugging Face Hub: search, details before download, resumable downloads into the HF cache, installs.
+
+Everything goes through huggingface_hub; see client.py for how settings and errors are handled.
+"""
+from .auth import set_token, token_source
+from .details import RepoDetails, gguf_files, pick_gguf, repo_details
+from .download import download_files
+from .install import adapter_files, download_adapter, install_from_hub, parse_hub_ref
+from .search import SearchResult, iter_search, search
+
+__all__ = ["RepoDetails", "SearchResult", "adapter_files", "download_adapter", "download_files", "gguf_files",
+           "install_from_hub", "iter_search", "parse_hub_ref", "pick_gguf", "repo_details", "search",
+           "set_token", "token_source"]

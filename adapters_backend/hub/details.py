@@ -1,0 +1,144 @@
+"""What a Hub repository holds, before downloading it: files and sizes, licence, declared base model,
+rank/alpha/targets from the small config file, the GGUF quantizations on offer, and whether the
+adapter fits a chosen base model (decided on headers alone, see skeleton.py)."""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import BackendError, HubAccessError, HubNotFoundError, HubOfflineError
+from .client import OFFLINE_HINT, api, hub_errors, offline
+from .search import base_of, format_of
+from .skeleton import adapter_skeleton, download_small
+
+_QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def quant_of(filename: str) -> str | None:
+    """"Q4_K_M" from "model-Q4_K_M.gguf" (None if the name does not say)."""
+    m = None
+    for m in _QUANT.finditer(Path(filename).stem):
+        pass
+    return m.group(1).upper() if m else None
+
+
+@dataclass
+class RepoDetails:
+    repo_id: str
+    revision: str                      # the commit the details were read at (pin downloads to it)
+    format: str | None
+    license: str | None
+    base_model: str | None
+    gated: bool
+    files: list[dict]                  # {"name", "size", "sha256"}
+    rank: int | None = None
+    alpha: float | None = None
+    targets: list[str] = field(default_factory=list)
+    peft_type: str | None = None
+    gguf_files: list[dict] = field(default_factory=list)   # {"name", "size", "quant"}
+    compat: dict | None = None         # CompatReport.as_dict() + "summary", or {"verdict": None, "summary": why}
+    tags: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def model_info(repo_id: str, revision: str | None = None):
+    if offline():
+        raise HubOfflineError(repo_id, f"cannot read repository details: {OFFLINE_HINT}")
+    with hub_errors(repo_id, f"revision {revision}" if revision else ""):
+        return api().model_info(repo_id, revision=revision, files_metadata=True)
+
+
+def repo_details(repo_id: str, revision: str | None = None, base=None, engine: str = "llama.cpp") -> RepoDetails:
+    """`base`: a local base model (path), a Hub model id, or an already loaded BaseModelInfo."""
+    info = model_info(repo_id, revision)
+    tags = list(info.tags or [])
+    card = info.card_data
+    files = [{"name": s.rfilename, "size": (s.lfs.size if s.lfs else s.size),
+              "sha256": s.lfs.sha256 if s.lfs else None} for s in (info.siblings or [])]
+    names = [f["name"] for f in files]
+    lic = (getattr(card, "license", None) if card else None) or next(
+        (t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)
+    d = RepoDetails(repo_id=repo_id, revision=info.sha or revision or "main", format=format_of(tags, info.library_name),
+                    license=lic, base_model=base_of(tags, getattr(card, "base_model", None) if card else None),
+                    gated=bool(info.gated), files=files, tags=tags)
+    d.gguf_files = [{"name": f["name"], "size": f["size"], "quant": quant_of(f["name"])}
+                    for f in files if f["name"].lower().endswith(".gguf")]
+    if "adapter_config.json" in names:
+        try:
+            cfg = json.loads(download_small(repo_id, "adapter_config.json", d.revision).read_text(encoding="utf-8"))
+        except HubAccessError as exc:      # gated/private: the listing is public, the files are not
+            d.gated = True
+            d.compat = {"verdict": None, "summary": exc.problem}
+            return d
+        d.format = "peft"
+        d.peft_type = cfg.get("peft_type")
+        d.rank = cfg.get("r")
+        d.alpha = cfg.get("lora_alpha") if cfg.get("lora_alpha") is not None else cfg.get("alpha")
+        targets = cfg.get("target_modules")
+        d.targets = [targets] if isinstance(targets, str) else sorted(targets or [])
+        d.base_model = d.base_model or cfg.get("base_model_name_or_path")
+    if base is not None:
+        d.compat = _compat(d, names, base, engine)
+    return d
+
+
+def _compat(d: RepoDetails, names: list[str], base, engine: str) -> dict:
+    from ..compat import check_compatibility
+    from ..formats.registry import read_adapter
+    if d.format == "gguf" or not any(n.endswith(".safetensors") and "/" not in n for n in names):
+        return {"verdict": None, "summary": "cannot be checked before download (no safetensors adapter at the top "
+                                            "of the repository); download it and run `loradeck check`"}
+    try:
+        base_info = load_base(base)
+        with tempfile.TemporaryDirectory(prefix="loradeck-skel-") as tmp:
+            skel = adapter_skeleton(d.repo_id, d.revision, names, Path(tmp) / d.repo_id.replace("/", "--"))
+            adapter = read_adapter(skel, base=base_info)
+            report = check_compatibility(adapter, base_info, engine)
+            if d.rank is None and adapter.modules:
+                first = next(iter(adapter.modules.values()))
+                d.rank, d.alpha = first.rank, first.alpha
+                d.targets = d.targets or sorted({m.short_name for m in adapter.modules.values()})
+    except BackendError as exc:
+        return {"verdict": None, "summary": f"could not check: {exc}"}
+    return {**report.as_dict(), "summary": report.summary, "compatible": report.compatible}
+
+
+def load_base(base):
+    from ..base_model import BaseModelInfo, load_base_model
+    from .skeleton import hub_base_info
+    if isinstance(base, BaseModelInfo):
+        return base
+    p = Path(str(base)).expanduser()
+    if p.exists():
+        return load_base_model(p)
+    if re.fullmatch(r"[\w.\-]+/[\w.\-]+", str(base)):
+        return hub_base_info(str(base))
+    return load_base_model(p)   # raises "no such file or folder"
+
+
+def gguf_files(repo_id: str, revision: str | None = None) -> list[dict]:
+    """The .gguf files of a model repo, smallest first: {"name", "size", "quant"}."""
+    info = model_info(repo_id, revision)
+    out = [{"name": s.rfilename, "size": s.lfs.size if s.lfs else s.size, "quant": quant_of(s.rfilename)}
+           for s in info.siblings or [] if s.rfilename.lower().endswith(".gguf")]
+    return sorted(out, key=lambda f: (f["size"] or 0, f["name"]))
+
+
+def pick_gguf(repo_id: str, quant: str | None = None, revision: str | None = None) -> dict:
+    """The file for quantization `quant` ("Q4_K_M"); without one, Q4_K_M if present, else the smallest."""
+    files = [f for f in gguf_files(repo_id, revision) if "mmproj" not in f["name"].lower()]
+    if not files:
+        raise HubNotFoundError(repo_id, "no .gguf files in this repository")
+    want = (quant or "Q4_K_M").upper()
+    hit = [f for f in files if f["quant"] == want]
+    if hit:
+        return hit[0]
+    if quant:
+        have = ", ".join(sorted({f["quant"] or f["name"] for f in files}))
+        raise HubNotFoundError(repo_id, f"no {quant} file; available: {have}")
+    return files[0]

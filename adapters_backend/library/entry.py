@@ -1,0 +1,70 @@
+"""One installed adapter as the library records it."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+ENTRY_FILE = "entry.json"   # a copy of the entry inside each adapter's folder, to rebuild a lost index
+
+
+@dataclass
+class LibraryEntry:
+    id: str                       # stable key, also the folder name under adapters/
+    name: str                     # the user's label
+    path: Path                    # what read_adapter / the engines open (file or folder)
+    format: str = ""
+    variant: str = ""             # "lora", "dora", … ("lora+full" when mixed)
+    rank: int | None = None
+    alpha: float | None = None
+    base_model: str | None = None
+    size: int = 0
+    source: str = ""              # "hub:owner/repo@commit", "local:/abs/path", "demo"
+    license: str | None = None
+    notes: str = ""
+    installed: str = ""           # ISO 8601, UTC
+    sha256: str = ""
+    stored: str = "copy"          # "copy" (files inside the library) | "reference" (e.g. the HF cache)
+    missing: bool = False         # set when opening finds the files gone; never stored
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def get(self, key: str, default=None):
+        """dict-style access, for callers that treat entries as mappings."""
+        return getattr(self, key, default)
+
+    def __getitem__(self, key: str):
+        if not hasattr(self, key):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+    def to_json(self, root: Path) -> dict:
+        """The stored form: copies are kept relative to the library root, so the library can move."""
+        d = self.as_dict()
+        d.pop("missing")
+        if self.stored == "copy":
+            try:
+                d["path"] = Path(self.path).relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict, root: Path) -> LibraryEntry:
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d.get("path"):
+            raise ValueError("entry without id or path")
+        known = {f.name for f in dataclasses.fields(cls)} - {"missing"}
+        kw = {k: v for k, v in d.items() if k in known}
+        p = Path(kw["path"])
+        kw["path"] = p if p.is_absolute() else root / p
+        kw.setdefault("name", kw["id"])
+        return cls(**kw)
+
+

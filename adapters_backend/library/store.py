@@ -1,0 +1,112 @@
+"""The library's index file: one JSON document, replaced atomically, rebuilt from the per-adapter
+copies (adapters/<id>/entry.json) when it is corrupt.
+
+Readers never lock: a write is a temp file + fsync + os.replace, so a reader sees the old or the
+new index, never half of one. Writers hold the library lock (see Library) around read-modify-write.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .entry import ENTRY_FILE, LibraryEntry
+
+log = logging.getLogger(__name__)
+SCHEMA = "loradeck.library/1"
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON to `path` so that a crash leaves either the old file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "nt":   # directories cannot be opened for fsync on Windows; NTFS journals renames
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class IndexStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.path = self.root / "index.json"
+        self.adapters = self.root / "adapters"
+
+    def load(self, problems: list[str] | None = None, locked: bool = False) -> dict[str, LibraryEntry]:
+        """{id: entry}. A corrupt index is moved aside and rebuilt (the caller must hold the lock
+        for the rebuild to be saved; without it the rebuilt view is returned only)."""
+        if not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+                raise ValueError("no 'entries' list")
+            entries: dict[str, LibraryEntry] = {}
+            for raw in data["entries"]:
+                e = LibraryEntry.from_json(raw, self.root)
+                entries[e.id] = e
+            return entries
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            return self._rebuild(exc, problems, locked)
+
+    def _rebuild(self, exc: Exception, problems: list[str] | None, locked: bool) -> dict[str, LibraryEntry]:
+        if not locked:   # only the lock holder may move the file aside and write the rebuilt one
+            return self.scan()
+        backup = self.path.with_name(f"index.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            shutil.copy2(self.path, backup)
+        except OSError:
+            backup = None
+        entries = self.scan()
+        msg = (f"{self.path}: the library index was unreadable ({exc}); "
+               f"{'a copy is at ' + str(backup) + '; ' if backup else ''}"
+               f"rebuilt {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} from the adapter folders")
+        log.warning("%s", msg)
+        if problems is not None:
+            problems.append(msg)
+        self.save(entries)
+        return entries
+
+    def scan(self) -> dict[str, LibraryEntry]:
+        """Entries recovered from each adapter folder's own entry.json."""
+        out: dict[str, LibraryEntry] = {}
+        if not self.adapters.is_dir():
+            return out
+        for folder in sorted(self.adapters.iterdir()):
+            try:
+                e = LibraryEntry.from_json(json.loads((folder / ENTRY_FILE).read_text(encoding="utf-8")), self.root)
+            except (OSError, UnicodeDecodeError, ValueError, TypeError):
+                continue
+            if e.id == folder.name:
+                out[e.id] = e
+        return out
+
+    def save(self, entries: dict[str, LibraryEntry]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, {"schema": SCHEMA,
+                                      "entries": [e.to_json(self.root) for e in entries.values()]})

@@ -1,0 +1,1 @@
+"""Bake adapters into base weights (GGUF or HF safetensors) and blend adapters into a new PEFT adapter."""

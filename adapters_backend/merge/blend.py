@@ -1,0 +1,182 @@
+"""`blend`: several adapters at fixed strengths → one new PEFT LoRA adapter, exactly.
+
+For every module, Σ sᵢ·ΔWᵢ = [s₁B₁ … sₙBₙ]·[A₁; …; Aₙ]: stacking the factors (scales folded into B)
+gives an exact LoRA of rank Σ rᵢ, whatever each adapter's variant or convention (LoHa/LoKr/AdaLoRA
+arrive as exact LoRA factors). Each module's PEFT scale is set to 1 (lora_alpha = r per module via
+rank_pattern/alpha_pattern), so nothing depends on rsLoRA or pattern rules.
+
+`rank=k` truncates every module to rank ≤ k with an SVD of the stacked factors (never forming ΔW) and
+reports the relative Frobenius error per module. DoRA is not low-rank: it needs the base model
+(`base=`) and is stacked as an SVD of its exact delta within `max_error`.
+Full replacement tensors (modules_to_save, biases) cannot be part of a LoRA and are skipped, named.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..convert.factors import is_dense
+from ..convert.svd import reduce_factors, truncate
+from ..jobs import JobContext
+from .common import MergeError, finish_output_dir, prepare_output_dir, read_adapters
+from .safetensors_io import SafetensorsWriter, encode_as
+
+
+@dataclass
+class BlendResult:
+    path: Path
+    ranks: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)     # module -> relative error (when reduced)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def max_error(self) -> float:
+        return max(self.errors.values(), default=0.0)
+
+
+def _dora_factors(adapter, mod, base, weights, max_error):
+    from ..base_model import BaseModelInfo
+    from ..variants import dense_delta
+    if not isinstance(base, BaseModelInfo) or weights is None:
+        raise MergeError(f"{adapter.path}: {mod.name} is DoRA, which is not low-rank; blending it needs the base "
+                         "model (--base) to compute its exact delta")
+    m = base.match(mod.name)
+    if m is None or not base.has_gguf_tensor(m.gguf):
+        raise MergeError(f"{adapter.path}: no base weight found for the DoRA module {mod.name}")
+    from ..arch import transforms
+    w = weights.gguf_weight(m.gguf)
+    if m.rule.kind != "embedding":
+        w = transforms.apply(m.rule.transform, w, base.transform_hparams(), inverse=True)
+    delta = np.asarray(dense_delta(mod, adapter.tensors(mod), w), dtype=np.float32)
+    t = truncate(delta, max_error)
+    return t.A, t.B, t.error
+
+
+def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float = 1e-3,
+          overwrite: bool = False, ctx: JobContext | None = None) -> BlendResult:
+    """Write the PEFT adapter Σ sᵢ·adapterᵢ at `out`. `adapters`: [(path | Adapter, strength) | "PATH:S"]."""
+    from ..variants import lowrank
+
+    ctx = ctx or JobContext()
+    weights = None
+    if base is not None:
+        from ..base_model import BaseModelInfo, load_base_model
+        base = base if isinstance(base, BaseModelInfo) else load_base_model(base)
+    loaded = read_adapters(adapters, base)
+    result = BlendResult(Path(out))
+    # module -> list of (adapter, ModuleDelta, strength); every adapter must agree on each module's shape
+    modules: dict[str, list] = {}
+    for adapter, strength in loaded:
+        for mod in adapter:
+            if mod.variant in ("full", "bias"):
+                result.warnings.append(f"{adapter.path}: skipped {mod.name}: a full replacement tensor "
+                                       f"({mod.variant}) cannot be part of a LoRA")
+                continue
+            if "bias" in mod.roles:
+                result.warnings.append(f"{adapter.path}: skipped the bias of {mod.name} (lora_bias)")
+            prev = modules.setdefault(mod.name, [])
+            if prev and (prev[0][1].out_features, prev[0][1].in_features) != (mod.out_features, mod.in_features):
+                raise MergeError(f"{adapter.path}: {mod.name} is {mod.out_features}×{mod.in_features} here but "
+                                 f"{prev[0][1].out_features}×{prev[0][1].in_features} in {prev[0][0].path}")
+            prev.append((adapter, mod, strength))
+    if not modules:
+        raise MergeError("nothing to blend: no low-rank modules in the given adapters")
+    if any(is_dense(mod) for entries in modules.values() for _, mod, _ in entries) and base is not None:
+        from ..convert.base_weights import BaseWeights
+        weights = BaseWeights(base)
+
+    staging = prepare_output_dir(Path(out))
+    try:
+        entries, kinds = [], {}
+        # Pass 1: shapes (ranks) — compute factors module by module, spool them as float32 .npy-free bytes.
+        spool = staging / ".factors.bin"
+        index: list[tuple[str, str, tuple[int, ...], int, int]] = []
+        with open(spool, "wb") as f:
+            for i, (name, group) in enumerate(modules.items()):
+                ctx.check()
+                ctx.report(i, len(modules), name)
+                As, Bs = [], []
+                for adapter, mod, s in group:
+                    if is_dense(mod):
+                        A, B, err = _dora_factors(adapter, mod, base, weights, max_error)
+                        result.errors[name] = max(result.errors.get(name, 0.0), err)
+                    else:
+                        A, B = lowrank(mod, adapter.tensors(mod))
+                    As.append(np.asarray(A, dtype=np.float32))
+                    Bs.append(np.float32(s) * np.asarray(B, dtype=np.float32))
+                A, B = np.concatenate(As, axis=0), np.concatenate(Bs, axis=1)
+                if rank is not None and A.shape[0] > rank:
+                    t = reduce_factors(A, B, rank=rank)
+                    A, B = t.A, t.B
+                    result.errors[name] = max(result.errors.get(name, 0.0), t.error)
+                kinds[name] = group[0][1]
+                result.ranks[name] = int(A.shape[0])
+                for role, arr in _peft_tensors(group[0][1], A, B):
+                    key = f"base_model.model.{name}.{role}"
+                    pos = f.tell()
+                    f.write(encode_as(arr, "F32"))
+                    index.append((key, "F32", arr.shape, pos, arr.nbytes))
+        entries = [(k, d, s) for k, d, s, _, _ in index]
+        writer = SafetensorsWriter(staging / "adapter_model.safetensors", entries, {"format": "pt"})
+        try:
+            with open(spool, "rb") as f:
+                for key, _d, _s, pos, n in index:
+                    f.seek(pos)
+                    writer.write(key, f.read(n))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        spool.unlink()
+        config = _peft_config(loaded, kinds, result.ranks)
+        (staging / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        (staging / "README.md").write_text(_card(loaded, result, rank), encoding="utf-8")
+        finish_output_dir(staging, Path(out), overwrite)
+    except BaseException:
+        import shutil
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if weights is not None:
+            weights.close()
+    ctx.report(len(modules), len(modules), "done")
+    if rank is not None:
+        result.notes.append(f"reduced to rank ≤ {rank}: max relative error {result.max_error:.2e}")
+    return result
+
+
+def _peft_tensors(mod, A, B):
+    if mod.variant == "embedding":
+        # canonical ΔE (vocab, dim) = B·A; PEFT: ΔE = (B_p·A_p)ᵀ with A_p (r, vocab), B_p (dim, r)
+        return [("lora_embedding_A", np.ascontiguousarray(B.T)), ("lora_embedding_B", np.ascontiguousarray(A.T))]
+    return [("lora_A.weight", A), ("lora_B.weight", B)]
+
+
+def _peft_config(loaded, kinds, ranks) -> dict:
+    r = Counter(ranks.values()).most_common(1)[0][0]
+    # PEFT pattern keys are regexes matched as (.*\.)?(key)$ — escaped full names match only themselves.
+    pattern = {re.escape(name): rk for name, rk in ranks.items() if rk != r}
+    first = loaded[0][0]
+    return {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": first.base_model,
+        "r": r, "lora_alpha": r, "lora_dropout": 0.0, "use_rslora": False, "use_dora": False,
+        "target_modules": sorted(ranks), "rank_pattern": pattern, "alpha_pattern": dict(pattern),
+        "fan_in_fan_out": any(m.fan_in_fan_out for m in kinds.values()),
+        "bias": "none", "modules_to_save": None, "init_lora_weights": True, "inference_mode": True,
+    }
+
+
+def _card(loaded, result: BlendResult, rank) -> str:
+    lines = ["---", "library_name: peft", "tags: [lora, loradeck-blend]", "---", "",
+             "# Blended adapter (LoRA Deck)", "", "Weighted sum of:", ""]
+    lines += [f"- `{a.path}` × {s:g}" for a, s in loaded]
+    if rank is not None:
+        lines += ["", f"Reduced to rank ≤ {rank} by SVD; max relative error {result.max_error:.2e}."]
+    return "\n".join(lines) + "\n"

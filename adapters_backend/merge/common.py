@@ -1,0 +1,82 @@
+"""Shared pieces of merge and blend: "PATH[:STRENGTH]" arguments, reading several adapters, results."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..adapter import Adapter
+from ..base_model import BaseModelInfo
+from ..errors import BackendError
+
+
+class MergeError(BackendError, ValueError):
+    """A merge or blend cannot be done as asked (message names the file and the reason)."""
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    path: Path
+    strength: float = 1.0
+
+
+def parse_adapter_spec(text: str) -> AdapterSpec:
+    """"dir/adapter:0.5" → (dir/adapter, 0.5); a path without a numeric tail keeps strength 1
+    (so "C:\\\\x" and names with colons still work)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            return AdapterSpec(Path(head), float(tail))
+        except ValueError:
+            pass
+    return AdapterSpec(Path(text), 1.0)
+
+
+@dataclass
+class MergeResult:
+    path: Path
+    touched: list[str] = field(default_factory=list)        # tensors that changed
+    copied: int = 0                                          # tensors copied unchanged
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)      # touched tensor -> type written
+
+
+def read_adapters(specs, base: BaseModelInfo | None) -> list[tuple[Adapter, float]]:
+    from ..formats.registry import read_adapter
+    out = []
+    for item in specs:
+        if isinstance(item, tuple):
+            src, strength = item
+        elif isinstance(item, AdapterSpec):
+            src, strength = item.path, item.strength
+        else:
+            spec = parse_adapter_spec(os.fspath(item))
+            src, strength = spec.path, spec.strength
+        adapter = src if isinstance(src, Adapter) else read_adapter(Path(src), base=base)
+        out.append((adapter, float(strength)))
+    if not out:
+        raise MergeError("no adapters given")
+    return out
+
+
+def prepare_output_dir(out: Path) -> Path:
+    """A hidden staging folder beside `out` (renamed onto it when complete)."""
+    import tempfile
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+
+
+def finish_output_dir(staging: Path, out: Path, overwrite: bool) -> None:
+    import shutil
+    out = Path(out)
+    if out.exists():
+        if not overwrite:
+            raise MergeError(f"{out} already exists (pass --force to replace it)")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)

@@ -1,0 +1,77 @@
+"""Legacy `adapter_model.bin` (a torch pickle) → safetensors, without ever running the pickle's code.
+
+The file is opened only with `torch.load(weights_only=True)` (torch ≥ 2.10: earlier releases had a
+code-execution and a memory-corruption bug in that unpickler, CVE-2025-32434 and CVE-2026-24747), and
+in a separate Python process, so even a flaw in the unpickler cannot touch the app's memory. A pickle
+that asks for anything but tensors and plain containers is refused; the tensors are re-saved as
+safetensors in the cache (keyed by the file's sha256) and the pickle is never opened again.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .archive import file_sha256
+from .errors import UnsafeFileError
+from .paths import cache_dir
+
+MIN_TORCH = (2, 10)
+TIMEOUT = 300
+
+# Runs in the child process: argv = [pickle, output]. Exit 3 = refused, with the reason on stderr.
+_CHILD = r"""
+import sys
+import torch
+from safetensors.torch import save_file
+src, dst = sys.argv[1], sys.argv[2]
+try:
+    data = torch.load(src, map_location="cpu", weights_only=True)
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}".splitlines()[0][:500], file=sys.stderr)
+    sys.exit(3)
+if not isinstance(data, dict) or not data or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                    for k, v in data.items()):
+    print("it does not hold a flat mapping of names to tensors", file=sys.stderr)
+    sys.exit(3)
+save_file({k: v.contiguous() for k, v in data.items()}, dst)
+"""
+
+
+def _torch_version() -> tuple[int, int] | None:
+    try:
+        from importlib.metadata import version
+        parts = version("torch").split("+")[0].split(".")
+        return int(parts[0]), int(parts[1])
+    except Exception:  # noqa: BLE001 - not installed or an odd version string
+        return None
+
+
+def pickle_to_safetensors(path: Path) -> Path:
+    """The tensors of a torch pickle as a cached safetensors file, or UnsafeFileError saying why not."""
+    path = Path(path)
+    have = _torch_version()
+    if have is None or have < MIN_TORCH:
+        need = ".".join(map(str, MIN_TORCH))
+        raise UnsafeFileError(path, "holds the weights as a Python pickle; LoRA Deck opens pickles only with torch's "
+                                    f"weights-only loader from torch {need} on (install the extra: "
+                                    f"pip install 'loradeck[torch]'), or use adapter_model.safetensors")
+    out = cache_dir() / "from-pickle" / f"{file_sha256(path)}.safetensors"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.incomplete")
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(tmp)], capture_output=True, text=True,
+                              timeout=TIMEOUT, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+    except subprocess.TimeoutExpired:
+        tmp.unlink(missing_ok=True)
+        raise UnsafeFileError(path, f"reading the pickle took longer than {TIMEOUT} s; refused") from None
+    if proc.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        reason = (proc.stderr.strip().splitlines() or ["the loader failed"])[-1]
+        raise UnsafeFileError(path, f"is a pickle that torch's weights-only loader refuses ({reason}); it was "
+                                    "not loaded. Ask for adapter_model.safetensors")
+    os.replace(tmp, out)
+    return out

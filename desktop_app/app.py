@@ -1,0 +1,54 @@
+"""Start the desktop app: QApplication, error hooks, the main window. `loradeck` without arguments."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def create_app(argv: list[str] | None = None):
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from . import qt_fixes  # noqa: PLC0415
+    qt_fixes.apply()
+    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    app.setApplicationName("LoRA Deck")
+    app.setOrganizationName("LoRA Deck")
+    app.setApplicationDisplayName("LoRA Deck")
+    app.setDesktopFileName("loradeck")
+    return app
+
+
+def build_main_window(engine_factory=None):
+    """AppState + MainWindow with the error reporter hooked in (shared by run() and the tests)."""
+    from . import qt_fixes  # noqa: PLC0415
+    from .app_state import AppState  # noqa: PLC0415
+    from .errors import ErrorReporter  # noqa: PLC0415
+    from .settings import AppSettings  # noqa: PLC0415
+    from .widgets.main_window import MainWindow  # noqa: PLC0415
+
+    qt_fixes.apply()
+    settings = AppSettings()
+    # A data folder chosen in Settings applies from the next start; the environment variable wins.
+    folder = settings.get("paths/data_dir", "")
+    if folder and not os.environ.get("LORADECK_DATA_DIR"):
+        os.environ["LORADECK_DATA_DIR"] = str(folder)
+    errors = ErrorReporter()
+    state = AppState(settings=settings, errors=errors, engine_factory=engine_factory)
+    window = MainWindow(state)
+    errors.set_parent_widget(window)
+    return state, window
+
+
+def run(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(argv)
+    state, window = build_main_window()
+    state.errors.install_hooks()
+    window.show()
+    window.start()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(run())

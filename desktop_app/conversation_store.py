@@ -1,0 +1,95 @@
+"""Conversations kept between runs: one JSON file per conversation in `<data dir>/conversations/`.
+
+Plain Python (no Qt): the chat view changes a `Conversation`, then asks the store to save it; saves
+are atomic (see storage.py), so a crash mid-save keeps the previous version.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .storage import read_json, write_json_atomic
+
+SCHEMA = "loradeck.conversation/1"
+
+
+@dataclass
+class Message:
+    role: str                    # "system" | "user" | "assistant"
+    content: str
+    info: dict = field(default_factory=dict)   # for replies: model, mix, tokens, tokens/s, seed
+
+
+@dataclass
+class Conversation:
+    id: str
+    title: str = "New chat"
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    system_prompt: str = ""
+    messages: list[Message] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, system_prompt: str = "") -> "Conversation":
+        return cls(id=os.urandom(6).hex(), system_prompt=system_prompt)
+
+    def chat_messages(self) -> list[tuple[str, str]]:
+        """(role, content) pairs as the engine gets them: system prompt first, if any."""
+        out = [("system", self.system_prompt)] if self.system_prompt.strip() else []
+        out += [(m.role, m.content) for m in self.messages if m.role in ("user", "assistant")]
+        return out
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["schema"] = SCHEMA
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Conversation":
+        msgs = [Message(role=str(m.get("role", "user")), content=str(m.get("content", "")),
+                        info=dict(m.get("info") or {})) for m in d.get("messages", []) if isinstance(m, dict)]
+        return cls(id=str(d["id"]), title=str(d.get("title") or "Chat"), created=float(d.get("created", 0)),
+                   updated=float(d.get("updated", 0)), system_prompt=str(d.get("system_prompt") or ""),
+                   messages=msgs)
+
+
+class ConversationStore:
+    def __init__(self, folder):
+        """`folder`: a path, or a function returning one (resolved on first use, after start-up)."""
+        self._folder = folder
+
+    @property
+    def folder(self) -> Path:
+        if callable(self._folder):
+            self._folder = self._folder()
+        return Path(self._folder)
+
+    def _file(self, conv_id: str) -> Path:
+        return self.folder / f"{conv_id}.json"
+
+    def load_all(self) -> list[Conversation]:
+        """Every readable conversation, most recently updated first (broken files are skipped)."""
+        out = []
+        if not self.folder.is_dir():
+            return out
+        for f in self.folder.glob("*.json"):
+            d = read_json(f)
+            if isinstance(d, dict) and d.get("schema") == SCHEMA and "id" in d:
+                try:
+                    out.append(Conversation.from_json(d))
+                except (TypeError, ValueError, KeyError):
+                    continue
+        out.sort(key=lambda c: -c.updated)
+        return out
+
+    def save(self, conv: Conversation) -> None:
+        conv.updated = time.time()
+        write_json_atomic(self._file(conv.id), conv.to_json())
+
+    def delete(self, conv_id: str) -> None:
+        try:
+            self._file(conv_id).unlink()
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,85 @@
+"""The Hub calls the app makes (search, details, downloads), mapped onto the backend's hub package.
+
+Plain functions run inside JobRunner jobs; they return plain dicts for the Qt models.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def available() -> bool:
+    return importlib.util.find_spec("adapters_backend.hub") is not None
+
+
+def upstream_base_of(model_path: str) -> str | None:
+    """The Hub id a local model comes from (GGUF `general.base_model.*`), if it says."""
+    try:
+        from adapters_backend.base_model import load_base_model  # noqa: PLC0415
+        ids = load_base_model(model_path).upstream_ids
+    except Exception as exc:  # noqa: BLE001 - no upstream id just means the user types one
+        log.info("no upstream id for %s: %s", model_path, exc)
+        return None
+    return ids[0] if ids else None
+
+
+def search(params: dict, page: int, page_size: int, ctx=None) -> list[dict]:
+    from adapters_backend import hub  # noqa: PLC0415
+    rows = hub.search(params.get("text"), base=params.get("base"), fmt=params.get("format"),
+                      sort=params.get("sort") or "downloads", limit=page_size, offset=page * page_size,
+                      kind=params.get("kind") or "adapter")
+    return [r.as_dict() for r in rows]
+
+
+def _verdict(compat: dict | None) -> dict | None:
+    if compat is None:
+        return None
+    ok = {"compatible": True, "partial": True, "incompatible": False}.get(compat.get("verdict"))
+    return {"ok": ok, "reason": compat.get("summary") or "", "verdict": compat.get("verdict")}
+
+
+def details(repo_id: str, kind: str, base: dict | None, ctx=None) -> dict:
+    """Repository details; for adapters with a loaded model, the verdict against it."""
+    from adapters_backend import hub  # noqa: PLC0415
+    target, engine = None, "llama.cpp"
+    if base and kind != "model":
+        target = base.get("path") or base.get("id")
+        engine = base.get("engine") or engine
+        if engine not in ("llama.cpp", "torch"):
+            engine = "llama.cpp"
+    d = hub.repo_details(repo_id, base=target, engine=engine).as_dict()
+    d["compat"] = _verdict(d.get("compat"))
+    if kind == "model":   # smallest quantizations first, as the picker suggests the first one
+        d["files"] = [{"name": f["name"], "size": f["size"]} for f in d["gguf_files"]] + \
+                     [f for f in d["files"] if not f["name"].lower().endswith(".gguf")]
+    return d
+
+
+def download_and_install(repo_id: str, revision: str | None, ctx=None) -> dict:
+    from adapters_backend import hub  # noqa: PLC0415
+
+    from .library_access import _normalize  # noqa: PLC0415
+    return _normalize(hub.install_from_hub(repo_id, revision=revision, ctx=ctx))
+
+
+def download_model_file(repo_id: str, filename: str, revision: str | None, ctx=None) -> str:
+    from adapters_backend import hub  # noqa: PLC0415
+    return str(hub.download_files(repo_id, [filename], revision, ctx) / filename)
+
+
+def token_status() -> str:
+    """Where the Hub token comes from, without showing it."""
+    try:
+        from huggingface_hub import get_token  # noqa: PLC0415
+        token = get_token()
+    except Exception:  # noqa: BLE001
+        token = None
+    return "A token is set (gated and private repositories work)." if token else \
+        "No token: public repositories only. Paste one from huggingface.co/settings/tokens."
+
+
+def set_token(token: str) -> None:
+    from adapters_backend import hub  # noqa: PLC0415
+    hub.set_token(token)

@@ -1,0 +1,80 @@
+"""Library adapters that can be added to the mix: those already in it are hidden, incompatible
+ones are shown disabled (greyed by the view's style) with the compatibility check's reason."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt
+
+from .library_model import LibraryTableModel
+
+
+class AvailableAdaptersModel(QSortFilterProxyModel):
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.setSourceModel(state.library_model)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        mix = state.mix_model
+        for sig in (mix.rowsInserted, mix.rowsRemoved, mix.modelReset):
+            sig.connect(self._refilter)
+        state.compat_changed.connect(self._on_state_compat_changed)
+        state.model_changed.connect(self._on_state_compat_changed)
+
+    def _refilter(self, *_args) -> None:
+        if hasattr(self, "beginFilterChange"):          # Qt >= 6.9; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self.endFilterChange()
+        else:
+            self.invalidateFilter()
+
+    def _on_state_compat_changed(self, *_args) -> None:
+        self.invalidate()
+
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:
+        entry = self.sourceModel().entry(source_row)
+        if self.state.mix_model.row_of(entry["id"]) >= 0:
+            return False
+        return super().filterAcceptsRow(source_row, source_parent)
+
+    def verdict(self, proxy_row: int) -> dict | None:
+        entry = self.entry(proxy_row)
+        return self.state.compat.get(entry["id"]) if entry else None
+
+    def entry(self, proxy_row: int) -> dict | None:
+        src = self.mapToSource(self.index(proxy_row, 0))
+        return self.sourceModel().entry(src.row()) if src.isValid() else None
+
+    def flags(self, index):
+        flags = super().flags(index)
+        entry = self.sourceModel().entry(self.mapToSource(index).row()) if index.isValid() else None
+        if entry is not None:
+            verdict = self.state.compat.get(entry["id"])
+            if (verdict and verdict.get("ok") is False) or self.state.model is None:
+                flags &= ~Qt.ItemFlag.ItemIsEnabled
+        return flags
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        entry = self.sourceModel().entry(self.mapToSource(index).row())
+        verdict = self.state.compat.get(entry["id"]) or {}
+        if role == Qt.ItemDataRole.DisplayRole and index.column() == 0:
+            label = entry["name"]
+            fmt = entry.get("format")
+            if fmt:
+                label += f"  ({fmt})"
+            if verdict.get("ok") is False:
+                label += " — incompatible"
+            return label
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if self.state.model is None:
+                return "Load a model first."
+            if verdict.get("ok") is False:
+                return f"Cannot be used with this model: {verdict.get('reason') or 'incompatible'}"
+            reason = verdict.get("reason")
+            return f"{entry['path']}\n{reason}" if reason else entry["path"]
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole and verdict.get("ok") is False:
+            return verdict.get("reason")
+        return super().data(index, role)
+
+
+__all__ = ["AvailableAdaptersModel", "LibraryTableModel"]

@@ -1,0 +1,149 @@
+"""The adapter mix: which library adapters are active, each with a strength and an on/off switch."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
+
+MIN_STRENGTH, MAX_STRENGTH = -2.0, 2.0
+
+
+@dataclass
+class MixEntry:
+    adapter_id: str                  # library id
+    name: str                        # what the user calls it
+    path: str                        # adapter file/folder the engine loads
+    strength: float = 1.0
+    enabled: bool = True
+    # Optional per-layer strength factors: [(first_layer, last_layer, factor)], applied on top of strength.
+    layer_strengths: list = field(default_factory=list)
+
+    def engine_entry(self) -> tuple[str, float, list | None]:
+        """(path, strength, layer ranges) as EngineHost sends it to the engine."""
+        return (self.path, float(self.strength), [tuple(x) for x in self.layer_strengths] or None)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MixEntry":
+        return cls(adapter_id=str(d["adapter_id"]), name=str(d.get("name") or d["adapter_id"]),
+                   path=str(d.get("path", "")), strength=clamp(float(d.get("strength", 1.0))),
+                   enabled=bool(d.get("enabled", True)),
+                   layer_strengths=[tuple(x) for x in d.get("layer_strengths") or []])
+
+
+def clamp(s: float) -> float:
+    return max(MIN_STRENGTH, min(MAX_STRENGTH, s))
+
+
+class MixListModel(QAbstractListModel):
+    """Ordered list of MixEntry. Every change goes through a method here so views stay in step."""
+
+    EntryRole = Qt.ItemDataRole.UserRole + 1
+    StrengthRole = Qt.ItemDataRole.UserRole + 2
+    EnabledRole = Qt.ItemDataRole.UserRole + 3
+
+    mix_edited = Signal()                    # any change that alters what the engine should run
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._entries: list[MixEntry] = []
+
+    # -- Qt model --
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._entries)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+            return None
+        e = self._entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{e.name} ({e.strength:+.2f})" if e.enabled else f"{e.name} (off)"
+        if role == self.EntryRole:
+            return e
+        if role == self.StrengthRole:
+            return e.strength
+        if role == self.EnabledRole:
+            return e.enabled
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return e.path
+        return None
+
+    def roleNames(self):
+        return {**super().roleNames(), self.StrengthRole: b"strength", self.EnabledRole: b"enabled"}
+
+    # -- access --
+    def entries(self) -> list[MixEntry]:
+        return list(self._entries)
+
+    def entry(self, row: int) -> MixEntry:
+        return self._entries[row]
+
+    def row_of(self, adapter_id: str) -> int:
+        for i, e in enumerate(self._entries):
+            if e.adapter_id == adapter_id:
+                return i
+        return -1
+
+    def engine_mix(self) -> list[tuple[str, float, list | None]]:
+        """What the engine should run: enabled entries only (strength 0 kept: it is still a choice)."""
+        return [e.engine_entry() for e in self._entries if e.enabled]
+
+    # -- changes --
+    def add(self, entry: MixEntry) -> int:
+        row = self.row_of(entry.adapter_id)
+        if row >= 0:
+            return row
+        n = len(self._entries)
+        self.beginInsertRows(QModelIndex(), n, n)
+        self._entries.append(entry)
+        self.endInsertRows()
+        self.mix_edited.emit()
+        return n
+
+    def remove(self, row: int) -> None:
+        if not 0 <= row < len(self._entries):
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._entries[row]
+        self.endRemoveRows()
+        self.mix_edited.emit()
+
+    def remove_adapter(self, adapter_id: str) -> None:
+        self.remove(self.row_of(adapter_id))
+
+    def set_strength(self, row: int, strength: float) -> None:
+        s = round(clamp(float(strength)), 4)
+        if self._entries[row].strength == s:
+            return
+        self._entries[row].strength = s
+        self._changed(row)
+
+    def set_enabled(self, row: int, enabled: bool) -> None:
+        if self._entries[row].enabled == bool(enabled):
+            return
+        self._entries[row].enabled = bool(enabled)
+        self._changed(row)
+
+    def set_layer_strengths(self, row: int, ranges: list) -> None:
+        self._entries[row].layer_strengths = [tuple(r) for r in ranges]
+        self._changed(row)
+
+    def rename(self, adapter_id: str, name: str) -> None:
+        row = self.row_of(adapter_id)
+        if row >= 0:
+            self._entries[row].name = name
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx)
+
+    def replace_all(self, entries: list[MixEntry]) -> None:
+        self.beginResetModel()
+        self._entries = list(entries)
+        self.endResetModel()
+        self.mix_edited.emit()
+
+    def _changed(self, row: int) -> None:
+        idx = self.index(row)
+        self.dataChanged.emit(idx, idx)
+        self.mix_edited.emit()

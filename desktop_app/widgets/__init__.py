@@ -1,0 +1,1 @@
+"""One view per file; widgets present, backend functions do the work."""

@@ -1,0 +1,465 @@
+"""The chat: conversations on the left, the transcript with streaming replies, the prompt box.
+
+Replies stream from EngineHost as `token_streamed` signals; pieces are buffered and painted at
+most every FLUSH_MS, so a fast engine never floods the event loop. Every finished reply saves the
+conversation (atomically), with the model, the mix and the speed it was made with.
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
+                               QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from .. import library_access as lib
+from ..conversation_store import Conversation, Message
+from .conversation_list import ConversationList
+from .message_widget import MessageWidget
+from .sampling_panel import SamplingPanel
+
+FLUSH_MS = 30
+
+
+class PromptEdit(QPlainTextEdit):
+    """Enter sends, Shift+Enter adds a line."""
+
+    submitted = Signal()
+
+    def keyPressEvent(self, event):
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            self.submitted.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatView(QWidget):
+    status_message = Signal(str)            # tokens/s, context use … for the status bar
+
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.conversation: Conversation | None = None
+        self._request_id: int | None = None
+        self._reply: MessageWidget | None = None
+        self._reply_msg: Message | None = None
+        self._buffer: list[str] = []
+        self._received = 0
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self._first_batch = 0
+        self._t_request: float | None = None
+        self._flush_timer = QTimer(self, singleShot=True, interval=FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
+        self._build()
+        host = state.host
+        host.token_streamed.connect(self._on_host_token_streamed)
+        host.generation_finished.connect(self._on_host_generation_finished)
+        host.generation_failed.connect(self._on_host_generation_failed)
+        state.model_changed.connect(self._update_banner)
+        state.model_changed.connect(self._update_enabled)
+        self._update_banner()
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.sidebar = ConversationList(self.state.conversations)
+        self.sidebar.new_requested.connect(self.new_chat)
+        self.sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
+        self.sidebar.delete_requested.connect(self.delete_conversation)
+
+        # Main column.
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setTextFormat(Qt.TextFormat.RichText)
+        self.banner.setOpenExternalLinks(False)
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner.setAutoFillBackground(True)
+        self.banner.setBackgroundRole(QPalette.ColorRole.ToolTipBase)
+        self.banner.setForegroundRole(QPalette.ColorRole.ToolTipText)
+        self.banner.setContentsMargins(8, 6, 8, 6)
+        self.banner.setAccessibleName("Model note")
+
+        self.system_toggle = QToolButton()
+        self.system_toggle.setText("System prompt")
+        self.system_toggle.setCheckable(True)
+        self.system_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.system_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.system_toggle.setAutoRaise(True)
+        self.system_toggle.setAccessibleName("Show system prompt")
+        self.system_edit = QPlainTextEdit()
+        self.system_edit.setPlaceholderText("Instructions the model sees before the conversation (optional)")
+        self.system_edit.setAccessibleName("System prompt")
+        self.system_edit.setMaximumHeight(80)
+        self.system_edit.setVisible(False)
+        self.system_toggle.toggled.connect(self._on_system_toggle_toggled)
+        self.system_edit.textChanged.connect(self._on_system_edit_changed)
+
+        self.transcript = QWidget()
+        self.transcript_layout = QVBoxLayout(self.transcript)
+        self.transcript_layout.setContentsMargins(6, 6, 6, 6)
+        self.transcript_layout.setSpacing(8)
+        self.transcript_layout.addStretch(1)
+        self.empty_label = QLabel("Type a message below and press Enter.\n"
+                                  "Add adapters on the right and move their sliders to change how the model answers.")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.empty_label.setWordWrap(True)
+        self.transcript_layout.insertWidget(0, self.empty_label)
+        # Suggested prompts (the demo model knows these) under the empty-chat hint.
+        self.suggestions = QWidget()
+        self.suggestions_layout = QHBoxLayout(self.suggestions)
+        self.suggestions_layout.setContentsMargins(0, 0, 0, 0)
+        self.transcript_layout.insertWidget(1, self.suggestions)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.transcript)
+        self.scroll.setAccessibleName("Transcript")
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_scroll_range_changed)
+        self._stick_to_bottom = True
+        self.scroll.verticalScrollBar().valueChanged.connect(self._on_scroll_value_changed)
+
+        self.sampling = SamplingPanel(self.state.settings.default_sampling())
+
+        self.prompt = PromptEdit()
+        self.prompt.setPlaceholderText("Message (Enter to send, Shift+Enter for a new line)")
+        self.prompt.setAccessibleName("Message")
+        self.prompt.setMaximumHeight(100)
+        self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.prompt.submitted.connect(self.send)
+        self.send_button = QPushButton("Send")
+        self.send_button.setAccessibleName("Send")
+        self.send_button.setToolTip("Send (Enter)")
+        self.send_button.clicked.connect(self.send)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop generating")
+        self.stop_button.setToolTip("Stop the answer (Esc)")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.setEnabled(False)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.prompt, 1)
+        input_row.addLayout(buttons)
+
+        main = QWidget()
+        ml = QVBoxLayout(main)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.banner)
+        ml.addWidget(self.system_toggle, 0, Qt.AlignmentFlag.AlignLeft)
+        ml.addWidget(self.system_edit)
+        ml.addWidget(self.scroll, 1)
+        ml.addWidget(self.sampling)
+        ml.addLayout(input_row)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(main)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([190, 700])
+        self.splitter.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.splitter)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def generating(self) -> bool:
+        return self._request_id is not None
+
+    def _update_enabled(self) -> None:
+        ready = self.state.model is not None
+        self.send_button.setEnabled(ready and not self.generating)
+        self.stop_button.setEnabled(self.generating)
+        for w in self._message_widgets():
+            w.set_actions_enabled(ready and not self.generating)
+
+    def _update_banner(self) -> None:
+        note = self.state.model_note()
+        self.banner.setText(note)
+        self.banner.setVisible(bool(note))
+        self._fill_suggestions()
+
+    def _fill_suggestions(self) -> None:
+        while self.suggestions_layout.count():
+            item = self.suggestions_layout.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        prompts = lib.demo_prompts()[:4] if self.state.is_demo_loaded() else []
+        self.suggestions_layout.addStretch(1)
+        for text in prompts:
+            b = QPushButton(text)
+            b.setFlat(False)
+            b.setToolTip("Ask this")
+            b.setAccessibleName(f"Suggested prompt: {text}")
+            b.clicked.connect(lambda _=False, t=text: self._ask(t))
+            self.suggestions_layout.addWidget(b)
+        self.suggestions_layout.addStretch(1)
+        self.suggestions.setVisible(bool(prompts) and not self._message_widgets())
+
+    def _ask(self, text: str) -> None:
+        self.prompt.setPlainText(text)
+        self.send()
+
+    def _message_widgets(self) -> list[MessageWidget]:
+        out = []
+        for i in range(self.transcript_layout.count()):
+            w = self.transcript_layout.itemAt(i).widget()
+            if isinstance(w, MessageWidget):
+                out.append(w)
+        return out
+
+    # ------------------------------------------------------------------ conversations
+    def new_chat(self) -> None:
+        if self.generating:
+            self.stop()
+        conv = Conversation.new(self.system_edit.toPlainText() if self.conversation is None
+                                else self.conversation.system_prompt)
+        self.state.conversations.add(conv)
+        self.sidebar.select_row(0)
+        self.prompt.setFocus()
+
+    def open_conversation(self, conv: Conversation | None) -> None:
+        if self.generating:
+            self.stop()
+        self.conversation = conv
+        for w in self._message_widgets():
+            self.transcript_layout.removeWidget(w)
+            w.deleteLater()
+        self.system_edit.blockSignals(True)
+        self.system_edit.setPlainText(conv.system_prompt if conv else "")
+        self.system_edit.blockSignals(False)
+        if conv is not None:
+            for m in conv.messages:
+                if m.role in ("user", "assistant"):
+                    self._append_widget(m)
+        self._refresh_regenerate()
+        self._update_enabled()
+
+    def select_first_conversation(self) -> None:
+        self.sidebar.select_row(0)
+
+    def _on_sidebar_conversation_selected(self, conv) -> None:
+        if conv is not self.conversation:
+            self.open_conversation(conv)
+
+    def delete_conversation(self, row: int) -> None:
+        conv = self.state.conversations.conversation(row)
+        if conv is self.conversation:
+            self.open_conversation(None)
+        self.state.conversations.remove(row)
+        self.select_first_conversation()
+
+    def _on_system_toggle_toggled(self, on: bool) -> None:
+        self.system_edit.setVisible(on)
+        self.system_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    def _on_system_edit_changed(self) -> None:
+        if self.conversation is not None:
+            self.conversation.system_prompt = self.system_edit.toPlainText()
+
+    # ------------------------------------------------------------------ sending
+    def send(self) -> None:
+        text = self.prompt.toPlainText().strip()
+        if not text or self.generating or self.state.model is None:
+            return
+        if self.conversation is None:
+            self.new_chat()
+        conv = self.conversation
+        if not any(m.role == "user" for m in conv.messages):
+            conv.title = _title_from(text)
+        msg = Message("user", text)
+        conv.messages.append(msg)
+        self._append_widget(msg)
+        self.prompt.clear()
+        self._start_reply()
+
+    def regenerate(self) -> None:
+        """Answer the last user message again (drops the last reply)."""
+        conv = self.conversation
+        if conv is None or self.generating or self.state.model is None:
+            return
+        if not any(m.role == "user" for m in conv.messages):
+            return
+        while conv.messages and conv.messages[-1].role == "assistant":
+            conv.messages.pop()
+            widgets = self._message_widgets()
+            if widgets:
+                self.transcript_layout.removeWidget(widgets[-1])
+                widgets[-1].deleteLater()
+        self._start_reply()
+
+    def _on_message_edit_submitted(self, widget: MessageWidget, text: str) -> None:
+        """Edit-and-resend: everything after the edited message is replaced by a new answer."""
+        if self.generating or self.conversation is None:
+            return
+        widgets = self._message_widgets()
+        pos = widgets.index(widget)
+        visible = [m for m in self.conversation.messages if m.role in ("user", "assistant")]
+        target = visible[pos]
+        keep = self.conversation.messages[:self.conversation.messages.index(target)]
+        self.conversation.messages = keep + [Message("user", text)]
+        for w in widgets[pos:]:
+            self.transcript_layout.removeWidget(w)
+            w.deleteLater()
+        self._append_widget(self.conversation.messages[-1])
+        self._start_reply()
+
+    def _start_reply(self) -> None:
+        conv = self.conversation
+        messages = conv.chat_messages()
+        params = self.sampling.params()
+        self._reply_msg = Message("assistant", "", {})
+        self._reply = self._append_widget(self._reply_msg)
+        self._reply.set_info("…")
+        self._buffer.clear()
+        self._received = self._first_batch = 0
+        self._t_first = self._t_last = None
+        self._t_request = time.perf_counter()
+        self._stick_to_bottom = True
+        self._request_id = self.state.generate(messages, params)
+        self._reply_msg.info = {"model": self.state.model_label(), "mix": self.state.mix_summary(),
+                                "seed": params.get("seed")}
+        self._refresh_regenerate()
+        self._update_enabled()
+
+    def stop(self) -> None:
+        if self.generating:
+            self.state.host.cancel()
+
+    # ------------------------------------------------------------------ streaming
+    def _on_host_token_streamed(self, request_id: int, text: str, n_tokens: int) -> None:
+        if request_id != self._request_id:
+            return
+        now = time.perf_counter()
+        if self._t_first is None:
+            self._t_first = now
+            self._first_batch = n_tokens
+        self._t_last = now
+        self._received += n_tokens
+        self._buffer.append(text)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _flush(self) -> None:
+        if self._reply is None or not self._buffer:
+            return
+        self._reply_msg.content += "".join(self._buffer)
+        self._buffer.clear()
+        self._reply.set_text(self._reply_msg.content)
+        tps = self.gui_tokens_per_second()
+        if tps:
+            self._reply.set_info(f"{self._received} tokens · {tps:.1f} tok/s")
+
+    def gui_tokens_per_second(self) -> float | None:
+        """Tokens/s as they reached the GUI: those after the first arrival over the time since it."""
+        if self._t_first is None or self._t_last is None or self._t_last <= self._t_first:
+            return None
+        return (self._received - self._first_batch) / (self._t_last - self._t_first)
+
+    def _on_host_generation_finished(self, stats) -> None:
+        if stats.request_id != self._request_id:
+            return
+        self._flush_timer.stop()
+        self._flush()
+        self._finish_reply(stats)
+
+    def _on_host_generation_failed(self, request_id: int, exc) -> None:
+        if request_id != self._request_id:
+            return
+        self._flush_timer.stop()
+        self._flush()
+        self._finish_reply(None, error=exc)
+        self.state.errors.report(exc, "Generating a reply")
+
+    def _finish_reply(self, stats, error=None) -> None:
+        msg, widget = self._reply_msg, self._reply
+        self._request_id = None
+        self._reply = self._reply_msg = None
+        info = dict(msg.info)
+        if stats is not None:
+            info.update({"tokens": stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
+                         "gui_tokens": self._received, "finish": stats.finish_reason})
+        if error is not None:
+            info["error"] = str(error)
+        msg.info = info
+        widget.set_info(_info_text(info))
+        if msg.content or stats is not None:
+            self.conversation.messages.append(msg)
+            self.state.conversations.save(self.conversation)
+        else:
+            self.transcript_layout.removeWidget(widget)
+            widget.deleteLater()
+        if stats is not None:
+            self.status_message.emit(self._status_text(stats))
+        self._refresh_regenerate()
+        self._update_enabled()
+
+    def _status_text(self, stats) -> str:
+        parts = [f"{stats.tokens} tokens", f"{stats.tokens_per_second:.1f} tok/s"]
+        n_ctx = self.state.context_size()
+        if stats.prompt_tokens is not None and n_ctx:
+            used = stats.prompt_tokens + stats.tokens
+            parts.append(f"context {used}/{n_ctx} ({100 * used / n_ctx:.0f}%)")
+        if stats.cancelled:
+            parts.append("stopped")
+        return " · ".join(parts)
+
+    # ------------------------------------------------------------------ transcript helpers
+    def _append_widget(self, msg: Message) -> MessageWidget:
+        self.empty_label.hide()
+        self.suggestions.hide()
+        w = MessageWidget(msg.role, msg.content, _info_text(msg.info) if msg.role == "assistant" else "")
+        w.edit_submitted.connect(self._on_message_edit_submitted)
+        w.regenerate_requested.connect(self.regenerate)
+        self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, w)
+        return w
+
+    def _refresh_regenerate(self) -> None:
+        widgets = self._message_widgets()
+        for i, w in enumerate(widgets):
+            w.set_regenerate_visible(w.role == "assistant" and i == len(widgets) - 1 and not self.generating)
+        self.empty_label.setVisible(not widgets)
+        self.suggestions.setVisible(not widgets and self.suggestions_layout.count() > 2)
+
+    def _on_scroll_value_changed(self, value: int) -> None:
+        bar = self.scroll.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 4
+
+    def _on_scroll_range_changed(self, _lo: int, hi: int) -> None:
+        if self._stick_to_bottom:
+            self.scroll.verticalScrollBar().setValue(hi)
+
+    # ------------------------------------------------------------------ for tests and the main window
+    def transcript_texts(self) -> list[tuple[str, str]]:
+        return [(w.role, w.text()) for w in self._message_widgets()]
+
+    def last_reply_text(self) -> str:
+        ws = [w for w in self._message_widgets() if w.role == "assistant"]
+        return ws[-1].text() if ws else ""
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 40 else line[:39] + "…"
+
+
+def _info_text(info: dict) -> str:
+    if not info:
+        return ""
+    parts = []
+    if info.get("mix"):
+        parts.append(info["mix"])
+    if info.get("tokens") is not None:
+        parts.append(f"{info['tokens']} tokens")
+    if info.get("tokens_per_second"):
+        parts.append(f"{info['tokens_per_second']:.1f} tok/s")
+    if info.get("finish") == "cancelled":
+        parts.append("stopped")
+    if info.get("error"):
+        parts.append("failed")
+    return " · ".join(parts)

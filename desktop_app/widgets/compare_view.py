@@ -1,0 +1,93 @@
+"""A/B compare: one prompt, two mixes (or a mix against the base model), answers side by side,
+with the same seed so the only difference is the adapters."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+
+from ..stream_collector import StreamCollector
+from .result_pane import ResultPane
+from .sampling_panel import SamplingPanel
+
+
+class CompareView(QWidget):
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.collector = StreamCollector(state.host, state.errors, self)
+        self.collector.all_finished.connect(self._update_enabled)
+
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("One prompt, answered with both mixes")
+        self.prompt.setAccessibleName("Compare prompt")
+        self.prompt.setMaximumHeight(90)
+        self.mix_a = QComboBox()
+        self.mix_a.setAccessibleName("Mix A")
+        self.mix_b = QComboBox()
+        self.mix_b.setAccessibleName("Mix B")
+        sampling = dict(state.settings.default_sampling())
+        if sampling.get("seed", -1) < 0:
+            sampling["seed"] = 42
+        self.sampling = SamplingPanel(sampling, "Sampling (same for both)")
+        self.run_button = QPushButton("Compare")
+        self.run_button.setAccessibleName("Run compare")
+        self.run_button.setToolTip("Answer the prompt with both mixes (Ctrl+Enter)")
+        self.run_button.setShortcut("Ctrl+Return")
+        self.run_button.clicked.connect(self.run)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop compare")
+        self.stop_button.clicked.connect(state.host.cancel)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("A:"))
+        row.addWidget(self.mix_a, 1)
+        row.addWidget(QLabel("B:"))
+        row.addWidget(self.mix_b, 1)
+        row.addWidget(self.run_button)
+        row.addWidget(self.stop_button)
+
+        self.pane_a = ResultPane("A")
+        self.pane_b = ResultPane("B")
+        panes = QSplitter(Qt.Orientation.Horizontal)
+        panes.addWidget(self.pane_a)
+        panes.addWidget(self.pane_b)
+        panes.setChildrenCollapsible(False)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.prompt)
+        lay.addLayout(row)
+        lay.addWidget(self.sampling)
+        lay.addWidget(panes, 1)
+
+        state.presets_changed.connect(self._fill_choices)
+        state.model_changed.connect(self._update_enabled)
+        self._fill_choices()
+        self._update_enabled()
+
+    def _fill_choices(self) -> None:
+        for combo, default in ((self.mix_a, "current"), (self.mix_b, "base")):
+            key = combo.currentData() or default
+            combo.clear()
+            for label, k in self.state.mix_choices():
+                combo.addItem(label, k)
+            i = combo.findData(key)
+            combo.setCurrentIndex(i if i >= 0 else 0)
+
+    def _update_enabled(self, *_args) -> None:
+        self.run_button.setEnabled(self.state.model is not None and not self.collector.running)
+        self.stop_button.setEnabled(self.collector.running)
+
+    def run(self) -> None:
+        text = self.prompt.toPlainText().strip()
+        if not text or self.state.model is None or self.collector.running:
+            return
+        params = self.sampling.params()
+        messages = [("user", text)]
+        for pane, combo, letter in ((self.pane_a, self.mix_a, "A"), (self.pane_b, self.mix_b, "B")):
+            mix, summary = self.state.resolve_mix(combo.currentData())
+            pane.reset(f"{letter}: {summary}")
+            rid = self.state.generate(messages, params, mix, tag=f"compare-{letter}")
+            self.collector.track(rid, pane)
+        self._update_enabled()

@@ -1,0 +1,95 @@
+"""Convert an adapter to a llama.cpp LoRA GGUF (any supported format in), with progress and cancel."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
+                               QPushButton, QVBoxLayout)
+
+from .. import tools_access as tools
+from .job_dialog import JobDialog
+
+OUTTYPES = ["f16", "f32", "bf16", "q8_0"]
+
+
+class ConvertDialog(JobDialog):
+    def __init__(self, state, parent=None):
+        super().__init__(state, "Convert adapter", "Convert", parent)
+        self.setMinimumWidth(560)
+        self.adapter = QComboBox()
+        self.adapter.setAccessibleName("Adapter to convert")
+        self.adapter.setEditable(False)
+        for e in state.library_model.entries():
+            self.adapter.addItem(f"{e['name']} ({e.get('format') or '?'})", e["path"])
+        browse = QPushButton("Other…")
+        browse.setAccessibleName("Choose an adapter file")
+        browse.clicked.connect(self._browse_adapter)
+        row = QHBoxLayout()
+        row.addWidget(self.adapter, 1)
+        row.addWidget(browse)
+        self.base = QLineEdit(state.model["path"] if state.model else "")
+        self.base.setAccessibleName("Base model")
+        self.base.setPlaceholderText("Base model (GGUF or HF folder); needed for Kohya names and checks")
+        self.outtype = QComboBox()
+        self.outtype.setAccessibleName("Output type")
+        self.outtype.addItems(OUTTYPES)
+        self.output = QLineEdit()
+        self.output.setAccessibleName("Output file")
+        out_browse = QPushButton("Save as…")
+        out_browse.clicked.connect(self._browse_output)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(out_browse)
+        self.add_to_library = QCheckBox("Add the result to the library")
+        self.add_to_library.setChecked(True)
+        form = QFormLayout()
+        form.addRow("Adapter", row)
+        form.addRow("Base model", self.base)
+        form.addRow("Tensor type", self.outtype)
+        form.addRow("Output", out_row)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.add_to_library)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(self.buttons)
+        self.adapter.currentIndexChanged.connect(self._suggest_output)
+        self._suggest_output()
+        if not tools.convert_available():
+            self.status.setText("Conversion is not available in this build.")
+            self.run_button.setEnabled(False)
+
+    def _browse_adapter(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Adapter", str(Path.home()),
+                                              "Adapters (*.safetensors *.gguf *.zip adapter_config.json)")
+        if path:
+            p = Path(path)
+            p = p.parent if p.name == "adapter_config.json" else p
+            self.adapter.addItem(p.name, str(p))
+            self.adapter.setCurrentIndex(self.adapter.count() - 1)
+
+    def _browse_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save GGUF adapter", self.output.text(), "GGUF (*.gguf)")
+        if path:
+            self.output.setText(path)
+
+    def _suggest_output(self, *_args) -> None:
+        src = self.adapter.currentData()
+        if src:
+            p = Path(src)
+            self.output.setText(str(p.parent / f"{p.stem if p.is_file() else p.name}.lora.gguf"))
+
+    def job_call(self):
+        src = self.adapter.currentData()
+        out = self.output.text().strip()
+        if not src:
+            raise ValueError("Choose an adapter to convert.")
+        if not out:
+            raise ValueError("Choose where to save the GGUF file.")
+        return tools.convert, (src, out, self.base.text().strip() or None, self.outtype.currentText(),
+                               self.add_to_library.isChecked())
+
+    def on_result(self, result) -> str:
+        if self.add_to_library.isChecked():
+            self.state.refresh_library()
+        return f"Saved {result}."

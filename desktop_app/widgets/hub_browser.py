@@ -1,0 +1,341 @@
+"""Hub browser: search adapters (defaulting to those for the loaded base model) or GGUF models;
+details with the compatibility verdict before download; downloads with progress, cancel and resume
+in the downloads panel; installed adapters appear in the library at once."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
+                               QRadioButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+
+from .. import hub_access as hub
+from ..models.hub_model import HubResultsModel
+from ..models.library_model import human_size
+
+FORMATS = [("Any format", None), ("PEFT", "peft"), ("GGUF LoRA", "gguf"), ("Kohya / LyCORIS", "kohya"),
+           ("Ludwig", "ludwig")]
+SORTS = [("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "updated")]
+PAGE = 30
+
+
+class HubBrowser(QWidget):
+    def __init__(self, state, activities, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.activities = activities
+        self._search_job = None
+        self._details_job = None
+        self._page = 0
+        self._details: dict | None = None
+
+        self.kind_adapters = QRadioButton("Adapters")
+        self.kind_models = QRadioButton("Models (GGUF)")
+        self.kind_adapters.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.kind_adapters)
+        group.addButton(self.kind_models)
+        self.kind_adapters.toggled.connect(self._on_kind_toggled)
+
+        self.query = QLineEdit()
+        self.query.setPlaceholderText("Search the Hugging Face Hub")
+        self.query.setClearButtonEnabled(True)
+        self.query.setAccessibleName("Hub search text")
+        self.query.returnPressed.connect(self.search)
+        self.for_base = QCheckBox("For base model:")
+        self.for_base.setAccessibleName("Only adapters for this base model")
+        self.base_id = QLineEdit()
+        self.base_id.setPlaceholderText("e.g. Qwen/Qwen2.5-0.5B-Instruct")
+        self.base_id.setAccessibleName("Base model id")
+        self.format = QComboBox()
+        self.format.setAccessibleName("Adapter format")
+        for label, _ in FORMATS:
+            self.format.addItem(label)
+        self.sort = QComboBox()
+        self.sort.setAccessibleName("Sort order")
+        for label, _ in SORTS:
+            self.sort.addItem(label)
+        self.search_button = QPushButton("Search")
+        self.search_button.setAccessibleName("Search the Hub")
+        self.search_button.clicked.connect(self.search)
+
+        row1 = QHBoxLayout()
+        row1.addWidget(self.kind_adapters)
+        row1.addWidget(self.kind_models)
+        row1.addWidget(self.query, 1)
+        row1.addWidget(self.search_button)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.for_base)
+        row2.addWidget(self.base_id, 1)
+        row2.addWidget(self.format)
+        row2.addWidget(self.sort)
+
+        self.results = HubResultsModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.results)
+        self.table.setAccessibleName("Hub results")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.selectionModel().currentRowChanged.connect(self._on_table_current_changed)
+        self.more_button = QPushButton("More results")
+        self.more_button.setAccessibleName("More results")
+        self.more_button.clicked.connect(self.more)
+        self.more_button.setEnabled(False)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setAccessibleName("Hub status")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.table, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.more_button)
+        ll.addLayout(bottom)
+
+        # Details.
+        self.d_title = QLabel("<i>Select a repository</i>")
+        self.d_title.setWordWrap(True)
+        self.d_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.d_form = QFormLayout()
+        self.d_verdict = QLabel()
+        self.d_verdict.setWordWrap(True)
+        self.d_verdict.setAccessibleName("Compatibility verdict")
+        self.d_files = QListWidget()          # a display of the details dict, not a data store
+        self.d_files.setAccessibleName("Files")
+        self.download_button = QPushButton("Download and install")
+        self.download_button.setAccessibleName("Download")
+        self.download_button.clicked.connect(self.download_selected)
+        self.download_button.setEnabled(False)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.d_title)
+        rl.addLayout(self.d_form)
+        rl.addWidget(self.d_verdict)
+        rl.addWidget(QLabel("Files"))
+        rl.addWidget(self.d_files, 1)
+        rl.addWidget(self.download_button)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(row1)
+        lay.addLayout(row2)
+        lay.addWidget(split, 1)
+        state.model_changed.connect(self._on_state_model_changed)
+        self._on_state_model_changed()
+        if not hub.available():
+            self._set_unavailable()
+
+    def _set_unavailable(self) -> None:
+        self.status.setText("Hub support is not installed in this build.")
+        for w in (self.search_button, self.query, self.download_button):
+            w.setEnabled(False)
+
+    # -- state --
+    def _on_state_model_changed(self) -> None:
+        base = hub.upstream_base_of(self.state.model["path"]) if self.state.model else None
+        if base and not self.base_id.text():
+            self.base_id.setText(base)
+        self.for_base.setChecked(bool(self.base_id.text()) and self.kind_adapters.isChecked())
+
+    def _on_kind_toggled(self, adapters: bool) -> None:
+        self.for_base.setEnabled(adapters)
+        self.format.setEnabled(adapters)
+        self.download_button.setText("Download and install" if adapters else "Download and load")
+        self.results.clear()
+        self._show_details(None)
+
+    def show_models(self) -> None:
+        self.kind_models.setChecked(True)
+        self.query.setFocus()
+
+    def params(self) -> dict:
+        return {"kind": "adapter" if self.kind_adapters.isChecked() else "model",
+                "text": self.query.text().strip() or None,
+                "base": self.base_id.text().strip() or None if self.for_base.isChecked() else None,
+                "format": FORMATS[self.format.currentIndex()][1] if self.kind_adapters.isChecked() else None,
+                "sort": SORTS[self.sort.currentIndex()][1]}
+
+    # -- searching --
+    def search(self) -> None:
+        self.results.clear()
+        self._show_details(None)
+        self._page = 0
+        self._run_search()
+
+    def more(self) -> None:
+        self._page += 1
+        self._run_search()
+
+    def _run_search(self) -> None:
+        if self._search_job is not None and not self._search_job.done:
+            self._search_job.cancel()
+        self.status.setText("Searching…")
+        self.more_button.setEnabled(False)
+        job = self.state.jobs.start(hub.search, self.params(), self._page, PAGE)
+        self._search_job = job
+        job.signals.result.connect(lambda rows, j=job: self._on_search_result(j, rows))
+        job.signals.error.connect(lambda exc, j=job: self._on_search_error(j, exc))
+
+    def _on_search_result(self, job, rows: list[dict]) -> None:
+        if job is not self._search_job:
+            return
+        self.results.append(rows)
+        n = self.results.rowCount()
+        self.status.setText(f"{n} result(s)" if n else "Nothing found. Try fewer words or untick the base model.")
+        self.more_button.setEnabled(len(rows) >= PAGE)
+
+    def _on_search_error(self, job, exc) -> None:
+        if job is not self._search_job:
+            return
+        self.status.setText(str(exc))
+
+    # -- details --
+    def _on_table_current_changed(self, current, _previous) -> None:
+        r = self.results.result(current.row()) if current.isValid() else None
+        self._show_details(r)
+        if r is None:
+            return
+        if self._details_job is not None and not self._details_job.done:
+            self._details_job.cancel()
+        base = self._compat_base()
+        job = self.state.jobs.start(hub.details, r["repo_id"], self.params()["kind"], base)
+        self._details_job = job
+        job.signals.result.connect(lambda d, j=job: self._on_details(j, d))
+        job.signals.error.connect(lambda exc, j=job: self._on_details_error(j, exc))
+
+    def _compat_base(self):
+        """What to check compatibility against: the loaded model (its upstream id or path)."""
+        if self.state.model is None:
+            return None
+        return {"path": self.state.model["path"], "id": self.base_id.text().strip() or None,
+                "engine": self.state.model["engine"]}
+
+    def _show_details(self, r: dict | None) -> None:
+        self._details = None
+        while self.d_form.rowCount():
+            self.d_form.removeRow(0)
+        self.d_files.clear()
+        self.d_verdict.clear()
+        self.download_button.setEnabled(False)
+        self.d_title.setText(f"<b>{r['repo_id']}</b>" if r else "<i>Select a repository</i>")
+        if r is not None:
+            self.d_verdict.setText("Reading details…")
+
+    def _on_details(self, job, d: dict) -> None:
+        if job is not self._details_job:
+            return
+        self._details = d
+        for label, key in (("Licence", "license"), ("Base model", "base_model"), ("Format", "format"),
+                           ("Rank", "rank"), ("Alpha", "alpha"), ("Targets", "targets"),
+                           ("Revision", "revision")):
+            v = d.get(key)
+            if v not in (None, "", []):
+                lab = QLabel(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+                lab.setWordWrap(True)
+                self.d_form.addRow(label, lab)
+        for f in d.get("files", []):
+            item = QListWidgetItem(f"{f['name']}  ({human_size(f.get('size'))})" if f.get("size") else f["name"])
+            item.setData(Qt.ItemDataRole.UserRole, f["name"])
+            self.d_files.addItem(item)
+        self._show_verdict(d)
+        if self.params()["kind"] == "model":
+            ggufs = [i for i in range(self.d_files.count())
+                     if self.d_files.item(i).data(Qt.ItemDataRole.UserRole).lower().endswith(".gguf")]
+            if ggufs:
+                self.d_files.setCurrentRow(ggufs[0])
+            self.download_button.setEnabled(bool(ggufs))
+        else:
+            self.download_button.setEnabled(d.get("compat", {}).get("ok") is not False or self.state.model is None)
+
+    def _show_verdict(self, d: dict) -> None:
+        c = d.get("compat")
+        if d.get("gated"):
+            self.d_verdict.setText("This repository is gated: accept its terms on huggingface.co and set your "
+                                   "token in Settings.")
+            return
+        if self.params()["kind"] == "model":
+            self.d_verdict.setText("Choose one .gguf file (smaller files load faster; Q4_K_M is a good start).")
+            return
+        if c is None:
+            self.d_verdict.setText("Load a model to check whether this adapter fits it.")
+            return
+        ok = c.get("ok")
+        head = {True: "✔ Fits the loaded model.", False: "✘ Does not fit the loaded model.",
+                None: "? Might fit the loaded model."}[ok]
+        self.d_verdict.setText(f"{head} {c.get('reason') or ''}".strip())
+        self.d_verdict.setForegroundRole(QPalette.ColorRole.Text)
+
+    def _on_details_error(self, job, exc) -> None:
+        if job is not self._details_job:
+            return
+        self.d_verdict.setText(str(exc))
+
+    # -- downloading --
+    def download_selected(self) -> None:
+        d = self._details
+        if d is None:
+            return
+        if self.params()["kind"] == "model":
+            item = self.d_files.currentItem()
+            if item is None:
+                return
+            self.start_model_download(d["repo_id"], item.data(Qt.ItemDataRole.UserRole), d.get("revision"))
+        else:
+            self.start_adapter_download(d["repo_id"], d.get("revision"))
+
+    def start_adapter_download(self, repo_id: str, revision: str | None = None):
+        act = self.activities.start("download", f"Download {repo_id}")
+
+        def start():
+            self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0)
+            job = self.state.jobs.start(hub.download_and_install, repo_id, revision)
+            act.handle = job
+            job.signals.progress.connect(lambda d, t, m: self.activities.update(act, done=d, total=t, message=m))
+            job.signals.result.connect(lambda entry: self._on_adapter_downloaded(act, entry))
+            job.signals.error.connect(lambda exc: self._on_download_failed(act, exc))
+
+        act.retry = start
+        start()
+        return act
+
+    def start_model_download(self, repo_id: str, filename: str, revision: str | None = None):
+        act = self.activities.start("download", f"Download {filename}")
+
+        def start():
+            self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0)
+            job = self.state.jobs.start(hub.download_model_file, repo_id, filename, revision)
+            act.handle = job
+            job.signals.progress.connect(lambda d, t, m: self.activities.update(act, done=d, total=t, message=m))
+            job.signals.result.connect(lambda path: self._on_model_downloaded(act, path))
+            job.signals.error.connect(lambda exc: self._on_download_failed(act, exc))
+
+        act.retry = start
+        start()
+        return act
+
+    def _on_adapter_downloaded(self, act, entry: dict) -> None:
+        self.activities.update(act, state="done", message=f"installed as '{entry['name']}'")
+        self.state.refresh_library()
+
+    def _on_model_downloaded(self, act, path: str) -> None:
+        self.activities.update(act, state="done", message="loading the model")
+        self.state.load_model(str(path), "llama.cpp")
+
+    def _on_download_failed(self, act, exc) -> None:
+        from adapters_backend.errors import JobCancelled  # noqa: PLC0415
+        if isinstance(exc, JobCancelled):
+            self.activities.update(act, state="cancelled", message="")
+        else:
+            self.activities.update(act, state="failed", error=str(exc))

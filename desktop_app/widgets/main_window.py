@@ -1,0 +1,367 @@
+"""The main window: model picker on top, chat / compare / sweep / library / Hub tabs, the adapter
+mixer on the right, downloads at the bottom; menus with the usual shortcuts; drag and drop anywhere."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from .adapter_mixer import AdapterMixer
+from .chat_view import ChatView
+from .model_picker import ModelPicker
+
+MIN_SIZE = (760, 540)
+DEFAULT_SIZE = (1280, 820)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self._painted = False
+        self._start_pending = False
+        self.state = state
+        self.setWindowTitle("LoRA Deck")
+        self.setObjectName("MainWindow")
+        self.setMinimumSize(*MIN_SIZE)
+        self.resize(*DEFAULT_SIZE)
+        self.setAcceptDrops(True)
+        self._activities = None
+        self._drops = None
+
+        # Top: model picker (a plain row above the tabs; a QToolBar costs start-up time and adds nothing).
+        self.model_picker = ModelPicker(state)
+
+        # Centre: tabs. Only the chat is built now; the others when first opened (fast start).
+        self.chat = ChatView(state)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Views")
+        self.tabs.setDocumentMode(True)
+        self._lazy: dict[str, QWidget] = {}
+        self.tabs.addTab(self.chat, "&Chat")
+        for name, label in (("compare", "C&ompare"), ("sweep", "S&weep"), ("library", "&Library"), ("hub", "&Hub")):
+            holder = QWidget()
+            holder.setLayout(QVBoxLayout())
+            holder.layout().setContentsMargins(0, 0, 0, 0)
+            self._lazy[name] = holder
+            self.tabs.addTab(holder, label)
+        self.tabs.currentChanged.connect(self._on_tabs_current_changed)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.model_picker)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        # Right: mixer. Bottom: downloads (built when the first download or install starts).
+        self.mixer = AdapterMixer(state)
+        self.mixer_dock = self._dock("Adapters", "AdaptersDock", self.mixer, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._downloads_dock: QDockWidget | None = None
+
+        # Status bar.
+        self.status_label = QLabel()
+        self.status_label.setAccessibleName("Generation statistics")
+        self.statusBar().addPermanentWidget(self.status_label)
+        self.chat.status_message.connect(self.status_label.setText)
+        state.model_loading.connect(lambda label: self.statusBar().showMessage(f"Loading {label}…"))
+        state.model_changed.connect(self._on_state_model_changed)
+
+        self.model_picker.hub_requested.connect(self.show_hub_models)
+        self._build_menus()
+        self._restore_geometry()
+
+
+    # ------------------------------------------------------------------ views built on first use
+    def _view(self, name: str):
+        holder = self._lazy[name]
+        if holder.layout().count():
+            return holder.layout().itemAt(0).widget()
+        if name == "compare":
+            from .compare_view import CompareView  # noqa: PLC0415
+            view = CompareView(self.state)
+        elif name == "sweep":
+            from .sweep_view import SweepView  # noqa: PLC0415
+            view = SweepView(self.state)
+        elif name == "library":
+            from .library_view import LibraryView  # noqa: PLC0415
+            view = LibraryView(self.state)
+            view.add_to_mix_requested.connect(self._on_library_add_to_mix)
+        else:
+            from .hub_browser import HubBrowser  # noqa: PLC0415
+            view = HubBrowser(self.state, self.activities)
+        holder.layout().addWidget(view)
+        self._claim_file_drops()
+        return view
+
+    def show_view(self, name: str):
+        """Switch to a tab by name ("chat", "compare", "sweep", "library", "hub"); returns its view."""
+        if name == "chat":
+            self.tabs.setCurrentWidget(self.chat)
+            return self.chat
+        self.tabs.setCurrentWidget(self._lazy[name])
+        return self._view(name)
+
+    def _on_tabs_current_changed(self, index: int) -> None:
+        for name, holder in self._lazy.items():
+            if self.tabs.widget(index) is holder:
+                self._view(name)
+
+    @property
+    def compare(self):
+        return self._view("compare")
+
+    @property
+    def sweep(self):
+        return self._view("sweep")
+
+    @property
+    def library(self):
+        return self._view("library")
+
+    @property
+    def hub(self):
+        return self._view("hub")
+
+    @property
+    def activities(self):
+        """Installs and downloads (built on first use)."""
+        if self._activities is None:
+            from ..activity import ActivityListModel  # noqa: PLC0415
+            self._activities = ActivityListModel(self)
+            self._activities.rowsInserted.connect(lambda *_: self.downloads_dock.show())
+        return self._activities
+
+    @property
+    def drops(self):
+        if self._drops is None:
+            from ..drop_install import DropInstaller  # noqa: PLC0415
+            self._drops = DropInstaller(self.state, self.activities, self)
+        return self._drops
+
+    @property
+    def downloads_dock(self) -> QDockWidget:
+        if self._downloads_dock is None:
+            from .downloads_panel import DownloadsPanel  # noqa: PLC0415
+            self.downloads = DownloadsPanel(self.activities)
+            self._downloads_dock = self._dock("Downloads", "DownloadsDock", self.downloads,
+                                              Qt.DockWidgetArea.BottomDockWidgetArea)
+            self._downloads_dock.hide()
+        return self._downloads_dock
+
+    def _toggle_downloads(self) -> None:
+        dock = self.downloads_dock
+        dock.setVisible(not dock.isVisible())
+
+    def _dock(self, title: str, name: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setAccessibleName(title)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # ------------------------------------------------------------------ menus and shortcuts
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self._action(m, "Open &GGUF model…", self.model_picker.open_gguf, QKeySequence.StandardKey.Open,
+                     "Load a GGUF model file")
+        self._action(m, "Open model &folder…", self.model_picker.open_folder, None,
+                     "Load a Hugging Face model folder with the PyTorch engine")
+        self._action(m, "&Install adapter…", lambda: self.library.install_from_dialog(), "Ctrl+I",
+                     "Install an adapter folder, .zip, .safetensors or .gguf into the library")
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, "Ctrl+Q")
+
+        m = mb.addMenu("&Chat")
+        self._action(m, "&New chat", self._new_chat, QKeySequence.StandardKey.New)
+        self._action(m, "&Regenerate", self.chat.regenerate, "Ctrl+R")
+        self.stop_action = self._action(m, "&Stop", self._stop, "Esc")
+        self._action(m, "&Copy last answer", self._copy_last, "Ctrl+Shift+C")
+        self._action(m, "Focus &message box", self._focus_prompt, "Ctrl+L")
+
+        m = mb.addMenu("&View")
+        for i, name in enumerate(("Chat", "Compare", "Sweep", "Library", "Hub")):
+            self._action(m, name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        m.addSeparator()
+        m.addAction(self.mixer_dock.toggleViewAction())
+        self.mixer_dock.toggleViewAction().setShortcut(QKeySequence("Ctrl+Shift+A"))
+        self._action(m, "Downloads", self._toggle_downloads, "Ctrl+Shift+D")
+
+        m = mb.addMenu("&Tools")
+        self._action(m, "&Convert adapter…", self.show_convert, "Ctrl+Shift+K")
+        self._action(m, "&Merge adapters…", self.show_merge, "Ctrl+Shift+M")
+        m.addSeparator()
+        self._action(m, "&Plugins…", self.show_plugins)
+        self._action(m, "&Settings…", self.show_settings, "Ctrl+,")
+
+        m = mb.addMenu("&Help")
+        self._action(m, "Getting a &real model", self._help_models)
+        self._action(m, "&About LoRA Deck", self._about)
+
+    def _new_chat(self) -> None:
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.new_chat()
+
+    def _stop(self) -> None:
+        self.state.host.cancel()
+
+    def _copy_last(self) -> None:
+        from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
+        text = self.chat.last_reply_text()
+        if text:
+            QGuiApplication.clipboard().setText(text)
+            self.statusBar().showMessage("Answer copied", 2000)
+
+    def _focus_prompt(self) -> None:
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.prompt.setFocus()
+
+    def show_hub_models(self) -> None:
+        self.show_view("hub").show_models()
+
+    def _on_library_add_to_mix(self, adapter_id: str) -> None:
+        if not self.state.add_to_mix(adapter_id):
+            reason = (self.state.compat.get(adapter_id) or {}).get("reason") or "Load a compatible model first."
+            QMessageBox.information(self, "Cannot add adapter", reason)
+
+    def _on_state_model_changed(self) -> None:
+        m = self.state.model
+        self.setWindowTitle(f"LoRA Deck — {m['label']}" if m else "LoRA Deck")
+        self.statusBar().showMessage(f"{m['label']} loaded ({m['engine']})" if m else "No model loaded", 5000)
+
+    # -- dialogs (imported when first opened: start-up stays light) --
+    def show_convert(self) -> None:
+        from .convert_dialog import ConvertDialog  # noqa: PLC0415
+        ConvertDialog(self.state, self).open()
+
+    def show_merge(self) -> None:
+        from .merge_dialog import MergeDialog  # noqa: PLC0415
+        MergeDialog(self.state, self).open()
+
+    def show_plugins(self) -> None:
+        from .plugins_dialog import PluginsDialog  # noqa: PLC0415
+        self.plugins_dialog = PluginsDialog(self.state, self)
+        self.plugins_dialog.open()
+
+    def show_settings(self) -> None:
+        from .settings_dialog import SettingsDialog  # noqa: PLC0415
+        self.settings_dialog = SettingsDialog(self.state, self)
+        self.settings_dialog.open()
+
+    def _help_models(self) -> None:
+        QMessageBox.information(
+            self, "Getting a real model",
+            "LoRA Deck runs GGUF models with llama.cpp.\n\n"
+            "• Open the Hub tab, choose “Models”, search for a model (e.g. “Qwen2.5 0.5B Instruct GGUF”) and "
+            "download one quantization file (Q4_K_M is a good start).\n"
+            "• Or open a .gguf file you already have with File → Open GGUF model… (Ctrl+O), or drop it on the "
+            "window.\n\nThen find adapters for it in the Hub tab: by default it lists adapters made for the "
+            "loaded model.")
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About LoRA Deck",
+                          "LoRA Deck — run local LLMs with LoRA adapters: mix several, give each a strength, "
+                          "switch them instantly.\nApache-2.0.")
+
+    # ------------------------------------------------------------------ drag and drop
+    # Files dropped anywhere in the window are ours, even over a text box (which would otherwise
+    # paste the file's path as text): we filter the events of every child that accepts drops.
+    def _claim_file_drops(self) -> None:
+        for w in self.findChildren(QWidget):
+            if w.acceptDrops() and not w.property("_loradeck_drop_filter"):
+                w.installEventFilter(self)
+                w.setProperty("_loradeck_drop_filter", True)
+
+    @staticmethod
+    def _dropped_files(event) -> list[Path]:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return []
+        return [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+
+    def eventFilter(self, obj, event) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop) and \
+                isinstance(obj, QWidget) and obj.window() is self and obj is not self:
+            if self._dropped_files(event):
+                {QEvent.Type.DragEnter: self.dragEnterEvent, QEvent.Type.DragMove: self.dragMoveEvent,
+                 QEvent.Type.Drop: self.dropEvent}[kind](event)
+                return True
+        return super().eventFilter(obj, event)
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = self._dropped_files(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.drops.handle_paths(paths)
+
+    # ------------------------------------------------------------------ geometry and closing
+    def _restore_geometry(self) -> None:
+        s = self.state.settings
+        geo = s.get("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        st = s.get("window/state")
+        if isinstance(st, QByteArray) and not st.isEmpty():
+            self.restoreState(st)
+        tab = s.get("window/tab", 0, int)
+        if 0 <= tab < self.tabs.count():
+            self.tabs.setCurrentIndex(tab)
+
+    def save_geometry(self) -> None:
+        s = self.state.settings
+        s.set("window/geometry", self.saveGeometry())
+        s.set("window/state", self.saveState())
+        s.set("window/tab", self.tabs.currentIndex())
+
+    def closeEvent(self, event) -> None:
+        self.save_geometry()
+        self.state.shutdown()
+        event.accept()
+
+    def start(self) -> None:
+        """Load library, conversations and the model once the window has been painted (fast start)."""
+        self.state.conversations.modelReset.connect(self.chat.select_first_conversation)
+        if self._painted:
+            QTimer.singleShot(0, self._after_first_paint)
+        else:
+            self._start_pending = True
+
+    def event(self, event) -> bool:
+        if not self._painted and event.type() == QEvent.Type.Paint:
+            self._painted = True
+            if self._start_pending:
+                QTimer.singleShot(0, self._after_first_paint)
+        return super().event(event)
+
+    def _after_first_paint(self) -> None:
+        self._claim_file_drops()
+        self.state.start()
+
+    def open_url(self, path: str) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(path))

@@ -1,0 +1,121 @@
+"""Merge: blend several adapters into one adapter (weights per adapter), or merge a mix into the
+base model, with progress and cancel. Starts from the mixer's current mix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
+                               QPushButton, QRadioButton, QTableWidget, QVBoxLayout)
+
+from .. import tools_access as tools
+from .job_dialog import JobDialog
+
+
+class MergeDialog(JobDialog):
+    def __init__(self, state, parent=None):
+        super().__init__(state, "Merge adapters", "Merge", parent)
+        self.setMinimumWidth(600)
+        self.blend = QRadioButton("Blend into one adapter")
+        self.into_base = QRadioButton("Merge into the base model (new GGUF model)")
+        self.blend.setChecked(True)
+        self.blend.toggled.connect(self._suggest_output)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Adapter", "Weight"])
+        self.table.setAccessibleName("Adapters to merge")
+        self.table.horizontalHeader().setStretchLastSection(False)
+        self.table.setColumnWidth(0, 380)
+        self.add_combo = QComboBox()
+        self.add_combo.setAccessibleName("Adapter to add")
+        for e in state.library_model.entries():
+            self.add_combo.addItem(e["name"], e["path"])
+        add = QPushButton("Add")
+        add.clicked.connect(lambda: self._add_row(self.add_combo.currentText(), self.add_combo.currentData(), 1.0))
+        remove = QPushButton("Remove")
+        remove.clicked.connect(lambda: self.table.removeRow(self.table.currentRow()))
+        add_row = QHBoxLayout()
+        add_row.addWidget(self.add_combo, 1)
+        add_row.addWidget(add)
+        add_row.addWidget(remove)
+        self.method = QComboBox()
+        self.method.setAccessibleName("Blend method")
+        self.method.addItems(tools.blend_methods())
+        self.output = QLineEdit()
+        self.output.setAccessibleName("Output file")
+        out_browse = QPushButton("Save as…")
+        out_browse.clicked.connect(self._browse_output)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(out_browse)
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        form.addRow("Output", out_row)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.blend)
+        lay.addWidget(self.into_base)
+        lay.addWidget(self.table, 1)
+        lay.addLayout(add_row)
+        lay.addLayout(form)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(self.buttons)
+        for e in state.mix_model.entries():
+            if e.enabled:
+                self._add_row(e.name, e.path, e.strength)
+        self.into_base.setEnabled(state.model is not None)
+        self._suggest_output()
+        if not tools.merge_available():
+            self.status.setText("Merging is not available in this build.")
+            self.run_button.setEnabled(False)
+
+    def _add_row(self, name: str, path: str | None, weight: float) -> None:
+        if not path:
+            return
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        from PySide6.QtWidgets import QTableWidgetItem  # noqa: PLC0415
+        item = QTableWidgetItem(name)
+        item.setToolTip(path)
+        item.setData(256, path)
+        self.table.setItem(r, 0, item)
+        w = QDoubleSpinBox()
+        w.setRange(-2.0, 2.0)
+        w.setSingleStep(0.05)
+        w.setValue(weight)
+        w.setAccessibleName(f"Weight of {name}")
+        self.table.setCellWidget(r, 1, w)
+
+    def entries(self) -> list[tuple[str, float]]:
+        return [(self.table.item(r, 0).data(256), self.table.cellWidget(r, 1).value())
+                for r in range(self.table.rowCount())]
+
+    def _browse_output(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save", self.output.text(), "GGUF (*.gguf);;All files (*)")
+        if path:
+            self.output.setText(path)
+
+    def _suggest_output(self, *_args) -> None:
+        from adapters_backend.paths import data_dir  # noqa: PLC0415
+        folder = data_dir() / "merged"
+        name = "blend" if self.blend.isChecked() else "merged-model.gguf"   # a blend is a PEFT folder
+        if self.into_base.isChecked() and self.state.model:
+            name = f"{Path(self.state.model['path']).stem}-merged.gguf"
+        self.output.setText(str(folder / name))
+
+    def job_call(self):
+        entries = self.entries()
+        out = self.output.text().strip()
+        if not entries:
+            raise ValueError("Add at least one adapter.")
+        if not out:
+            raise ValueError("Choose where to save the result.")
+        if self.blend.isChecked():
+            if len(entries) < 2:
+                raise ValueError("Blending needs at least two adapters.")
+            return tools.blend, (entries, out, self.method.currentText())
+        return tools.merge_into_base, (self.state.model["path"], entries, out)
+
+    def on_result(self, result) -> str:
+        if self.blend.isChecked():
+            self.state.refresh_library()
+            return f"Saved {result} and added it to the library."
+        return f"Saved {result}. Load it from File → Open GGUF model."

@@ -1,0 +1,96 @@
+"""Settings: data folder, Hugging Face token, engine threads / GPU layers / context, default sampling."""
+from __future__ import annotations
+
+from adapters_backend.paths import data_dir
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout)
+
+from .. import hub_access as hub
+from .sampling_panel import SamplingPanel
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, state, parent=None):
+        super().__init__(parent)
+        self.state = state
+        s = state.settings
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+
+        self.data_folder = QLineEdit(s.get("paths/data_dir", "") or str(data_dir()))
+        self.data_folder.setAccessibleName("Data folder")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._choose_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.data_folder, 1)
+        folder_row.addWidget(browse)
+
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("hf_… (leave empty to keep the current one)")
+        self.token.setAccessibleName("Hugging Face token")
+        self.token_status = QLabel(hub.token_status())
+        self.token_status.setWordWrap(True)
+
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("automatic")
+        self.threads.setValue(s.n_threads)
+        self.threads.setAccessibleName("CPU threads")
+        self.gpu_layers = QSpinBox()
+        self.gpu_layers.setRange(-1, 1000)
+        self.gpu_layers.setSpecialValueText("all")
+        self.gpu_layers.setValue(s.n_gpu_layers)
+        self.gpu_layers.setAccessibleName("GPU layers")
+        self.gpu_layers.setToolTip("Layers to offload to the GPU (0 = CPU only, all = every layer); "
+                                   "needs a GPU build of llama.cpp")
+        self.n_ctx = QSpinBox()
+        self.n_ctx.setRange(256, 1_048_576)
+        self.n_ctx.setSingleStep(1024)
+        self.n_ctx.setValue(s.n_ctx)
+        self.n_ctx.setAccessibleName("Context length")
+
+        general = QGroupBox("General")
+        f1 = QFormLayout(general)
+        f1.addRow("Data folder", folder_row)
+        f1.addRow("", QLabel("Library, conversations and presets live here (applies after a restart)."))
+        f1.addRow("Hugging Face token", self.token)
+        f1.addRow("", self.token_status)
+        engine = QGroupBox("Engine (applies to the next model load)")
+        f2 = QFormLayout(engine)
+        f2.addRow("CPU threads", self.threads)
+        f2.addRow("GPU layers", self.gpu_layers)
+        f2.addRow("Context length", self.n_ctx)
+        self.sampling = SamplingPanel(s.default_sampling(), "Default sampling", collapsed=False)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(general)
+        lay.addWidget(engine)
+        lay.addWidget(self.sampling)
+        lay.addWidget(buttons)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Data folder", self.data_folder.text())
+        if path:
+            self.data_folder.setText(path)
+
+    def accept(self) -> None:
+        s = self.state.settings
+        folder = self.data_folder.text().strip()
+        s.set("paths/data_dir", "" if folder == str(data_dir()) else folder)
+        s.set("engine/n_threads", self.threads.value())
+        s.set("engine/n_gpu_layers", self.gpu_layers.value())
+        s.set("engine/n_ctx", self.n_ctx.value())
+        s.set_default_sampling(self.sampling.params())
+        token = self.token.text().strip()
+        if token:
+            try:
+                hub.set_token(token)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, dialog stays open
+                self.token_status.setText(f"Could not save the token: {exc}")
+                return
+        s.sync()
+        super().accept()

@@ -1,0 +1,306 @@
+"""EngineHost: the one object that talks to the inference engine, on its own thread.
+
+Engines are single-threaded, so every call (load, set adapters, generate, close) runs on the host's
+QThread, one after another, in the order the GUI asked. The GUI sends requests through queued
+signals and hears back through signals; nothing it calls here blocks. Cancelling is the exception:
+it only sets a flag (thread-safe) that the running job checks at every token, so "Stop" acts at
+once even while the engine thread is busy.
+
+Each generation request carries the full adapter mix it must run with; the host applies it only
+when it differs from what the engine has, so a slider moved between two generations changes the
+second one, and compare/sweep runs can interleave mixes safely.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from adapters_backend.errors import JobCancelled
+from adapters_backend.jobs import JobContext
+
+log = logging.getLogger(__name__)
+
+BATCH_S = 0.015          # how often streamed text is handed to the GUI thread at most
+
+
+@dataclass
+class LoadRequest:
+    path: str
+    engine_kind: str                      # "llama.cpp" | "torch"
+    options: dict = field(default_factory=dict)   # n_ctx, n_threads, n_gpu_layers …
+    label: str = ""
+
+
+@dataclass
+class GenerateRequest:
+    request_id: int
+    messages: list                        # [(role, content)]
+    params: dict                          # sampling parameters by name
+    adapters: list                        # [(path, strength, layer_scales | None)] — the whole mix
+    tag: object = None                    # caller's marker (which pane the answer belongs to)
+
+
+@dataclass
+class GenerationStats:
+    request_id: int
+    tokens: int
+    seconds: float                        # first token to last, as seen on the engine thread
+    prompt_tokens: int | None
+    cancelled: bool
+    finish_reason: str | None = None
+    engine_tps: float | None = None       # the engine's own figure, when it reports one
+    tag: object = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        if self.engine_tps:
+            return self.engine_tps
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class EngineHost(QObject):
+    # -- reports (emitted on the engine thread, delivered queued on the GUI thread) --
+    load_progressed = Signal(float, float, str)
+    model_loaded = Signal(object)           # dict: path, engine, capabilities, n_ctx, chat_template_note…
+    model_load_failed = Signal(object)      # exception
+    adapters_applied = Signal(object)       # the mix now active
+    adapters_failed = Signal(int, object)   # request id, exception (the previous mix stays)
+    token_streamed = Signal(int, str, int)  # request id, text, number of tokens in it (batched)
+    generation_finished = Signal(object)    # GenerationStats
+    generation_failed = Signal(int, object)
+    busy_changed = Signal(bool)
+    # -- requests (emitted on the GUI thread; slots run on the engine thread) --
+    _load_requested = Signal(object)
+    _generate_requested = Signal(object)
+    _unload_requested = Signal()
+
+    def __init__(self, engine_factory=None):
+        super().__init__()
+        self._engine_factory = engine_factory or default_engine_factory
+        self._engine = None
+        self._applied: list | None = None
+        self._cancel_lock = threading.Lock()
+        self._cancel_all_before = 0           # requests with id <= this are cancelled
+        self._current: JobContext | None = None
+        self._next_id = 0
+        self._pending = 0
+        self.thread = QThread()
+        self.thread.setObjectName("EngineHost")
+        self.moveToThread(self.thread)
+        self._load_requested.connect(self._do_load)
+        self._generate_requested.connect(self._do_generate)
+        self._unload_requested.connect(self._do_unload)
+        self.thread.start()
+
+    # ---------------------------------------------------------------- GUI-thread API
+    def load(self, request: LoadRequest) -> None:
+        self.cancel()                          # a new model makes queued answers pointless
+        self._load_requested.emit(request)
+
+    def generate(self, messages, params: dict, adapters: list, tag=None) -> int:
+        self._next_id += 1
+        self._generate_requested.emit(GenerateRequest(self._next_id, list(messages), dict(params),
+                                                      list(adapters), tag))
+        return self._next_id
+
+    def cancel(self) -> None:
+        """Stop the running generation (or load) and drop every generation queued so far."""
+        with self._cancel_lock:
+            self._cancel_all_before = self._next_id
+            if self._current is not None:
+                self._current.cancel()
+
+    def unload(self) -> None:
+        self.cancel()
+        self._unload_requested.emit()
+
+    def shutdown(self, wait_ms: int = 10000) -> None:
+        """Cancel, close the engine on its own thread, stop the thread (app exit)."""
+        self.cancel()
+        self._unload_requested.emit()
+        self.thread.quit()
+        if self.thread.wait(wait_ms):
+            # The thread has stopped: a close request it did not get to is safe to run here.
+            self._close_engine()
+        else:
+            log.warning("the engine thread did not stop within %d ms", wait_ms)
+
+    # ---------------------------------------------------------------- engine thread
+    def _new_ctx(self, on_progress=None) -> JobContext:
+        ctx = JobContext(on_progress=on_progress)
+        with self._cancel_lock:
+            self._current = ctx
+        return ctx
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy_changed.emit(busy)
+
+    @Slot(object)
+    def _do_load(self, req: LoadRequest) -> None:
+        self._set_busy(True)
+        ctx = self._new_ctx(lambda d, t, m: self.load_progressed.emit(float(d), float(t), m))
+        try:
+            self._close_engine()
+            engine = self._engine_factory(req.engine_kind, req.options)
+            info = engine.load(req.path, ctx) if _takes_ctx(engine.load) else engine.load(req.path)
+            self._engine = engine
+            self._applied = []
+            self.model_loaded.emit(describe_loaded(engine, req, info))
+        except BaseException as exc:  # noqa: BLE001 - a failed load is reported, the host lives on
+            self._engine = None
+            self.model_load_failed.emit(_as_exception(exc))
+        finally:
+            with self._cancel_lock:
+                self._current = None
+            self._set_busy(False)
+
+    @Slot(object)
+    def _do_generate(self, req: GenerateRequest) -> None:
+        with self._cancel_lock:
+            dropped = req.request_id <= self._cancel_all_before
+        if dropped:
+            self.generation_finished.emit(GenerationStats(req.request_id, 0, 0.0, None, True, "cancelled",
+                                                          tag=req.tag))
+            return
+        if self._engine is None:
+            self.generation_failed.emit(req.request_id, RuntimeError("No model is loaded. Load a model first."))
+            return
+        self._set_busy(True)
+        ctx = self._new_ctx()
+        try:
+            if req.adapters != self._applied:
+                try:
+                    active_cls = _engine_types()[0]
+                    self._engine.set_adapters([_active(active_cls, a) for a in req.adapters])
+                except BaseException as exc:  # noqa: BLE001 - engine keeps its previous mix
+                    self.adapters_failed.emit(req.request_id, _as_exception(exc))
+                    self.generation_failed.emit(req.request_id, _as_exception(exc))
+                    return
+                self._applied = list(req.adapters)
+                self.adapters_applied.emit(list(req.adapters))
+            self._stream(req, ctx)
+        finally:
+            with self._cancel_lock:
+                self._current = None
+            self._set_busy(False)
+
+    def _stream(self, req: GenerateRequest, ctx: JobContext) -> None:
+        _active_cls, ChatMessage, SamplingParams = _engine_types()
+        messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
+        params = SamplingParams(**req.params)
+        tokens, first, last = 0, None, None
+        finish, prompt_tokens, engine_tps = None, None, None
+        cancelled = False
+        # Pieces are sent in batches at most every BATCH_S (the first at once), so a fast engine costs
+        # the GUI thread a few dozen slot calls a second instead of one per token.
+        pending: list[str] = []
+        pending_n = 0
+        last_emit = 0.0
+
+        def flush() -> None:
+            nonlocal pending_n, last_emit
+            if pending_n:
+                self.token_streamed.emit(req.request_id, "".join(pending), pending_n)
+                pending.clear()
+                pending_n = 0
+                last_emit = time.perf_counter()
+
+        try:
+            for chunk in self._engine.generate(messages, params, ctx):
+                now = time.perf_counter()
+                n = getattr(chunk, "n_tokens", None)
+                n = 1 if n is None else int(n)
+                tokens += n
+                text = getattr(chunk, "text", "")
+                if text or n:
+                    pending.append(text)
+                    pending_n += n
+                    if now - last_emit >= BATCH_S:
+                        flush()
+                first = first or now
+                last = now
+                finish = getattr(chunk, "finish_reason", None) or finish
+                prompt_tokens = getattr(chunk, "prompt_tokens", None) or prompt_tokens
+                engine_tps = getattr(chunk, "tokens_per_second", None) or engine_tps
+                if ctx.cancelled():
+                    cancelled = True
+                    break
+        except JobCancelled:
+            cancelled = True
+        except BaseException as exc:  # noqa: BLE001 - reported, not fatal
+            flush()
+            self.generation_failed.emit(req.request_id, _as_exception(exc))
+            return
+        flush()
+        cancelled = cancelled or ctx.cancelled()
+        seconds = (last - first) if (first and last) else 0.0
+        self.generation_finished.emit(GenerationStats(
+            req.request_id, tokens, seconds, prompt_tokens, cancelled,
+            "cancelled" if cancelled else finish, engine_tps, req.tag))
+
+    @Slot()
+    def _do_unload(self) -> None:
+        self._close_engine()
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            except Exception:  # noqa: BLE001 - closing must not fail the next load
+                log.exception("closing the engine failed")
+            self._engine = None
+            self._applied = None
+
+
+def _engine_types():
+    """(ActiveAdapter, ChatMessage, SamplingParams) from the engine interface, imported on first use."""
+    from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams  # noqa: PLC0415
+    return ActiveAdapter, ChatMessage, SamplingParams
+
+
+def _takes_ctx(fn) -> bool:
+    import inspect  # noqa: PLC0415
+    try:
+        return len(inspect.signature(fn).parameters) >= 2
+    except (TypeError, ValueError):
+        return True
+
+
+def _as_exception(exc: BaseException) -> Exception:
+    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _active(cls, entry):
+    path, strength, layers = entry
+    kwargs = {"path": path, "scale": float(strength)}
+    if layers:
+        kwargs["layer_scales"] = layers
+    return cls(**kwargs)
+
+
+def describe_loaded(engine, req: LoadRequest, info) -> dict:
+    caps = getattr(engine, "capabilities", None)
+    out = {"path": req.path, "engine": req.engine_kind, "label": req.label or req.path,
+           "capabilities": caps, "info": info}
+    return out
+
+
+def default_engine_factory(kind: str, options: dict):
+    """Create an engine by kind; imports the engine module only now (never at app start)."""
+    from adapters_backend.errors import EngineUnavailable  # noqa: PLC0415
+    try:
+        if kind == "llama.cpp":
+            from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine  # noqa: PLC0415
+            return LlamaCppEngine(**options)
+        if kind == "torch":
+            from adapters_backend.engines.torch_engine import TorchEngine  # noqa: PLC0415
+            return TorchEngine(**options)
+    except ImportError as exc:
+        raise EngineUnavailable(f"The {kind} engine is not available in this installation ({exc}). "
+                                + ("Install the PyTorch extra: pip install \"loradeck[torch]\"."
+                                   if kind == "torch" else "Reinstall LoRA Deck.")) from exc
+    raise EngineUnavailable(f"Unknown engine '{kind}'.")

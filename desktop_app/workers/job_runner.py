@@ -1,0 +1,115 @@
+"""JobRunner: every long operation runs off the GUI thread and reports back on it.
+
+A job is a plain backend function `fn(*args, ctx=JobContext, **kwargs)`. It runs on a QThreadPool
+thread; its JobContext progress, any partial results (`ctx.partial(obj)` for streamed tokens), its
+result or its error arrive as Qt signals, queued onto the GUI thread. Cancellation is cooperative:
+`handle.cancel()` sets the context's flag, the function checks it between units of work.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from adapters_backend.jobs import JobContext
+
+log = logging.getLogger(__name__)
+
+
+class JobSignals(QObject):
+    progress = Signal(float, float, str)     # done, total, message
+    partial = Signal(object)                 # streamed piece (token chunk, search page…)
+    result = Signal(object)
+    error = Signal(object)                   # the exception (BackendError has user-facing text)
+    finished = Signal()                      # always last, after result or error
+
+
+class QtJobContext(JobContext):
+    """A JobContext whose progress and partial results become signals."""
+
+    def __init__(self, signals: JobSignals):
+        super().__init__(on_progress=lambda d, t, m: signals.progress.emit(float(d), float(t), m))
+        self._signals = signals
+
+    def partial(self, obj: object) -> None:
+        self._signals.partial.emit(obj)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, fn: Callable, args, kwargs, signals: JobSignals, ctx: QtJobContext):
+        super().__init__()
+        self.setAutoDelete(True)
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._signals, self._ctx = signals, ctx
+
+    def run(self) -> None:
+        try:
+            value = self._fn(*self._args, ctx=self._ctx, **self._kwargs)
+        except BaseException as exc:  # noqa: BLE001 - any failure becomes an error signal, never a dead app
+            if not isinstance(exc, Exception):
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            log.debug("job %s failed:\n%s", getattr(self._fn, "__name__", self._fn), traceback.format_exc())
+            self._emit(self._signals.error, exc)
+        else:
+            self._emit(self._signals.result, value)
+        finally:
+            self._emit(self._signals.finished)
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            # The receiving side is gone (window closed while the job ran): nothing left to tell.
+            log.debug("job %s finished after its receiver was deleted", getattr(self._fn, "__name__", self._fn))
+
+
+class JobHandle(QObject):
+    """What `JobRunner.start` returns: the signals to connect and a way to cancel.
+
+    A QObject living on the GUI thread, so its slot runs there (queued) when the worker finishes."""
+
+    def __init__(self, signals: JobSignals, ctx: QtJobContext, on_done: Callable[["JobHandle"], None]):
+        super().__init__()
+        self.signals = signals
+        self.ctx = ctx
+        self.done = False
+        self._on_done = on_done
+        signals.finished.connect(self._on_finished)
+
+    def _on_finished(self) -> None:
+        self.done = True
+        self._on_done(self)
+
+    def cancel(self) -> None:
+        self.ctx.cancel()
+
+
+class JobRunner(QObject):
+    """Starts jobs on a thread pool. Keep one runner per window."""
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._handles: set[JobHandle] = set()
+
+    def start(self, fn: Callable, *args, **kwargs) -> JobHandle:
+        # Signals are created here, on the GUI thread, so their slots run on the GUI thread.
+        signals = JobSignals()
+        ctx = QtJobContext(signals)
+        handle = JobHandle(signals, ctx, self._handles.discard)
+        self._handles.add(handle)
+        self._pool.start(_Runnable(fn, args, kwargs, signals, ctx))
+        return handle
+
+    def active(self) -> int:
+        return len(self._handles)
+
+    def cancel_all(self) -> None:
+        for h in list(self._handles):
+            h.cancel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)

@@ -1,0 +1,92 @@
+"""`loradeck chat`: one-shot with --prompt, and the interactive chat driven through piped stdin."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adapters_backend.cli.chat_cmd import parse_adapter_arg
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
+from adapters_backend.engines.llama_cpp_engine import run_to_text
+
+QUESTION = "Name three colours of the rainbow."
+GREEDY = SamplingParams(max_tokens=20, temperature=0.0)
+
+
+def loradeck(*args, stdin: str | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-m", "adapters_backend.cli", *map(str, args)], input=stdin,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout, env=env)
+
+
+def chat_args(tiny, *extra):
+    return ["chat", "--model", tiny.base, "--temperature", "0", "--max-tokens", "20", "--threads", "1",
+            "--ctx", "512", *extra]
+
+
+def expected(make_engine, tiny, mix, messages):
+    e = make_engine(tiny.base)
+    e.set_adapters(mix)
+    return run_to_text(e, messages, SamplingParams(max_tokens=20, temperature=0.0, top_p=0.95, top_k=40,
+                                                    repeat_penalty=1.1))
+
+
+def test_one_shot_prompt_prints_the_reply(tiny, make_engine):
+    args = chat_args(tiny, "--adapter", f"{tiny.l1_path}:0.7", "--adapter", f"{tiny.l2_path}:-0.5",
+                     "--system", "You are terse.", "--prompt", QUESTION)
+    first = loradeck(*args)
+    assert first.returncode == 0, first.stderr
+    assert loradeck(*args).stdout == first.stdout                  # deterministic at temperature 0
+    want = expected(make_engine, tiny, [ActiveAdapter(tiny.l1_path, 0.7), ActiveAdapter(tiny.l2_path, -0.5)],
+                    [ChatMessage("system", "You are terse."), ChatMessage("user", QUESTION)])
+    assert first.stdout == want + "\n"
+    base = loradeck(*chat_args(tiny, "--system", "You are terse.", "--prompt", QUESTION))
+    assert base.stdout != first.stdout
+
+
+def test_interactive_chat_changes_the_mix_between_turns(tiny, make_engine):
+    script = "\n".join([
+        QUESTION,
+        f"/adapter {tiny.l1_path} 0.7",
+        f"/adapter {tiny.l2_path} -0.5",
+        "/strength l1 1.2",
+        "/adapters",
+        "/reset",
+        QUESTION,
+        f"/adapter {tiny.qwen_path} 1",            # refused: the mix stays
+        "/strength nosuch 1",
+        "/remove l2",
+        "/adapters",
+        "/quit",
+        "never read",
+    ]) + "\n"
+    run = loradeck(*chat_args(tiny), stdin=script)
+    assert run.returncode == 0, run.stderr
+    replies = run.stdout.splitlines()
+    ask = [ChatMessage("user", QUESTION)]
+    assert replies[0] == expected(make_engine, tiny, [], ask)
+    mixed = expected(make_engine, tiny, [ActiveAdapter(tiny.l1_path, 1.2), ActiveAdapter(tiny.l2_path, -0.5)], ask)
+    assert replies[1] == mixed and mixed != replies[0]
+    assert len(replies) == 2
+    err = run.stderr
+    assert "strength +1.20" in err and "conversation cleared" in err
+    assert "error:" in err and "'qwen2' architecture" in err and "no adapter named 'nosuch'" in err
+    final_listing = err.rsplit("adapters", 1)[-1]
+    assert "l1" in err.splitlines()[-1] and "l2" not in err.splitlines()[-1], final_listing
+
+
+def test_bad_model_is_one_clear_line(tiny):
+    run = loradeck("chat", "--model", tiny.l1_path, "--prompt", "hi")
+    assert run.returncode == 2
+    assert run.stderr.startswith("loradeck: error:") and "LoRA adapter, not a model" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("text, want", [
+    ("a.gguf", ("a.gguf", 1.0)), ("a.gguf:0.5", ("a.gguf", 0.5)), ("dir/x:-1.25", ("dir/x", -1.25)),
+    (r"C:\m\a.gguf", (r"C:\m\a.gguf", 1.0)), (r"C:\m\a.gguf:0.3", (r"C:\m\a.gguf", 0.3)),
+])
+def test_adapter_argument(text, want):
+    assert parse_adapter_arg(text) == want

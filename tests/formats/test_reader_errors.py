@@ -1,0 +1,117 @@
+"""Bad adapters are refused with an error naming the file and the problem (synthetic files, no torch)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from adapters_backend.errors import AdapterFormatError, UnsafeFileError
+from adapters_backend.formats.registry import read_adapter
+
+
+def _peft(folder, config=None, tensors=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"]}
+    cfg.update(config or {})
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    if tensors is None:
+        tensors = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.ones((2, 8), np.float32),
+                   "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": np.ones((8, 2), np.float32)}
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    return folder
+
+
+class _Evil:
+    """Unpickling this runs `open(marker, "w")` — exactly what a malicious adapter_model.bin would do."""
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_malicious_pickle_executes_nothing(tmp_path, monkeypatch):
+    import pickle
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    folder, marker = tmp_path / "evil", tmp_path / "pwned"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2, "lora_alpha": 4}))
+    (folder / "adapter_model.bin").write_bytes(pickle.dumps({"x": _Evil(marker)}))
+    with pytest.raises(UnsafeFileError, match="adapter_model.bin.*weights-only loader refuses"):
+        read_adapter(folder)
+    assert not marker.exists()
+
+
+def test_a_plain_tensor_pickle_is_converted_and_read(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    st = _peft(tmp_path / "st")
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text((st / "adapter_config.json").read_text())
+    from safetensors.torch import load_file
+    torch.save(load_file(st / "adapter_model.safetensors"), folder / "adapter_model.bin")
+    a, b = read_adapter(folder), read_adapter(st)
+    assert any("weights-only loader" in w for w in a.warnings)
+    name = "model.layers.0.self_attn.q_proj"
+    assert np.array_equal(a.tensors(name)["B"], b.tensors(name)["B"]) and a.modules[name].scale == 2.0
+
+
+def test_non_lora_peft_type(tmp_path):
+    with pytest.raises(AdapterFormatError, match="IA3 is not a LoRA-family adapter"):
+        read_adapter(_peft(tmp_path / "ia3", {"peft_type": "IA3"}))
+
+
+def test_rank_in_config_and_tensors_disagree(tmp_path):
+    with pytest.raises(AdapterFormatError, match=r"q_proj: tensors have rank 2 but the config gives rank 4"):
+        read_adapter(_peft(tmp_path / "r", {"r": 4}))
+
+
+def test_factor_shapes_that_do_not_fit(tmp_path):
+    bad = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.ones((2, 8), np.float32),
+           "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": np.ones((8, 3), np.float32)}
+    with pytest.raises(AdapterFormatError, match="adapter_model.safetensors.*lora_A has 2 rows but lora_B has 3"):
+        read_adapter(_peft(tmp_path / "s", tensors=bad))
+
+
+def test_bad_pattern_regex(tmp_path):
+    with pytest.raises(AdapterFormatError, match="adapter_config.json.*not a valid regular expression"):
+        read_adapter(_peft(tmp_path / "p", {"alpha_pattern": {"q_proj(": 3}}))
+
+
+def test_rank_and_alpha_patterns_first_match_wins(tmp_path):
+    a = read_adapter(_peft(tmp_path / "ok", {"rank_pattern": {}, "alpha_pattern": {"q_proj": 8, "layers.0.self_attn.q_proj": 1}}))
+    assert a.modules["model.layers.0.self_attn.q_proj"].scale == 4.0      # 8 / 2: the first key wins, as in PEFT
+
+
+def test_kohya_names_of_no_known_model(tmp_path):
+    f = tmp_path / "odd.safetensors"
+    save_file({"lora_te_encoder_block_0_attention_query.lora_down.weight": np.ones((2, 8), np.float32),
+               "lora_te_encoder_block_0_attention_query.lora_up.weight": np.ones((8, 2), np.float32)}, str(f))
+    with pytest.raises(AdapterFormatError, match=r"odd.safetensors.*none of its 1 module names match.*give the base model"):
+        read_adapter(f)
+
+
+def test_kohya_alpha_zero_means_dim_and_unmatched_modules_are_reported(tmp_path):
+    f = tmp_path / "k.safetensors"
+    stem = "lora_te_model_layers_0_self_attn_q_proj"
+    save_file({f"{stem}.lora_down.weight": np.ones((4, 8), np.float32),
+               f"{stem}.lora_up.weight": np.ones((8, 4), np.float32), f"{stem}.alpha": np.array(0.0, np.float32),
+               "lora_te_something_else.lora_down.weight": np.ones((4, 8), np.float32),
+               "lora_te_something_else.lora_up.weight": np.ones((8, 4), np.float32)}, str(f))
+    a = read_adapter(f)
+    assert a.modules["model.layers.0.self_attn.q_proj"].scale == 1.0
+    assert any("not matched and skipped: lora_te_something_else" in w for w in a.warnings)
+
+
+def test_a_gguf_base_model_is_not_an_adapter(tmp_path):
+    import gguf
+    f = tmp_path / "model.gguf"
+    w = gguf.GGUFWriter(str(f), arch="llama")
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_tensor("token_embd.weight", np.ones((4, 4), np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    with pytest.raises(AdapterFormatError, match="model.gguf: not a recognised adapter"):
+        read_adapter(f)

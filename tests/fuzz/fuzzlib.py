@@ -1,0 +1,275 @@
+"""Mutation fuzzing of every adapter reader.
+
+Seeds are small valid adapters of each format (written here with safetensors/gguf/json directly, so
+the fuzzer does not depend on torch). Each case mutates one seed — truncation, bit flips, byte
+splices, and structural edits of the safetensors header, the JSON configs, GGUF counts and zip
+directories — then reads it through the public API and touches every tensor. The only acceptable
+outcomes are success or a LoRA Deck error (BackendError); anything else, or a case that runs past
+its time budget, is a finding.
+
+Used by tests/fuzz/test_fuzz_readers.py (a few hundred cases) and bench/fuzz_readers.py (10,000+).
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import struct
+import traceback
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adapters_backend.errors import BackendError
+
+HIDDEN, LAYERS, RANK = 16, 2, 4
+
+
+def _st_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
+    """Serialize a safetensors file (done by hand so headers can be corrupted field by field)."""
+    header, blobs, offset = {}, [], 0
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        dtype = {np.float32: "F32", np.float16: "F16"}[arr.dtype.type]
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
+        blobs.append(arr.tobytes())
+        offset += arr.nbytes
+    if metadata:
+        header["__metadata__"] = metadata
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"".join(blobs)
+
+
+def _rng_factors(rng: np.random.Generator, out: int, inp: int, r: int = RANK):
+    return rng.standard_normal((r, inp)).astype(np.float32), rng.standard_normal((out, r)).astype(np.float32)
+
+
+def _modules():
+    for i in range(LAYERS):
+        for proj in ("q_proj", "v_proj"):
+            yield f"model.layers.{i}.self_attn.{proj}"
+
+
+def write_seeds(root: Path) -> dict[str, Path]:
+    """Write one valid adapter per format under `root`; returns {kind: path}."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    seeds: dict[str, Path] = {}
+
+    peft = root / "peft"
+    peft.mkdir(exist_ok=True)
+    tensors = {}
+    for m in _modules():
+        a, b = _rng_factors(rng, HIDDEN, HIDDEN)
+        tensors[f"base_model.model.{m}.lora_A.weight"] = a
+        tensors[f"base_model.model.{m}.lora_B.weight"] = b
+    (peft / "adapter_model.safetensors").write_bytes(_st_bytes(tensors))
+    (peft / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": "tiny/llama",
+        "r": RANK, "lora_alpha": 8, "use_rslora": False, "use_dora": False,
+        "target_modules": ["q_proj", "v_proj"], "rank_pattern": {}, "alpha_pattern": {"v_proj": 16},
+        "fan_in_fan_out": False, "bias": "none"}))
+    seeds["peft"] = peft
+
+    ludwig = root / "ludwig"
+    shutil.copytree(peft, ludwig / "model_weights", dirs_exist_ok=True)
+    (ludwig / "model_hyperparameters.json").write_text(json.dumps({
+        "model_type": "llm", "base_model": "tiny/llama",
+        "adapter": {"type": "lora", "r": RANK, "alpha": 8, "dropout": 0.05}}))
+    seeds["ludwig"] = ludwig
+
+    kohya = {}
+    for m in _modules():
+        stem = "lora_te_" + m.replace(".", "_")
+        a, b = _rng_factors(rng, HIDDEN, HIDDEN)
+        kohya[f"{stem}.lora_down.weight"] = a
+        kohya[f"{stem}.lora_up.weight"] = b
+        kohya[f"{stem}.alpha"] = np.array(2.0, np.float32)
+    seeds["kohya"] = root / "kohya.safetensors"
+    seeds["kohya"].write_bytes(_st_bytes(kohya, {"ss_network_module": "networks.lora", "ss_network_dim": str(RANK)}))
+
+    import gguf  # light: numpy only
+
+    seeds["gguf"] = root / "lora.gguf"
+    w = gguf.GGUFWriter(str(seeds["gguf"]), arch="llama")
+    w.add_type(gguf.GGUFType.ADAPTER)
+    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 8.0)
+    for i in range(LAYERS):
+        for name in ("attn_q", "attn_v"):
+            a, b = _rng_factors(rng, HIDDEN, HIDDEN)
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_a", a)
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_b", b)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    seeds["zip"] = root / "peft.zip"
+    with zipfile.ZipFile(seeds["zip"], "w") as zf:
+        for f in peft.iterdir():
+            zf.write(f, f"adapter/{f.name}")
+    return seeds
+
+
+# --------------------------------------------------------------------------------------- mutations
+def _flip_bits(data: bytearray, rng: random.Random, region: tuple[int, int] | None = None) -> None:
+    lo, hi = region or (0, len(data))
+    for _ in range(rng.randint(1, 8)):
+        if hi > lo:
+            i = rng.randrange(lo, hi)
+            data[i] ^= 1 << rng.randrange(8)
+
+
+def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    d = bytearray(data)
+    op = rng.randrange(7)
+    if op == 0 and d:                                     # truncate
+        return bytes(d[:rng.randrange(len(d))])
+    if op == 1:                                           # flip bits anywhere
+        _flip_bits(d, rng)
+    elif op == 2:                                         # flip bits in the first 512 bytes (headers)
+        _flip_bits(d, rng, (0, min(512, len(d))))
+    elif op == 3 and len(d) > 8:                          # overwrite a u64 with a huge or odd value
+        i = rng.randrange(0, min(len(d) - 8, 256))
+        d[i:i + 8] = struct.pack("<Q", rng.choice([2**63 - 1, 2**32 + 7, 0, 1, 2**40, 0xFFFFFFFF]))
+    elif op == 4 and d:                                   # duplicate a chunk
+        i, j = sorted(rng.randrange(len(d)) for _ in range(2))
+        d[i:i] = d[i:j][:4096]
+    elif op == 5:                                         # append junk
+        d += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+    else:                                                 # zero a range
+        if d:
+            i = rng.randrange(len(d))
+            d[i:i + rng.randrange(1, 64)] = bytes(min(len(d) - i, 64))[: len(d[i:i + 64])]
+    return bytes(d)
+
+
+_JSON_VALUES = [None, -1, 0, 1e308, float("nan"), "x", "", [], {}, [1, 2], {"a": 1}, True, 2**63, "q_proj",
+                ".*", "(", "LORA", "LOHA", "IA3", 1e-300]
+
+
+def _mutate_json(text: str, rng: random.Random) -> str:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text[: rng.randrange(len(text) + 1)]
+    if not isinstance(obj, dict) or rng.random() < 0.1:
+        return rng.choice(["[]", "null", "1", '"s"', text[: len(text) // 2], "{" * 5000])
+    keys = list(obj)
+    op = rng.randrange(3)
+    if op == 0 and keys:
+        del obj[rng.choice(keys)]
+    elif op == 1 and keys:
+        obj[rng.choice(keys)] = rng.choice(_JSON_VALUES)
+    else:
+        obj[rng.choice(keys + ["extra"])] = rng.choice(_JSON_VALUES)
+    return json.dumps(obj, allow_nan=True)
+
+
+def _mutate_st_header(data: bytes, rng: random.Random) -> bytes:
+    """Structural edits of a safetensors header: dtype, shape, offsets, NaN data."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = bytearray(data[8 + n:])
+    names = [k for k in header if k != "__metadata__"]
+    if not names:
+        return data
+    name = rng.choice(names)
+    info = header[name]
+    op = rng.randrange(6)
+    if op == 0:
+        info["dtype"] = rng.choice(["F64", "I8", "BOOL", "F8_E4M3", "Q4", "", "BF16", "F16"])
+    elif op == 1:
+        info["shape"] = rng.choice([[], [0], [2**31, 2**31], [-1, 4], [1] * 40, [4, 4, 4], "x", [1.5]])
+    elif op == 2:
+        info["data_offsets"] = rng.choice([[0, 2**62], [10, 5], [-8, 8], [0], None, [0, len(body) + 1]])
+    elif op == 3:                                     # NaN / inf data in a float tensor
+        b, e = info["data_offsets"]
+        if info["dtype"] == "F32" and e > b:
+            arr = np.frombuffer(bytes(body[b:e]), np.float32).copy()
+            arr[rng.randrange(arr.size)] = rng.choice([np.nan, np.inf, -np.inf])
+            body[b:e] = arr.tobytes()
+    elif op == 4:                                     # remove the partner tensor
+        del header[name]
+    else:
+        header["__metadata__"] = rng.choice([{"a": 1}, [], "x", {"ss_network_args": "{"}])
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + bytes(body)
+
+
+def mutate_case(seeds: dict[str, Path], case_dir: Path, rng: random.Random) -> tuple[str, Path]:
+    """Copy one seed into `case_dir` and mutate one of its files; returns (description, path to read)."""
+    kind = rng.choice(sorted(seeds))
+    src = seeds[kind]
+    dst = case_dir / src.name
+    if src.is_dir():
+        shutil.copytree(src, dst)
+        files = sorted(p for p in dst.rglob("*") if p.is_file())
+        target = rng.choice(files)
+    else:
+        shutil.copy2(src, dst)
+        target = dst
+    data = target.read_bytes()
+    if target.suffix == ".json":
+        target.write_text(_mutate_json(data.decode(), rng))
+        how = "json"
+    elif target.suffix == ".safetensors" and rng.random() < 0.5:
+        target.write_bytes(_mutate_st_header(data, rng))
+        how = "st-header"
+    else:
+        target.write_bytes(_mutate_bytes(data, rng))
+        how = "bytes"
+    return f"{kind}:{target.relative_to(case_dir)}:{how}", dst
+
+
+class CaseTimeout(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float):
+    def _raise(signum, frame):
+        raise CaseTimeout(f"took longer than {seconds} s")
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@dataclass
+class Outcome:
+    description: str
+    result: str            # "ok", "error", or "FINDING"
+    detail: str = ""
+
+
+def run_case(description: str, path: Path, seconds: float = 10.0) -> Outcome:
+    """Read `path` through the public API and touch every tensor; classify the outcome."""
+    from adapters_backend.formats.registry import read_adapter
+    from adapters_backend.inspect import inspect_adapter
+
+    try:
+        with time_limit(seconds):
+            adapter = read_adapter(path)
+            for mod in adapter:
+                adapter.tensors(mod)
+            inspect_adapter(path, adapter=adapter)
+        return Outcome(description, "ok")
+    except BackendError as exc:
+        msg = str(exc)
+        if not msg.strip():
+            return Outcome(description, "FINDING", "empty error message")
+        return Outcome(description, "error", msg[:200])
+    except CaseTimeout as exc:
+        return Outcome(description, "FINDING", f"hang: {exc}")
+    except Exception:  # noqa: BLE001 - that is the finding
+        return Outcome(description, "FINDING", traceback.format_exc(limit=6))

@@ -1,0 +1,108 @@
+"""The window as a desktop app: light start-up, minimum size, remembered geometry, shortcuts,
+accessible names, settings that stick, errors that become dialogs instead of crashes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from PySide6.QtCore import QByteArray
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit,
+                               QPlainTextEdit, QWidget)
+
+from desktop_app.widgets.main_window import MIN_SIZE
+
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+
+def test_startup_imports_no_engine(app_env):
+    """Building and painting the window imports neither torch nor llama_cpp (nor the Hub client)."""
+    code = textwrap.dedent("""
+        import json, sys
+        from desktop_app.app import build_main_window, create_app
+        app = create_app([])
+        state, w = build_main_window()
+        w.show()
+        app.processEvents()
+        heavy = [m for m in ("torch", "llama_cpp", "transformers", "huggingface_hub", "numpy", "gguf")
+                 if m in sys.modules]
+        print(json.dumps(heavy))
+        w.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_minimum_size_geometry_and_tab_remembered(make_app, qtbot):
+    app = make_app()
+    w = app.window
+    w.show()
+    assert (w.minimumWidth(), w.minimumHeight()) == MIN_SIZE
+    w.resize(780, 650)                      # within the 800×800 offscreen screen, so nothing is clamped
+    w.show_view("library")
+    qtbot.waitUntil(lambda: w.size().width() == 780, timeout=5000)
+    app.close()
+    saved = app.state.settings.get("window/geometry")
+    assert isinstance(saved, QByteArray) and not saved.isEmpty()
+
+    again = make_app()
+    again.window.show()
+    assert (again.window.size().width(), again.window.size().height()) == (780, 650)
+    assert again.window.tabs.currentWidget() is again.window._lazy["library"]
+
+
+def test_shortcuts_exist(make_app):
+    w = make_app().window
+    shortcuts = {a.text().replace("&", ""): a.shortcut().toString() for a in w.findChildren(type(w.stop_action))}
+    for name, keys in {"New chat": "Ctrl+N", "Regenerate": "Ctrl+R", "Stop": "Esc", "Open GGUF model…": "Ctrl+O",
+                       "Install adapter…": "Ctrl+I", "Chat": "Ctrl+1", "Library": "Ctrl+4", "Hub": "Ctrl+5",
+                       "Quit": "Ctrl+Q", "Settings…": "Ctrl+,"}.items():
+        assert shortcuts.get(name) == keys, (name, shortcuts.get(name))
+
+
+def test_every_control_has_an_accessible_name(make_app, qtbot):
+    app = make_app()
+    w = app.window
+    w.show()
+    for name in ("compare", "sweep", "library", "hub"):
+        w.show_view(name)
+    kinds = (QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdit)
+    unnamed = []
+    for widget in w.findChildren(QWidget):
+        if isinstance(widget, kinds) and widget.isVisibleTo(w):
+            label = widget.accessibleName() or (widget.text() if isinstance(widget, QAbstractButton) else "")
+            if not label.strip():
+                unnamed.append(f"{type(widget).__name__} in {type(widget.parent()).__name__}")
+    assert not unnamed, unnamed
+
+
+def test_settings_dialog_saves(make_app, qtbot):
+    app = make_app()
+    w = app.window
+    w.show()
+    w.show_settings()
+    dlg = w.settings_dialog
+    dlg.threads.setValue(3)
+    dlg.n_ctx.setValue(4096)
+    dlg.sampling.temperature.setValue(0.3)
+    dlg.accept()
+    s = app.state.settings
+    assert s.n_threads == 3 and s.n_ctx == 4096
+    assert s.engine_options()["n_threads"] == 3
+    assert s.default_sampling()["temperature"] == pytest.approx(0.3)
+
+
+def test_job_errors_become_dialog_messages_not_crashes(make_app, qtbot):
+    app = make_app()
+
+    def broken(ctx):
+        raise ZeroDivisionError("boom")
+
+    job = app.state.jobs.start(broken)
+    job.signals.error.connect(lambda exc: app.state.errors.report(exc, "Testing"))
+    qtbot.waitUntil(lambda: bool(app.state.errors.history), timeout=10000)
+    context, message = app.state.errors.history[-1]
+    assert context == "Testing" and "ZeroDivisionError" in message
