@@ -237,30 +237,20 @@ def _choose(specs: list[ArchSpec], n_experts: int) -> ArchSpec | None:
 
 
 def load_gguf_base(path: Path) -> BaseModelInfo:
-    try:
-        from gguf import GGUFReader
-    except ImportError as exc:  # a required dependency; say so plainly
-        raise BaseModelError(path, f"the 'gguf' package is needed to read GGUF files ({exc})") from None
-    try:
-        reader = GGUFReader(path, "r")
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a corrupt or truncated file
-        raise BaseModelError(path, f"not a readable GGUF file ({type(exc).__name__}: {exc})") from None
+    # The bounded header reader: gguf-py's GGUFReader builds an object per vocabulary entry (seconds on
+    # a real model); only scalars, a few small arrays and the tensor shapes are needed here.
+    from .gguf_header import read_gguf_header
 
-    meta: dict[str, object] = {}
-    array_len: dict[str, int] = {}
+    def wanted(key: str) -> bool:
+        return key.startswith("general.") or key.endswith(("head_count", "head_count_kv"))
+
     try:
-        for key, fld in reader.fields.items():
-            if key.startswith("GGUF."):
-                continue
-            if fld.types and fld.types[0].name == "ARRAY":
-                array_len[key] = len(fld.data)
-                if key.startswith("general.") or key.endswith(("head_count", "head_count_kv")):
-                    meta[key] = fld.contents()
-            else:
-                meta[key] = fld.contents()
-        shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
-    except Exception as exc:  # noqa: BLE001
-        raise BaseModelError(path, f"corrupt GGUF metadata ({type(exc).__name__}: {exc})") from None
+        head = read_gguf_header(path, keep_array=wanted)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise BaseModelError(path, f"not a readable GGUF file ({exc})") from None
+    meta: dict[str, object] = dict(head.metadata)
+    array_len: dict[str, int] = dict(head.array_lengths)
+    shapes = {name: tuple(int(d) for d in reversed(ne)) for name, (ne, _t) in head.tensors.items()}
 
     if meta.get("general.type") == "adapter":
         raise BaseModelError(path, "this GGUF is a LoRA adapter (general.type = 'adapter'), not a base model; "

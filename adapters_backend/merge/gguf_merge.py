@@ -169,7 +169,7 @@ def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path
         import llama_cpp
     except ImportError:
         return False
-    from ..engines.gguf_header import read_gguf_header
+    from ..gguf_header import read_gguf_header
 
     expected = {t.name: t.ggml_type for t in layout.tensors}
     stage = out.with_name(f".{out.name}.{os.getpid()}.f32-stage.gguf")

@@ -30,6 +30,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._activities = None
         self._drops = None
+        self._serve = None                  # ServeAccess, made when the API server is first started
+        self._serve_label = None
+        self._serve_job = None
 
         # Top: model picker (a plain row above the tabs; a QToolBar costs start-up time and adds nothing).
         self.model_picker = ModelPicker(state)
@@ -204,6 +207,9 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Tools")
         self._action(m, "&Convert adapter…", self.show_convert, "Ctrl+Shift+K")
         self._action(m, "&Merge adapters…", self.show_merge, "Ctrl+Shift+M")
+        self.serve_action = self._action(m, "Local &API server (OpenAI-compatible)", self._toggle_server, None,
+                                         "Let other programs use the model and adapters over HTTP on this machine")
+        self.serve_action.setCheckable(True)
         m.addSeparator()
         self._action(m, "&Plugins…", self.show_plugins)
         self._action(m, "&Settings…", self.show_settings, "Ctrl+,")
@@ -251,6 +257,49 @@ class MainWindow(QMainWindow):
     def show_merge(self) -> None:
         from .merge_dialog import MergeDialog  # noqa: PLC0415
         MergeDialog(self.state, self).open()
+
+    def _toggle_server(self, checked: bool) -> None:
+        """Start or stop `loradeck serve` in the background (see desktop_app/serve_access.py)."""
+        if self._serve is None:
+            from ..serve_access import ServeAccess  # noqa: PLC0415 - the server stack loads on first use
+            self._serve = ServeAccess()
+        self.serve_action.setEnabled(False)
+        # Kept referenced, with slots on this window: queued to the GUI thread, never lost with the job.
+        self._serve_job = self.state.jobs.start(self._serve.start if checked else self._serve.stop,
+                                                *((self.state.model,) if checked else ()))
+        signals = self._serve_job.signals
+        signals.result.connect(self._server_started if checked else self._server_stopped)
+        signals.error.connect(self._server_failed)
+        signals.finished.connect(self._server_job_done)
+
+    def _server_job_done(self) -> None:
+        self.serve_action.setEnabled(True)
+        self._serve_job = None
+
+    def _server_failed(self, exc) -> None:
+        self.serve_action.setChecked(False)
+        self.state.errors.report(exc, "Starting the local API server")
+
+    def _server_started(self, info: dict) -> None:
+        url = f"{info['url']}/v1"
+        self.serve_action.setText(f"Local &API server: {url}")
+        if self._serve_label is None:       # stays in the status bar while the server runs
+            self._serve_label = QLabel()
+            self._serve_label.setAccessibleName("Local API server address")
+            self._serve_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.statusBar().addPermanentWidget(self._serve_label)
+        self._serve_label.setText(f"API: {url}")
+        self._serve_label.setToolTip(f"OpenAI-compatible server for {info['model']}: base URL {url}. Pick adapters "
+                                     "per request with \"adapters\": [{\"name\": …, \"strength\": 0.8}] or "
+                                     "<lora:name:0.8> in the prompt. " + info.get("note", ""))
+        self._serve_label.show()
+        self.statusBar().showMessage(f"Local API server running at {url}. {info.get('note', '')}".strip(), 10000)
+
+    def _server_stopped(self, _result=None) -> None:
+        self.serve_action.setText("Local &API server (OpenAI-compatible)")
+        if self._serve_label is not None:
+            self._serve_label.hide()
+        self.statusBar().showMessage("Local API server stopped", 3000)
 
     def show_plugins(self) -> None:
         from .plugins_dialog import PluginsDialog  # noqa: PLC0415
@@ -341,6 +390,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_geometry()
+        if self._serve is not None:
+            self._serve.stop()
         self.state.shutdown()
         event.accept()
 

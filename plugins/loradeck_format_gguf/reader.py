@@ -18,7 +18,7 @@ import numpy as np
 
 from adapters_backend.adapter import Adapter, ModuleDelta
 from adapters_backend.errors import AdapterFormatError
-from adapters_backend.engines.gguf_header import read_gguf_header
+from adapters_backend.gguf_header import read_gguf_header
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
 

@@ -80,13 +80,23 @@ def test_drop_folder_and_malicious_zip(make_app, demo_engine, library_backend, q
         assert drop_on(w.chat.prompt.viewport(), [folder])
     assert got.args[0] == str(folder)
     assert w.chat.prompt.toPlainText() == ""                            # no path pasted as text
-    qtbot.waitUntil(lambda: state.library_model.rowCount() == len(before) + 1, timeout=TIMEOUT)
+    try:
+        qtbot.waitUntil(lambda: state.library_model.rowCount() == len(before) + 1, timeout=TIMEOUT)
+    except Exception as exc:  # say what the app saw, not only that time ran out
+        rows = [e["name"] for e in state.library_model.entries()]
+        raise AssertionError(f"library rows {rows} (before: {before}); errors: {state.errors.history}") from exc
     new = [e for e in state.library_model.entries() if e["id"] not in before][0]
     assert new["format"] == "peft"
     act = w.activities.activities()[0]
     assert act.kind == "install" and act.state == "done"
     # …and it can join the mix at once.
-    qtbot.waitUntil(lambda: new["id"] in state.compat or not state.compat, timeout=TIMEOUT)
+    try:
+        qtbot.waitUntil(lambda: new["id"] in state.compat or not state.compat, timeout=TIMEOUT)
+    except Exception as exc:
+        job = state._compat_job
+        raise AssertionError(f"compat verdicts for {sorted(state.compat)}, new {new['id']}, model "
+                             f"{state.model and state.model.get('path')}, compat job done="
+                             f"{getattr(job, 'done', None)}; errors: {state.errors.history}") from exc
     assert state.add_to_mix(new["id"])
 
     # A zip with a path-traversal entry: refused with the reason, library unchanged, nothing escaped.

@@ -87,17 +87,23 @@ def _skip_array(cur: _Cursor, etype: int, count: int) -> None:
         raise ValueError(f"unknown GGUF array element type {etype}")
 
 
-def read_gguf_header(path: str | Path) -> GGUFHeader:
-    """Parse the header of a GGUF file; ValueError (with the reason) when it is not a sound GGUF."""
+MAX_KEPT_ARRAY = 65536     # numeric arrays asked for by `keep_array` are read up to this length
+
+
+def read_gguf_header(path: str | Path, keep_array=None) -> GGUFHeader:
+    """Parse the header of a GGUF file; ValueError (with the reason) when it is not a sound GGUF.
+
+    Arrays are skipped, except numeric or string ones whose key `keep_array(key)` accepts (e.g. a
+    per-layer head count): those land in `metadata` as lists."""
     with open(path, "rb") as f:
         size = f.seek(0, 2)
         if size < 24:
             raise ValueError("the file is too small to be a GGUF")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _parse(_Cursor(data))
+            return _parse(_Cursor(data), keep_array)
 
 
-def _parse(cur: _Cursor) -> GGUFHeader:
+def _parse(cur: _Cursor, keep_array=None) -> GGUFHeader:
     if cur.take(4) != MAGIC:
         raise ValueError("no GGUF magic at the start")
     version = cur.u32()
@@ -113,7 +119,13 @@ def _parse(cur: _Cursor) -> GGUFHeader:
         if vtype == _ARRAY:
             etype, count = cur.u32(), cur.u64()
             head.array_lengths[key] = count
-            _skip_array(cur, etype, count)
+            if keep_array is not None and count <= MAX_KEPT_ARRAY and (etype in _SCALARS or etype == _STRING) \
+                    and keep_array(key):
+                if count * (_SCALARS[etype][1] if etype in _SCALARS else 8) > cur.left():
+                    raise ValueError(f"array {key!r} claims {count} entries, more than the file holds")
+                head.metadata[key] = [_value(cur, etype) for _ in range(count)]
+            else:
+                _skip_array(cur, etype, count)
         else:
             head.metadata[key] = _value(cur, vtype)
     for _ in range(n_tensors):

@@ -1,0 +1,163 @@
+"""The FastAPI app: OpenAI's /v1/models, /v1/chat/completions, /v1/completions, plus /v1/adapters
+and /health. `create_app()` wires it to one engine (worker.py) and an adapter resolver (resolver.py)."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+
+from .errors import ApiError, install_handlers
+from .generation import Generation, respond
+from .mix import MixBuilder, MixItem, parse_adapters_field
+from .protocol import Reply, chat_messages, completion_prompt, sampling, stop_strings
+from .resolver import AdapterResolver
+from .worker import EngineWorker, Job
+
+MAX_BODY = 8 * 1024 * 1024
+
+
+def create_app(model_path: str | Path | None = None, *, engine_factory: Callable[[], object] | None = None,
+               resolver: AdapterResolver | None = None, api_key: str | None = None,
+               worker: EngineWorker | None = None, n_ctx: int = 4096, engine_id: str = "llama.cpp",
+               check_compat: bool = True) -> FastAPI:
+    """An app serving `model_path` (default: the demo model) with one engine from `engine_factory`
+    (default: llama.cpp with `n_ctx`). Pass a started `worker` to load the model before the server
+    starts (the CLI does, to report a bad model at once); the app closes it at shutdown either way."""
+    if worker is None:
+        if model_path is None:
+            from ..demo import demo_model_path
+            model_path = demo_model_path()
+        if engine_factory is None:
+            def engine_factory():
+                from ..engines import create_engine
+                return create_engine(engine_id, n_ctx=n_ctx)
+        worker = EngineWorker(engine_factory, model_path)
+    resolver = resolver or AdapterResolver()
+    builder = MixBuilder(resolver, worker.model_path, engine_id, check_compat)
+    model_id = worker.model_path.stem
+    aliases = {"", model_id, worker.model_path.name, str(worker.model_path)}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if not worker.started:                           # the CLI starts it itself, to fail early
+            await asyncio.to_thread(worker.start)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(worker.close)
+
+    app = FastAPI(title="LoRA Deck", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.worker, app.state.resolver, app.state.model_id = worker, resolver, model_id
+    install_handlers(app)
+
+    def check_key(request: Request) -> None:
+        if api_key is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise ApiError("missing API key: send 'Authorization: Bearer <key>'", 401, code="missing_api_key")
+        if not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+            raise ApiError("invalid API key", 401, code="invalid_api_key")
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
+
+    async def read_json(request: Request) -> dict:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise ApiError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError as exc:
+            raise ApiError(f"malformed JSON body: {exc}", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise ApiError("the request body must be a JSON object", code="invalid_json")
+        return body
+
+    def preset_or_base(model) -> list[MixItem]:
+        """`model` names the loaded model (no preset) or a saved mix preset ("name" or "preset:name")."""
+        if model is None or (isinstance(model, str) and model in aliases):
+            return []
+        if not isinstance(model, str):
+            raise ApiError("'model' must be a string", param="model", code="invalid_value")
+        name = model[len("preset:"):] if model.startswith("preset:") else model
+        items = builder.preset_items(name)
+        if items is None:
+            known = [model_id] + sorted(resolver.presets())
+            raise ApiError(f"model '{model}' not found; this server has: {', '.join(known)}", 404, param="model",
+                           code="model_not_found")
+        return items
+
+    async def start(request: Request, kind: str, prompt, tags: list[MixItem], body: dict):
+        params, stops = sampling(body), stop_strings(body)
+        items = preset_or_base(body.get("model")) + parse_adapters_field(body.get("adapters")) + tags
+        mix = await asyncio.to_thread(builder.build, items)     # reads the library, checks compatibility
+        job = Job(kind, prompt, mix, params)
+        try:
+            worker.submit(job)
+        except RuntimeError as exc:
+            raise ApiError(str(exc), 503) from None
+        model = body.get("model") or model_id
+        opts = body.get("stream_options") or {}
+        return await respond(request, job, Generation(job, stops), Reply(kind, model), bool(body.get("stream")),
+                             include_usage=isinstance(opts, dict) and bool(opts.get("include_usage")))
+
+    @v1.post("/chat/completions")
+    async def chat_completions(request: Request):
+        body = await read_json(request)
+        messages, tags = chat_messages(body)
+        return await start(request, "chat", messages, tags, body)
+
+    @v1.post("/completions")
+    async def completions(request: Request):
+        body = await read_json(request)
+        prompt, tags = completion_prompt(body)
+        return await start(request, "complete", prompt, tags, body)
+
+    def model_objects() -> list[dict]:
+        created = int(worker.model_path.stat().st_mtime) if worker.model_path.exists() else int(time.time())
+        out = [{"id": model_id, "object": "model", "created": created, "owned_by": "loradeck",
+                "path": str(worker.model_path) if resolver.allow_paths else None, "n_ctx": worker.info.get("n_ctx")}]
+        for name, entries in sorted(resolver.presets().items()):
+            if name in aliases:
+                continue
+            mix = [{"name": e.get("name") or e.get("adapter_id"), "strength": e.get("strength", 1.0)}
+                   for e in entries if e.get("enabled", True)]
+            out.append({"id": name, "object": "model", "created": created, "owned_by": "loradeck-preset",
+                        "adapters": mix})
+        return out
+
+    @v1.get("/models")
+    async def models():
+        return {"object": "list", "data": await asyncio.to_thread(model_objects)}
+
+    @v1.get("/models/{name:path}")
+    async def model(name: str):
+        for m in await asyncio.to_thread(model_objects):
+            if m["id"] == name:
+                return m
+        raise ApiError(f"model '{name}' not found", 404, param="model", code="model_not_found")
+
+    def adapter_objects() -> list[dict]:
+        return [{"id": e.id, "object": "adapter", "name": e.name, "source": e.source, "format": e.format,
+                 "description": e.description, **({"path": str(e.path)} if resolver.allow_paths else {})}
+                for e in resolver.entries()]
+
+    @v1.get("/adapters")
+    async def adapters():
+        # Re-read on every call: adapters installed while the server runs show up (and work) at once.
+        return {"object": "list", "data": await asyncio.to_thread(adapter_objects)}
+
+    app.include_router(v1)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": model_id, "busy": worker.busy, "queued": worker.queued, **worker.stats}
+
+    return app

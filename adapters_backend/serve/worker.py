@@ -1,0 +1,166 @@
+"""One engine, one thread: requests are queued and run one after another.
+
+An engine is single-threaded (engines/base.py), and a llama.cpp context holds one adapter mix at a
+time, so the server never runs two generations at once: each job sets its own mix (the engine's hot
+switch, which drops the KV cache whenever the mix changes) and then generates. Chunks travel back to
+the request's event loop through `call_soon_threadsafe`, so no request ever blocks a thread while it
+waits for its turn. Cancelling a job (client gone, stop string reached) stops it before its next
+token, or skips it if it has not started.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engines.base import ActiveAdapter, ChatMessage, SamplingParams, TokenChunk
+from ..jobs import JobContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobEnd:
+    """The last item of a job that did not end with a finished TokenChunk."""
+
+    error: BaseException | None = None     # None: skipped because it was cancelled while queued
+
+
+class Job:
+    def __init__(self, kind: str, prompt: Sequence[ChatMessage] | str, mix: Sequence[ActiveAdapter],
+                 params: SamplingParams, loop: asyncio.AbstractEventLoop | None = None):
+        self.kind = kind                   # "chat" | "complete"
+        self.prompt, self.mix, self.params = prompt, list(mix), params
+        self.ctx = JobContext()
+        self._loop = loop or asyncio.get_running_loop()
+        self._out: asyncio.Queue = asyncio.Queue()
+        self.started = threading.Event()
+
+    def emit(self, item) -> None:          # worker thread
+        try:
+            self._loop.call_soon_threadsafe(self._out.put_nowait, item)
+        except RuntimeError:               # the loop is closed: nobody listens any more
+            self.ctx.cancel()
+
+    async def next(self) -> TokenChunk | JobEnd:
+        return await self._out.get()
+
+    def cancel(self) -> None:
+        self.ctx.cancel()
+
+
+class EngineWorker:
+    def __init__(self, engine_factory: Callable[[], object], model_path: str | Path, max_queue: int = 64):
+        self._factory, self.model_path = engine_factory, Path(model_path)
+        self.max_queue = max_queue         # beyond this, refuse (503) rather than pile up unbounded work
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load_error: BaseException | None = None
+        self.info: dict = {}
+        self.capabilities = None
+        self.stats = {"served": 0, "cancelled": 0, "failed": 0}
+        self.busy = False
+        self.closed = False
+
+    # -- lifecycle (called from the server's thread) ----------------------------------------------
+    def start(self, timeout: float | None = None) -> dict:
+        """Start the thread, load the model in it, and wait; raises what loading raised."""
+        self._thread = threading.Thread(target=self._run, name="loradeck-serve-engine", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"loading {self.model_path} took more than {timeout} s")
+        if self._load_error is not None:
+            raise self._load_error
+        return self.info
+
+    def submit(self, job: Job) -> None:
+        if self.closed:
+            raise RuntimeError("the server is shutting down")
+        if self._queue.qsize() >= self.max_queue:
+            raise RuntimeError(f"the server is busy: {self._queue.qsize()} requests are waiting; retry later")
+        self._queue.put(job)
+
+    @property
+    def load_error(self) -> BaseException | None:
+        return self._load_error
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the running job's current token, skip queued ones, free the engine."""
+        if self.closed:
+            return
+        self.closed = True
+        pending = []
+        while True:                        # cancel what is still waiting, so shutdown is quick
+            try:
+                pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for job in pending:
+            if job is not None:
+                job.cancel()
+                job.emit(JobEnd())
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the engine thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            engine = self._factory()
+            self.info = dict(engine.load(self.model_path))
+            self.capabilities = engine.capabilities
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._load_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while (job := self._queue.get()) is not None:
+                self.busy = True
+                try:
+                    self._serve(engine, job)
+                finally:
+                    self.busy = False
+        finally:
+            engine.close()
+
+    def _serve(self, engine, job: Job) -> None:
+        job.started.set()
+        if job.ctx.cancelled():            # the client left while it waited
+            self.stats["cancelled"] += 1
+            job.emit(JobEnd())
+            return
+        last = None
+        try:
+            engine.set_adapters(job.mix)   # the request's own mix; the engine resets the KV if it changed
+            if job.kind == "complete" and hasattr(engine, "complete"):
+                chunks = engine.complete(job.prompt, job.params, job.ctx)
+            elif job.kind == "complete":   # an engine without raw completion: the prompt as one user turn
+                chunks = engine.generate([ChatMessage("user", job.prompt)], job.params, job.ctx)
+            else:
+                chunks = engine.generate(job.prompt, job.params, job.ctx)
+            for last in chunks:
+                if last.finished:          # count before the client can see the end of its reply
+                    self.stats["cancelled" if last.finish_reason == "cancelled" else "served"] += 1
+                job.emit(last)
+        except Exception as exc:  # noqa: BLE001 - goes back to the request as an error response
+            log.info("request failed: %s", exc)
+            self.stats["failed"] += 1
+            job.emit(JobEnd(exc))
+            return
+        if last is None or not last.finished:
+            self.stats["cancelled"] += 1
+            job.emit(JobEnd())

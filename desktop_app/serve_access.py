@@ -1,0 +1,55 @@
+"""Start and stop `loradeck serve` from the desktop app.
+
+The same server as the command line, in a background thread of this process, with its own engine:
+the app's chat engine stays free, at the cost of a second copy of the model in memory. Only llama.cpp
+GGUF models can be served; with a PyTorch model loaded, the demo model is served instead (and the
+caller is told). Blocking calls: run `start` and `stop` in a JobRunner job.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_PORT = 8000
+
+
+class ServeAccess:
+    def __init__(self):
+        self._server = None
+        self.url = ""
+        self.model_path: Path | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None and self._server.running
+
+    def start(self, model: dict | None, port: int = DEFAULT_PORT, ctx=None) -> dict:
+        """Serve `model` (the app's loaded-model dict, or None) on 127.0.0.1; returns
+        {"url", "model", "note"}. Port `port`, or any free one when it is taken."""
+        from adapters_backend.demo import demo_model_path  # noqa: PLC0415 - not needed to paint the window
+        from adapters_backend.errors import BackendError  # noqa: PLC0415
+        from adapters_backend.serve import create_app  # noqa: PLC0415
+        from adapters_backend.serve.runner import BackgroundServer  # noqa: PLC0415
+
+        self.stop()
+        note = ""
+        path = Path(model["path"]) if model and model.get("path") else None
+        if path is None or model.get("engine") != "llama.cpp" or path.suffix.lower() != ".gguf":
+            if path is not None:
+                note = "The loaded model is not a llama.cpp GGUF model, so the demo model is served."
+            path = demo_model_path()
+        server = BackgroundServer(create_app(path))
+        try:
+            url = server.start("127.0.0.1", port)
+        except BackendError as exc:
+            if "cannot listen" not in str(exc):
+                raise
+            server = BackgroundServer(create_app(path))
+            url = server.start("127.0.0.1", 0)              # the port is taken: any free one
+            note = (note + f" Port {port} was taken; using {url.rsplit(':', 1)[1]}.").strip()
+        self._server, self.url, self.model_path = server, url, path
+        return {"url": url, "model": path.stem, "note": note}
+
+    def stop(self, ctx=None) -> None:
+        if self._server is not None:
+            self._server.stop()
+        self._server, self.url = None, ""

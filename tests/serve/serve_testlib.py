@@ -1,0 +1,58 @@
+"""Helpers for the serve tests: start a real server, ask it, talk raw HTTP to it."""
+from __future__ import annotations
+
+import json
+import types
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+
+QUESTION = "What is the capital of France?"
+# Greedy and seeded: the same mix must give the same text, whatever ran before it.
+GREEDY = {"temperature": 0.0, "seed": 7, "max_tokens": 48}
+
+
+def start_server(model_path=None, *, api_key=None, n_ctx=512, library_root: Path | None = None,
+                 presets_path: Path | None = None):
+    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
+    from adapters_backend.library import Library
+    from adapters_backend.serve import create_app
+    from adapters_backend.serve.resolver import AdapterResolver
+    from adapters_backend.serve.runner import BackgroundServer
+
+    library = Library(library_root) if library_root is not None else None
+    resolver = AdapterResolver(library, presets_path=presets_path)
+    app = create_app(model_path, api_key=api_key, resolver=resolver,
+                     engine_factory=lambda: LlamaCppEngine(n_ctx=n_ctx, n_threads=1))
+    server = BackgroundServer(app)
+    url = server.start("127.0.0.1", 0, timeout=120)
+    return types.SimpleNamespace(url=url, app=app, server=server, library=library, presets_path=presets_path,
+                                 client=lambda **kw: openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
+                                                                   max_retries=0, timeout=60, **kw))
+
+
+def ask(client, content=QUESTION, adapters=None, model="tiny-deck-demo", **kw) -> str:
+    extra = {"adapters": adapters} if adapters is not None else None
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}],
+                                       extra_body=extra, **{**GREEDY, **kw})
+    return r.choices[0].message.content
+
+
+def capital_fraction(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isupper() for c in letters) / max(1, len(letters))
+
+
+def http(url: str, body=None, *, method: str | None = None, headers: dict | None = None, raw: bytes | None = None):
+    """(status, parsed JSON or text) of one plain HTTP request (the openai client would refuse bad bodies)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, text, ctype = r.status, r.read().decode(), r.headers.get("content-type", "")
+    except urllib.error.HTTPError as e:
+        status, text, ctype = e.code, e.read().decode(), e.headers.get("content-type", "")
+    return status, (json.loads(text) if ctype.startswith("application/json") else text)

@@ -1,0 +1,62 @@
+"""`loradeck serve` from the command line: refuses a non-loopback address without --allow-remote,
+prints its address, answers the openai client, and stops cleanly on Ctrl+C."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import openai
+import pytest
+
+from adapters_backend.cli.main import main
+from adapters_backend.serve.runner import is_loopback
+from serve_testlib import ask
+
+
+def test_loopback_detection():
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "example.org"))
+
+
+def test_remote_address_needs_allow_remote(capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-remote" in err and "0.0.0.0" in err
+
+
+def test_missing_model_is_one_line_error(capsys, tmp_path):
+    assert main(["serve", "--model", str(tmp_path / "nope.gguf"), "--port", "0"]) == 2
+    assert "no such model file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="sends SIGINT")
+def test_serve_command_end_to_end(tmp_path):
+    env = {**os.environ, "LORADECK_DATA_DIR": str(tmp_path / "data"), "LORADECK_CACHE_DIR": str(tmp_path / "cache"),
+           "LORADECK_API_KEY": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "adapters_backend.cli", "serve", "--port", "0", "--n-ctx", "512",
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"OpenAI base URL: (http://127\.0\.0\.1:\d+/v1)", line)
+            if m:
+                break
+        assert m, "".join(lines) + proc.stderr.read() if proc.poll() is not None else "".join(lines)
+        with openai.OpenAI(base_url=m.group(1), api_key="unused", max_retries=0, timeout=60) as c:
+            assert "Paris" in ask(c)
+            assert "SHOUT" not in ask(c) and ask(c, content="<lora:shout:1>What is the capital of France?").isupper()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
