@@ -1,6 +1,6 @@
 """Benchmark the PyTorch engine on the CPU: decode speed with an adapter, and hot switch vs load.
 
-A ~100M-parameter Llama (random weights, f32, the demo's SentencePiece tokenizer) and a rank-16 LoRA on
+A ~100M-parameter Llama (random weights, f32, the tests' tiny SentencePiece tokenizer) and a rank-16 LoRA on
 every linear layer, side by side in one run, rounds interleaved:
 
     base              no adapter
@@ -31,7 +31,7 @@ def make_models(layers: int, dim: int, ff: int) -> tuple[Path, Path, Path]:
     """(base folder, LoRA folder, merged folder), cached by their settings."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     root = CACHE / f"l{layers}-d{dim}-f{ff}"
     base, lora, merged = root / "base", root / "lora", root / "merged"
@@ -39,10 +39,12 @@ def make_models(layers: int, dim: int, ff: int) -> tuple[Path, Path, Path]:
         return base, lora, merged
     shutil.rmtree(root, ignore_errors=True)
     torch.manual_seed(0)
-    tok = LlamaTokenizer(vocab_file=str(REPO / "adapters_backend" / "demo_assets" / "tokenizer.model"))
+    sys.path.insert(0, str(REPO / "tests"))
+    from fixtures.tiny_gguf import tiny_hf_model     # a real SentencePiece tokenizer, made by the tests
+    tok = AutoTokenizer.from_pretrained(tiny_hf_model("llama"))
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=dim, intermediate_size=ff, num_hidden_layers=layers,
                       num_attention_heads=dim // 64, num_key_value_heads=dim // 64, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=-1)   # random weights: never stop early
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(base)
     tok.save_pretrained(base)
@@ -63,10 +65,13 @@ def make_models(layers: int, dim: int, ff: int) -> tuple[Path, Path, Path]:
 
 
 def decode_rate(engine, tokens: int) -> float:
-    from adapters_backend.engines.base import ChatMessage, SamplingParams
+    from adapters_backend.engines.base import SamplingParams
+    from adapters_backend.jobs import JobContext
+    engine._eos_ids = lambda: set()          # random weights: run every reply to max_tokens
     last = None
-    for chunk in engine.generate([ChatMessage("user", "Tell me about adapters.")],
-                                 SamplingParams(max_tokens=tokens, temperature=0.0, repeat_penalty=1.0)):
+    prompt = engine.tokenize("Tell me about adapters.")
+    for chunk in engine._stream(prompt, (), SamplingParams(max_tokens=tokens, temperature=0.0, repeat_penalty=1.0),
+                                JobContext()):
         if chunk.tokens_per_second:
             last = chunk.tokens_per_second
     return last or 0.0

@@ -288,8 +288,14 @@ def card_metadata(folder: Path) -> dict:
     try:
         if not readme.is_file() or readme.stat().st_size > 1024 * 1024:
             return {}
-        from huggingface_hub import metadata_load
-        data = metadata_load(readme) or {}
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        if not text.startswith("---"):
+            return {}
+        end = text.find("\n---", 3)
+        import yaml   # PyYAML, which huggingface_hub depends on; its card parser would import all of hf_api
+        data = yaml.safe_load(text[3:end]) if end > 0 else None
+        if not isinstance(data, dict):
+            return {}
     except Exception:  # noqa: BLE001 - a malformed card never stops reading the adapter
         return {}
     out = {}
