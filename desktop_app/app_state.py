@@ -33,11 +33,22 @@ def _data_dir() -> Path:
 
 
 def engine_for(path: str | Path) -> str:
-    """Pick the engine by what the model is: a .gguf file → llama.cpp; an HF folder → PyTorch."""
-    p = Path(path)
-    if p.is_dir() and (p / "config.json").exists():
+    """Pick the engine by what the model is: a .gguf file → llama.cpp; a folder (HF model) or a Hub id
+    such as "Qwen/Qwen2.5-0.5B-Instruct" → PyTorch (which says plainly if a folder is not a model)."""
+    text = str(path)
+    if text.lower().endswith(".gguf"):
+        return "llama.cpp"
+    p = Path(text).expanduser()
+    if p.is_dir() or (not p.exists() and is_hub_id(text)):
         return "torch"
     return "llama.cpp"
+
+
+def is_hub_id(text: str) -> bool:
+    """"owner/name" with Hub-legal characters (and not a path that exists locally)."""
+    import re  # noqa: PLC0415
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", text.strip())) \
+        and not Path(text).expanduser().exists()
 
 
 class AppState(QObject):
@@ -50,6 +61,7 @@ class AppState(QObject):
     busy_changed = Signal(bool)               # the engine is generating or loading
     install_progressed = Signal(str, float, float, str)   # source, done, total, message
     install_finished = Signal(str, object, object)        # source, entry | None, error | None
+    model_load_failed = Signal(str, str)      # label, user-facing reason
 
     def __init__(self, settings: AppSettings | None = None, errors: ErrorReporter | None = None,
                  engine_factory=None, parent=None):
@@ -140,6 +152,9 @@ class AppState(QObject):
         self.loading = None
         self.model = None
         self.model_changed.emit()
+        self.refresh_compat()              # verdicts of the previous model no longer apply
+        from .errors import error_text  # noqa: PLC0415
+        self.model_load_failed.emit(label, error_text(exc)[0])
         self.errors.report(exc, f"Loading {label}")
 
     def _on_host_busy_changed(self, busy: bool) -> None:
@@ -308,7 +323,18 @@ class AppState(QObject):
         return job
 
     def _on_installed(self, source: str, entry) -> None:
+        self.add_installed(entry)
         self.install_finished.emit(source, entry, None)
+
+    def add_installed(self, entry: dict | None) -> None:
+        """Show a just-installed adapter in the library at once, then re-read the library (job).
+        The re-read is numbered after any listing already running, so an older listing that finishes
+        later (without the new entry) is not applied over it."""
+        if entry:
+            entries = [e for e in self.library_model.entries() if e["id"] != entry["id"]]
+            self.library_model.set_entries(entries + [entry])
+            self._library_applied = max(getattr(self, "_library_applied", 0), self._next_library_seq())
+            self.library_changed.emit()
         self.refresh_library()
 
     def remove_adapter(self, adapter_id: str):
@@ -334,17 +360,20 @@ class AppState(QObject):
     # ------------------------------------------------------------------ compatibility
     def refresh_compat(self) -> None:
         """Check every library adapter against the loaded model (off the GUI thread)."""
+        if self._compat_job is not None and not self._compat_job.done:
+            self._compat_job.cancel()
         if self.model is None:
+            # Forget the running check too: its verdicts (for the previous model) must not land later.
+            self._compat_job = None
             self.compat = {}
             self.compat_changed.emit()
             return
-        if self._compat_job is not None and not self._compat_job.done:
-            self._compat_job.cancel()
         entries = self.library_model.entries()
         job = self.jobs.start(lib.check_all, entries, self.model["path"], self.model["engine"])
         self._compat_job = job
         job.signals.result.connect(lambda res, j=job: self._on_compat_checked(j, res))
-        job.signals.error.connect(lambda exc: log.warning("compatibility check failed: %s", exc))
+        job.signals.error.connect(lambda exc: None if type(exc).__name__ == "JobCancelled"   # superseded
+                                  else log.warning("compatibility check failed: %s", exc))
 
     def _on_compat_checked(self, job, result: dict) -> None:
         if job is not self._compat_job:

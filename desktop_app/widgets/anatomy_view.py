@@ -62,18 +62,23 @@ class AnatomyView(QWidget):
     def _header_height(self) -> int:
         return QFontMetrics(self.font()).height() + 8
 
+    @staticmethod
+    def column_label(module: str) -> str:
+        """"down_proj" → "down": the shared suffix only widens every column (full name in the tooltip)."""
+        return module[:-5] if module.endswith("_proj") and len(module) > 5 else module
+
     def _cell_w(self) -> int:
         if self.anatomy is None or not self.anatomy.modules:
             return CELL_W
         fm = QFontMetrics(self.font())
-        widest = max(fm.horizontalAdvance(m) for m in self.anatomy.modules) + 8
+        widest = max(fm.horizontalAdvance(self.column_label(m)) for m in self.anatomy.modules) + 8
         return max(CELL_W, widest)
 
     def sizeHint(self) -> QSize:
         if self.anatomy is None or not self.anatomy.layers:
             return QSize(300, 60)
         w = self._label_width() + self._cell_w() * len(self.anatomy.modules) + 10
-        h = self._header_height() + CELL_H * len(self.anatomy.layers) + 40
+        h = self._header_height() + CELL_H * len(self.anatomy.layers) + 58
         return QSize(w, h)
 
     def minimumSizeHint(self) -> QSize:
@@ -106,7 +111,7 @@ class AnatomyView(QWidget):
         lw, hh, cw = self._label_width(), self._header_height(), self._cell_w()
         p.setPen(text)
         for j, name in enumerate(a.modules):
-            p.drawText(QRect(lw + j * cw, 0, cw, hh), Qt.AlignmentFlag.AlignCenter, name)
+            p.drawText(QRect(lw + j * cw, 0, cw, hh), Qt.AlignmentFlag.AlignCenter, self.column_label(name))
         top = max(a.max_norm, 1e-12)
         for i, layer in enumerate(a.layers):
             y = hh + i * CELL_H
@@ -131,7 +136,7 @@ class AnatomyView(QWidget):
         p.setPen(text)
         p.drawText(QRect(lw, y + 12, width, 18), Qt.AlignmentFlag.AlignLeft, "0")
         p.drawText(QRect(lw, y + 12, width, 18), Qt.AlignmentFlag.AlignRight, f"{a.max_norm:.3g}")
-        p.drawText(QRect(lw + width + 8, y - 2, 300, 18), Qt.AlignmentFlag.AlignLeft,
+        p.drawText(QRect(lw, y + 30, 400, 18), Qt.AlignmentFlag.AlignLeft,   # below: never clipped at the right
                    "‖ΔW‖ per module at strength 1")
 
     def mouseMoveEvent(self, event) -> None:

@@ -42,6 +42,9 @@ class ActivityDelegate(QStyledItemDelegate):
         else:
             bar.progress = int(1000 * min(max(frac, 0.0), 1.0))
         bar.state = QStyle.StateFlag.State_Enabled if a.state in ("running", "done") else QStyle.StateFlag.State_None
+        # Qt 6 reads a progress bar's orientation from this flag; without it the chunk is drawn as a
+        # vertical bar inside the thin horizontal groove, i.e. invisible.
+        bar.state |= QStyle.StateFlag.State_Horizontal
         bar.palette = option.palette
         bar.textVisible = False
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
@@ -78,6 +81,10 @@ class DownloadsPanel(QWidget):
         self.view.selectionModel().currentChanged.connect(self._update_buttons)
         activities.dataChanged.connect(self._update_buttons)
         activities.rowsInserted.connect(self._on_rows_inserted)
+        # The panel is built by the first download's rowsInserted, too late to hear that one: select it
+        # now, or Cancel would stay disabled until the user clicked the row.
+        if activities.rowCount():
+            self.view.setCurrentIndex(activities.index(0))
         self._update_buttons()
 
     def _selected(self):

@@ -3,6 +3,8 @@ details with the compatibility verdict before download; downloads with progress,
 in the downloads panel; installed adapters appear in the library at once."""
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QHBoxLayout,
@@ -28,6 +30,8 @@ class HubBrowser(QWidget):
         self._details_job = None
         self._page = 0
         self._details: dict | None = None
+        self._base_job = None
+        self._auto_base = ""                  # the base id we filled in (replaced when the model changes)
 
         self.kind_adapters = QRadioButton("Adapters")
         self.kind_models = QRadioButton("Models (GGUF)")
@@ -85,7 +89,9 @@ class HubBrowser(QWidget):
         self.more_button.setAccessibleName("More results")
         self.more_button.clicked.connect(self.more)
         self.more_button.setEnabled(False)
-        self.status = QLabel()
+        # Before the first search the table is empty: say what to do instead of showing a blank pane.
+        self.status = QLabel("Type a few words (or tick “For base model”) and press Search. Adapters are "
+                             "checked against the loaded model before you download them.")
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Hub status")
         left = QWidget()
@@ -144,9 +150,26 @@ class HubBrowser(QWidget):
 
     # -- state --
     def _on_state_model_changed(self) -> None:
-        base = hub.upstream_base_of(self.state.model["path"]) if self.state.model else None
-        if base and not self.base_id.text():
+        """Default the search to adapters for the loaded model. Finding its Hub id reads the model's
+        metadata (a large GGUF header), so it runs as a job; only the newest job's answer is used."""
+        if self._base_job is not None and not self._base_job.done:
+            self._base_job.cancel()
+        self._base_job = None
+        if self.state.model is not None:
+            job = self.state.jobs.start(_upstream_id, self.state.model["path"])
+            self._base_job = job
+            job.signals.result.connect(lambda base, j=job: self._on_upstream_id(j, base))
+        # A verdict shown for the previous model would be wrong now: check the selection again.
+        if self._details is not None or self.table.currentIndex().isValid():
+            self._on_table_current_changed(self.table.currentIndex(), None)
+
+    def _on_upstream_id(self, job, base: str | None) -> None:
+        if job is not self._base_job:
+            return
+        # Replace only what we filled in ourselves, never what the user typed.
+        if base and self.base_id.text().strip() in ("", self._auto_base):
             self.base_id.setText(base)
+            self._auto_base = base
         self.for_base.setChecked(bool(self.base_id.text()) and self.kind_adapters.isChecked())
 
     def _on_kind_toggled(self, adapters: bool) -> None:
@@ -257,7 +280,8 @@ class HubBrowser(QWidget):
                 self.d_files.setCurrentRow(ggufs[0])
             self.download_button.setEnabled(bool(ggufs))
         else:
-            self.download_button.setEnabled(d.get("compat", {}).get("ok") is not False or self.state.model is None)
+            verdict = d.get("compat") or {}           # None when no model is loaded
+            self.download_button.setEnabled(verdict.get("ok") is not False or self.state.model is None)
 
     def _show_verdict(self, d: dict) -> None:
         c = d.get("compat")
@@ -274,7 +298,8 @@ class HubBrowser(QWidget):
         ok = c.get("ok")
         head = {True: "✔ Fits the loaded model.", False: "✘ Does not fit the loaded model.",
                 None: "? Might fit the loaded model."}[ok]
-        self.d_verdict.setText(f"{head} {c.get('reason') or ''}".strip())
+        reason = c.get("reason") or ""
+        self.d_verdict.setText(f"{head[:-1]}: {reason}" if reason else head)
         self.d_verdict.setForegroundRole(QPalette.ColorRole.Text)
 
     def _on_details_error(self, job, exc) -> None:
@@ -299,10 +324,12 @@ class HubBrowser(QWidget):
         act = self.activities.start("download", f"Download {repo_id}")
 
         def start():
-            self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0)
+            self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0,
+                                   started=time.monotonic())       # (the rate of a resumed download)
             job = self.state.jobs.start(hub.download_and_install, repo_id, revision)
             act.handle = job
-            job.signals.progress.connect(lambda d, t, m: self.activities.update(act, done=d, total=t, message=m))
+            # Bytes only: the panel shows size, rate and time left itself (the backend's message repeats them).
+            job.signals.progress.connect(lambda d, t, _m: self.activities.update(act, done=d, total=t))
             job.signals.result.connect(lambda entry: self._on_adapter_downloaded(act, entry))
             job.signals.error.connect(lambda exc: self._on_download_failed(act, exc))
 
@@ -314,10 +341,11 @@ class HubBrowser(QWidget):
         act = self.activities.start("download", f"Download {filename}")
 
         def start():
-            self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0)
+            self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0,
+                                   started=time.monotonic())       # (the rate of a resumed download)
             job = self.state.jobs.start(hub.download_model_file, repo_id, filename, revision)
             act.handle = job
-            job.signals.progress.connect(lambda d, t, m: self.activities.update(act, done=d, total=t, message=m))
+            job.signals.progress.connect(lambda d, t, _m: self.activities.update(act, done=d, total=t))
             job.signals.result.connect(lambda path: self._on_model_downloaded(act, path))
             job.signals.error.connect(lambda exc: self._on_download_failed(act, exc))
 
@@ -327,7 +355,7 @@ class HubBrowser(QWidget):
 
     def _on_adapter_downloaded(self, act, entry: dict) -> None:
         self.activities.update(act, state="done", message=f"installed as '{entry['name']}'")
-        self.state.refresh_library()
+        self.state.add_installed(entry)          # in the library at once, then the library is re-read
 
     def _on_model_downloaded(self, act, path: str) -> None:
         self.activities.update(act, state="done", message="loading the model")
@@ -339,3 +367,12 @@ class HubBrowser(QWidget):
             self.activities.update(act, state="cancelled", message="")
         else:
             self.activities.update(act, state="failed", error=str(exc))
+
+
+def _upstream_id(model_path: str, ctx=None) -> str | None:
+    """The Hub id adapters for this model are made for: a Hub id model is its own; a local model says
+    it in its metadata (GGUF `general.base_model.*`, HF config `_name_or_path`) or not at all."""
+    from ..app_state import is_hub_id  # noqa: PLC0415
+    if is_hub_id(model_path):
+        return model_path
+    return hub.upstream_base_of(model_path)

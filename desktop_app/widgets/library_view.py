@@ -109,6 +109,9 @@ class LibraryView(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        # Start with a details pane wide enough for the anatomy of a 7-module adapter (the stretch
+        # factors alone leave it at its size hint, clipping the heat map); the user can drag it.
+        split.setSizes([560, 480])
         split.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -197,8 +200,9 @@ class LibraryView(QWidget):
         if verdict is not None and self.state.model is not None:
             ok = verdict.get("ok")
             text = "compatible" if ok else ("incompatible" if ok is False else "partly compatible")
-            if verdict.get("reason"):
-                text += f" — {verdict['reason']}"
+            reason = verdict.get("reason") or ""
+            if reason:      # the check's summary often starts with the same word: do not say it twice
+                text = reason if reason.split(" ")[0] == text.split(" ")[0] else f"{text} — {reason}"
             rows.append(("With this model", text))
         for label, value in rows:
             if value in (None, ""):

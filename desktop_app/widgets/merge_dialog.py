@@ -16,7 +16,7 @@ class MergeDialog(JobDialog):
         super().__init__(state, "Merge adapters", "Merge", parent)
         self.setMinimumWidth(600)
         self.blend = QRadioButton("Blend into one adapter")
-        self.into_base = QRadioButton("Merge into the base model (new GGUF model)")
+        self.into_base = QRadioButton("Merge into the loaded base model (a new model file or folder)")
         self.blend.setChecked(True)
         self.blend.toggled.connect(self._suggest_output)
         self.table = QTableWidget(0, 2)
@@ -98,7 +98,9 @@ class MergeDialog(JobDialog):
         folder = data_dir() / "merged"
         name = "blend" if self.blend.isChecked() else "merged-model.gguf"   # a blend is a PEFT folder
         if self.into_base.isChecked() and self.state.model:
-            name = f"{Path(self.state.model['path']).stem}-merged.gguf"
+            base = Path(self.state.model["path"])
+            # GGUF base → GGUF file; HF folder base → HF folder (what tools.merge_into_base writes).
+            name = f"{base.stem}-merged.gguf" if base.suffix.lower() == ".gguf" else f"{base.name}-merged"
         self.output.setText(str(folder / name))
 
     def job_call(self):
@@ -112,10 +114,13 @@ class MergeDialog(JobDialog):
             if len(entries) < 2:
                 raise ValueError("Blending needs at least two adapters.")
             return tools.blend, (entries, out, self.method.currentText())
+        if self.state.model is None:
+            raise ValueError("Load the base model to merge into first.")
         return tools.merge_into_base, (self.state.model["path"], entries, out)
 
     def on_result(self, result) -> str:
         if self.blend.isChecked():
             self.state.refresh_library()
             return f"Saved {result} and added it to the library."
-        return f"Saved {result}. Load it from File → Open GGUF model."
+        how = "File → Open GGUF model" if str(result).lower().endswith(".gguf") else "File → Open model folder"
+        return f"Saved {result}. Load it from {how}."

@@ -1,17 +1,20 @@
-"""Model picker (toolbar): demo model, recent models, open a GGUF file or an HF folder, get one from
-the Hub; engine chosen by file type, overridable; load progress."""
+"""Model picker (toolbar): demo model, recent models, open a GGUF file, an HF folder or an HF Hub id,
+get a GGUF from the Hub; engine chosen by what the model is (.gguf → llama.cpp, folder or Hub id →
+PyTorch), overridable; load progress; a failed load is said in the picker too (not only in a dialog)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox,
+                               QProgressBar, QPushButton, QWidget)
 
 from .. import library_access as lib
-from ..app_state import engine_for
+from ..app_state import engine_for, is_hub_id
+from ..workers.engine_host import TORCH_HINT, torch_available
 
 ENGINES = [("Auto", None), ("llama.cpp", "llama.cpp"), ("PyTorch", "torch")]
-OPEN_GGUF, OPEN_FOLDER, FROM_HUB = "::open-gguf", "::open-folder", "::hub"
+OPEN_GGUF, OPEN_FOLDER, OPEN_HUB_ID, FROM_HUB = "::open-gguf", "::open-folder", "::open-hub-id", "::hub"
 
 
 class ModelPicker(QWidget):
@@ -54,6 +57,7 @@ class ModelPicker(QWidget):
         state.model_loading.connect(self._on_state_model_loading)
         state.model_load_progressed.connect(self._on_state_model_load_progressed)
         state.model_changed.connect(self._on_state_model_changed)
+        state.model_load_failed.connect(self._on_state_model_load_failed)
         state.library_changed.connect(self.refresh)     # the list is filled once start-up has run
         self.combo.setPlaceholderText("Starting…")
 
@@ -66,19 +70,26 @@ class ModelPicker(QWidget):
             self.combo.addItem("Demo model (tiny, built in)", str(demo))
             seen.add(str(demo))
         for r in self.state.settings.recent_models():
-            if r["path"] not in seen and Path(r["path"]).exists():
-                self.combo.addItem(Path(r["path"]).name, r["path"])
+            if r["path"] not in seen and (Path(r["path"]).exists() or is_hub_id(r["path"])):
+                self.combo.addItem(self._label(r["path"]), r["path"])
                 self.combo.setItemData(self.combo.count() - 1, r["path"], 3)   # tooltip role
                 seen.add(r["path"])
         self.combo.insertSeparator(self.combo.count())
         self.combo.addItem("Open GGUF file…", OPEN_GGUF)
-        self.combo.addItem("Open model folder (PyTorch)…", OPEN_FOLDER)
-        self.combo.addItem("Get a model from the Hub…", FROM_HUB)
+        has_torch = torch_available()
+        suffix = "" if has_torch else " — needs PyTorch"
+        self.combo.addItem(f"Open model folder (PyTorch{suffix})…", OPEN_FOLDER)
+        self.combo.addItem(f"Open a Hub model id (PyTorch{suffix})…", OPEN_HUB_ID)
+        if not has_torch:
+            for key in (OPEN_FOLDER, OPEN_HUB_ID):
+                self.combo.setItemData(self.combo.findData(key), TORCH_HINT, 3)    # tooltip role
+        self.engine_combo.setItemText(2, "PyTorch" if has_torch else "PyTorch (not installed)")
+        self.combo.addItem("Get a GGUF model from the Hub…", FROM_HUB)
         current = self.state.model["path"] if self.state.model else None
         if current:
             i = self.combo.findData(current)
             if i < 0:
-                self.combo.insertItem(0, Path(current).name, current)
+                self.combo.insertItem(0, self._label(current), current)
                 i = 0
             self.combo.setCurrentIndex(i)
         self.combo.blockSignals(False)
@@ -89,6 +100,8 @@ class ModelPicker(QWidget):
             self.open_gguf()
         elif data == OPEN_FOLDER:
             self.open_folder()
+        elif data == OPEN_HUB_ID:
+            self.open_hub_id()
         elif data == FROM_HUB:
             self.refresh()
             self.hub_requested.emit()
@@ -102,11 +115,56 @@ class ModelPicker(QWidget):
             self.refresh()
 
     def open_folder(self) -> None:
+        if not self._torch_ready():
+            return
         path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", str(Path.home()))
         if path:
             self.load_path(path)
         else:
             self.refresh()
+
+    def open_hub_id(self) -> QInputDialog | None:
+        """Ask for a Hub model id (non-blocking dialog); it loads on the PyTorch engine when accepted."""
+        if not self._torch_ready():
+            return None
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle("Open a Hub model")
+        dlg.setLabelText("Hugging Face model id (runs on the PyTorch engine, downloaded into the HF cache):")
+        dlg.setTextEchoMode(QLineEdit.EchoMode.Normal)
+        dlg.setTextValue("")
+        dlg.textValueSelected.connect(self._on_hub_id_chosen)
+        dlg.rejected.connect(self.refresh)
+        dlg.open()
+        self.hub_id_dialog = dlg
+        return dlg
+
+    def _on_hub_id_chosen(self, text: str) -> None:
+        text = text.strip()
+        if not is_hub_id(text):
+            self.status.setText(f"'{text}' is not a Hub model id (owner/name)." if text else "No model id given.")
+            self.refresh()
+            return
+        self.load_path(text)
+
+    def _torch_ready(self) -> bool:
+        """HF folders and Hub ids need PyTorch: say how to get it instead of failing after a file dialog."""
+        if torch_available():
+            return True
+        self.status.setText("PyTorch engine not installed")
+        self.status.setToolTip(TORCH_HINT)
+        box = QMessageBox(QMessageBox.Icon.Information, "PyTorch engine not installed",
+                          "Hugging Face model folders and Hub ids run on the PyTorch engine, which is not "
+                          f"installed.\n\n{TORCH_HINT}\n\nthen restart LoRA Deck. GGUF models work without it.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAccessibleName("PyTorch engine not installed")
+        box.open()
+        self.torch_box = box
+        self.refresh()
+        return False
+
+    @staticmethod
+    def _label(path: str) -> str:
+        return path if is_hub_id(path) else Path(path).name
 
     def selected_engine(self, path: str) -> str:
         kind = ENGINES[self.engine_combo.currentIndex()][1]
@@ -135,5 +193,12 @@ class ModelPicker(QWidget):
         self.progress.hide()
         self.load_button.setEnabled(True)
         m = self.state.model
-        self.status.setText(f"{m['engine']} · ready" if m else "No model loaded")
+        if m or not self.status.text().startswith("Could not load"):
+            self.status.setText(f"{m['engine']} · ready" if m else "No model loaded")
+            self.status.setToolTip(m["path"] if m else "")
         self.refresh()
+
+    def _on_state_model_load_failed(self, label: str, reason: str) -> None:
+        self.status.setText(f"Could not load {label}" + (" — PyTorch not installed" if "loradeck[torch]" in reason
+                                                          else ""))
+        self.status.setToolTip(reason)

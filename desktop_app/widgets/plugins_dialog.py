@@ -72,9 +72,12 @@ class PluginsDialog(QDialog):
 
     def refresh(self, reload: bool = False) -> None:
         self.summary.setText("Looking for plugins…")
-        self.job = self.state.jobs.start(plugin_rows, reload)
-        self.job.signals.result.connect(self._show)
-        self.job.signals.error.connect(lambda exc: self.summary.setText(f"Plugin discovery failed: {exc}"))
+        job = self.state.jobs.start(plugin_rows, reload)
+        self.job = job
+        # "Reload" while a discovery runs: only the newest one's rows are shown, whatever order they finish in.
+        job.signals.result.connect(lambda rows, j=job: self._show(rows) if j is self.job else None)
+        job.signals.error.connect(lambda exc, j=job: self.summary.setText(f"Plugin discovery failed: {exc}")
+                                  if j is self.job else None)
 
     def _show(self, rows: list[dict]) -> None:
         self.rows = rows

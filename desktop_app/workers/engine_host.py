@@ -289,18 +289,43 @@ def describe_loaded(engine, req: LoadRequest, info) -> dict:
     return out
 
 
+# The settings hold one set of engine options; each engine takes only its own (TorchEngine has no
+# n_gpu_layers, LlamaCppEngine no device/dtype), so unknown keys are dropped rather than failing the load.
+ENGINE_OPTION_KEYS = {
+    "llama.cpp": ("n_ctx", "n_threads", "n_threads_batch", "n_gpu_layers", "n_batch", "use_mmap", "fuse_mixes",
+                  "logits_all"),
+    "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize"),
+}
+
+
+def engine_options(kind: str, options: dict) -> dict:
+    keys = ENGINE_OPTION_KEYS.get(kind)
+    return dict(options) if keys is None else {k: v for k, v in options.items() if k in keys}
+
+
+def torch_available() -> bool:
+    """Whether the PyTorch engine's packages are installed (looked up, not imported: start-up stays fast)."""
+    import importlib.util  # noqa: PLC0415
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+    except (ImportError, ValueError):
+        return False
+
+
+TORCH_HINT = "Install the PyTorch extra: pip install 'loradeck[torch]'"
+
+
 def default_engine_factory(kind: str, options: dict):
     """Create an engine by kind; imports the engine module only now (never at app start)."""
     from adapters_backend.errors import EngineUnavailable  # noqa: PLC0415
     try:
         if kind == "llama.cpp":
             from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine  # noqa: PLC0415
-            return LlamaCppEngine(**options)
+            return LlamaCppEngine(**engine_options(kind, options))
         if kind == "torch":
             from adapters_backend.engines.torch_engine import TorchEngine  # noqa: PLC0415
-            return TorchEngine(**options)
+            return TorchEngine(**engine_options(kind, options))
     except ImportError as exc:
         raise EngineUnavailable(f"The {kind} engine is not available in this installation ({exc}). "
-                                + ("Install the PyTorch extra: pip install \"loradeck[torch]\"."
-                                   if kind == "torch" else "Reinstall LoRA Deck.")) from exc
+                                + (TORCH_HINT + "." if kind == "torch" else "Reinstall LoRA Deck.")) from exc
     raise EngineUnavailable(f"Unknown engine '{kind}'.")

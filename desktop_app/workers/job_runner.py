@@ -11,8 +11,9 @@ import logging
 import traceback
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
+from adapters_backend.errors import JobCancelled
 from adapters_backend.jobs import JobContext
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class _Runnable(QRunnable):
 
     def run(self) -> None:
         try:
+            if self._ctx.cancelled():          # cancelled before a pool thread took it: do no work
+                raise JobCancelled("cancelled before it started")
             value = self._fn(*self._args, ctx=self._ctx, **self._kwargs)
         except BaseException as exc:  # noqa: BLE001 - any failure becomes an error signal, never a dead app
             if not isinstance(exc, Exception):
@@ -94,6 +97,7 @@ class JobRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
         self._handles: set[JobHandle] = set()
+        self._queued: list[_Runnable] = []
 
     def start(self, fn: Callable, *args, **kwargs) -> JobHandle:
         # Signals are created here, on the GUI thread, so their slots run on the GUI thread.
@@ -101,8 +105,18 @@ class JobRunner(QObject):
         ctx = QtJobContext(signals)
         handle = JobHandle(signals, ctx, self._handles.discard)
         self._handles.add(handle)
-        self._pool.start(_Runnable(fn, args, kwargs, signals, ctx))
+        # Handed to the pool only when control is back in the event loop: the caller connects to the
+        # handle's signals after start() returns, and a signal emitted before that (a job finishing in
+        # microseconds on another thread) would reach no slot at all — its result silently lost.
+        self._queued.append(_Runnable(fn, args, kwargs, signals, ctx))
+        if len(self._queued) == 1:
+            QTimer.singleShot(0, self, self._start_queued)
         return handle
+
+    def _start_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for runnable in queued:
+            self._pool.start(runnable)
 
     def active(self) -> int:
         return len(self._handles)
@@ -112,4 +126,5 @@ class JobRunner(QObject):
             h.cancel()
 
     def wait(self, msecs: int = -1) -> bool:
+        self._start_queued()                   # (cancelled ones end at once without running)
         return self._pool.waitForDone(msecs)

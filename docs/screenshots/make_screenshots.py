@@ -66,6 +66,72 @@ def dark_palette():
     return p
 
 
+def start_loopback_hub():
+    """The tests' loopback Hub (tests/fixtures/fake_hub.py) holding the demo adapters as Hub repos made
+    for the demo model, and one that does not fit it: the Hub tab is shown with real results and
+    verdicts without reaching huggingface.co. Returns (hub, demo model id) or None."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from fixtures.fake_hub import FakeHub
+        from fixtures.small_adapters import write_peft
+        from adapters_backend import demo
+    except ImportError as exc:
+        print("no loopback hub for the Hub screenshot:", exc)
+        return None
+    base = demo.demo_model_id()
+    hub = FakeHub().start()
+    tags = ["peft", "lora", "safetensors", f"base_model:adapter:{base}", "license:apache-2.0"]
+
+    def files(folder):
+        return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+    for i, a in enumerate(demo.demo_adapters()):
+        if Path(a.path).is_dir():
+            hub.add(f"deck-demo/{a.name}-lora", files(a.path), tags=tags, card={"base_model": base},
+                    library_name="peft", downloads=1200 - 300 * i, likes=40 - 9 * i,
+                    modified=f"2025-0{3 + i}-01T00:00:00.000Z")
+    other = write_peft(Path(tempfile.mkdtemp()) / "wide", hidden=96, seed=3)
+    hub.add("someone/wide-style-lora", files(other), tags=tags, card={"base_model": base}, library_name="peft",
+            downloads=75, likes=2, modified="2024-11-20T00:00:00.000Z")
+    big = write_peft(Path(tempfile.mkdtemp()) / "big", hidden=128, layers=4, r=128,
+                     targets=("q_proj", "o_proj"), seed=4)
+    hub.add("deck-demo/storyteller-lora", files(big), tags=tags, card={"base_model": base}, library_name="peft",
+            downloads=310, likes=12, modified="2025-05-12T00:00:00.000Z")
+    from huggingface_hub import constants
+    os.environ["HF_ENDPOINT"] = hub.url
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    constants.ENDPOINT = hub.url
+    constants.HUGGINGFACE_CO_URL_TEMPLATE = hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+    constants.HF_HUB_OFFLINE = False
+    constants.DOWNLOAD_CHUNK_SIZE = 64 * 1024
+    return hub, base
+
+
+def hub_shot(w, state):
+    started = start_loopback_hub()
+    view = w.show_view("hub")
+    if started is None:
+        save(w, "hub")
+        return
+    hub, base = started
+    view.base_id.setText(base)          # the demo GGUF names no upstream repo; a real model usually does
+    view.for_base.setChecked(True)
+    view.search()
+    wait_until(lambda: view.results.rowCount() > 0, 60)
+    rows = [view.results.result(r)["repo_id"] for r in range(view.results.rowCount())]
+    # A download in progress in the downloads panel (slowed down so it is caught mid-way).
+    hub.throttle = 0.05
+    view.start_adapter_download("deck-demo/storyteller-lora")
+    act = w.activities.activities()[0]
+    wait_until(lambda: act.fraction is not None and act.fraction > 0.3, 60)
+    view.table.selectRow(rows.index("deck-demo/shout-lora"))
+    wait_until(lambda: view._details is not None, 60)
+    save(w, "hub")
+    act.handle.cancel()
+    wait_until(lambda: act.state != "running", 60)
+    hub.stop()
+
+
 def main() -> int:
     tmp = tempfile.mkdtemp(prefix="loradeck-shots-")
     for name in ("LORADECK_DATA_DIR", "LORADECK_CACHE_DIR", "LORADECK_SETTINGS_DIR"):
@@ -129,8 +195,7 @@ def main() -> int:
     wait_until(lambda: library.anatomy.anatomy is not None or "Cannot" in library.anatomy.message, 60)
     save(w, "library-anatomy")
 
-    w.show_view("hub")
-    save(w, "hub")
+    hub_shot(w, state)
 
     w.show_plugins()
     wait_until(lambda: bool(w.plugins_dialog.rows), 30)

@@ -1,0 +1,131 @@
+"""Build LoRA Deck's Debian package with briefcase, offline, and smoke-test it.
+
+    python3 packaging/briefcase/build_linux_deb.py [--briefcase PATH] [--stage DIR] [--skip-build]
+
+Steps (each prints what it runs):
+ 1. stage: copy the project's files (git's tracked and untracked-but-not-ignored files) into a
+    staging folder, so briefcase's build/ and .briefcase/ never land in the checkout; add
+    packaging/briefcase/CHANGELOG.md as CHANGELOG.md when the project has none at its root
+    (briefcase's Linux build refuses to run without a changelog there);
+ 2. `briefcase create linux system --no-input`  (the project's template: no network for that;
+    the requirements come from PyPI, or pip's cache / PIP_FIND_LINKS when offline),
+    `briefcase build linux system --no-input`, `briefcase package linux system --no-input`;
+ 3. smoke test: unpack the .deb with `dpkg-deb -x` into a fresh prefix, run the installed
+    /usr/bin/loradeck there: `plugins --json` (built-ins found through entry points), `inspect`
+    on the demo adapter, and the desktop app headless (QT_QPA_PLATFORM=offscreen,
+    LORADECK_SELF_TEST=1) until its main window is up; all with HOME and the data folders in a
+    throwaway place, whose user library is checked to survive removing the installed files.
+
+briefcase must run on the system Python (/usr/bin/python3), e.g. from a venv made with
+`/usr/bin/python3 -m venv /tmp/briefcase-venv && /tmp/briefcase-venv/bin/pip install briefcase`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(cmd, **kw) -> subprocess.CompletedProcess:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def stage(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    if dest.exists():
+        # Keep briefcase's build/ and .briefcase/ caches; replace the sources.
+        for child in dest.iterdir():
+            if child.name not in ("build", ".briefcase"):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    skip = ("tests/", "bench/", "docs/screenshots/")
+    copied = 0
+    for rel in filter(None, files):
+        src = REPO / rel
+        if rel.startswith(skip) or not src.is_file():
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+        copied += 1
+    if not any((dest / n).exists() for n in ("CHANGELOG.md", "CHANGELOG", "NEWS.md", "HISTORY.md")):
+        shutil.copy2(REPO / "packaging/briefcase/CHANGELOG.md", dest / "CHANGELOG.md")
+    print(f"staged {copied} files in {dest}")
+    return dest
+
+
+def smoke_test(deb: Path) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="loradeck-deb-"))
+    prefix, home = root / "prefix", root / "home"
+    home.mkdir()
+    run(["dpkg-deb", "-x", deb, prefix])
+    exe = prefix / "usr/bin/loradeck"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "QT_QPA_PLATFORM": "offscreen", "LANG": "C.UTF-8",
+           "XDG_DATA_HOME": str(home / ".local/share"), "XDG_CACHE_HOME": str(home / ".cache"),
+           "XDG_CONFIG_HOME": str(home / ".config")}
+    results: dict = {"prefix": str(prefix)}
+    out = subprocess.run([exe, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    print(out.stdout[-2000:], out.stderr[-2000:])
+    rows = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
+    results["plugins"] = {n: (r["ok"], r["distribution"]) for n, r in rows.items()}
+    demo = prefix / "usr/lib/loradeck/app/adapters_backend/demo_assets/adapters/shout-peft"
+    out = subprocess.run([exe, "inspect", demo, "--json"], env=env, capture_output=True, text=True, timeout=300)
+    results["inspect_scale"] = json.loads(out.stdout)["scale"]
+    gui = subprocess.run([exe], env={**env, "LORADECK_SELF_TEST": "1"}, capture_output=True, text=True,
+                         timeout=600)
+    line = next((ln for ln in gui.stdout.splitlines() if ln.startswith("LORADECK_SELF_TEST ")), None)
+    print(gui.stdout[-3000:], gui.stderr[-3000:])
+    results["gui_exit"] = gui.returncode
+    results["gui"] = json.loads(line.split(" ", 1)[1]) if line else None
+    # The user's library lives in the data folder, outside the package: removing the installed
+    # files (what `dpkg -r` does) must leave it alone.
+    data = home / ".local/share/loradeck"
+    before = sorted(p.relative_to(data).as_posix() for p in data.rglob("*")) if data.exists() else []
+    shutil.rmtree(prefix)
+    after = sorted(p.relative_to(data).as_posix() for p in data.rglob("*")) if data.exists() else []
+    results["data_dir"] = str(data)
+    results["data_files"] = len(before)
+    results["data_kept_after_removal"] = before == after
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--briefcase", default=shutil.which("briefcase") or "/tmp/briefcase-venv/bin/briefcase")
+    ap.add_argument("--stage", type=Path, default=Path(tempfile.gettempdir()) / "loradeck-briefcase-stage")
+    ap.add_argument("--skip-build", action="store_true", help="only smoke-test the .deb already in the stage")
+    args = ap.parse_args()
+    where = stage(args.stage) if not args.skip_build else args.stage
+    if not args.skip_build:
+        bc = args.briefcase
+        if (where / "build" / "loradeck").exists():
+            shutil.rmtree(where / "build" / "loradeck")
+        run([bc, "create", "linux", "system", "--no-input"], cwd=where)
+        run([bc, "build", "linux", "system", "--no-input"], cwd=where)
+        run([bc, "package", "linux", "system", "--no-input", "--adhoc-sign"], cwd=where)
+    debs = sorted((where / "dist").glob("loradeck_*.deb"))
+    if not debs:
+        print("no .deb in", where / "dist", file=sys.stderr)
+        return 1
+    print(f"package: {debs[-1]} ({debs[-1].stat().st_size / 1e6:.1f} MB)")
+    results = smoke_test(debs[-1])
+    print("SMOKE " + json.dumps(results))
+    gui = results.get("gui") or {}
+    builtin = {"architectures", "peft", "ludwig", "kohya", "gguf"}
+    ok = (gui.get("visible") and all(v[0] for v in results["plugins"].values())
+          and builtin <= set(gui.get("entry_points") or ())
+          and results["data_kept_after_removal"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The Hub tab against the loopback Hub (tests/fixtures/fake_hub.py): the search defaults to adapters for
+the loaded base model, the details pane gives the compatibility verdict before downloading, a download
+shows its progress in the downloads panel, can be cancelled and resumed, survives a connection reset in
+the middle of a file, and the installed adapter is in the library at once, ready for the mix."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PySide6.QtCore import Qt
+
+from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
+from fixtures.small_adapters import write_peft
+from fixtures.tiny_adapters import tiny_adapters  # noqa: F401  (pytest fixture)
+from fixtures.tiny_gguf import tiny_models  # noqa: F401  (pytest fixture)
+
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+TIMEOUT = 120000
+BASE_ID = "tiny-org/tiny-llama"
+WEIGHTS = "adapter_model.safetensors"
+
+
+def files_of(folder) -> dict[str, bytes]:
+    out = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    out["README.md"] = b"---\nlibrary_name: peft\nlicense: apache-2.0\n---\n# adapter\n"
+    return out
+
+
+@pytest.fixture
+def gui_hub(app_env, fake_hub, tiny_models, tiny_adapters, tmp_path):  # noqa: F811
+    """The fake Hub (started after app_env, so it is online) with adapters for the tiny Llama, and a
+    copy of that model whose config names its Hub id (what the browser's default filter reads)."""
+    tags = ["peft", "lora", "safetensors", f"base_model:adapter:{BASE_ID}", "license:apache-2.0"]
+    card = {"base_model": BASE_ID, "license": "apache-2.0", "library_name": "peft"}
+    src = tmp_path / "repos"
+    fake_hub.add("deck/tiny-style", files_of(tiny_adapters.make("llama", "lora")), tags=tags, card=card,
+                 library_name="peft", downloads=300)
+    # ~1.8 MB, so a throttled download is still running when Cancel is clicked.
+    all_modules = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    fake_hub.add("deck/big-lora", files_of(write_peft(src / "big", r=256, targets=all_modules, seed=5)),
+                 tags=tags, card=card, library_name="peft", downloads=200)
+    fake_hub.add("deck/wide-lora", files_of(write_peft(src / "wide", hidden=96, seed=6)), tags=tags, card=card,
+                 library_name="peft", downloads=100)
+    fake_hub.add("other/unrelated-lora", files_of(write_peft(src / "other", seed=7)), tags=["peft", "lora"],
+                 library_name="peft", downloads=5000)
+    model = tmp_path / "tiny-llama"
+    shutil.copytree(tiny_models.hf("llama"), model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["_name_or_path"] = BASE_ID
+    (model / "config.json").write_text(json.dumps(cfg))
+    fake_hub.model_dir = model
+    return fake_hub
+
+
+def select_repo(qtbot, hub_view, repo_id):
+    rows = [hub_view.results.result(r)["repo_id"] for r in range(hub_view.results.rowCount())]
+    hub_view.table.setCurrentIndex(hub_view.results.index(rows.index(repo_id), 0))
+    qtbot.waitUntil(lambda: hub_view._details is not None and hub_view._details["repo_id"] == repo_id,
+                    timeout=TIMEOUT)
+
+
+def weight_gets(hub, repo_id):
+    return [h.get("Range") or h.get("range") for m, p, h in hub.requests
+            if m == "GET" and p.startswith(f"/{repo_id}/resolve/") and p.endswith(WEIGHTS)]
+
+
+def test_search_verdict_download_cancel_resume_reset(make_app, demo_engine, gui_hub, qtbot):
+    hub = gui_hub
+    app = make_app().start()
+    state, w = app.state, app.window
+    with qtbot.waitSignal(state.model_changed, timeout=TIMEOUT):
+        w.model_picker.load_path(str(hub.model_dir))
+    assert state.model and state.model["engine"] == "torch", state.errors.history
+    library_before = {e["id"] for e in state.library_model.entries()}
+
+    # The Hub tab: the search is for adapters made for the loaded model, by default.
+    qtbot.mouseClick(w.tabs.tabBar(), Qt.MouseButton.LeftButton, pos=w.tabs.tabBar().tabRect(4).center())
+    view = w.hub
+    assert w.tabs.currentIndex() == 4
+    qtbot.waitUntil(view.isVisible, timeout=TIMEOUT)     # built on first use, shown by its layout (queued)
+    qtbot.waitUntil(lambda: view.base_id.text() == BASE_ID, timeout=TIMEOUT)
+    assert view.for_base.isChecked() and view.kind_adapters.isChecked()
+    qtbot.mouseClick(view.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.status.text().endswith("result(s)"), timeout=TIMEOUT)
+    found = [view.results.result(r)["repo_id"] for r in range(view.results.rowCount())]
+    assert found == ["deck/tiny-style", "deck/big-lora", "deck/wide-lora"]     # not other/unrelated-lora
+
+    # Details before download: a verdict against the loaded model; an adapter that does not fit
+    # cannot be downloaded from here.
+    select_repo(qtbot, view, "deck/wide-lora")
+    assert view.d_verdict.text().startswith("✘") and "hidden" in view.d_verdict.text()
+    assert not view.download_button.isEnabled()
+    select_repo(qtbot, view, "deck/big-lora")
+    assert view.d_verdict.text().startswith("✔"), view.d_verdict.text()
+    assert view.download_button.isEnabled()
+    assert any(view.d_files.item(i).data(Qt.ItemDataRole.UserRole) == WEIGHTS for i in range(view.d_files.count()))
+
+    # Download (slowed down), watch the progress in the downloads panel, cancel it.
+    hub.throttle = 0.02
+    qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
+    panel = w.downloads
+    assert w.downloads_dock.isVisible()
+    act = w.activities.activities()[0]
+    assert act.kind == "download" and act.state == "running"
+    # (past the small config files, well into the weights)
+    qtbot.waitUntil(lambda: act.fraction is not None and 0.1 < act.fraction < 1, timeout=TIMEOUT)
+    assert " MB" in act.status_text()
+    assert panel.cancel_button.isEnabled() and not panel.resume_button.isEnabled()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: act.state != "running", timeout=TIMEOUT)
+    assert act.state == "cancelled", (act.state, act.error)
+    assert {e["id"] for e in state.library_model.entries()} == library_before
+    assert panel.resume_button.isEnabled()
+
+    # Resume: the file continues where it stopped (a Range request), and the adapter is in the
+    # library the moment the download is done.
+    hub.throttle = 0.0
+    hub.requests.clear()
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: act.state != "running", timeout=TIMEOUT)
+    assert act.state == "done", act.error
+    gets = weight_gets(hub, "deck/big-lora")
+    assert gets and gets[0] is not None and int(gets[0][6:-1]) > 0           # resumed, not restarted
+    big = next(e for e in state.library_model.entries() if e["id"] not in library_before)
+    assert big["source"].startswith("hub:deck/big-lora@") and big["format"] == "peft"
+
+    # A connection reset in the middle of the weights: the download carries on with a Range request.
+    select_repo(qtbot, view, "deck/tiny-style")
+    assert view.d_verdict.text().startswith("✔"), view.d_verdict.text()
+    hub.requests.clear()
+    # Cut after one whole 64 KB download chunk (fake_hub's DOWNLOAD_CHUNK_SIZE) has reached the file.
+    hub.reset_after[WEIGHTS] = 66_000
+    qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
+    act2 = w.activities.activities()[0]
+    assert act2 is not act
+    qtbot.waitUntil(lambda: act2.state != "running", timeout=TIMEOUT)
+    assert act2.state == "done", act2.error
+    gets = weight_gets(hub, "deck/tiny-style")
+    assert len(gets) == 2 and gets[0] is None and gets[1] == "bytes=65536-"          # resumed after the reset
+    style = next(e for e in state.library_model.entries() if e["source"].startswith("hub:deck/tiny-style@"))
+
+    # Both fit the loaded model: the mixer offers them, and they join the mix.
+    qtbot.waitUntil(lambda: all((state.compat.get(e["id"]) or {}).get("ok") is True for e in (big, style)),
+                    timeout=TIMEOUT)
+    assert state.add_to_mix(style["id"]) and state.add_to_mix(big["id"])
+    assert [e.adapter_id for e in state.mix_model.entries()][-2:] == [style["id"], big["id"]]
