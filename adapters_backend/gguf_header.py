@@ -19,6 +19,7 @@ MAX_DIMS = 4
 _SCALARS = {0: ("<B", 1), 1: ("<b", 1), 2: ("<H", 2), 3: ("<h", 2), 4: ("<I", 4), 5: ("<i", 4), 6: ("<f", 4),
             7: ("<?", 1), 10: ("<Q", 8), 11: ("<q", 8), 12: ("<d", 8)}
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 
 
 @dataclass
@@ -75,8 +76,15 @@ def _skip_array(cur: _Cursor, etype: int, count: int) -> None:
     elif etype == _STRING:
         if count * 8 > cur.left():
             raise ValueError("a string array is longer than the file")
+        # A vocabulary is ~10⁵ strings: walk the lengths in place (no per-string objects).
+        data, pos, size, unpack_from = cur.data, cur.pos, cur.size, _U64.unpack_from
         for _ in range(count):
-            cur.skip(cur.u64())
+            if pos + 8 > size:
+                raise ValueError("the header ends early (a string array runs past the end of the file)")
+            pos += 8 + unpack_from(data, pos)[0]
+        if pos > size:
+            raise ValueError("the header ends early (a string runs past the end of the file)")
+        cur.pos = pos
     elif etype == _ARRAY:
         if count * 12 > cur.left():
             raise ValueError("a nested array is longer than the file")

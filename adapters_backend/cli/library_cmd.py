@@ -8,6 +8,30 @@ import sys
 def add_parser(sub) -> None:
     p = sub.add_parser("library", help="installed adapters: list, install, remove, rename")
     ls = p.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+    _add_actions(ls)
+    # The everyday actions also stand at the top level: `loradeck install PATH`, `loradeck list`, …
+    _add_actions(sub, top_level=True)
+
+
+def _add_actions(ls, top_level: bool = False) -> None:
+    if top_level:
+        hint = " (same as `loradeck library …`)"
+        a = ls.add_parser("install", help="install an adapter into the library" + hint)
+        a.add_argument("source", help="folder, .zip, .safetensors, .gguf, or hf:OWNER/REPO[@REV]")
+        a.add_argument("--name")
+        a.add_argument("--json", action="store_true")
+        a.set_defaults(func=run_install)
+        a = ls.add_parser("list", help="list the installed adapters" + hint)
+        a.add_argument("--json", action="store_true")
+        a.set_defaults(func=run_list)
+        a = ls.add_parser("remove", help="remove an adapter (by id or name)" + hint)
+        a.add_argument("id")
+        a.set_defaults(func=run_remove)
+        a = ls.add_parser("rename", help="change an adapter's label" + hint)
+        a.add_argument("id")
+        a.add_argument("name")
+        a.set_defaults(func=run_rename)
+        return
     a = ls.add_parser("list", help="every installed adapter")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=run_list)

@@ -104,6 +104,10 @@ def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> 
                         fh.truncate()
                         resume = 0
                     progress.skip(resume)
+                    # huggingface_hub writes (and checks cancellation) once per chunk, 10 MB by default:
+                    # 1 MB chunks bound what a cancel waits for and what a killed process loses.
+                    from huggingface_hub import constants
+                    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, 1 << 20)
                     with hub_errors(repo_id, filename):
                         http_get(meta.location, fh, resume_size=resume, headers=build_hf_headers(),
                                  expected_size=meta.size, displayed_filename=filename,
