@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import BackendError
 
+REMOTE = ("llama-server", "vllm", "lorax")      # engines whose --model is a server URL
 HELP = __doc__.split("between turns, without reloading the model:", 1)[1].strip("\n")
 
 
@@ -28,9 +29,13 @@ def add_parser(sub) -> None:
                        description="Chat with a model in the terminal, with any number of LoRA adapters "
                                    "at their own strengths. With --prompt, print one reply and exit.")
     p.add_argument("--model", "-m", required=True,
-                   help="GGUF model file (llama.cpp), or a Hugging Face model folder or Hub id (--engine torch)")
-    p.add_argument("--engine", choices=("auto", "llama.cpp", "torch"), default="auto",
-                   help="auto: llama.cpp for a .gguf file, torch for a model folder or Hub id")
+                   help="GGUF model file (llama.cpp), a Hugging Face model folder or Hub id (--engine torch), "
+                        "or a server URL (--engine llama-server, vllm, lorax)")
+    p.add_argument("--engine", choices=("auto", "llama.cpp", "torch", "llama-server", "vllm", "lorax"),
+                   default="auto",
+                   help="auto: llama.cpp for a .gguf file, torch for a model folder or Hub id; llama-server, "
+                        "vllm, lorax: chat through that running server, --model being its URL")
+    p.add_argument("--api-key", default=None, help="remote engines: the server's API key, if it needs one")
     p.add_argument("--device", default=None, help="torch engine: cuda, mps or cpu (default: the best present)")
     p.add_argument("--adapter", "-a", action="append", default=[], metavar="PATH[:STRENGTH]",
                    help="adapter file or folder (any supported format), strength in [-2, 2], default 1; "
@@ -217,19 +222,31 @@ def run(args) -> int:
                             top_k=args.top_k, repeat_penalty=args.repeat_penalty, seed=args.seed)
     engine_id = args.engine
     if engine_id == "auto":
+        if str(args.model).lower().startswith(("http://", "https://")):
+            raise BackendError(f"{args.model} is a server address: say which server it is with --engine "
+                               "llama-server, vllm or lorax")
         engine_id = "llama.cpp" if str(args.model).lower().endswith(".gguf") else "torch"
-    if engine_id == "torch":
+    if engine_id in REMOTE:
+        from ..engines import create_engine
+        engine = create_engine(engine_id, api_key=args.api_key)
+    elif engine_id == "torch":
         from ..engines.torch_engine import TorchEngine
         engine = TorchEngine(device=args.device, n_ctx=args.ctx or 4096, n_threads=args.threads)
     else:
         engine = LlamaCppEngine(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
     try:
-        info = engine.load(Path(args.model).expanduser() if Path(args.model).expanduser().exists() else args.model)
+        model = args.model
+        if engine_id not in REMOTE and Path(model).expanduser().exists():
+            model = Path(model).expanduser()
+        info = engine.load(model)
         session = ChatSession(engine, params, args.system, stats=args.stats)
         mix = []
         for spec in args.adapter:
             path, strength = parse_adapter_arg(spec)
-            mix.append(ActiveAdapter(str(Path(path).expanduser()), strength))
+            # A remote engine may take a server-side name or Hub id: expand only what exists here.
+            local = Path(path).expanduser()
+            remote_name = engine_id in REMOTE and not local.exists()
+            mix.append(ActiveAdapter(path if remote_name else str(local), strength))
         if mix:
             session._apply(mix)
         if args.prompt is not None:

@@ -13,6 +13,10 @@ from .base import ActiveAdapter, ChatMessage, Engine, EngineCapabilities, Sampli
 ENGINES = {
     "llama.cpp": ("adapters_backend.engines.llama_cpp_engine", "LlamaCppEngine", "llama_cpp"),
     "torch": ("adapters_backend.engines.torch_engine", "TorchEngine", "torch"),
+    # Remote engines: load() takes a server URL (httpx2 is the HTTP client huggingface_hub already uses).
+    "llama-server": ("adapters_backend.engines.remote.llama_server", "LlamaServerEngine", "httpx2"),
+    "vllm": ("adapters_backend.engines.remote.vllm", "VllmEngine", "httpx2"),
+    "lorax": ("adapters_backend.engines.remote.lorax", "LoraxEngine", "httpx2"),
 }
 
 

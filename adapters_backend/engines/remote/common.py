@@ -1,0 +1,188 @@
+"""What the three remote engines share: connecting, the mix bookkeeping, and turning an
+OpenAI-style chat stream into `TokenChunk`s.
+
+A remote engine's "model path" is the server URL. The model itself lives on the server; LoRA Deck
+only chooses, per request, which of the server's adapters to apply and how strongly, within what
+that server supports (see each engine's `capabilities` and module docstring).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ...errors import EngineError
+from ...jobs import JobContext
+from ..base import ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
+from .http import CANCELLED, RemoteClient, is_url, normalize_url
+
+_FINISH = {"stop": "stop", "eos_token": "stop", "stop_sequence": "stop", "length": "length"}
+
+
+class RemoteEngine:
+    """Base class: subclasses set `engine_id`, `kind`, `capabilities` and implement `_describe`,
+    `_map_mix` and `_request`."""
+
+    engine_id = "remote"
+    kind = "remote server"
+    capabilities = EngineCapabilities()
+    strength_note = ""                         # why the strength range is what it is (for messages)
+
+    def __init__(self, api_key: str | None = None, timeout: float = 30.0, **_local_options):
+        # _local_options: n_ctx, n_threads... that the app passes to every engine; a server has its own.
+        self.api_key = api_key
+        self.timeout = float(timeout)
+        self._client: RemoteClient | None = None
+        self._mix: list[ActiveAdapter] = []
+        self._plan = None                      # what _map_mix made of the mix (engine specific)
+        self.info: dict = {}
+
+    # ------------------------------------------------------------------ connection
+    def load(self, model_path: str | Path, ctx: JobContext | None = None) -> dict:
+        """Connect to the server at `model_path` (a URL) and describe the model it serves."""
+        url = str(model_path)
+        if not is_url(url) and (Path(url).suffix.lower() == ".gguf" or Path(url).exists()):
+            raise EngineError(f"the {self.engine_id} engine talks to a running server: give its address "
+                              f"(e.g. http://127.0.0.1:8080), not a model file ({url})")
+        self.close()
+        client = RemoteClient(normalize_url(url), kind=self.kind, api_key=self.api_key, timeout=self.timeout)
+        try:
+            described = self._describe(client)
+        except BaseException:
+            client.close()
+            raise
+        self._client = client
+        self.info = {"path": client.url, "engine": self.engine_id, "architecture": None, "n_ctx": None,
+                     "n_layers": None, "note": "", "name": client.url, "remote": True, **described}
+        return dict(self.info)
+
+    @property
+    def loaded(self) -> bool:
+        return self._client is not None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._mix, self._plan = [], None
+
+    def _require(self) -> RemoteClient:
+        if self._client is None:
+            raise EngineError(f"not connected; load the {self.kind} server's address first")
+        return self._client
+
+    # ------------------------------------------------------------------ adapters
+    def set_adapters(self, adapters: Sequence[ActiveAdapter], ctx: JobContext | None = None) -> None:
+        """Make `adapters` the whole mix for the next requests. On error the previous mix stays."""
+        client = self._require()
+        lo, hi = self.capabilities.strength_range
+        for a in adapters:
+            if a.layer_scales:
+                raise EngineError(f"{a.display_name}: per-layer strengths are not possible on a {self.kind} "
+                                  "server (it applies one strength per adapter); use a local engine for them")
+            if a.strength != 0.0 and not lo <= a.strength <= hi:
+                why = f"{self.strength_note}: " if self.strength_note else ""
+                raise EngineError(f"strength {a.strength:g} of {a.display_name} is outside what a {self.kind} "
+                                  f"server can apply ({why}{self._strength_text()})")
+        self._plan = self._map_mix(client, [a for a in adapters])
+        self._mix = list(adapters)
+
+    def _strength_text(self) -> str:
+        lo, hi = self.capabilities.strength_range
+        return f"strength {lo:g}, or 0 for off" if lo == hi else f"[{lo:g}, {hi:g}]"
+
+    def adapters(self) -> list[dict]:
+        """The current mix as the server will run it (for the GUI and the chat CLI)."""
+        return [{"name": a.display_name, "path": a.path, "strength": a.strength, "layer_scales": None,
+                 "gguf": None, "notes": [], "running": "remote" if a.strength else "off"} for a in self._mix]
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, messages: Sequence[ChatMessage], params: SamplingParams | None = None,
+                 ctx: JobContext | None = None) -> Iterator[TokenChunk]:
+        client = self._require()
+        params = params or SamplingParams()
+        if self._plan is None:
+            self._plan = self._map_mix(client, [])
+        path, body, parse = self._request(list(messages), params, self._plan)
+        return _stream_chunks(client.sse_events(path, body, ctx or JobContext()), parse)
+
+    # subclass hooks --------------------------------------------------------------
+    def _describe(self, client: RemoteClient) -> dict:
+        raise NotImplementedError
+
+    def _map_mix(self, client: RemoteClient, adapters: list[ActiveAdapter]):
+        raise NotImplementedError
+
+    def _request(self, messages: list[ChatMessage], params: SamplingParams, plan) -> tuple[str, dict, object]:
+        raise NotImplementedError
+
+
+def chat_messages(messages: Sequence[ChatMessage]) -> list[dict]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def openai_sampling(params: SamplingParams) -> dict:
+    """The OpenAI chat fields every server here accepts; temperature 0 is greedy."""
+    body = {"max_tokens": int(params.max_tokens), "temperature": float(max(params.temperature, 0.0)),
+            "top_p": float(params.top_p)}
+    if params.seed is not None and params.seed >= 0:
+        body["seed"] = int(params.seed)
+    return body
+
+
+def parse_openai_event(event: dict) -> tuple[str, str | None, dict]:
+    """(text, finish_reason, stats) from one `chat.completion.chunk`."""
+    stats: dict = {}
+    usage = event.get("usage")
+    if isinstance(usage, dict):
+        stats["prompt_tokens"] = usage.get("prompt_tokens")
+        stats["completion_tokens"] = usage.get("completion_tokens")
+    timings = event.get("timings")            # llama-server's own speed report (last chunk)
+    if isinstance(timings, dict):
+        stats["prompt_tokens"] = timings.get("prompt_n", stats.get("prompt_tokens"))
+        if timings.get("prompt_ms") is not None:
+            stats["prompt_seconds"] = float(timings["prompt_ms"]) / 1000.0
+        if timings.get("predicted_per_second"):
+            stats["tokens_per_second"] = float(timings["predicted_per_second"])
+    text, finish = "", None
+    for choice in event.get("choices") or []:
+        delta = choice.get("delta") or {}
+        text += delta.get("content") or ""
+        finish = choice.get("finish_reason") or finish
+    return text, finish, stats
+
+
+def _stream_chunks(events, parse) -> Iterator[TokenChunk]:
+    """TokenChunks from parsed server events; always ends with one `finished` chunk."""
+    n, finish = 0, None
+    stats: dict = {}
+    t0 = time.perf_counter()
+    t_first = t_last = None
+    try:
+        for event in events:
+            if event is CANCELLED:
+                finish = "cancelled"
+                break
+            text, reason, more = parse(event)
+            stats.update({k: v for k, v in more.items() if v is not None})
+            if text:
+                n += 1
+                t_last = time.perf_counter()
+                if t_first is None:
+                    t_first = t_last
+                    stats.setdefault("prompt_seconds", t_first - t0)
+                tps = (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else None
+                yield TokenChunk(text, None, 1, False, None, stats.get("prompt_tokens"), n, tps,
+                                 stats.get("prompt_seconds"))
+            if reason:
+                finish = _FINISH.get(reason, "stop")
+    finally:
+        events.close()                           # closes the HTTP stream (cancel, error or done)
+    tps = stats.get("tokens_per_second")
+    if tps is None and n > 1 and t_last and t_first and t_last > t_first:
+        tps = (n - 1) / (t_last - t_first)
+    yield TokenChunk("", None, 0, True, finish or "stop", stats.get("prompt_tokens"),
+                     int(stats.get("completion_tokens") or n), tps, stats.get("prompt_seconds"))
+
+
+__all__ = ["RemoteEngine", "chat_messages", "openai_sampling", "parse_openai_event"]

@@ -1,0 +1,120 @@
+"""Chat through a running llama.cpp `llama-server`, with its LoRA adapters mixed per request.
+
+What llama-server can do (tools/server/README.md of the llama.cpp sources LoRA Deck vendors):
+- Adapters are loaded only when the server starts (`--lora FILE.gguf`, repeatable). There is no
+  endpoint to load a new one, so LoRA Deck can only use the adapters the server already has.
+  `GET /lora-adapters` lists them as `[{"id", "path", "scale"}]`.
+- Every request may carry `"lora": [{"id": 0, "scale": 0.5}, ...]`: any number of adapters at any
+  float scale (negative subtracts), applied to that request only; adapters left out get scale 0.
+  So the mix switches per request (hot switch) and several adapters mix, like the local engine.
+- `POST /lora-adapters` only sets server-wide defaults; LoRA Deck never uses it (other clients of the
+  same server keep their settings) and instead lists every adapter's scale in each request.
+- No per-layer strengths, no merging.
+
+An adapter of the mix is matched to the server's list by path (same file), then file name, then
+name (`shout` matches `.../shout.gguf`), so a library adapter converted to GGUF on this machine
+finds the copy the server was started with.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import EngineError
+from ..base import STRENGTH_RANGE, ActiveAdapter, EngineCapabilities, SamplingParams, adapter_display_name
+from .common import RemoteEngine, chat_messages, openai_sampling, parse_openai_event
+from .http import RemoteClient
+
+CAPABILITIES = EngineCapabilities(hot_switch=True, multi_adapter=True, negative_strength=True,
+                                  per_layer_strength=False, merge=False, gpu_offload=False,
+                                  strength_range=STRENGTH_RANGE)
+
+
+class LlamaServerEngine(RemoteEngine):
+    engine_id = "llama-server"
+    kind = "llama-server"
+    capabilities = CAPABILITIES
+
+    def __init__(self, api_key: str | None = None, timeout: float = 30.0, cache_prompt: bool | None = None,
+                 **local_options):
+        super().__init__(api_key=api_key, timeout=timeout, **local_options)
+        self.cache_prompt = cache_prompt       # None: the server's default (reuse the prompt's KV)
+        self._server_adapters: list[dict] = []
+        self._model_id: str | None = None
+
+    def _describe(self, client: RemoteClient) -> dict:
+        health = client.request("GET", "/health", ok_404=True)
+        if health.status_code == 503:
+            raise EngineError(f"the llama-server at {client.url} is still loading its model; try again shortly")
+        props = client.get_json("/props", ok_404=True) or {}
+        models = client.get_json("/v1/models", ok_404=True) or {}
+        data = models.get("data") or [{}]
+        meta = data[0].get("meta") or {}
+        self._model_id = data[0].get("id")
+        self._server_adapters = self._fetch_adapters(client)
+        settings = props.get("default_generation_settings") or {}
+        names = ", ".join(f"{adapter_display_name(a['path'])} (id {a['id']})" for a in self._server_adapters)
+        note = ("llama-server loads adapters only when it starts (--lora FILE.gguf); "
+                + (f"this one has {len(self._server_adapters)}: {names}." if self._server_adapters
+                   else "this one was started without any, so only the base model is available."))
+        model_path = props.get("model_path") or self._model_id or client.url
+        return {"name": Path(str(model_path)).stem or client.url, "model_path": model_path,
+                "n_ctx": settings.get("n_ctx") or meta.get("n_ctx_train"),
+                "n_params": meta.get("n_params"), "note": note,
+                "server_adapters": [dict(a) for a in self._server_adapters]}
+
+    def _fetch_adapters(self, client: RemoteClient) -> list[dict]:
+        listed = client.get_json("/lora-adapters", ok_404=True)
+        if listed is None:
+            raise EngineError(f"{client.url} has no /lora-adapters endpoint: it is not a llama-server, or one "
+                              "too old for per-request adapters")
+        return [{"id": int(a["id"]), "path": str(a.get("path", "")), "scale": a.get("scale")} for a in listed]
+
+    def server_adapters(self) -> list[dict]:
+        """The adapters the server was started with: `[{"id", "path", "scale"}]`."""
+        return [dict(a) for a in self._server_adapters]
+
+    def _map_mix(self, client: RemoteClient, adapters: list[ActiveAdapter]):
+        if adapters:                      # the server may have been restarted with other adapters
+            self._server_adapters = self._fetch_adapters(client)
+        scales = {a["id"]: 0.0 for a in self._server_adapters}
+        for a in adapters:
+            if a.strength == 0.0:
+                continue                  # off: nothing to find on the server
+            scales[self._match(a)["id"]] += a.strength
+        # Every adapter listed, so server-wide defaults set by others never leak into this mix.
+        return [{"id": i, "scale": s} for i, s in sorted(scales.items())]
+
+    def _match(self, a: ActiveAdapter) -> dict:
+        want = Path(a.path).expanduser()
+        names = {n.lower() for n in (a.name, a.display_name, a.path) if n}
+
+        def same_file(server_path: str) -> bool:
+            try:
+                return Path(server_path).resolve() == want.resolve()
+            except OSError:
+                return False
+
+        for test in (lambda s: s["path"] == a.path or same_file(s["path"]),
+                     lambda s: Path(s["path"]).name.lower() == want.name.lower(),
+                     lambda s: adapter_display_name(s["path"]).lower() in names):
+            found = [s for s in self._server_adapters if test(s)]
+            if found:
+                return found[0]
+        have = ", ".join(f"{Path(s['path']).name} (id {s['id']})" for s in self._server_adapters) or "none"
+        raise EngineError(f"adapter {a.display_name!r} is not loaded on the llama-server at {self._client.url} "
+                          f"(it has: {have}). llama-server loads adapters only at start: restart it with "
+                          f"--lora <the adapter's .gguf> added (and --lora-init-without-apply so it starts off)")
+
+    def _request(self, messages, params: SamplingParams, plan):
+        body = {"messages": chat_messages(messages), "stream": True, "lora": plan, **openai_sampling(params),
+                # llama-server's own sampling fields, so a remote chat samples like the local engine
+                "top_k": int(params.top_k), "min_p": float(params.min_p),
+                "repeat_penalty": float(params.repeat_penalty)}
+        if self._model_id:
+            body["model"] = self._model_id
+        if self.cache_prompt is not None:
+            body["cache_prompt"] = bool(self.cache_prompt)
+        return "/v1/chat/completions", body, parse_openai_event
+
+
+__all__ = ["CAPABILITIES", "LlamaServerEngine"]

@@ -1,0 +1,184 @@
+"""The llama-server engine against a real llama.cpp `llama-server` (built from the vendored sources,
+cached in .cache/llama-server), serving the demo model with the three demo LoRA GGUFs."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import httpx2 as httpx
+import pytest
+
+from adapters_backend import demo
+from adapters_backend.engines import create_engine
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
+from adapters_backend.errors import EngineError
+from adapters_backend.jobs import JobContext
+
+import llama_server_bin
+
+# The first run may build llama-server (~10 min on 2 cores) inside the fixture.
+pytestmark = pytest.mark.timeout(2400)
+
+GREEDY = SamplingParams(max_tokens=48, temperature=0.0, seed=1, repeat_penalty=1.0)
+QUESTION = [ChatMessage("user", "What is the capital of France?")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    allow_build = os.environ.get("LORADECK_BUILD_LLAMA_SERVER", "1") != "0"
+    try:
+        binary = llama_server_bin.find_or_build(allow_build)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"llama-server could not be built: {exc}")
+    if binary is None:
+        pytest.skip("llama-server is not built (LORADECK_BUILD_LLAMA_SERVER=0); run tests/remote/llama_server_bin.py")
+    port = _free_port()
+    loras = [str(demo.demo_lora_gguf(n)) for n in ("shout", "pirate", "reverse")]
+    cmd = [str(binary), "-m", str(demo.demo_model_path()), "--host", "127.0.0.1", "--port", str(port),
+           "-c", "1024", "-t", "2", "-np", "1", "--lora-init-without-apply"]
+    for path in loras:
+        cmd += ["--lora", path]
+    log = open(llama_server_bin.CACHE / "server-test.log", "w")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama-server exited ({proc.returncode}); see {log.name}")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama-server did not become healthy in 60 s; see {log.name}")
+            time.sleep(0.2)
+        yield url, loras
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def engine(server):
+    url, _loras = server
+    e = create_engine("llama-server")
+    info = e.load(url)
+    assert info["engine"] == "llama-server" and info["n_ctx"] > 0
+    yield e
+    e.close()
+
+
+def ask(engine, params=GREEDY, ctx=None, messages=QUESTION):
+    chunks = list(engine.generate(messages, params, ctx))
+    assert chunks[-1].finished
+    return "".join(c.text for c in chunks), chunks
+
+
+def caps_ratio(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isupper() for c in letters) / max(1, len(letters))
+
+
+def test_lists_the_servers_adapters(engine, server):
+    _url, loras = server
+    assert [a["path"] for a in engine.server_adapters()] == loras
+    # This llama-server reports scale 1.0 even with --lora-init-without-apply, one more reason the engine
+    # sends every adapter's scale in each request instead of trusting the server-wide defaults.
+    assert all(isinstance(a["scale"], float) for a in engine.server_adapters())
+    assert "shout" in engine.info["note"]
+
+
+def test_base_reply_streams(engine):
+    text, chunks = ask(engine)
+    assert text.strip() and len(chunks) > 2
+    assert chunks[-1].finish_reason in ("stop", "length") and chunks[-1].prompt_tokens
+    assert caps_ratio(text) < 0.5
+
+
+def test_shout_adapter_per_request_and_back_to_base(engine, server):
+    _url, loras = server
+    base, _ = ask(engine)
+    engine.set_adapters([ActiveAdapter(loras[0], 1.0)])
+    shout, _ = ask(engine)
+    assert caps_ratio(shout) > 0.7, shout
+    engine.set_adapters([])                                   # hot switch back, nothing stale
+    again, _ = ask(engine)
+    assert again == base
+
+
+def test_adapter_matched_by_library_name(engine):
+    # The library keeps the PEFT folder; the server has the converted shout.gguf: matched by name.
+    peft_folder = str(demo.demo_adapters()[0].path)
+    engine.set_adapters([ActiveAdapter(peft_folder, 1.0, name="shout")])
+    text, _ = ask(engine)
+    assert caps_ratio(text) > 0.7, text
+
+
+def test_strength_zero_equals_base(engine, server):
+    _url, loras = server
+    base, _ = ask(engine)
+    engine.set_adapters([ActiveAdapter(loras[0], 0.0), ActiveAdapter(loras[1], 0.0)])
+    assert ask(engine)[0] == base
+
+
+def test_two_adapters_mix(engine, server):
+    _url, loras = server
+    base, _ = ask(engine)
+    engine.set_adapters([ActiveAdapter(loras[1], 1.0)])
+    pirate, _ = ask(engine)
+    engine.set_adapters([ActiveAdapter(loras[0], 1.0), ActiveAdapter(loras[1], 1.0)])
+    assert [s for s in engine._plan if s["scale"]] == [{"id": 0, "scale": 1.0}, {"id": 1, "scale": 1.0}]
+    mixed, _ = ask(engine)
+    assert mixed not in (base, pirate)
+    assert caps_ratio(mixed) > 0.5, mixed
+
+
+def test_cancel_mid_stream_then_server_still_answers(engine):
+    ctx = JobContext()
+    chunks = []
+    params = SamplingParams(max_tokens=400, temperature=1.0, seed=3)
+    for chunk in engine.generate([ChatMessage("user", "Tell me a long story about a banana.")], params, ctx):
+        chunks.append(chunk)
+        if len(chunks) == 2:
+            ctx.cancel()
+    assert chunks[-1].finished
+    if chunks[-1].finish_reason != "cancelled":       # the tiny model may end its turn in 2 tokens
+        assert len(chunks) <= 3
+    else:
+        assert len(chunks) <= 4
+    text, _ = ask(engine)                             # the slot was freed: the next request runs
+    assert text.strip()
+
+
+def test_adapter_not_on_the_server_is_a_clear_error(engine, tmp_path):
+    other = tmp_path / "style.gguf"
+    other.write_bytes(b"GGUF")
+    with pytest.raises(EngineError, match=r"'style' is not loaded on the llama-server.*restart it with"):
+        engine.set_adapters([ActiveAdapter(str(other), 1.0)])
+
+
+def test_per_layer_strength_refused(engine, server):
+    _url, loras = server
+    with pytest.raises(EngineError, match="per-layer"):
+        engine.set_adapters([ActiveAdapter(loras[0], 1.0, layer_scales=((0, 1, 0.5),))])
+
+
+def test_server_down_is_a_clear_error():
+    e = create_engine("llama-server")
+    with pytest.raises(EngineError, match="cannot reach the llama-server"):
+        e.load(f"http://127.0.0.1:{_free_port()}")
