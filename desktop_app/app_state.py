@@ -36,6 +36,8 @@ def engine_for(path: str | Path) -> str:
     """Pick the engine by what the model is: a .gguf file → llama.cpp; a folder (HF model) or a Hub id
     such as "Qwen/Qwen2.5-0.5B-Instruct" → PyTorch (which says plainly if a folder is not a model)."""
     text = str(path)
+    if text.lower().startswith(("http://", "https://")):
+        return "llama-server"          # a serving system's address; the picker lets the user say which kind
     if text.lower().endswith(".gguf"):
         return "llama.cpp"
     p = Path(text).expanduser()
@@ -132,12 +134,15 @@ class AppState(QObject):
                 self.load_model(str(demo), "llama.cpp", label="Demo model")
 
     # ------------------------------------------------------------------ model
-    def load_model(self, path: str, engine: str | None = None, label: str = "") -> None:
+    def load_model(self, path: str, engine: str | None = None, label: str = "", options: dict | None = None) -> None:
+        """Load a model file/folder/Hub id, or connect to a server (`path` = its URL, `options` e.g. api_key)."""
         engine = engine or engine_for(path)
-        label = label or ("Demo model" if lib.is_demo_model(path) else Path(path).name)
+        remote = str(path).lower().startswith(("http://", "https://"))
+        label = label or ("Demo model" if lib.is_demo_model(path)
+                          else f"{engine} at {path}" if remote else Path(path).name)
         self.loading = label
         self.model_loading.emit(label)
-        self.host.load(LoadRequest(str(path), engine, self.settings.engine_options(), label))
+        self.host.load(LoadRequest(str(path), engine, {**self.settings.engine_options(), **(options or {})}, label))
 
     def _on_host_model_loaded(self, info: dict) -> None:
         self.loading = None
@@ -192,6 +197,9 @@ class AppState(QObject):
     def generate(self, messages, params: dict, mix: list | None = None, tag=None) -> int:
         """Queue a generation with `mix` (default: the mixer's current mix)."""
         mix = self.engine_mix() if mix is None else mix
+        # The library name goes along: a remote server matches adapters by name (its own copies).
+        names = {e.path: e.name for e in self.mix_model.entries()}
+        mix = [(*m[:3], names.get(m[0])) if len(m) == 3 else m for m in mix]
         return self.host.generate(messages, params, mix, tag)
 
     def engine_mix(self) -> list:

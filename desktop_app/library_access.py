@@ -173,6 +173,8 @@ def gguf_kind(path: str, ctx=None) -> str:
 # ---------------------------------------------------------------------- compatibility
 def check_all(entries: list[dict], model_path: str, engine: str, ctx=None) -> dict[str, dict]:
     """{adapter id: {"ok": True/False/None, "reason": text}} for every entry against the model."""
+    if str(model_path).lower().startswith(("http://", "https://")):
+        return {}      # a remote server's model is not here to check against; the server refuses what won't fit
     try:
         from adapters_backend.compat import check_compatibility  # noqa: PLC0415
     except ImportError:

@@ -15,6 +15,8 @@ from ..workers.engine_host import TORCH_HINT, torch_available
 
 ENGINES = [("Auto", None), ("llama.cpp", "llama.cpp"), ("PyTorch", "torch")]
 OPEN_GGUF, OPEN_FOLDER, OPEN_HUB_ID, FROM_HUB = "::open-gguf", "::open-folder", "::open-hub-id", "::hub"
+CONNECT = "::connect"
+SERVER_KINDS = [("llama.cpp llama-server", "llama-server"), ("vLLM", "vllm"), ("LoRAX", "lorax")]
 
 
 class ModelPicker(QWidget):
@@ -85,6 +87,7 @@ class ModelPicker(QWidget):
                 self.combo.setItemData(self.combo.findData(key), TORCH_HINT, 3)    # tooltip role
         self.engine_combo.setItemText(2, "PyTorch" if has_torch else "PyTorch (not installed)")
         self.combo.addItem("Get a GGUF model from the Hub…", FROM_HUB)
+        self.combo.addItem("Connect to a server (llama-server, vLLM, LoRAX)…", CONNECT)
         current = self.state.model["path"] if self.state.model else None
         if current:
             i = self.combo.findData(current)
@@ -105,6 +108,18 @@ class ModelPicker(QWidget):
         elif data == FROM_HUB:
             self.refresh()
             self.hub_requested.emit()
+        elif data == CONNECT:
+            self.connect_server()
+
+    def connect_server(self):
+        """Ask for a serving system's kind, address and key (non-blocking); connects when accepted."""
+        from .server_dialog import ServerDialog  # noqa: PLC0415
+        dlg = ServerDialog(SERVER_KINDS, self)
+        dlg.chosen.connect(lambda url, kind, key: self.state.load_model(url, kind, options={"api_key": key or None}))
+        dlg.rejected.connect(self.refresh)
+        dlg.open()
+        self.server_dialog = dlg
+        return dlg
 
     def open_gguf(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),

@@ -275,8 +275,10 @@ def _as_exception(exc: BaseException) -> Exception:
 
 
 def _active(cls, entry):
-    path, strength, layers = entry
+    path, strength, layers = entry[:3]
     kwargs = {"path": path, "scale": float(strength)}
+    if len(entry) > 3 and entry[3]:
+        kwargs["name"] = entry[3]            # the library name (remote servers match adapters by it)
     if layers:
         kwargs["layer_scales"] = layers
     return cls(**kwargs)
@@ -295,7 +297,9 @@ ENGINE_OPTION_KEYS = {
     "llama.cpp": ("n_ctx", "n_threads", "n_threads_batch", "n_gpu_layers", "n_batch", "use_mmap", "fuse_mixes",
                   "logits_all"),
     "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize"),
+    "llama-server": ("api_key",), "vllm": ("api_key",), "lorax": ("api_key",),
 }
+REMOTE_KINDS = ("llama-server", "vllm", "lorax")
 
 
 def engine_options(kind: str, options: dict) -> dict:
@@ -325,6 +329,9 @@ def default_engine_factory(kind: str, options: dict):
         if kind == "torch":
             from adapters_backend.engines.torch_engine import TorchEngine  # noqa: PLC0415
             return TorchEngine(**engine_options(kind, options))
+        if kind in REMOTE_KINDS:       # a serving system elsewhere; load() takes its URL
+            from adapters_backend.engines import create_engine  # noqa: PLC0415
+            return create_engine(kind, **engine_options(kind, options))
     except ImportError as exc:
         raise EngineUnavailable(f"The {kind} engine is not available in this installation ({exc}). "
                                 + (TORCH_HINT + "." if kind == "torch" else "Reinstall LoRA Deck.")) from exc

@@ -2,12 +2,6 @@
 cached in .cache/llama-server), serving the demo model with the three demo LoRA GGUFs."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
-
-import httpx2 as httpx
 import pytest
 
 from adapters_backend import demo
@@ -16,7 +10,7 @@ from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingPa
 from adapters_backend.errors import EngineError
 from adapters_backend.jobs import JobContext
 
-import llama_server_bin
+from fixtures.llama_server import _free_port, llama_server  # noqa: F401  (pytest fixture)
 
 # The first run may build llama-server (~10 min on 2 cores) inside the fixture.
 pytestmark = pytest.mark.timeout(2400)
@@ -25,52 +19,9 @@ GREEDY = SamplingParams(max_tokens=48, temperature=0.0, seed=1, repeat_penalty=1
 QUESTION = [ChatMessage("user", "What is the capital of France?")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
-    allow_build = os.environ.get("LORADECK_BUILD_LLAMA_SERVER", "1") != "0"
-    try:
-        binary = llama_server_bin.find_or_build(allow_build)
-    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"llama-server could not be built: {exc}")
-    if binary is None:
-        pytest.skip("llama-server is not built (LORADECK_BUILD_LLAMA_SERVER=0); run tests/remote/llama_server_bin.py")
-    port = _free_port()
-    loras = [str(demo.demo_lora_gguf(n)) for n in ("shout", "pirate", "reverse")]
-    cmd = [str(binary), "-m", str(demo.demo_model_path()), "--host", "127.0.0.1", "--port", str(port),
-           "-c", "1024", "-t", "2", "-np", "1", "--lora-init-without-apply"]
-    for path in loras:
-        cmd += ["--lora", path]
-    log = open(llama_server_bin.CACHE / "server-test.log", "w")  # noqa: SIM115 - closed in teardown
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama-server exited ({proc.returncode}); see {log.name}")
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama-server did not become healthy in 60 s; see {log.name}")
-            time.sleep(0.2)
-        yield url, loras
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+def server(llama_server):
+    return llama_server
 
 
 @pytest.fixture
