@@ -283,23 +283,31 @@ def open_weights(folder: Path, warnings: list[str] | None = None) -> tuple[Path,
 
 
 def card_metadata(folder: Path) -> dict:
-    """license / base_model / tags from a model card's YAML front matter (README.md), if any."""
+    """license / base_model / library_name from a model card's YAML front matter (README.md), if any.
+
+    Only these top-level scalars (or a list's first item) are needed, so the front matter is scanned
+    line by line: a full YAML parser (and huggingface_hub's card module) would dominate a small
+    conversion's run time."""
     readme = folder / "README.md"
     try:
         if not readme.is_file() or readme.stat().st_size > 1024 * 1024:
             return {}
-        text = readme.read_text(encoding="utf-8", errors="replace")
-        if not text.startswith("---"):
-            return {}
-        end = text.find("\n---", 3)
-        import yaml   # PyYAML, which huggingface_hub depends on; its card parser would import all of hf_api
-        data = yaml.safe_load(text[3:end]) if end > 0 else None
-        if not isinstance(data, dict):
-            return {}
-    except Exception:  # noqa: BLE001 - a malformed card never stops reading the adapter
+        lines = readme.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
         return {}
-    out = {}
-    for key in ("license", "base_model", "tags", "library_name", "language"):
-        if data.get(key) is not None:
-            out[key] = data[key]
+    if not lines or lines[0].strip() != "---":
+        return {}
+    out: dict = {}
+    key = None
+    for line in lines[1:]:
+        if line.strip() == "---":
+            break
+        if line[:1] not in (" ", "\t", "-") and ":" in line:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip().strip("'\"")
+            if key in ("license", "base_model", "library_name") and value:
+                out[key] = value
+                key = None
+        elif key in ("license", "base_model", "library_name") and key not in out and line.strip().startswith("- "):
+            out[key] = line.strip()[2:].strip().strip("'\"")      # the first item of a list
     return out
