@@ -232,6 +232,10 @@ class AppState(QObject):
             saved = json.loads(self.settings.get("mix/current", "[]") or "[]")
         except ValueError:
             saved = []
+        self.mix_model.replace_all(self._entries_from_json(saved))
+
+    def _entries_from_json(self, saved) -> list[MixEntry]:
+        """Saved mix entries still in the library, with the library's current file for each."""
         entries = []
         for d in saved:
             try:
@@ -242,7 +246,7 @@ class AppState(QObject):
             if lib_entry is not None:
                 e.path = lib.entry_path(lib_entry)
                 entries.append(e)
-        self.mix_model.replace_all(entries)
+        return entries
 
     def mix_changed_by_user(self) -> None:
         self._save_mix()
@@ -258,16 +262,7 @@ class AppState(QObject):
         if key == "base":
             return [], "base model"
         if key.startswith("preset:"):
-            entries = []
-            for d in self.presets.get(key.split(":", 1)[1]):
-                try:
-                    e = MixEntry.from_json(d)
-                except (KeyError, TypeError, ValueError):
-                    continue
-                lib_entry = self.library_model.entry_by_id(e.adapter_id)
-                if lib_entry is not None:
-                    e.path = lib.entry_path(lib_entry)
-                    entries.append(e)
+            entries = self._entries_from_json(self.presets.get(key.split(":", 1)[1]))
             return [e.engine_entry() for e in entries if e.enabled], self.mix_summary(entries)
         return self.engine_mix(), self.mix_summary()
 
