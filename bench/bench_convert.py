@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_convert.py [--layers 8] [--runs 3]
 
 Same adapter (PEFT LoRA r=64 on every linear layer of a ~106M-parameter random Llama, bf16), same
-output type (f16), each tool in a fresh process; medians of --runs. llama.cpp's converter gets the HF
+output type (f16), each tool in a fresh process with its modules byte-compiled; medians of --runs. llama.cpp's converter gets the HF
 config folder (`--base`, all it needs); LoRA Deck gets the GGUF base file (all it needs). Prints wall
 time and peak RSS for both and the ratios (goals: ≤ 0.10× time, ≤ 0.25× memory), plus the floor:
 merely reading the tensors with safetensors and writing them with gguf.
@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lora_bench_models import adapter_r64, base_gguf, base_hf, llama_cpp_src, mb, measure, timed  # noqa: E402
+from lora_bench_models import (REPO, adapter_r64, base_gguf, base_hf, compile_bytecode, llama_cpp_src, mb,  # noqa: E402
+                               measure, timed)  # noqa: E402
 
 GOAL_TIME, GOAL_MEM = 0.10, 0.25
 
@@ -43,6 +44,8 @@ def main() -> None:
     gguf_base = timed("GGUF base (f16)", lambda: base_gguf(args.layers, "f16"))
     adapter = timed("r=64 adapter", lambda: adapter_r64(args.layers))
     src = llama_cpp_src()
+    compile_bytecode(REPO / "adapters_backend", REPO / "plugins", src / "gguf-py", src / "convert_hf_to_gguf.py",
+                     src / "convert_lora_to_gguf.py")
     size = sum(f.stat().st_size for f in adapter.iterdir())
     print(f"adapter: {adapter} ({mb(size)}); base: {gguf_base.name} ({mb(gguf_base.stat().st_size)})")
 

@@ -3,9 +3,10 @@
 GGUF puts every tensor's name, shape and offset before the data, so a writer must know them all
 before the first byte of data. Two ways to keep memory at one tensor:
 
-* `SpooledGGUFWriter` — shapes become known only as tensors are computed (a DoRA module's rank comes
-  out of its SVD): each tensor is encoded and appended to a spool file next to the output; `commit()`
-  writes the header and copies the spool behind it.
+* `StreamedGGUFWriter` — names are known up front but shapes only as tensors are computed (a DoRA
+  module's rank comes out of its SVD). The header's size does not depend on the shapes (every
+  dimension is a fixed-width integer), so the writer reserves it, streams each tensor's data straight
+  behind it, and writes the real header over the reserved bytes in `commit()`.
 * `DeclaredGGUFWriter` — shapes are known up front (merging into a base keeps every shape): declare
   them all, then write the data in the same order straight into the output.
 
@@ -16,7 +17,6 @@ interrupted run never leaves a half-written file under the requested name.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -137,51 +137,75 @@ class _GGUFBase:
         self._out.discard()
 
 
-class SpooledGGUFWriter(_GGUFBase):
-    """Add tensors one at a time (encoded immediately, spooled to disk); `commit()` writes the file."""
+class StreamedGGUFWriter(_GGUFBase):
+    """Tensors `names` (each `n_dims`-dimensional), added in that order with `add_tensor`; the KV
+    pairs come from `fill_kv(gguf_writer)`, called now for the reserved header and again in `commit()`
+    for the real one, so a value known only at the end (llama.cpp's alpha) can change there as long
+    as its encoded size does not (numbers; not strings)."""
 
-    def __init__(self, dest, arch: str):
+    def __init__(self, dest, arch: str, names, fill_kv, n_dims: int = 2):
         super().__init__(dest, arch)
-        self._spool_file = _AtomicFile(self.dest, suffix=".spool")
-        self._spool = open(self._spool_file.tmp, "w+b")
-        self.n_tensors = 0
-        self.data_bytes = 0
+        self._arch, self._fill_kv, self._n_dims = arch, fill_kv, n_dims
+        self._names = list(names)
+        self._infos: list[tuple[str, tuple[int, ...], object, int, object]] = []
+        try:
+            fill_kv(self.kv)
+            for name in self._names:       # placeholder shapes: same byte size as the real ones
+                self.kv.add_tensor_info(name, (1,) * n_dims, np.dtype(np.float32), 4)
+            self._fout = self._write_head()
+            self._data_start = self._fout.tell()
+        except BaseException:
+            self.abort()
+            raise
 
     def add_tensor(self, name: str, arr: np.ndarray, qtype) -> None:
+        if len(self._infos) >= len(self._names) or name != self._names[len(self._infos)]:
+            raise RuntimeError(f"tensor {name!r} written out of order")
+        if arr.ndim != self._n_dims:
+            raise RuntimeError(f"tensor {name!r} has {arr.ndim} dimensions, declared {self._n_dims}")
         raw = encode(arr, qtype)
-        self.kv.add_tensor_info(name, raw.shape, raw.dtype, raw.nbytes, raw_dtype=None if raw.dtype in (
-            np.float32, np.float16) else qtype)
-        raw.tofile(self._spool)
-        self._spool.write(b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
-        self.n_tensors += 1
-        self.data_bytes += raw.nbytes
+        raw_dtype = None if raw.dtype in (np.float32, np.float16) else qtype
+        self._infos.append((name, raw.shape, raw.dtype, raw.nbytes, raw_dtype))
+        raw.tofile(self._fout)
+        self._fout.write(b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
+
+    def _final_head(self) -> bytes:
+        import gguf
+        head = gguf.GGUFWriter(path=None, arch=self._arch)
+        self._fill_kv(head)
+        for name, shape, dtype, nbytes, raw_dtype in self._infos:
+            head.add_tensor_info(name, shape, dtype, nbytes, raw_dtype=raw_dtype)
+        path = self._out.tmp.with_name(self._out.tmp.name + ".head")
+        try:
+            head.write_header_to_file(path=path)
+            head.write_kv_data_to_file()
+            head.write_ti_data_to_file()
+            head.close()
+            data = path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
+        if head.data_alignment != self.kv.data_alignment:
+            raise RuntimeError("the final header changed the data alignment")
+        return data + b"\0" * _pad(len(data), head.data_alignment)
 
     def commit(self) -> Path:
         try:
-            fout = self._write_head()
-            self._spool.flush()
-            self._spool.seek(0)
-            shutil.copyfileobj(self._spool, fout, 16 * 1024 * 1024)
-            fout.flush()
-            os.fsync(fout.fileno())
+            if len(self._infos) != len(self._names):
+                raise RuntimeError(f"only {len(self._infos)} of {len(self._names)} tensors were written")
+            head = self._final_head()
+            if len(head) != self._data_start:
+                raise RuntimeError(f"the final header takes {len(head)} bytes, {self._data_start} were reserved")
+            self._fout.seek(0)
+            self._fout.write(head)
+            self._fout.flush()
+            os.fsync(self._fout.fileno())
             self.kv.close()
             self._closed = True
             self._out.finish()
         except BaseException:
             self.abort()
             raise
-        finally:
-            self._close_spool()
         return self.dest
-
-    def _close_spool(self) -> None:
-        if not self._spool.closed:
-            self._spool.close()
-        self._spool_file.discard()
-
-    def abort(self) -> None:
-        super().abort()
-        self._close_spool()
 
 
 class DeclaredGGUFWriter(_GGUFBase):

@@ -25,7 +25,7 @@ from ..base_model import BaseModelInfo, load_base_model
 from ..errors import AdapterFormatError, IncompatibleAdapterError
 from ..jobs import JobContext
 from .factors import FactorBuilder, assemble_lora, is_dense
-from .gguf_stream import OUTTYPES, SpooledGGUFWriter, can_encode, qtype_of
+from .gguf_stream import OUTTYPES, StreamedGGUFWriter, can_encode, qtype_of
 from .targets import plan_targets
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,11 @@ def convert_to_gguf(adapter, base, out, *, outtype: str | None = None,
     ranks: dict[str, int] = {}
     out = Path(out)
     total = len(plan.targets)
+    names = [f"{t.name}.{part}" for t in plan.targets.values() for part in ("lora_a", "lora_b")]
+    meta = {"alpha": 0.0}                # known once every rank is; an f32 either way, so the header size holds
     try:
-        with SpooledGGUFWriter(out, gguf_arch(base)) as w:
+        with StreamedGGUFWriter(out, gguf_arch(base), names,
+                                lambda kv: _write_metadata(kv, adapter, meta["alpha"])) as w:
             for i, target in enumerate(plan.targets.values()):
                 ctx.check()
                 ctx.report(i, total, target.name)
@@ -130,8 +133,7 @@ def convert_to_gguf(adapter, base, out, *, outtype: str | None = None,
                 w.add_tensor(f"{target.name}.lora_b", lora_b, _tensor_qtype(outtype, lora_b.shape, notes))
                 ranks[target.name] = int(lora_b.shape[1])
             rank_set = set(ranks.values())
-            alpha = float(rank_set.pop()) if len(rank_set) == 1 else 0.0
-            _write_metadata(w, adapter, alpha)
+            alpha = meta["alpha"] = float(rank_set.pop()) if len(rank_set) == 1 else 0.0
             w.commit()
     finally:
         builder.close()
@@ -146,9 +148,9 @@ def convert_to_gguf(adapter, base, out, *, outtype: str | None = None,
                          sorted(notes) + list(report.notes))
 
 
-def _write_metadata(w: SpooledGGUFWriter, adapter: Adapter, alpha: float) -> None:
+def _write_metadata(kv, adapter: Adapter, alpha: float) -> None:
+    """The LoRA GGUF's key/value pairs, into the gguf.GGUFWriter `kv`."""
     import gguf
-    kv = w.kv
     kv.add_type(gguf.GGUFType.ADAPTER)
     kv.add_string(gguf.Keys.Adapter.TYPE, "lora")
     kv.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)

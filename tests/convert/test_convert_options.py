@@ -142,14 +142,17 @@ def test_fused_module_onto_a_split_base(tiny_models, tiny_adapters, tmp_path):
 
 
 def _keep_only(src, dst, markers):
-    from adapters_backend.convert.gguf_stream import SpooledGGUFWriter, decode
+    from adapters_backend.convert.gguf_stream import StreamedGGUFWriter, decode
     r = GGUFReader(src)
-    with SpooledGGUFWriter(dst, r.fields["general.architecture"].contents()) as w:
-        w.kv.add_type("adapter")
-        w.kv.add_string("adapter.type", "lora")
-        for t in r.tensors:
-            if any(m in t.name for m in markers):
-                w.add_tensor(t.name, decode(t.data, t.tensor_type, tuple(reversed(t.shape.tolist()))), t.tensor_type)
+    kept = [t for t in r.tensors if any(m in t.name for m in markers)]
+
+    def kv(w):
+        w.add_type("adapter")
+        w.add_string("adapter.type", "lora")
+
+    with StreamedGGUFWriter(dst, r.fields["general.architecture"].contents(), [t.name for t in kept], kv) as w:
+        for t in kept:
+            w.add_tensor(t.name, decode(t.data, t.tensor_type, tuple(reversed(t.shape.tolist()))), t.tensor_type)
         w.commit()
 
 

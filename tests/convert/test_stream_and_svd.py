@@ -6,19 +6,22 @@ import pytest
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 
-from adapters_backend.convert.gguf_stream import DeclaredGGUFWriter, SpooledGGUFWriter, can_encode, decode, encode
+from adapters_backend.convert.gguf_stream import DeclaredGGUFWriter, StreamedGGUFWriter, can_encode, decode, encode
 from adapters_backend.convert.svd import reduce_factors, truncate
 
 
-def test_spooled_writer_round_trip_all_types(tmp_path):
+def _lora_kv(kv):
+    kv.add_string("adapter.type", "lora")
+
+
+def test_streamed_writer_round_trip_all_types(tmp_path):
     rng = np.random.default_rng(0)
     arrays = {"a.lora_a": rng.standard_normal((8, 64)).astype(np.float32),
               "a.lora_b": rng.standard_normal((96, 8)).astype(np.float32),
               "b.lora_a": rng.standard_normal((32, 64)).astype(np.float32)}
     for qtype, tol in ((Q.F32, 0), (Q.F16, 1e-3), (Q.BF16, 1e-2), (Q.Q8_0, 2e-2)):
         out = tmp_path / f"{qtype.name}.gguf"
-        with SpooledGGUFWriter(out, "llama") as w:
-            w.kv.add_string("adapter.type", "lora")
+        with StreamedGGUFWriter(out, "llama", list(arrays), _lora_kv) as w:
             for name, arr in arrays.items():
                 w.add_tensor(name, arr, qtype if can_encode(qtype, arr.shape) else Q.F16)
             w.commit()
@@ -41,11 +44,45 @@ def test_an_error_mid_write_leaves_no_file(tmp_path):
     out = tmp_path / "out.gguf"
     out.write_bytes(b"previous")
     with pytest.raises(RuntimeError, match="boom"):
-        with SpooledGGUFWriter(out, "llama") as w:
+        with StreamedGGUFWriter(out, "llama", ["x.lora_a", "x.lora_b"], _lora_kv) as w:
             w.add_tensor("x.lora_a", np.ones((2, 32), np.float32), Q.F32)
             raise RuntimeError("boom")
     assert out.read_bytes() == b"previous"              # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["out.gguf"]   # no temp or spool files left
+
+
+def test_streamed_writer_rewrites_the_header_and_checks_its_size(tmp_path):
+    a = np.ones((4, 32), np.float32)
+    meta = {"alpha": 0.0, "name": "x"}
+
+    def kv(w):
+        w.add_float32("adapter.lora.alpha", meta["alpha"])
+        w.add_name(meta["name"])
+
+    out = tmp_path / "ok.gguf"
+    with StreamedGGUFWriter(out, "llama", ["t.lora_a"], kv) as w:
+        w.add_tensor("t.lora_a", a, Q.F32)
+        meta["alpha"] = 4.0                  # same size: the final header says 4
+        w.commit()
+    r = GGUFReader(out)
+    assert r.fields["adapter.lora.alpha"].contents() == 4.0
+    np.testing.assert_array_equal(r.tensors[0].data, a)
+    assert list(r.tensors[0].shape) == [32, 4]
+
+    bad = tmp_path / "bad.gguf"
+    with pytest.raises(RuntimeError, match="reserved"):
+        with StreamedGGUFWriter(bad, "llama", ["t.lora_a"], kv) as w:
+            w.add_tensor("t.lora_a", a, Q.F32)
+            meta["name"] = "a longer name"    # a string that grew cannot fit the reserved header
+            w.commit()
+    with pytest.raises(RuntimeError, match="out of order"):
+        with StreamedGGUFWriter(bad, "llama", ["t.lora_a", "t.lora_b"], kv) as w:
+            w.add_tensor("t.lora_b", a, Q.F32)
+    with pytest.raises(RuntimeError, match="only 1 of 2"):
+        with StreamedGGUFWriter(bad, "llama", ["t.lora_a", "t.lora_b"], kv) as w:
+            w.add_tensor("t.lora_a", a, Q.F32)
+            w.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.gguf"]
 
 
 def test_declared_writer_checks_order_and_sizes(tmp_path):
