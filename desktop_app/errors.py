@@ -11,7 +11,7 @@ import threading
 import traceback
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QWidget
 
 from adapters_backend.errors import BackendError
 
@@ -45,6 +45,7 @@ class ErrorReporter(QObject):
         self.error_raised.emit(exc, context)
 
     def _show(self, exc: BaseException, context: str) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         message, details = error_text(exc)
         self.history.append((context, message))
         log.error("%s%s", f"{context}: " if context else "", message)

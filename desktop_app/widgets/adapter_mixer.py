@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QHBoxLayout,
-                               QInputDialog, QLabel, QListView, QMessageBox, QPushButton, QScrollArea, QSlider,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel,
+                               QListView, QPushButton, QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget)
 
 from ..models.available_model import AvailableAdaptersModel
 from ..models.mix_model import MAX_STRENGTH, MIN_STRENGTH
@@ -276,6 +275,7 @@ class AdapterMixer(QWidget):
         self._add_proxy_row(idx.row())
 
     def _add_proxy_row(self, proxy_row: int) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         entry = self.available.entry(proxy_row)
         if entry is None:
             return
@@ -302,12 +302,14 @@ class AdapterMixer(QWidget):
             self.preset_combo.setPlaceholderText("No presets yet")
 
     def _on_save_preset_clicked(self) -> None:
+        from PySide6.QtWidgets import QInputDialog  # noqa: PLC0415 - only when shown
         name, ok = QInputDialog.getText(self, "Save mix", "Preset name:", text=self.preset_combo.currentText())
         if ok and name.strip():
             self.state.save_preset(name.strip())
             self.preset_combo.setCurrentText(name.strip())
 
     def _on_load_preset_clicked(self) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         name = self.preset_combo.currentText()
         if not name:
             return

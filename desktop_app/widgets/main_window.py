@@ -6,8 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from .adapter_mixer import AdapterMixer
 from .chat_view import ChatView
@@ -240,6 +239,7 @@ class MainWindow(QMainWindow):
         self.show_view("hub").show_models()
 
     def _on_library_add_to_mix(self, adapter_id: str) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         if not self.state.add_to_mix(adapter_id):
             reason = (self.state.compat.get(adapter_id) or {}).get("reason") or "Load a compatible model first."
             QMessageBox.information(self, "Cannot add adapter", reason)
@@ -312,6 +312,7 @@ class MainWindow(QMainWindow):
         self.settings_dialog.open()
 
     def _help_models(self) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         QMessageBox.information(
             self, "Getting a real model",
             "LoRA Deck runs GGUF models with llama.cpp.\n\n"
@@ -322,6 +323,7 @@ class MainWindow(QMainWindow):
             "loaded model.")
 
     def _about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         QMessageBox.about(self, "About LoRA Deck",
                           "LoRA Deck — run local LLMs with LoRA adapters: mix several, give each a strength, "
                           "switch them instantly.\nApache-2.0.")

@@ -4,14 +4,17 @@ PyTorch), overridable; load progress; a failed load is said in the picker too (n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox,
-                               QProgressBar, QPushButton, QWidget)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
 
 from .. import library_access as lib
 from ..app_state import engine_for, is_hub_id
 from ..workers.engine_host import TORCH_HINT, torch_available
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QInputDialog
 
 ENGINES = [("Auto", None), ("llama.cpp", "llama.cpp"), ("PyTorch", "torch")]
 OPEN_GGUF, OPEN_FOLDER, OPEN_HUB_ID, FROM_HUB = "::open-gguf", "::open-folder", "::open-hub-id", "::hub"
@@ -122,6 +125,7 @@ class ModelPicker(QWidget):
         return dlg
 
     def open_gguf(self) -> None:
+        from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415 - only when shown
         path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),
                                               "GGUF models (*.gguf);;All files (*)")
         if path:
@@ -130,6 +134,7 @@ class ModelPicker(QWidget):
             self.refresh()
 
     def open_folder(self) -> None:
+        from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415 - only when shown
         if not self._torch_ready():
             return
         path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", str(Path.home()))
@@ -140,6 +145,7 @@ class ModelPicker(QWidget):
 
     def open_hub_id(self) -> QInputDialog | None:
         """Ask for a Hub model id (non-blocking dialog); it loads on the PyTorch engine when accepted."""
+        from PySide6.QtWidgets import QInputDialog  # noqa: PLC0415 - only when shown
         if not self._torch_ready():
             return None
         dlg = QInputDialog(self)
@@ -163,6 +169,7 @@ class ModelPicker(QWidget):
 
     def _torch_ready(self) -> bool:
         """HF folders and Hub ids need PyTorch: say how to get it instead of failing after a file dialog."""
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         if torch_available():
             return True
         self.status.setText("PyTorch engine not installed")

@@ -62,8 +62,9 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
     picker = w.model_picker
 
     # File → "Open model folder (PyTorch)…": the folder dialog answers with the tiny Llama folder.
+    from PySide6.QtWidgets import QFileDialog
     from desktop_app.widgets import model_picker
-    monkeypatch.setattr(model_picker.QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
     assert picker.engine_combo.currentText() == "Auto"
     with qtbot.waitSignal(state.model_changed, timeout=TIMEOUT):
         choose(picker, model_picker.OPEN_FOLDER)
