@@ -9,10 +9,11 @@ Steps (each prints what it runs):
     (briefcase's Linux build refuses to run without a changelog there);
  2. `briefcase create linux system --no-input`  (the project's template: no network for that;
     the requirements come from PyPI, or pip's cache / PIP_FIND_LINKS when offline),
-    `briefcase build linux system --no-input`, `briefcase package linux system --no-input`;
+    `briefcase build linux system --no-input`, byte-compile the bundle (briefcase ships sources
+    only), `briefcase package linux system --no-input`;
  3. smoke test: unpack the .deb with `dpkg-deb -x` into a fresh prefix, run the installed
     /usr/bin/loradeck there: `plugins --json` (built-ins found through entry points), `inspect`
-    on the demo adapter, and the desktop app headless (QT_QPA_PLATFORM=offscreen,
+    on the demo adapter, every app module byte-compiled, and the desktop app headless (QT_QPA_PLATFORM=offscreen,
     LORADECK_SELF_TEST=1) until its main window is up; all with HOME and the data folders in a
     throwaway place, whose user library is checked to survive removing the installed files.
 
@@ -63,6 +64,20 @@ def stage(dest: Path) -> Path:
     return dest
 
 
+def compile_bundle(where: Path, briefcase: str) -> None:
+    """Byte-compile the bundle's Python files with the interpreter it will run on (the system Python,
+    which briefcase itself runs on). Briefcase ships sources only, and /usr/lib is not writable by
+    users, so without this every launch would compile every module again."""
+    lib = next((where / "build" / "loradeck").glob("*/*/loradeck-*/usr/lib/loradeck"))
+    python = Path(briefcase).with_name("python3")
+    cmd = [str(python if python.exists() else "/usr/bin/python3"), "-m", "compileall", "-q", "-j", "0", str(lib)]
+    print("+", " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    # Some packages ship templates named *.py (PySide6's deploy recipes); pip skips those too.
+    skipped = [ln.split("'")[1] for ln in out.splitlines() if ln.startswith("*** Error compiling")]
+    print(f"byte-compiled {lib}; {len(skipped)} file(s) that are not Python left as they are")
+
+
 def smoke_test(deb: Path) -> dict:
     root = Path(tempfile.mkdtemp(prefix="loradeck-deb-"))
     prefix, home = root / "prefix", root / "home"
@@ -73,6 +88,8 @@ def smoke_test(deb: Path) -> dict:
            "XDG_DATA_HOME": str(home / ".local/share"), "XDG_CACHE_HOME": str(home / ".cache"),
            "XDG_CONFIG_HOME": str(home / ".config")}
     results: dict = {"prefix": str(prefix)}
+    app = prefix / "usr/lib/loradeck/app"
+    results["bytecode"] = all(any(p.parent.glob(f"__pycache__/{p.stem}.*.pyc")) for p in app.rglob("*.py"))
     out = subprocess.run([exe, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=300)
     print(out.stdout[-2000:], out.stderr[-2000:])
     rows = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
@@ -111,6 +128,7 @@ def main() -> int:
             shutil.rmtree(where / "build" / "loradeck")
         run([bc, "create", "linux", "system", "--no-input"], cwd=where)
         run([bc, "build", "linux", "system", "--no-input"], cwd=where)
+        compile_bundle(where, bc)
         run([bc, "package", "linux", "system", "--no-input", "--adhoc-sign"], cwd=where)
     debs = sorted((where / "dist").glob("loradeck_*.deb"))
     if not debs:
@@ -123,7 +141,7 @@ def main() -> int:
     builtin = {"architectures", "peft", "ludwig", "kohya", "gguf"}
     ok = (gui.get("visible") and all(v[0] for v in results["plugins"].values())
           and builtin <= set(gui.get("entry_points") or ())
-          and results["data_kept_after_removal"])
+          and results["data_kept_after_removal"] and results["bytecode"])
     return 0 if ok else 1
 
 
