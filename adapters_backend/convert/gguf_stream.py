@@ -95,10 +95,20 @@ class _AtomicFile:
             pass
 
 
+def _write_gguf_head(writer, path: Path):
+    """Header, KV pairs and tensor infos of `writer` into a new file at `path`, padded to the data
+    alignment; returns the open file, positioned where the tensor data starts."""
+    writer.write_header_to_file(path=path)
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    fout = writer.fout[0]
+    fout.write(b"\0" * _pad(fout.tell(), writer.data_alignment))
+    return fout
+
+
 class _GGUFBase:
     def __init__(self, dest: str | os.PathLike, arch: str):
         import gguf
-        self._gguf = gguf
         self.dest = Path(dest)
         self.kv = gguf.GGUFWriter(path=None, arch=arch)   # KV + tensor infos; we write the data
         self._out = _AtomicFile(self.dest)
@@ -116,13 +126,22 @@ class _GGUFBase:
         return False
 
     def _write_head(self):
-        w = self.kv
-        w.write_header_to_file(path=self._out.tmp)
-        w.write_kv_data_to_file()
-        w.write_ti_data_to_file()
-        fout = w.fout[0]
-        fout.write(b"\0" * _pad(fout.tell(), w.data_alignment))
-        return fout
+        return _write_gguf_head(self.kv, self._out.tmp)
+
+    def _publish(self, fout, last_step) -> Path:
+        """`last_step()` (final checks and writes), then flush, fsync and move the file onto `dest`;
+        any error discards the temporary file."""
+        try:
+            last_step()
+            fout.flush()
+            os.fsync(fout.fileno())
+            self.kv.close()
+            self._closed = True
+            self._out.finish()
+        except BaseException:
+            self.abort()
+            raise
+        return self.dest
 
     def abort(self) -> None:
         if self._closed:
@@ -145,7 +164,7 @@ class StreamedGGUFWriter(_GGUFBase):
 
     def __init__(self, dest, arch: str, names, fill_kv, n_dims: int = 2):
         super().__init__(dest, arch)
-        self._arch, self._fill_kv, self._n_dims = arch, fill_kv, n_dims
+        self._fill_kv, self._n_dims = fill_kv, n_dims
         self._names = list(names)
         self._infos: list[tuple[str, tuple[int, ...], object, int, object]] = []
         try:
@@ -171,41 +190,32 @@ class StreamedGGUFWriter(_GGUFBase):
 
     def _final_head(self) -> bytes:
         import gguf
-        head = gguf.GGUFWriter(path=None, arch=self._arch)
+        head = gguf.GGUFWriter(path=None, arch=self.kv.arch)
         self._fill_kv(head)
         for name, shape, dtype, nbytes, raw_dtype in self._infos:
             head.add_tensor_info(name, shape, dtype, nbytes, raw_dtype=raw_dtype)
         path = self._out.tmp.with_name(self._out.tmp.name + ".head")
         try:
-            head.write_header_to_file(path=path)
-            head.write_kv_data_to_file()
-            head.write_ti_data_to_file()
+            _write_gguf_head(head, path)
             head.close()
             data = path.read_bytes()
         finally:
             path.unlink(missing_ok=True)
         if head.data_alignment != self.kv.data_alignment:
             raise RuntimeError("the final header changed the data alignment")
-        return data + b"\0" * _pad(len(data), head.data_alignment)
+        return data
+
+    def _write_final_head(self) -> None:
+        if len(self._infos) != len(self._names):
+            raise RuntimeError(f"only {len(self._infos)} of {len(self._names)} tensors were written")
+        head = self._final_head()
+        if len(head) != self._data_start:
+            raise RuntimeError(f"the final header takes {len(head)} bytes, {self._data_start} were reserved")
+        self._fout.seek(0)
+        self._fout.write(head)
 
     def commit(self) -> Path:
-        try:
-            if len(self._infos) != len(self._names):
-                raise RuntimeError(f"only {len(self._infos)} of {len(self._names)} tensors were written")
-            head = self._final_head()
-            if len(head) != self._data_start:
-                raise RuntimeError(f"the final header takes {len(head)} bytes, {self._data_start} were reserved")
-            self._fout.seek(0)
-            self._fout.write(head)
-            self._fout.flush()
-            os.fsync(self._fout.fileno())
-            self.kv.close()
-            self._closed = True
-            self._out.finish()
-        except BaseException:
-            self.abort()
-            raise
-        return self.dest
+        return self._publish(self._fout, self._write_final_head)
 
 
 class DeclaredGGUFWriter(_GGUFBase):
@@ -280,16 +290,9 @@ class DeclaredGGUFWriter(_GGUFBase):
         self.write_data(raw)
         self.end_tensor()
 
+    def _check_all_written(self) -> None:
+        if self._next != len(self._order):
+            raise RuntimeError(f"only {self._next} of {len(self._order)} declared tensors were written")
+
     def commit(self) -> Path:
-        try:
-            if self._next != len(self._order):
-                raise RuntimeError(f"only {self._next} of {len(self._order)} declared tensors were written")
-            self._fout.flush()
-            os.fsync(self._fout.fileno())
-            self.kv.close()
-            self._closed = True
-            self._out.finish()
-        except BaseException:
-            self.abort()
-            raise
-        return self.dest
+        return self._publish(self._fout, self._check_all_written)
