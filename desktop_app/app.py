@@ -36,6 +36,7 @@ def build_main_window(engine_factory=None):
     errors = ErrorReporter()
     state = AppState(settings=settings, errors=errors, engine_factory=engine_factory)
     window = MainWindow(state)
+    qt_fixes.collect_garbage_on_gui_thread(window)
     errors.set_parent_widget(window)
     return state, window
 

@@ -1,14 +1,21 @@
 """Work-arounds for bugs in the Qt binding that would otherwise crash the app.
 
-PySide6 6.12.0 on Python 3.11 drops one reference to `True` every time a signal calls a Python slot
-(6.11.3 does not; Python ≥ 3.12 is safe because True/False are immortal there). After enough
-signals — a few thousand streamed tokens — True's count reaches zero and the interpreter aborts
-("bool_dealloc: deallocating True or False"). We detect the leak with a probe and, only then, give
-True and False a huge reference count, which makes them as immortal as Python 3.12 does.
+1. PySide6 6.12.0 on Python 3.11 drops one reference to `True` every time a signal calls a Python
+   slot (6.11.3 does not; Python ≥ 3.12 is safe because True/False are immortal there). After enough
+   signals — a few thousand streamed tokens — True's count reaches zero and the interpreter aborts
+   ("bool_dealloc: deallocating True or False"). We detect the leak with a probe and, only then, give
+   True and False a huge reference count, which makes them as immortal as Python 3.12 does.
+2. Shiboken releases the GIL in the middle of destroying a wrapper (a deleteLater'd message widget's
+   layout, say). If another thread holding the GIL starts a cyclic garbage collection right then, the
+   collector walks the half-destroyed wrapper and the process dies with a segfault (seen in core
+   dumps: the engine thread collecting while the GUI thread sat in Shiboken::Object::destroy). So
+   while a main window lives, automatic collection is off and the GUI thread collects on a timer,
+   by the same rules CPython uses (`collect_garbage_on_gui_thread`).
 """
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import sys
 
@@ -58,3 +65,48 @@ def apply() -> bool:
         _add_refs(False, _HEADROOM)
         _applied = True
     return _applied
+
+
+_GC_TICK_MS = 100
+_gc_owners: set[int] = set()
+
+
+class _GuiThreadCollector:
+    """Collects as CPython's automatic collector would (gen0 past its threshold, gen1 every 10 gen0
+    runs, a full run every 10 gen1 runs but only once the objects added to the oldest generation
+    since the last full run exceed a quarter of those it kept), but always from the GUI thread."""
+
+    def __init__(self):
+        self.long_lived = 0          # survivors of the last full run (none yet, as in CPython at start)
+
+    def tick(self) -> None:
+        counts, limits = gc.get_count(), gc.get_threshold()
+        if counts[0] <= limits[0]:
+            return
+        if counts[2] > limits[2] and len(gc.get_objects(2)) - self.long_lived > self.long_lived // 4:
+            gc.collect(2)
+            self.long_lived = len(gc.get_objects(2))
+        else:
+            gc.collect(1 if counts[1] > limits[1] else 0)
+
+
+def collect_garbage_on_gui_thread(owner) -> None:
+    """While the QObject `owner` (a main window) lives, no other thread starts a garbage collection.
+    Call on the GUI thread; several owners may overlap."""
+    from PySide6.QtCore import QTimer  # noqa: PLC0415
+
+    collector = _GuiThreadCollector()
+    timer = QTimer(owner)
+    timer.setInterval(_GC_TICK_MS)
+    timer.timeout.connect(lambda: collector.tick())     # a bound method of a plain object is held weakly
+    timer.start()
+    key = id(owner)
+    _gc_owners.add(key)
+    gc.disable()
+
+    def release(*_):
+        _gc_owners.discard(key)
+        if not _gc_owners:
+            gc.enable()
+
+    owner.destroyed.connect(release)

@@ -2,6 +2,7 @@
 window built exactly as `loradeck` builds it (offscreen; tests/conftest.py sets QT_QPA_PLATFORM)."""
 from __future__ import annotations
 
+import gc
 import importlib.util
 
 import pytest
@@ -20,6 +21,17 @@ def _engine_available() -> bool:
         return importlib.util.find_spec("adapters_backend.engines.llama_cpp_engine") is not None
     except ModuleNotFoundError:          # the engines package itself is missing
         return False
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _windows_deleted_after_gui_tests(qapp):
+    """qtbot closes each test's windows with deleteLater, which waits for a later event loop; delete
+    the last ones when this folder is done, so their garbage-collection hand-over to the GUI thread
+    (desktop_app.qt_fixes) ends here and later tests collect as usual."""
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert gc.isenabled()
 
 
 @pytest.fixture
