@@ -17,7 +17,7 @@ def available() -> bool:
 def upstream_base_of(model_path: str) -> str | None:
     """The Hub id a local model comes from (GGUF `general.base_model.*`), if it says."""
     try:
-        from adapters_backend.base_model import load_base_model  # noqa: PLC0415
+        from adapters_backend.core.base_model import load_base_model  # noqa: PLC0415
         ids = load_base_model(model_path).upstream_ids
     except Exception as exc:  # noqa: BLE001 - no upstream id just means the user types one
         log.info("no upstream id for %s: %s", model_path, exc)

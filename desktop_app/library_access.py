@@ -149,9 +149,9 @@ def set_notes(adapter_id: str, notes: str, ctx=None) -> None:
 
 def inspect_with_anatomy(path: str, ctx=None):
     """(inspect report as text, Anatomy) for the library's details pane; reads the adapter once."""
-    from adapters_backend.anatomy import compute_anatomy  # noqa: PLC0415
+    from adapters_backend.report.anatomy import compute_anatomy  # noqa: PLC0415
     from adapters_backend.formats.registry import read_adapter  # noqa: PLC0415
-    from adapters_backend.inspect import format_report, inspect_adapter  # noqa: PLC0415
+    from adapters_backend.report.inspect import format_report, inspect_adapter  # noqa: PLC0415
     adapter = read_adapter(path)
     if ctx is not None:
         ctx.check()
@@ -163,7 +163,7 @@ def gguf_kind(path: str, ctx=None) -> str:
     """"adapter" for a LoRA GGUF, "model" for a base model (from `general.type`)."""
     from adapters_backend.errors import AdapterFormatError  # noqa: PLC0415
     try:
-        from adapters_backend.gguf_header import read_gguf_header  # noqa: PLC0415 - bounded and fast
+        from adapters_backend.gguf.header import read_gguf_header  # noqa: PLC0415 - bounded and fast
         kind = read_gguf_header(path).metadata.get("general.type")
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, said plainly
         raise AdapterFormatError(path, f"not a readable GGUF file ({type(exc).__name__}: {exc})") from None
@@ -176,7 +176,7 @@ def check_all(entries: list[dict], model_path: str, engine: str, ctx=None) -> di
     if str(model_path).lower().startswith(("http://", "https://")):
         return {}      # a remote server's model is not here to check against; the server refuses what won't fit
     try:
-        from adapters_backend.compat import check_compatibility  # noqa: PLC0415
+        from adapters_backend.core.compat import check_compatibility  # noqa: PLC0415
     except ImportError:
         return {}
     out = {}

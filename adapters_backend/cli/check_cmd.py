@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..base_model import load_base_model
-    from ..compat import check_compatibility
+    from ..core.base_model import load_base_model
+    from ..core.compat import check_compatibility
     from ..formats.registry import read_adapter
 
     base = load_base_model(args.base)

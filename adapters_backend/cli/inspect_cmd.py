@@ -15,11 +15,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..inspect import format_report, inspect_adapter
+    from ..report.inspect import format_report, inspect_adapter
 
     base = None
     if args.base is not None:
-        from ..base_model import load_base_model
+        from ..core.base_model import load_base_model
         base = load_base_model(args.base)
     report = inspect_adapter(args.path, base=base)
     print(json.dumps(report, indent=2) if args.json else format_report(report))

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..engines.base import ActiveAdapter
-    from ..parity import DEFAULT_TEXT, run_parity
+    from ..engines.parity import DEFAULT_TEXT, run_parity
     from .chat_cmd import parse_adapter_arg
 
     mix = [ActiveAdapter(str(Path(p).expanduser()), s) for p, s in map(parse_adapter_arg, args.adapter)]

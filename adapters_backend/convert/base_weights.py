@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..arch import transforms
-from ..base_model import BaseModelInfo
+from ..core.base_model import BaseModelInfo
 from ..errors import BaseModelError
-from ..tensor_source import SafetensorsSource
+from ..formats.safetensors_source import SafetensorsSource
 
 _PREFIXES = ("", "model.", "transformer.")
 
@@ -26,7 +26,7 @@ class GGUFTensors:
     """Tensors of a GGUF file by name, read with plain file reads and dequantized on request."""
 
     def __init__(self, path: Path):
-        from .gguf_layout import read_layout
+        from ..gguf.layout import read_layout
         self.path = Path(path)
         self.tensors = {t.name: t for t in read_layout(self.path).tensors}
 
@@ -34,7 +34,7 @@ class GGUFTensors:
         return name in self.tensors
 
     def read(self, name: str) -> np.ndarray:
-        from .gguf_stream import decode
+        from ..gguf.writer import decode
         t = self.tensors[name]
         with open(self.path, "rb") as f:
             f.seek(t.offset)

@@ -15,8 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from ..adapter import Adapter
-from ..base_model import BaseModelInfo
+from ..core.adapter import Adapter
+from ..core.base_model import BaseModelInfo
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .factors import is_dense

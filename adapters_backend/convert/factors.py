@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..adapter import Adapter, ModuleDelta
+from ..core.adapter import Adapter, ModuleDelta
 from ..arch import transforms
-from ..base_model import BaseModelInfo
+from ..core.base_model import BaseModelInfo
 from .base_weights import BaseWeights
 from .svd import truncate
 from .targets import Piece, Target
@@ -92,7 +92,7 @@ class FactorBuilder:
         return f
 
     def _compute(self, piece: Piece, target: Target) -> ModuleFactors:
-        from ..variants import lowrank
+        from ..core.variants import lowrank
 
         mod = piece.module
         tensors = self.adapter.tensors(mod)
@@ -129,7 +129,7 @@ class FactorBuilder:
     def dense_hf_delta(self, piece: Piece, target: Target, tensors=None,
                        w_gguf: np.ndarray | None = None) -> np.ndarray:
         """Exact ΔW of piece.module at strength 1, HF layout (out, in)."""
-        from ..variants import dense_delta, lowrank
+        from ..core.variants import dense_delta, lowrank
 
         mod = piece.module
         tensors = self.adapter.tensors(mod) if tensors is None else tensors

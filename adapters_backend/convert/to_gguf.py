@@ -20,12 +20,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..adapter import Adapter
-from ..base_model import BaseModelInfo, load_base_model
+from ..core.adapter import Adapter
+from ..core.base_model import BaseModelInfo, load_base_model
 from ..errors import AdapterFormatError, IncompatibleAdapterError
 from ..jobs import JobContext
 from .factors import FactorBuilder, assemble_lora, is_dense
-from .gguf_stream import OUTTYPES, StreamedGGUFWriter, can_encode, qtype_of
+from ..gguf.writer import OUTTYPES, StreamedGGUFWriter, can_encode, qtype_of
 from .targets import plan_targets
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def load_inputs(adapter, base) -> tuple[Adapter, BaseModelInfo]:
 
 def require_compatible(adapter: Adapter, base: BaseModelInfo, engine: str = "llama.cpp"):
     """Raise IncompatibleAdapterError (the same text `loradeck check` prints) unless the adapter fits."""
-    from ..compat import check_compatibility
+    from ..core.compat import check_compatibility
     report = check_compatibility(adapter, base, engine=engine)
     if not report.compatible:
         raise IncompatibleAdapterError(f"{adapter.path}: {report.summary}", report)

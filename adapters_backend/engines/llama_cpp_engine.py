@@ -183,7 +183,7 @@ class LlamaCppEngine:
         gguf = self._resolved.get(key)
         if gguf is None or not gguf.exists():
             if not (src.is_file() and is_gguf(src)) and self._base_info is None and src.exists():
-                from ..base_model import load_base_model      # read once, for every conversion
+                from ..core.base_model import load_base_model      # read once, for every conversion
                 self._base_info = load_base_model(self._base.path)
             gguf, notes = resolve_adapter_gguf(src, self._base, ctx, self._base_info)
             self._resolved[key] = gguf

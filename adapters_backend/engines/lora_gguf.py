@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AdapterFormatError, BaseModelError, JobCancelled
-from ..gguf_header import GGUFHeader, ggml_type_name, read_gguf_header
+from ..gguf.header import GGUFHeader, ggml_type_name, read_gguf_header
 
 GGUF_MAGIC = b"GGUF"
 _BLOCK_RE = re.compile(r"^blk\.(\d+)\.")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..adapter import Adapter, ModuleDelta
+from ..core.adapter import Adapter, ModuleDelta
 from ..errors import AdapterFormatError
 
 
@@ -72,7 +72,7 @@ class AdapterBank:
 
     def add(self, key: str, adapter: Adapter) -> list[str]:
         """Attach an adapter under `key` (inactive until it is in the mix). Returns warnings."""
-        from ..variants import dense_delta, lowrank
+        from ..core.variants import dense_delta, lowrank
 
         if key in self.adapters:
             return []

@@ -145,7 +145,7 @@ class TorchEngine:
     # ------------------------------------------------------------------ adapters
     def _base(self):
         if self._base_info is None:
-            from ..base_model import base_info_from_hf
+            from ..core.base_model import base_info_from_hf
             shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
             self._base_info = base_info_from_hf(self.model.config.to_dict(), shapes, name=self.info.get("path"))
         return self._base_info

@@ -14,10 +14,10 @@ import math
 import re
 from pathlib import Path
 
-from ..adapter import ModuleDelta
+from ..core.adapter import ModuleDelta
 from ..errors import AdapterFormatError
-from ..tensor_source import SafetensorsSource
-from ..variants import ADALORA_EPS
+from .safetensors_source import SafetensorsSource
+from ..core.variants import ADALORA_EPS
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -272,7 +272,7 @@ def open_weights(folder: Path, warnings: list[str] | None = None) -> tuple[Path,
     if not weights.is_file():
         pickled = folder / PICKLE_WEIGHTS_NAME
         if pickled.is_file():
-            from ..safe_pickle import pickle_to_safetensors
+            from .safe_pickle import pickle_to_safetensors
             converted = pickle_to_safetensors(pickled)
             if warnings is not None:
                 warnings.append(f"{PICKLE_WEIGHTS_NAME} (a pickle) was read with torch's weights-only loader "

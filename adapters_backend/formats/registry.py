@@ -14,8 +14,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from ..adapter import Adapter
-from ..archive import extract_zip, file_sha256, unpacked_root
+from ..core.adapter import Adapter
+from .archive import extract_zip, file_sha256, unpacked_root
 from ..errors import AdapterFormatError, BackendError, PluginLoadError
 from ..paths import cache_dir
 from ..plugins.manager import PluginRegistry, default_registry

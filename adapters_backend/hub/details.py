@@ -88,7 +88,7 @@ def repo_details(repo_id: str, revision: str | None = None, base=None, engine: s
 
 
 def _compat(d: RepoDetails, names: list[str], base, engine: str) -> dict:
-    from ..compat import check_compatibility
+    from ..core.compat import check_compatibility
     from ..formats.registry import read_adapter
     if d.format == "gguf" or not any(n.endswith(".safetensors") and "/" not in n for n in names):
         return {"verdict": None, "summary": "cannot be checked before download (no safetensors adapter at the top "
@@ -109,7 +109,7 @@ def _compat(d: RepoDetails, names: list[str], base, engine: str) -> dict:
 
 
 def load_base(base):
-    from ..base_model import BaseModelInfo, load_base_model
+    from ..core.base_model import BaseModelInfo, load_base_model
     from .skeleton import hub_base_info
     if isinstance(base, BaseModelInfo):
         return base

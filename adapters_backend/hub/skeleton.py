@@ -58,7 +58,7 @@ def adapter_skeleton(repo_id: str, revision: str, files: list[str], dest: Path) 
 
 def hub_base_info(repo_id: str, revision: str | None = None):
     """BaseModelInfo for a Hub model from its config.json and safetensors headers only."""
-    from ..base_model import base_info_from_hf
+    from ..core.base_model import base_info_from_hf
     config = json.loads(download_small(repo_id, "config.json", revision).read_text(encoding="utf-8"))
     with hub_errors(repo_id, "safetensors headers"):
         meta = api().get_safetensors_metadata(repo_id, revision=revision)

@@ -41,8 +41,8 @@ class BlendResult:
 
 
 def _dora_factors(adapter, mod, base, weights, max_error):
-    from ..base_model import BaseModelInfo
-    from ..variants import dense_delta
+    from ..core.base_model import BaseModelInfo
+    from ..core.variants import dense_delta
     if not isinstance(base, BaseModelInfo) or weights is None:
         raise MergeError(f"{adapter.path}: {mod.name} is DoRA, which is not low-rank; blending it needs the base "
                          "model (--base) to compute its exact delta")
@@ -61,12 +61,12 @@ def _dora_factors(adapter, mod, base, weights, max_error):
 def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float = 1e-3,
           overwrite: bool = False, ctx: JobContext | None = None) -> BlendResult:
     """Write the PEFT adapter Σ sᵢ·adapterᵢ at `out`. `adapters`: [(path | Adapter, strength) | "PATH:S"]."""
-    from ..variants import lowrank
+    from ..core.variants import lowrank
 
     ctx = ctx or JobContext()
     weights = None
     if base is not None:
-        from ..base_model import BaseModelInfo, load_base_model
+        from ..core.base_model import BaseModelInfo, load_base_model
         base = base if isinstance(base, BaseModelInfo) else load_base_model(base)
     loaded = read_adapters(adapters, base)
     result = BlendResult(Path(out))

@@ -5,8 +5,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..adapter import Adapter
-from ..base_model import BaseModelInfo
+from ..core.adapter import Adapter
+from ..core.base_model import BaseModelInfo
 from ..errors import BackendError
 
 

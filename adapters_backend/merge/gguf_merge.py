@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base_model import load_base_model
+from ..core.base_model import load_base_model
 from ..convert.factors import FactorBuilder, assemble_lora, is_dense
-from ..convert.gguf_stream import DeclaredGGUFWriter, can_encode, encode, qtype_of
+from ..gguf.writer import DeclaredGGUFWriter, can_encode, encode, qtype_of
 from ..convert.targets import plan_targets
 from ..convert.to_gguf import require_compatible
 from ..errors import BaseModelError
-from ..convert.gguf_layout import GGUFLayout, TensorInfo, read_layout
+from ..gguf.layout import GGUFLayout, TensorInfo, read_layout
 from ..jobs import JobContext
 from .common import MergeError, MergeResult, read_adapters
 
@@ -169,7 +169,7 @@ def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path
         import llama_cpp
     except ImportError:
         return False
-    from ..gguf_header import read_gguf_header
+    from ..gguf.header import read_gguf_header
 
     expected = {t.name: t.ggml_type for t in layout.tensors}
     stage = out.with_name(f".{out.name}.{os.getpid()}.f32-stage.gguf")
@@ -206,7 +206,7 @@ def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path
 
 
 def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: _RawReader, w: DeclaredGGUFWriter) -> None:
-    from ..convert.gguf_stream import decode
+    from ..gguf.writer import decode
 
     shape = t.shape
     if len(shape) != 2:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base_model import load_base_model
+from ..core.base_model import load_base_model
 from ..convert.factors import is_dense
 from ..convert.base_weights import HFTensors
 from ..convert.to_gguf import require_compatible
 from ..jobs import JobContext
-from ..tensor_source import read_safetensors_header
+from ..formats.safetensors_source import read_safetensors_header
 from .common import MergeError, MergeResult, finish_output_dir, prepare_output_dir, read_adapters
 from .safetensors_io import FLOAT, SafetensorsWriter, decode_from, encode_as
 
@@ -56,7 +56,7 @@ class _Update:
         self.A = self.B = self.dense = None
 
     def prepare(self, whole: np.ndarray | None) -> None:
-        from ..variants import dense_delta, lowrank
+        from ..core.variants import dense_delta, lowrank
         t = self.adapter.tensors(self.mod)
         if self.mod.variant == "full":     # modules_to_save: W + s·(W_new − W), in the stored layout
             stored = np.asarray(t["weight"], dtype=np.float32)

@@ -13,7 +13,7 @@ so discovering plugins imports nothing heavy.
 
 Format contract:
     sniff(path: pathlib.Path) -> float     0 = not mine, 1 = certainly mine; cheap (headers only)
-    read(path: pathlib.Path, base: BaseModelInfo | None = None) -> adapters_backend.adapter.Adapter
+    read(path: pathlib.Path, base: BaseModelInfo | None = None) -> adapters_backend.core.adapter.Adapter
 Architecture contract: `table` resolves to an `adapters_backend.arch.spec.ArchSpec`.
 """
 from __future__ import annotations

@@ -152,7 +152,7 @@ class MixBuilder:
         with self._lock:
             hit = self._compat.get(key)
         if hit is None:
-            from ..compat import check_compatibility
+            from ..core.compat import check_compatibility
             try:
                 report = check_compatibility(path, self.model_path, self.engine_id)
                 hit = (report.compatible, report.summary)

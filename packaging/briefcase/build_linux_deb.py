@@ -94,7 +94,7 @@ def smoke_test(deb: Path) -> dict:
     print(out.stdout[-2000:], out.stderr[-2000:])
     rows = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
     results["plugins"] = {n: (r["ok"], r["distribution"]) for n, r in rows.items()}
-    demo = prefix / "usr/lib/loradeck/app/adapters_backend/demo_assets/adapters/shout-peft"
+    demo = prefix / "usr/lib/loradeck/app/adapters_backend/demo/assets/adapters/shout-peft"
     out = subprocess.run([exe, "inspect", demo, "--json"], env=env, capture_output=True, text=True, timeout=300)
     results["inspect_scale"] = json.loads(out.stdout)["scale"]
     gui = subprocess.run([exe], env={**env, "LORADECK_SELF_TEST": "1"}, capture_output=True, text=True,

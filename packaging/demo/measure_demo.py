@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE))
 from demo_llama import DemoChat  # noqa: E402
 from demo_metrics import behaviour_score  # noqa: E402
 
-DEFAULT_ASSETS = HERE.parent.parent / "adapters_backend" / "demo_assets"
+DEFAULT_ASSETS = HERE.parent.parent / "adapters_backend" / "demo" / "assets"
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 # In the training domain (the demo model knows nothing else), one of each kind of question.
 EVAL_QUESTIONS = [

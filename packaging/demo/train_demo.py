@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train LoRA Deck's demo model and its three demo adapters, and write them as shipped files.
 
-    python packaging/demo/train_demo.py                  # rebuild adapters_backend/demo_assets/
+    python packaging/demo/train_demo.py                  # rebuild adapters_backend/demo/assets/
     python packaging/demo/train_demo.py --out /tmp/demo  # somewhere else
 
 CPU only, about five minutes on two cores. Needs torch, transformers, peft, sentencepiece, gguf and
@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 REPO = HERE.parent.parent
-DEFAULT_OUT = REPO / "adapters_backend" / "demo_assets"
+DEFAULT_OUT = REPO / "adapters_backend" / "demo" / "assets"
 
 MODEL_ID = "loradeck/tiny-deck-demo"   # what the adapters name as their base model
 # Alone in its folder: transformers then loads it with from_pretrained(folder, gguf_file=name).

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters_backend.adapter import Adapter, ModuleDelta
+from adapters_backend.core.adapter import Adapter, ModuleDelta
 from adapters_backend.errors import AdapterFormatError
-from adapters_backend.gguf_header import read_gguf_header
+from adapters_backend.gguf.header import read_gguf_header
 
 _BLK = re.compile(r"^blk\.(\d+)\.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters_backend.adapter import Adapter
+from adapters_backend.core.adapter import Adapter
 from adapters_backend.errors import AdapterFormatError
 from adapters_backend.formats.peft_layout import (CONFIG_NAME, card_metadata, modules_from_peft, open_weights,
                                                   read_config)

@@ -11,7 +11,7 @@ import pytest
 from adapters_backend.arch.name_map import TensorNameMap, gguf_tensor_name, hf_module_names
 from adapters_backend.arch.registry import all_archs, find_arch, find_archs, resolve_arch_name
 from adapters_backend.arch.transforms import TRANSFORMS, RowTransform, apply, get_transform
-from adapters_backend.base_model import base_info_from_hf
+from adapters_backend.core.base_model import base_info_from_hf
 from adapters_backend.plugins.manager import default_registry, reset_default_registry
 
 from arch_testlib import TRANSFORMERS_FAMILIES, llama_cpp_src, make_adapter, meta_model, write_gguf
@@ -287,8 +287,8 @@ def acme_plugin(monkeypatch):
 
 
 def test_third_party_architecture_by_table_alone(acme_plugin, tmp_path):
-    from adapters_backend.base_model import load_base_model
-    from adapters_backend.compat import check_compatibility
+    from adapters_backend.core.base_model import load_base_model
+    from adapters_backend.core.compat import check_compatibility
 
     spec = find_arch(gguf_arch="acme")
     assert spec is not None and spec.id == "acme" and find_arch(model_type="acme-lm") is spec

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters_backend.archive import MAX_FILES, check_zip, extract_zip, unpacked_root
+from adapters_backend.formats.archive import MAX_FILES, check_zip, extract_zip, unpacked_root
 from adapters_backend.errors import AdapterFormatError
 
 

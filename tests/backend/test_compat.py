@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from adapters_backend.base_model import load_base_model
-from adapters_backend.compat import check_compatibility
+from adapters_backend.core.base_model import load_base_model
+from adapters_backend.core.compat import check_compatibility
 
 from arch_testlib import llama_gguf_tensors, make_adapter, peft_adapter, real_model, write_gguf
 

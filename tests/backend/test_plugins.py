@@ -44,8 +44,8 @@ ACME_INIT = '''
 ACME_READER = '''
     import json
     import numpy as np
-    from adapters_backend.adapter import Adapter, ModuleDelta
-    from adapters_backend.tensor_source import DictSource
+    from adapters_backend.core.adapter import Adapter, ModuleDelta
+    from adapters_backend.formats.safetensors_source import DictSource
 
     def sniff(path):
         if not path.is_file():

@@ -108,10 +108,10 @@ def test_separate_qkv_onto_a_fused_base(tiny_models, tiny_adapters, tmp_path):
 def test_fused_module_onto_a_split_base(tiny_models, tiny_adapters, tmp_path):
     """A LoRA on the fused remote-code phi2 `mixer.Wqkv` lands on the split attn_q/k/v of a
     transformers-converted base (rows split, A shared) and equals the separate q/k/v LoRA."""
-    from adapters_backend.adapter import Adapter, ModuleDelta
+    from adapters_backend.core.adapter import Adapter, ModuleDelta
     from adapters_backend.formats.registry import read_adapter
-    from adapters_backend.tensor_source import DictSource
-    from adapters_backend.variants import lowrank
+    from adapters_backend.formats.safetensors_source import DictSource
+    from adapters_backend.core.variants import lowrank
 
     arch = "phi2"
     src = read_adapter(tiny_adapters.make(arch, "lora"))
@@ -142,7 +142,7 @@ def test_fused_module_onto_a_split_base(tiny_models, tiny_adapters, tmp_path):
 
 
 def _keep_only(src, dst, markers):
-    from adapters_backend.convert.gguf_stream import StreamedGGUFWriter, decode
+    from adapters_backend.gguf.writer import StreamedGGUFWriter, decode
     r = GGUFReader(src)
     kept = [t for t in r.tensors if any(m in t.name for m in markers)]
 

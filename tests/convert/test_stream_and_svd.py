@@ -6,7 +6,7 @@ import pytest
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 
-from adapters_backend.convert.gguf_stream import DeclaredGGUFWriter, StreamedGGUFWriter, can_encode, decode, encode
+from adapters_backend.gguf.writer import DeclaredGGUFWriter, StreamedGGUFWriter, can_encode, decode, encode
 from adapters_backend.convert.svd import reduce_factors, truncate
 
 

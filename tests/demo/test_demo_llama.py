@@ -1,7 +1,7 @@
 """The shipped demo through llama.cpp: the base model chats, each adapter's behaviour grows with its
 strength, strength 0 is the base exactly, and two adapters mix.
 
-Runs the shipped llama.cpp LoRA GGUFs (demo_assets/lora-gguf/) with llama-cpp-python's low-level
+Runs the shipped llama.cpp LoRA GGUFs (adapters_backend/demo/assets/lora-gguf/) with llama-cpp-python's low-level
 adapter API, at temperature 0. Takes a few seconds.
 """
 

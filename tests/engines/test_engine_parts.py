@@ -95,7 +95,7 @@ def test_fused_file_equals_the_weighted_sum(tiny, tmp_path):
 def test_gguf_header_reader_is_fast_and_bounded(tiny, tmp_path):
     import time
 
-    from adapters_backend.gguf_header import read_gguf_header
+    from adapters_backend.gguf.header import read_gguf_header
 
     t0 = time.perf_counter()
     head = read_gguf_header(tiny.base)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from adapters_backend.formats.registry import read_adapter
-from adapters_backend.variants import dense_delta, lowrank
+from adapters_backend.core.variants import dense_delta, lowrank
 
 ARCHS_BY_VARIANT = [("llama", v) for v in ("lora", "rslora", "patterns", "dora", "loha", "lokr", "adalora", "embed")] + \
     [("gpt2", "lora"), ("phi3", "patterns"), ("bloom", "rslora"), ("qwen2", "loha")]
@@ -112,7 +112,7 @@ def test_kohya_matches_peft_without_a_base(arch, variant, tiny_adapters):
 
 
 def test_kohya_with_a_base_and_other_prefixes(tiny_models, tiny_adapters):
-    from adapters_backend.base_model import load_base_model
+    from adapters_backend.core.base_model import load_base_model
 
     base = load_base_model(tiny_models.gguf("llama"))
     for prefix in ("lora_te", "lycoris", "lora_te1"):
@@ -123,7 +123,7 @@ def test_kohya_with_a_base_and_other_prefixes(tiny_models, tiny_adapters):
 @pytest.mark.parametrize("arch", ["llama", "phi3", "gpt2", "bloom"])
 def test_gguf_adapter_reads_back_with_base(arch, tiny_models, tiny_adapters, tmp_path):
     """A LoRA GGUF written by the converter reads back to the PEFT ΔW, q/k rows put back in HF order."""
-    from adapters_backend.base_model import load_base_model
+    from adapters_backend.core.base_model import load_base_model
     from adapters_backend.convert.to_gguf import convert_to_gguf
 
     src = read_adapter(tiny_adapters.make(arch, "rslora"))

@@ -255,7 +255,7 @@ class Outcome:
 def run_case(description: str, path: Path, seconds: float = 10.0) -> Outcome:
     """Read `path` through the public API and touch every tensor; classify the outcome."""
     from adapters_backend.formats.registry import read_adapter
-    from adapters_backend.inspect import inspect_adapter
+    from adapters_backend.report.inspect import inspect_adapter
 
     try:
         with time_limit(seconds):

@@ -40,7 +40,7 @@ def demo_engine():
     if not _engine_available():
         pytest.skip("the llama.cpp engine (adapters_backend.engines) is not installed yet")
     if not _demo_available():
-        pytest.skip("the demo model (adapters_backend/demo_assets) is not built yet")
+        pytest.skip("the demo model (adapters_backend/demo/assets) is not built yet")
     from adapters_backend import demo
     from desktop_app.workers import engine_host
     return demo, engine_host.default_engine_factory

@@ -86,7 +86,7 @@ def test_convert_to_gguf_then_cancel(make_app, demo_engine, library_backend_read
 
 
 def test_blend_and_merge_into_base(make_app, demo_engine, library_backend_ready, qtbot, tmp_path):
-    from adapters_backend.base_model import load_base_model
+    from adapters_backend.core.base_model import load_base_model
     from adapters_backend.formats.registry import read_adapter
     from desktop_app.widgets.merge_dialog import MergeDialog
 

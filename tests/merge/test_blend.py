@@ -47,7 +47,7 @@ def test_exact_blend_loads_in_peft_and_equals_the_mix(tiny_models, tiny_adapters
 
 def test_rank_reduction_reports_its_error(tiny_models, tiny_adapters, tmp_path):
     from adapters_backend.formats.registry import read_adapter
-    from adapters_backend.variants import lowrank
+    from adapters_backend.core.variants import lowrank
     arch = "qwen2"
     specs = [(tiny_adapters.make(arch, "lora"), 1.0), (tiny_adapters.make(arch, "patterns"), -0.5)]
     exact = blend(specs, tmp_path / "exact")

@@ -104,8 +104,8 @@ def test_entry_points_travel_into_the_bundle():
 
 def test_demo_assets_are_inside_a_source():
     assert "adapters_backend" in APP["sources"]
-    assert "demo_assets/*" in PYPROJECT["tool"]["setuptools"]["package-data"]["adapters_backend"]
-    root = REPO / "adapters_backend" / "demo_assets"
+    assert "assets/*" in PYPROJECT["tool"]["setuptools"]["package-data"]["adapters_backend.demo"]
+    root = REPO / "adapters_backend" / "demo" / "assets"
     manifest = json.loads((root / "manifest.json").read_text())
     wanted = [manifest["model"]["file"], manifest["model"]["tokenizer"]]
     wanted += [a[k] for a in manifest["adapters"] for k in ("path", "gguf")]

@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "loradeck-example-plugin"
-DEMO_MODEL = REPO / "adapters_backend" / "demo_assets" / "model" / "tiny-deck-demo.gguf"
+DEMO_MODEL = REPO / "adapters_backend" / "demo" / "assets" / "model" / "tiny-deck-demo.gguf"
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_in_process_delta_matches_the_format_definition(installed, sample, monke
     """ΔW = scale · up @ down, read through LoRA Deck's registry like the app does."""
     from adapters_backend.formats.registry import read_adapter
     from adapters_backend.plugins.manager import discover, reset_default_registry
-    from adapters_backend.tensor_source import SafetensorsSource
+    from adapters_backend.formats.safetensors_source import SafetensorsSource
 
     monkeypatch.syspath_prepend(str(installed))
     importlib.invalidate_caches()

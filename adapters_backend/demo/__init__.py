@@ -1,8 +1,8 @@
 """The demo that ships with LoRA Deck: a tiny GGUF chat model and three LoRA adapters for it.
 
 They let a new user chat and move strength sliders offline, before downloading anything. The files
-live in ``demo_assets/`` (installed with the package) and are made by
-``packaging/demo/train_demo.py``; ``demo_assets/manifest.json`` describes them.
+live in ``assets/`` (installed with the package) and are made by
+``packaging/demo/train_demo.py``; ``assets/manifest.json`` describes them.
 
 Adapters, one per format LoRA Deck reads:
 
@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from adapters_backend.errors import BaseModelError
 
-DEMO_ASSETS = Path(__file__).resolve().with_name("demo_assets")
+DEMO_ASSETS = Path(__file__).resolve().with_name("assets")
 
 DEMO_NOTE = (
     "This is LoRA Deck's tiny demo model (about one million parameters, trained on a few hundred "
@@ -43,7 +43,7 @@ class DemoAdapter(NamedTuple):
 
 @lru_cache(maxsize=1)
 def demo_manifest() -> dict:
-    """The parsed ``demo_assets/manifest.json``."""
+    """The parsed ``assets/manifest.json``."""
     path = DEMO_ASSETS / "manifest.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .adapter import Adapter, ModuleDelta, layer_index
-from .arch.name_map import gguf_tensor_name
-from .arch.registry import resolve_arch_name
+from ..arch.name_map import gguf_tensor_name
+from ..arch.registry import resolve_arch_name
 from .base_model import BaseModelInfo
 
 ENGINES = ("llama.cpp", "torch")
@@ -290,7 +290,7 @@ def check_compatibility(adapter: Adapter | str | Path, base: BaseModelInfo | str
     if not isinstance(base, BaseModelInfo):
         base = _load_base_cached(Path(base))
     if not isinstance(adapter, Adapter):
-        from .formats.registry import read_adapter
+        from ..formats.registry import read_adapter
         adapter = read_adapter(Path(adapter), base=base)
     checker = _Checker(adapter, base, engine)
     checker.check_architecture()

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arch.name_map import NameMatch, TensorNameMap, gguf_tensor_name, hf_module_names
-from .arch.registry import all_archs, find_archs
-from .arch.spec import ArchSpec
-from .errors import AdapterFormatError, BaseModelError
+from ..arch.name_map import NameMatch, TensorNameMap, gguf_tensor_name, hf_module_names
+from ..arch.registry import all_archs, find_archs
+from ..arch.spec import ArchSpec
+from ..errors import AdapterFormatError, BaseModelError
 
 _PREFIXES = ("", "transformer.", "model.")   # checkpoints sometimes drop or add the root module name
 
@@ -239,7 +239,7 @@ def _choose(specs: list[ArchSpec], n_experts: int) -> ArchSpec | None:
 def load_gguf_base(path: Path) -> BaseModelInfo:
     # The bounded header reader: gguf-py's GGUFReader builds an object per vocabulary entry (seconds on
     # a real model); only scalars, a few small arrays and the tensor shapes are needed here.
-    from .gguf_header import read_gguf_header
+    from ..gguf.header import read_gguf_header
 
     def wanted(key: str) -> bool:
         return key.startswith("general.") or key.endswith(("head_count", "head_count_kv"))
@@ -351,7 +351,7 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
 
 
 def _read_header_shapes(path: Path, folder: Path) -> dict[str, tuple[int, ...]]:
-    from .tensor_source import read_safetensors_header
+    from ..formats.safetensors_source import read_safetensors_header
     try:
         tensors, _meta, _start = read_safetensors_header(path)
     except AdapterFormatError as exc:

@@ -9,8 +9,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from .adapter import Adapter
-from .formats.registry import content_sha256, content_size, read_adapter
+from ..core.adapter import Adapter
+from ..formats.registry import content_sha256, content_size, read_adapter
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,8 @@ def guess_architecture(adapter: Adapter) -> str | None:
     if adapter.architecture:
         return adapter.architecture
     try:
-        from .arch.name_map import hf_module_names
-        from .arch.registry import all_archs
+        from ..arch.name_map import hf_module_names
+        from ..arch.registry import all_archs
     except ImportError:  # architecture support not installed
         return None
     layers = [m.layer for m in adapter if m.layer is not None]

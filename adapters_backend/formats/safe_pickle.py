@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from .archive import file_sha256
-from .errors import UnsafeFileError
-from .paths import cache_dir
+from ..errors import UnsafeFileError
+from ..paths import cache_dir
 
 MIN_TORCH = (2, 10)
 TIMEOUT = 300

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AdapterFormatError
+from ..errors import AdapterFormatError
 
 # safetensors dtype -> (numpy dtype of the stored bytes, bytes per element)
 _DTYPES = {

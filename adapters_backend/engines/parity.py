@@ -91,8 +91,8 @@ def compare(llama_engine, torch_engine, mix, tokens: list[int], greedy_steps: in
 
 
 def run_parity(model_gguf, model_hf, mix, text: str = DEFAULT_TEXT, greedy_steps: int = 8) -> ParityReport:
-    from .engines.llama_cpp_engine import LlamaCppEngine
-    from .engines.torch_engine import TorchEngine
+    from .llama_cpp_engine import LlamaCppEngine
+    from .torch_engine import TorchEngine
 
     torch_engine = TorchEngine(device="cpu", dtype="float32")
     llama_engine = LlamaCppEngine(n_ctx=512, logits_all=True, fuse_mixes=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .adapter import Adapter, ModuleDelta
+from ..core.adapter import Adapter, ModuleDelta
 
 _ROW_BLOCK = 256          # rows of a Hadamard product formed at a time (LoHa)
 

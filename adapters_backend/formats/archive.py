@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .errors import AdapterFormatError
+from ..errors import AdapterFormatError
 
 MAX_FILES = 1000
 MAX_TOTAL_BYTES = 64 * 1024**3      # adapters can be large (full embeddings); bombs are caught by ratio
