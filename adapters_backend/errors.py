@@ -41,6 +41,10 @@ class IncompatibleAdapterError(BackendError, ValueError):
         super().__init__(message)
 
 
+class UsageError(BackendError, ValueError):
+    """An argument the user gave cannot be understood (the message says which and why)."""
+
+
 class PluginError(BackendError, RuntimeError):
     """A plugin is broken: bad manifest, duplicate id, import failure."""
 

@@ -163,8 +163,8 @@ def gguf_kind(path: str, ctx=None) -> str:
     """"adapter" for a LoRA GGUF, "model" for a base model (from `general.type`)."""
     from adapters_backend.errors import AdapterFormatError  # noqa: PLC0415
     try:
-        from adapters_backend.gguf.header import read_gguf_header  # noqa: PLC0415 - bounded and fast
-        kind = read_gguf_header(path).metadata.get("general.type")
+        from adapters_backend.gguf.header import read_header  # noqa: PLC0415 - bounded and fast
+        kind = read_header(path).general_type
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, said plainly
         raise AdapterFormatError(path, f"not a readable GGUF file ({type(exc).__name__}: {exc})") from None
     return "adapter" if kind == "adapter" else "model"

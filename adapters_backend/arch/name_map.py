@@ -122,20 +122,20 @@ class TensorNameMap:
         m = self.match(hf_module)
         return None if m is None else (m.gguf, m.rule)
 
-    def to_hf(self, gguf_name: str) -> str | None:
+    def to_hf(self, gguf_name: str, xid: int | None = None) -> str | None:
         """The transformers module path for a GGUF tensor name (".weight" optional), or None when no
-        single HF module corresponds (a stacked expert tensor built from per-expert modules, or a
-        fused tensor of separate HF modules: see `fused_parts`)."""
+        single HF module corresponds (a fused tensor of separate HF modules: see `fused_parts`).
+        A stacked expert tensor ("blk.0.ffn_gate_exps") names one HF module per expert: pass `xid`."""
         name = gguf_name.removesuffix(".weight")
         fallback = None
         for rx, rule in self._gguf_patterns:
             m = rx.match(name)
-            if not m or rule.kind == "expert":
+            if not m or (rule.kind == "expert") != (xid is not None):
                 continue
             bid = int(m.group("bid")) if "bid" in m.groupdict() else None
-            if not self._in_range(bid, None):
+            if not self._in_range(bid, xid):
                 continue
-            hf = _expand(rule.hf, bid)
+            hf = _expand(rule.hf, bid, xid)
             if rule.native:
                 return hf
             fallback = fallback or hf

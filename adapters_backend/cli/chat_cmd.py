@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from ..errors import BackendError
-
-REMOTE = ("llama-server", "vllm", "lorax")      # engines whose --model is a server URL
+from ..model_ref import REMOTE_ENGINES as REMOTE
+from ..model_ref import engine_for, is_url, split_strength
 HELP = __doc__.split("between turns, without reloading the model:", 1)[1].strip("\n")
 
 
@@ -53,17 +53,6 @@ def add_parser(sub) -> None:
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (0 = the model's)")
     p.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
     p.set_defaults(func=run)
-
-
-def parse_adapter_arg(text: str) -> tuple[str, float]:
-    """`path`, `path:0.5`, `C:\\x\\a.gguf:-1` → (path, strength)."""
-    head, sep, tail = text.rpartition(":")
-    if sep and head:
-        try:
-            return head, float(tail)
-        except ValueError:
-            pass
-    return text, 1.0
 
 
 class ChatSession:
@@ -222,10 +211,10 @@ def run(args) -> int:
                             top_k=args.top_k, repeat_penalty=args.repeat_penalty, seed=args.seed)
     engine_id = args.engine
     if engine_id == "auto":
-        if str(args.model).lower().startswith(("http://", "https://")):
+        if is_url(args.model):
             raise BackendError(f"{args.model} is a server address: say which server it is with --engine "
                                "llama-server, vllm or lorax")
-        engine_id = "llama.cpp" if str(args.model).lower().endswith(".gguf") else "torch"
+        engine_id = engine_for(args.model)
     if engine_id in REMOTE:
         from ..engines import create_engine
         engine = create_engine(engine_id, api_key=args.api_key)
@@ -242,7 +231,7 @@ def run(args) -> int:
         session = ChatSession(engine, params, args.system, stats=args.stats)
         mix = []
         for spec in args.adapter:
-            path, strength = parse_adapter_arg(spec)
+            path, strength = split_strength(spec)
             # A remote engine may take a server-side name or Hub id: expand only what exists here.
             local = Path(path).expanduser()
             remote_name = engine_id in REMOTE and not local.exists()

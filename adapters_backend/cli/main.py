@@ -17,10 +17,6 @@ COMMAND_MODULES = (
     "adapters_backend.cli.inspect_cmd",
     "adapters_backend.cli.check_cmd",
     "adapters_backend.cli.plugins_cmd",
-)
-# Modules added by later features register here too; a missing one is skipped so a partial
-# checkout still runs.
-OPTIONAL_COMMAND_MODULES = (
     "adapters_backend.cli.convert_cmd",
     "adapters_backend.cli.merge_cmd",
     "adapters_backend.cli.chat_cmd",
@@ -40,14 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
-    for name in OPTIONAL_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.add_parser(sub)
     return parser
 
 

@@ -51,9 +51,9 @@ def _print_common(result) -> None:
 def run_merge(args) -> int:
     from ..errors import IncompatibleAdapterError
     from ..jobs import JobContext
-    from ..merge.common import parse_adapter_spec
+    from ..model_ref import split_strength
 
-    specs = [parse_adapter_spec(a) for a in args.adapter]
+    specs = [split_strength(a) for a in args.adapter]
     ctx = JobContext(progress_printer("merging"))
     try:
         if args.base.is_dir():
@@ -78,12 +78,12 @@ def run_blend(args) -> int:
     from ..errors import IncompatibleAdapterError
     from ..jobs import JobContext
     from ..merge.blend import blend
-    from ..merge.common import parse_adapter_spec
+    from ..model_ref import split_strength
 
     if args.rank is not None and args.rank < 1:
         print("loradeck: error: --rank must be at least 1", file=sys.stderr)
         return 2
-    specs = [parse_adapter_spec(a) for a in args.adapters]
+    specs = [split_strength(a) for a in args.adapters]
     try:
         result = blend(specs, args.output, rank=args.rank, base=args.base, max_error=args.max_error,
                        overwrite=args.force, ctx=JobContext(progress_printer("blending")))

@@ -21,9 +21,9 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..engines.base import ActiveAdapter
     from ..engines.parity import DEFAULT_TEXT, run_parity
-    from .chat_cmd import parse_adapter_arg
+    from ..model_ref import split_strength
 
-    mix = [ActiveAdapter(str(Path(p).expanduser()), s) for p, s in map(parse_adapter_arg, args.adapter)]
+    mix = [ActiveAdapter(str(Path(p).expanduser()), s) for p, s in map(split_strength, args.adapter)]
     report = run_parity(args.model_gguf, args.model_hf, mix, text=args.text or DEFAULT_TEXT)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.format())
     return 0 if report.verdict == "agree" else 1

@@ -18,32 +18,10 @@ from ..arch import transforms
 from ..core.base_model import BaseModelInfo
 from ..errors import BaseModelError
 from ..formats.safetensors_source import SafetensorsSource
+from ..gguf.header import GGUFError
+from ..gguf.tensors import TensorFile
 
 _PREFIXES = ("", "model.", "transformer.")
-
-
-class GGUFTensors:
-    """Tensors of a GGUF file by name, read with plain file reads and dequantized on request."""
-
-    def __init__(self, path: Path):
-        from ..gguf.layout import read_layout
-        self.path = Path(path)
-        self.tensors = {t.name: t for t in read_layout(self.path).tensors}
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.tensors
-
-    def read(self, name: str) -> np.ndarray:
-        from ..gguf.writer import decode
-        t = self.tensors[name]
-        with open(self.path, "rb") as f:
-            f.seek(t.offset)
-            raw = np.frombuffer(f.read(t.nbytes), dtype=np.uint8)
-        try:
-            return decode(raw, t.qtype, t.shape)
-        except NotImplementedError:
-            raise BaseModelError(self.path, f"tensor {name} is stored as {t.qtype.name}, which gguf-py "
-                                            "cannot dequantize") from None
 
 
 class HFTensors:
@@ -95,7 +73,7 @@ class BaseWeights:
         self.info = info
         if info.path is None:
             raise BaseModelError(None, "the base model's weights are needed (DoRA, merge) but no file was given")
-        self.gguf = GGUFTensors(info.path) if info.kind == "gguf" else None
+        self.gguf = TensorFile(info.path) if info.kind == "gguf" else None
         self.hf = HFTensors(info.path) if info.kind == "hf" else None
         self._hf_by_gguf: dict[str, tuple[str, str, str]] | None = None
 
@@ -116,7 +94,10 @@ class BaseWeights:
         """The base tensor `gguf` (".weight" optional) as float32 in GGUF layout."""
         name = gguf.removesuffix(".weight")
         if self.gguf is not None:
-            return self.gguf.read(name + ".weight")
+            try:
+                return self.gguf.read(name + ".weight")
+            except GGUFError as exc:
+                raise BaseModelError(self.info.path, str(exc)) from None
         entry = self._hf_index().get(name)
         if entry is None:
             raise BaseModelError(self.info.path, f"no checkpoint tensor for {name}")
@@ -133,3 +114,5 @@ class BaseWeights:
     def close(self) -> None:
         if self.hf is not None:
             self.hf.close()
+        if self.gguf is not None:
+            self.gguf.close()

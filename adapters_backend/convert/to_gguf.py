@@ -22,10 +22,12 @@ from pathlib import Path
 
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo, load_base_model
+from ..core.compat import require_compatible
 from ..errors import AdapterFormatError, IncompatibleAdapterError
 from ..jobs import JobContext
 from .factors import FactorBuilder, assemble_lora, is_dense
-from ..gguf.writer import OUTTYPES, StreamedGGUFWriter, can_encode, qtype_of
+from ..gguf.tensors import OUTTYPES, can_encode, qtype_of
+from ..gguf.writer import StreamedGGUFWriter
 from .targets import plan_targets
 
 log = logging.getLogger(__name__)
@@ -66,15 +68,6 @@ def load_inputs(adapter, base) -> tuple[Adapter, BaseModelInfo]:
         from ..formats.registry import read_adapter
         adapter = read_adapter(Path(adapter), base=base)
     return adapter, base
-
-
-def require_compatible(adapter: Adapter, base: BaseModelInfo, engine: str = "llama.cpp"):
-    """Raise IncompatibleAdapterError (the same text `loradeck check` prints) unless the adapter fits."""
-    from ..core.compat import check_compatibility
-    report = check_compatibility(adapter, base, engine=engine)
-    if not report.compatible:
-        raise IncompatibleAdapterError(f"{adapter.path}: {report.summary}", report)
-    return report
 
 
 def gguf_arch(base: BaseModelInfo) -> str:

@@ -43,6 +43,7 @@ class BaseModelInfo:
     n_experts: int = 0
     tied: bool = False                          # lm_head shares the token embeddings (no own tensor)
     file_type: int | None = None                # GGUF general.file_type (llama_ftype)
+    tensor_types: dict[str, str] = field(default_factory=dict)   # GGUF tensor -> GGML type name ("F16", "Q4_K")
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -176,6 +177,10 @@ class BaseModelInfo:
         names = hf_module_names(self.arch, self.n_layers, self.n_experts, aliases=False)
         return [n for n in names if self.module_shape(n) is not None]
 
+    def full_precision(self, gguf_name: str) -> bool:
+        """True when the base stores this GGUF tensor as F32 (a fused LoRA for it is then kept in F32 too)."""
+        return self.tensor_types.get(gguf_name, "F32") == "F32"
+
     def summary(self) -> str:
         arch = self.arch.name if self.arch else self.arch_name
         return (f"{self.name or (self.path.name if self.path else 'base model')} ({arch}, {self.n_layers} layers, "
@@ -236,31 +241,35 @@ def _choose(specs: list[ArchSpec], n_experts: int) -> ArchSpec | None:
     return (preferred or specs)[0]
 
 
-def load_gguf_base(path: Path) -> BaseModelInfo:
+def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
+    """A GGUF model's facts. With `need_table=False` an architecture LoRA Deck has no table for still
+    loads (arch None, GGUF tensor names only): llama.cpp runs many more families than the tables
+    describe, and a llama.cpp LoRA GGUF is checked against it by tensor names and shapes alone."""
     # The bounded header reader: gguf-py's GGUFReader builds an object per vocabulary entry (seconds on
     # a real model); only scalars, a few small arrays and the tensor shapes are needed here.
-    from ..gguf.header import read_gguf_header
+    from ..gguf.header import read_header
 
     def wanted(key: str) -> bool:
         return key.startswith("general.") or key.endswith(("head_count", "head_count_kv"))
 
     try:
-        head = read_gguf_header(path, keep_array=wanted)
+        head = read_header(path, keep_array=wanted)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise BaseModelError(path, f"not a readable GGUF file ({exc})") from None
+        raise BaseModelError(path, f"not a readable GGUF file: it is damaged or incomplete ({exc})") from None
     meta: dict[str, object] = dict(head.metadata)
     array_len: dict[str, int] = dict(head.array_lengths)
-    shapes = {name: tuple(int(d) for d in reversed(ne)) for name, (ne, _t) in head.tensors.items()}
+    shapes = {name: tuple(int(d) for d in info.shape) for name, info in head.tensors.items()}
+    types = {name: info.type_name for name, info in head.tensors.items()}
 
     if meta.get("general.type") == "adapter":
-        raise BaseModelError(path, "this GGUF is a LoRA adapter (general.type = 'adapter'), not a base model; "
-                                   "choose the model file the adapter was made for")
+        raise BaseModelError(path, "this GGUF is a LoRA adapter, not a model (general.type = 'adapter'); load the "
+                                   "model it was made for, then add it as an adapter")
     arch_name = meta.get("general.architecture")
     if not isinstance(arch_name, str) or not arch_name:
         raise BaseModelError(path, "GGUF has no general.architecture: not a model file")
     n_experts = _int(meta.get(f"{arch_name}.expert_count"))
     spec = _choose(find_archs(gguf_arch=arch_name), n_experts)
-    if spec is None:
+    if spec is None and need_table:
         raise BaseModelError(path, f"unsupported architecture '{arch_name}'. Supported: {_supported('gguf')}")
 
     def key(k: str):
@@ -295,6 +304,7 @@ def load_gguf_base(path: Path) -> BaseModelInfo:
         upstream_ids=upstream, name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
         head_dim=head_dim, intermediate=intermediate, n_experts=n_experts,
         tied="output.weight" not in shapes, file_type=_int(meta.get("general.file_type"), -1),
+        tensor_types=types,
     )
     if info.file_type == -1:
         info.file_type = None
@@ -395,8 +405,9 @@ def load_hf_base(folder: Path) -> BaseModelInfo:
     return info
 
 
-def load_base_model(path: str | Path) -> BaseModelInfo:
-    """Read a base model's facts from a GGUF file or an HF model folder (headers only)."""
+def load_base_model(path: str | Path, need_table: bool = True) -> BaseModelInfo:
+    """Read a base model's facts from a GGUF file or an HF model folder (headers only). See
+    `load_gguf_base` for `need_table`."""
     path = Path(path)
     if not path.exists():
         raise BaseModelError(path, "no such file or folder")
@@ -408,7 +419,7 @@ def load_base_model(path: str | Path) -> BaseModelInfo:
     except OSError as exc:
         raise BaseModelError(path, f"cannot read file: {exc.strerror or exc}") from None
     if magic == b"GGUF":
-        return load_gguf_base(path)
+        return load_gguf_base(path, need_table)
     if path.name == "config.json":
         return load_hf_base(path.parent)
     raise BaseModelError(path, "not a base model: expected a GGUF model file or a Hugging Face model folder")

@@ -1,5 +1,7 @@
 """Will this adapter work on this base model? Decided from configs and shapes alone (no tensor data),
-so it can run on Hub metadata before anything is downloaded.
+so it can run on Hub metadata before anything is downloaded. This is the one check: `loradeck check`,
+convert, merge, the library, the Hub browser, the server and both engines all ask it, so they always
+give the same answer for the same pair.
 
 Verdicts:
     compatible    every module applies.
@@ -11,7 +13,14 @@ Exit codes (`CompatReport.exit_code`, used by `loradeck check`): 0 compatible, 1
 3 incompatible (2 is the CLI's "could not run").
 
 Engine "llama.cpp" applies llama.cpp's runtime-LoRA limits (REFERENCE §4.2, §4.6): only low-rank
-updates of tensors the GGUF has; "torch" (transformers + PEFT) has none of those limits.
+updates of tensors the GGUF has; "torch" (transformers + PEFT) has none of those limits. A llama.cpp
+LoRA GGUF on a GGUF model is checked the way llama.cpp loads it: by GGUF tensor names and shapes,
+whatever the tables know.
+
+The model family is checked for every format: the architecture an adapter declares (a GGUF's
+general.architecture, a Kohya file's metadata), the family of the base model it says it was trained
+on (that base's config.json, when it is in the Hugging Face cache), and module names only another
+family has. A different family is incompatible; the same family but another base model is a note.
 """
 from __future__ import annotations
 
@@ -20,10 +29,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..arch.name_map import TensorNameMap, gguf_tensor_name
+from ..arch.registry import all_archs, resolve_arch_name
+from ..errors import IncompatibleAdapterError
 from .adapter import Adapter, ModuleDelta, layer_index
-from ..arch.name_map import gguf_tensor_name
-from ..arch.registry import resolve_arch_name
 from .base_model import BaseModelInfo
+from .declared_base import declared_architecture, same_model
 
 ENGINES = ("llama.cpp", "torch")
 EXIT_CODES = {"compatible": 0, "partial": 1, "incompatible": 3}
@@ -59,9 +70,10 @@ class CompatReport:
 
     @property
     def summary(self) -> str:
+        if self.verdict == "incompatible":
+            return f"incompatible: {'; '.join(self.reasons)}"
         n_ok = sum(v.status == "ok" for v in self.modules.values())
-        head = {"compatible": "compatible", "partial": "partially compatible",
-                "incompatible": "incompatible"}[self.verdict]
+        head = "compatible" if self.verdict == "compatible" else "partially compatible"
         text = f"{head} ({n_ok}/{len(self.modules)} modules apply with {self.engine})"
         return f"{text}: {'; '.join(self.reasons)}" if self.reasons else text
 
@@ -95,6 +107,7 @@ class _Checker:
         self.hidden_seen: set[int] = set()
         self.vocab_seen: set[int] = set()
         self.expert_ranks: dict[str, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+        self.missing_tensors: list[str] = []
 
     # -- per module --------------------------------------------------------------------------------
     def check_module(self, mod: ModuleDelta) -> ModuleVerdict:
@@ -103,6 +116,9 @@ class _Checker:
         if layer is not None and layer >= base.n_layers:
             self.bad_layers.append((mod.name, layer))
             return ModuleVerdict("mismatch", f"layer {layer} does not exist: the base has {base.n_layers} layers")
+        gguf_name = (mod.extra or {}).get("gguf_tensor")
+        if llama and gguf_name and base.kind == "gguf":
+            return self._check_gguf_tensor(mod, gguf_name)
         m = base.match(mod.name)
         rule = m.rule if m else None
         is_lm_head = rule is not None and rule.gguf in ("output", "") and rule.hf == "lm_head"
@@ -143,6 +159,28 @@ class _Checker:
             note = "; ".join(x for x in (note, "DoRA is not low-rank: llama.cpp gets it as a converted LoRA delta")
                              if x)
         return ModuleVerdict("ok", note, gguf_tensor_name(target) if target else "")
+
+    def _check_gguf_tensor(self, mod: ModuleDelta, name: str) -> ModuleVerdict:
+        """A llama.cpp LoRA GGUF on a GGUF model, as llama.cpp loads it: every tensor must exist in the
+        model with a fitting shape, or llama.cpp refuses the whole file (norm tensors it skips)."""
+        if name.endswith("_norm.weight"):
+            return ModuleVerdict("skipped", "llama.cpp does not apply LoRAs to norm tensors", name)
+        shape = self.base.tensor_shapes.get(name)
+        if shape is None:
+            self.missing_tensors.append(name)
+            return ModuleVerdict("mismatch", f"the model has no tensor {name}", name)
+        expert = (mod.extra or {}).get("expert")
+        if expert is not None:
+            if len(shape) != 3 or expert >= shape[0]:
+                self.shape_mismatch.append(mod.name)
+                return ModuleVerdict("mismatch", f"the model's {name} has no expert {expert}", name)
+            shape = shape[1:]
+        if len(shape) != 2:
+            self.shape_mismatch.append(mod.name)
+            return ModuleVerdict("mismatch", f"{name} is not a matrix in the model, so a LoRA cannot apply to it",
+                                 name)
+        kind = "embedding" if mod.variant == "embedding" else "linear"
+        return self._shape_verdict(mod, shape, kind, name.removesuffix(".weight")) or ModuleVerdict("ok", "", name)
 
     def _gguf_target(self, m) -> tuple[str, str]:
         """(GGUF tensor the update lands on, note) — direct, packed into a fused tensor, or split."""
@@ -185,18 +223,65 @@ class _Checker:
 
     # -- whole adapter ------------------------------------------------------------------------------
     def check_architecture(self) -> bool:
-        declared = self.adapter.architecture
+        """The adapter's model family against the base's; False (with a reason) when they differ."""
+        adapter, base = self.adapter, self.base
+        base_family = base.arch.gguf_arch if base.arch is not None else base.arch_name
+        base_label = base.arch.name if base.arch is not None else base.arch_name
+        declared = adapter.architecture
+        file_arch = adapter.metadata.get("general.architecture") if adapter.format_id == "gguf" else None
+        if isinstance(file_arch, str) and file_arch:
+            # llama.cpp refuses a LoRA whose general.architecture differs from the model's.
+            spec = resolve_arch_name(file_arch)
+            if file_arch != base_family:
+                label = f"{spec.name} ('{file_arch}')" if spec else f"'{file_arch}'"
+                return self._wrong_family(f"the adapter was made for {label} models", with_base=True)
+        elif declared:
+            spec = resolve_arch_name(declared)
+            if spec is None:
+                self.notes.append(f"the adapter declares architecture '{declared}', which LoRA Deck does not know")
+            elif base_family and spec.gguf_arch != base_family:
+                return self._wrong_family(f"the adapter was made for {spec.name} ('{spec.gguf_arch}') models",
+                                          with_base=True)
+        return self._check_declared_base(base_family, base_label) and self._check_module_family(base_label)
+
+    def _wrong_family(self, what: str, with_base: bool = False) -> bool:
         base = self.base
-        if not declared or base.arch is None:
+        label = f"{base.arch.name} ('{base.arch.gguf_arch}')" if base.arch else f"'{base.arch_name}'"
+        self.reasons.append(f"model family: {what}" + (f", the base is {label}" if with_base else ""))
+        return False
+
+    def _check_declared_base(self, base_family: str, base_label: str) -> bool:
+        """The base model the adapter says it was trained on, against this one."""
+        declared = self.adapter.base_model
+        base = self.base
+        if not declared or same_model(declared, base):
             return True
-        spec = resolve_arch_name(declared)
-        if spec is None:
-            self.notes.append(f"the adapter declares architecture '{declared}', which LoRA Deck does not know")
+        arch = declared_architecture(declared)
+        spec = resolve_arch_name(arch) if arch else None
+        if spec is not None and base_family and spec.gguf_arch != base_family:
+            return self._wrong_family(f"it was trained on {declared}, a {spec.name} model", with_base=True)
+        if spec is not None or base.upstream_ids:
+            mine = ", ".join(base.upstream_ids) or base.name or (base.path.name if base.path else "this model")
+            self.notes.append(f"the adapter was trained on '{declared}'; your model is {mine} ({base_label}): "
+                              "shapes fit, but outputs may differ from what the adapter was trained for")
+        return True
+
+    def _check_module_family(self, base_label: str) -> bool:
+        """Module names the base's family does not have but another family does (a Llama adapter's
+        mlp.gate_proj on Mixtral, say) mean the adapter belongs to that other family."""
+        base = self.base
+        if base.arch is None or self.adapter.format_id == "gguf":
             return True
-        if spec.gguf_arch != base.arch.gguf_arch and spec.id != base.arch.id:
-            self.reasons.append(f"architecture: the adapter is for {spec.name} ('{spec.gguf_arch}'), "
-                                f"the base is {base.arch.name} ('{base.arch.gguf_arch}')")
-            return False
+        unknown = [m.name for m in self.adapter if _any_layer_map(base.arch).match(m.name) is None]
+        if not unknown:
+            return True
+        for spec in all_archs():
+            if spec.id == base.arch.id:
+                continue
+            names = [n for n in unknown if _any_layer_map(spec).match(n) is not None]
+            if names:
+                return self._wrong_family(f"it adapts modules that {spec.name} models have and {base_label} "
+                                          f"models do not ({names[0]}{' …' if len(names) > 1 else ''})")
         return True
 
     def finish(self) -> CompatReport:
@@ -220,6 +305,9 @@ class _Checker:
             top = max(layer for _, layer in self.bad_layers)
             self.reasons.append(f"layer count: the adapter has modules up to layer {top} "
                                 f"(needs ≥ {top + 1} layers), the base has {base.n_layers}")
+        if self.missing_tensors:
+            self.reasons.append(f"{len(self.missing_tensors)} of its tensors do not exist in the model (e.g. "
+                                f"{self.missing_tensors[0]}): it was made for another model")
         if self.hidden_seen:
             self.reasons.append(f"hidden size: the adapter was made for hidden size "
                                 f"{', '.join(map(str, sorted(self.hidden_seen)))}, the base has {base.hidden}")
@@ -246,15 +334,34 @@ class _Checker:
         return CompatReport(verdict, self.reasons, self.modules, self.engine, self.notes)
 
 
-def _upstream_note(adapter: Adapter, base: BaseModelInfo) -> str | None:
-    declared = adapter.base_model
-    if not declared or not base.upstream_ids:
-        return None
-    low = declared.strip().lower()
-    if any(low == u.lower() or low.endswith("/" + u.lower().split("/")[-1]) for u in base.upstream_ids):
-        return None
-    return (f"the adapter was trained on '{declared}'; this base derives from {', '.join(base.upstream_ids)} "
-            f"(shapes fit, but outputs may differ from what the adapter was trained for)")
+_ANY_LAYER = 1 << 20
+
+
+def _any_layer_map(spec) -> TensorNameMap:
+    """A name map accepting any block index (family membership, not layer count)."""
+    cached = _FAMILY_MAPS.get(spec.id)
+    if cached is None or cached.spec is not spec:
+        cached = _FAMILY_MAPS[spec.id] = TensorNameMap(spec, _ANY_LAYER)
+    return cached
+
+
+_FAMILY_MAPS: dict[str, TensorNameMap] = {}
+
+
+def require_compatible(adapter: Adapter | str | Path, base: BaseModelInfo | str | Path, engine: str = "llama.cpp",
+                       label: str | None = None) -> CompatReport:
+    """The report, or IncompatibleAdapterError (the text `loradeck check` prints) when it does not fit."""
+    report = check_compatibility(adapter, base, engine)
+    if not report.compatible:
+        name = label or (adapter.path if isinstance(adapter, Adapter) else adapter)
+        raise IncompatibleAdapterError(f"{name} does not fit {_base_label(base)}: {report.summary}", report)
+    return report
+
+
+def _base_label(base) -> str:
+    if isinstance(base, BaseModelInfo):
+        return base.path.name if base.path is not None else (base.name or "this model")
+    return Path(base).name
 
 
 def _load_base_cached(path: Path) -> BaseModelInfo:
@@ -296,7 +403,4 @@ def check_compatibility(adapter: Adapter | str | Path, base: BaseModelInfo | str
     checker.check_architecture()
     for mod in adapter.modules.values():
         checker.modules[mod.name] = checker.check_module(mod)
-    note = _upstream_note(adapter, base)
-    if note:
-        checker.notes.append(note)
     return checker.finish()

@@ -1,7 +1,8 @@
 """Which GGUF file llama.cpp loads for an adapter the user picked.
 
-- A llama.cpp LoRA GGUF is used as it is, after a header check against the base model (architecture,
-  tensor names and shapes) that gives a clear reason instead of llama.cpp's bare refusal.
+- A llama.cpp LoRA GGUF is used as it is, after the compatibility check every other part of LoRA Deck
+  uses (architecture, tensor names and shapes), which gives a clear reason instead of llama.cpp's
+  bare refusal.
 - Any other format (PEFT, Kohya, Ludwig, …) goes through the convert feature, which caches its output.
 - Per-layer strengths become a derived file with the layer factors folded into B, cached on disk by
   the source file's identity and the ranges (llama.cpp has one scale per adapter).
@@ -14,11 +15,14 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
+from ..core.base_model import BaseModelInfo
+from ..core.compat import require_compatible
+from ..errors import AdapterFormatError, BackendError, EngineError
+from ..gguf.header import is_gguf
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .base import LayerScales, layer_factor
-from .lora_gguf import BaseShapes, FoldPart, compatibility_problems, is_gguf, read_lora_header, write_folded
+from .fold import FoldPart, write_folded
 
 log = logging.getLogger(__name__)
 
@@ -42,42 +46,26 @@ def folder_identity(path: Path, limit: int = 200) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-def check_gguf_adapter(path: Path, base: BaseShapes) -> None:
-    """Raise IncompatibleAdapterError (or AdapterFormatError) unless llama.cpp can apply this file."""
-    lora = read_lora_header(path)
-    problems = compatibility_problems(lora, base)
-    if problems:
-        raise IncompatibleAdapterError(
-            f"{Path(path).name} does not fit {base.path.name}: " + "; ".join(problems) + ".")
-
-
-def resolve_adapter_gguf(path: str | Path, base: BaseShapes, ctx: JobContext | None = None,
-                         base_info=None) -> tuple[Path, list[str]]:
+def resolve_adapter_gguf(path: str | Path, base: BaseModelInfo, ctx: JobContext | None = None,
+                         label: str | None = None) -> tuple[Path, list[str]]:
     """The llama.cpp LoRA GGUF for `path` (itself, or its cached conversion), checked against `base`,
-    and the converter's warnings/notes for the user. `base_info` (a BaseModelInfo) saves re-reading
-    the base for every conversion."""
+    and the converter's warnings/notes for the user."""
     p = Path(path).expanduser()
     if not p.exists():
         raise AdapterFormatError(p, "file or folder not found")
     if p.is_file() and is_gguf(p):
-        check_gguf_adapter(p, base)
+        require_compatible(p, base, "llama.cpp", label=label)
         return p, []
     if p.is_file() and p.suffix.lower() == ".gguf":
         raise AdapterFormatError(p, "not a GGUF file (no GGUF magic at the start); the file is damaged or "
                                     "not what its name says")
-    out, notes = _convert(p, base_info if base_info is not None else base.path, ctx)
-    check_gguf_adapter(out, base)
-    return out, notes
+    return _convert(p, base, ctx)
 
 
-def _convert(path: Path, base, ctx: JobContext | None) -> tuple[Path, list[str]]:
+def _convert(path: Path, base: BaseModelInfo, ctx: JobContext | None) -> tuple[Path, list[str]]:
     """Any other format → llama.cpp GGUF through the convert feature's cache (it checks compatibility
     first and raises IncompatibleAdapterError with the same text `loradeck check` prints)."""
-    try:
-        from ..convert.cache import convert_cached
-    except ImportError as exc:
-        raise EngineError(f"{path.name} is not a llama.cpp GGUF adapter, and the converter is not available in "
-                          f"this installation ({exc}).") from exc
+    from ..convert.cache import convert_cached
     try:
         result = convert_cached(path, base, ctx=ctx)
     except BackendError:

@@ -1,7 +1,7 @@
 """Build fused adapter files in the background.
 
 A settled mix of several adapters runs fastest as ONE adapter (factors stacked along the rank,
-strengths folded into B; see lora_gguf.write_folded). Writing that file takes a moment, so a worker
+strengths folded into B; see fold.write_folded). Writing that file takes a moment, so a worker
 thread does it while the user reads the reply; the engine swaps it in at the start of a later
 generation, on its own thread. Only the newest request matters: a build for a mix the user has
 already left is abandoned at the next tensor. The worker never competes with a generation for the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import JobCancelled
 from ..paths import cache_dir
-from .lora_gguf import FoldPart, write_folded
+from .fold import FoldPart, write_folded
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 with its own strength, changed between any two generations without reloading the model.
 
 How a mix runs:
-- Every adapter of the mix is loaded once with llama.cpp's runtime adapter API (converted first if it
-  is not a GGUF LoRA; per-layer strengths use a derived file). Removing one frees it.
+- Every adapter of the mix is checked against the model (the compatibility check every part of LoRA
+  Deck uses) and loaded once with llama.cpp's runtime adapter API (converted first if it is not a
+  GGUF LoRA; per-layer strengths use a derived file). Removing one frees it.
 - A new mix or strength takes effect at once through per-adapter scales (`llama_set_adapters_lora`).
 - A mix of two or more adapters that stays unchanged for a generation is fused in the background into
   ONE adapter file (factors stacked, strengths folded into B) and swapped in before the next
@@ -25,14 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..chat import ReplyText, template_from_metadata
+from ..core.base_model import load_base_model
 from ..errors import BaseModelError, EngineError
+from ..gguf.header import is_gguf
 from ..jobs import JobContext
 from . import llama_log
 from .adapter_files import file_identity, folder_identity, per_layer_file, resolve_adapter_gguf
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
+from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
 from .llama_runtime import AdapterHandles, open_model, token_bytes
-from .lora_gguf import FoldPart, is_gguf, read_base_shapes
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,12 @@ class LlamaCppEngine:
             gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE)
         self._lib = llama_cpp
         self._llm = None
-        self._base = None                       # BaseShapes of the loaded model
+        self._base = None                       # BaseModelInfo of the loaded model
         self._template = None
         self._handles: AdapterHandles | None = None
         self._loaded: dict[tuple[str, str], _Loaded] = {}   # (gguf path, identity) -> loaded adapter
         self._resolved: dict[tuple[str, str], Path] = {}     # (user path, identity) -> gguf path
         self._notes: dict[str, list[str]] = {}                # user path -> converter warnings/notes
-        self._base_info = None                                # BaseModelInfo, read for the first conversion
         self._mix: list[tuple[ActiveAdapter, _Loaded]] = []
         self._fused: tuple[str, _Loaded] | None = None      # (mix signature, loaded fused adapter)
         self._builder: FusedBuilder | None = None
@@ -83,10 +85,13 @@ class LlamaCppEngine:
     def load(self, model_path: str | Path, ctx: JobContext | None = None) -> dict:
         """Load a GGUF base model (replacing any loaded one). Returns a description of it."""
         path = Path(model_path).expanduser()
-        base = read_base_shapes(path)
-        if base.general_type == "adapter":
-            raise BaseModelError(path, "this GGUF is a LoRA adapter, not a model; load a model, then add it as "
-                                       "an adapter")
+        if not path.is_file():
+            raise BaseModelError(path, "file not found" if not path.exists() else
+                                 "not a file (a GGUF model is one .gguf file)")
+        if not is_gguf(path):
+            raise BaseModelError(path, "not a GGUF file (no GGUF magic at the start); the llama.cpp engine "
+                                       "needs a .gguf model")
+        base = load_base_model(path, need_table=False)    # any family llama.cpp runs; refuses adapters
         self.close()
         opts = dict(self.options)
         kwargs = {k: v for k, v in opts.items() if v is not None}
@@ -104,7 +109,7 @@ class LlamaCppEngine:
             self._template.note = f"The chat template in this GGUF cannot be used ({exc}). " + self._template.note
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
         self.info = {
-            "path": str(path), "engine": "llama.cpp", "architecture": base.architecture,
+            "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
             "name": llm.metadata.get("general.name", path.stem), "n_ctx": int(llm.n_ctx()),
             "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
             "n_params": int(self._lib.llama_model_n_params(llm.model)),
@@ -136,7 +141,7 @@ class LlamaCppEngine:
         if self._llm is not None:
             self._llm.close()
             self._llm = None
-        self._base = self._template = self._base_info = None
+        self._base = self._template = None
         self._resolved.clear()
         self._notes.clear()
 
@@ -182,10 +187,7 @@ class LlamaCppEngine:
             key = (str(src), "")
         gguf = self._resolved.get(key)
         if gguf is None or not gguf.exists():
-            if not (src.is_file() and is_gguf(src)) and self._base_info is None and src.exists():
-                from ..core.base_model import load_base_model      # read once, for every conversion
-                self._base_info = load_base_model(self._base.path)
-            gguf, notes = resolve_adapter_gguf(src, self._base, ctx, self._base_info)
+            gguf, notes = resolve_adapter_gguf(src, self._base, ctx, label=a.display_name)
             self._resolved[key] = gguf
             self._notes[str(src)] = notes
         if a.layer_scales:

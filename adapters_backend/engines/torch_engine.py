@@ -153,6 +153,7 @@ class TorchEngine:
     def set_adapters(self, adapters: Sequence[ActiveAdapter], ctx: JobContext | None = None) -> None:
         """The whole mix; loads adapters not seen before, frees the ones no longer listed."""
         self._require()
+        from ..core.compat import require_compatible
         from ..formats.registry import read_adapter
 
         lo, hi = self.capabilities.strength_range
@@ -170,6 +171,7 @@ class TorchEngine:
                     ctx.check()
                     ctx.report(0, 1, f"loading {a.display_name}")
                 adapter = read_adapter(p, base=self._base())
+                require_compatible(adapter, self._base(), "torch", label=a.display_name)
                 self._notes[a.path] = [*adapter.warnings, *self._bank.add(key, adapter)]
             keys[key] = a
         for key in [k for k in self._bank.adapters if k not in keys]:

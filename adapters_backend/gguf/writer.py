@@ -10,89 +10,23 @@ before the first byte of data. Two ways to keep memory at one tensor:
 * `DeclaredGGUFWriter` — shapes are known up front (merging into a base keeps every shape): declare
   them all, then write the data in the same order straight into the output.
 
-Both write to a hidden temporary file in the destination folder and `os.replace` it onto the
-destination only when complete; any error (or a cancelled job) deletes the temporary file, so an
-interrupted run never leaves a half-written file under the requested name.
+Both publish through `atomic.AtomicFile`: a hidden temporary file in the destination folder, fsync'd
+and `os.replace`d onto the destination only when complete; any error (or a cancelled job) deletes the
+temporary file, so an interrupted run never leaves a half-written file under the requested name.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-OUTTYPES = ("f32", "f16", "bf16", "q8_0")
-
-
-def qtype_of(outtype: str):
-    import gguf
-    return {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
-            "bf16": gguf.GGMLQuantizationType.BF16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[outtype]
-
-
-def can_encode(qtype, shape) -> bool:
-    """True when gguf-py can write a tensor of `shape` (numpy order) as `qtype`."""
-    import gguf
-    if qtype not in quantizable_types():
-        return False
-    block, _size = gguf.GGML_QUANT_SIZES[qtype]
-    return shape[-1] % block == 0
-
-
-def quantizable_types() -> set:
-    """The GGML types gguf-py can quantize to (besides F32/F16)."""
-    import gguf
-    from gguf.quants import _type_traits
-    out = set()
-    for qtype, traits in _type_traits.items():
-        if any("quantize_blocks" in c.__dict__ for c in traits.__mro__ if c.__name__ != "__Quant"):
-            out.add(qtype)
-    return out | {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16}
-
-
-def encode(arr: np.ndarray, qtype) -> np.ndarray:
-    """float32 array → the bytes (or float16/float32 array) GGUF stores for `qtype`."""
-    import gguf
-    from gguf import quants
-
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if qtype == gguf.GGMLQuantizationType.F32:
-        return arr
-    if qtype == gguf.GGMLQuantizationType.F16:
-        return arr.astype(np.float16)
-    return quants.quantize(arr, qtype)
-
-
-def decode(raw: np.ndarray, qtype, shape) -> np.ndarray:
-    """A tensor as GGUFReader returns it (.data) → float32 of `shape` (numpy order)."""
-    from gguf import quants
-    return np.asarray(quants.dequantize(raw, qtype), dtype=np.float32).reshape(shape)
-
+from ..atomic import PUBLIC, AtomicFile
+from .header import GGUFHeader
+from .tensors import encode
 
 def _pad(n: int, align: int) -> int:
     return (align - n % align) % align
-
-
-class _AtomicFile:
-    """A temporary file beside `dest`, moved onto it by `finish()` and deleted by `discard()`."""
-
-    def __init__(self, dest: Path, suffix: str = ".partial"):
-        self.dest = Path(dest)
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=suffix, dir=self.dest.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-
-    def finish(self) -> None:
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.dest)
-
-    def discard(self) -> None:
-        try:
-            self.tmp.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def _write_gguf_head(writer, path: Path):
@@ -111,7 +45,7 @@ class _GGUFBase:
         import gguf
         self.dest = Path(dest)
         self.kv = gguf.GGUFWriter(path=None, arch=arch)   # KV + tensor infos; we write the data
-        self._out = _AtomicFile(self.dest)
+        self._out = AtomicFile(self.dest, mode=PUBLIC)
         self._closed = False
 
     # context manager: any exception discards the temporary file
@@ -133,11 +67,9 @@ class _GGUFBase:
         any error discards the temporary file."""
         try:
             last_step()
-            fout.flush()
-            os.fsync(fout.fileno())
-            self.kv.close()
+            self._out.commit(fout)
             self._closed = True
-            self._out.finish()
+            self.kv.fout = None
         except BaseException:
             self.abort()
             raise
@@ -222,10 +154,13 @@ class DeclaredGGUFWriter(_GGUFBase):
     """Declare every tensor (name, numpy shape, qtype) first, then `begin()` and write them in order,
     whole (`write`) or in row chunks (`begin_tensor`, `write_data`…, `end_tensor`).
 
-    `raw_kv=(count, bytes, alignment)` copies another file's key/value block verbatim instead of the
-    KV pairs added through `.kv` (a merge keeps the base's metadata byte for byte)."""
+    `copy_kv_from=header` copies another file's key/value block verbatim instead of the KV pairs added
+    through `.kv` (a merge keeps the base's metadata byte for byte)."""
 
-    def __init__(self, dest, arch: str, raw_kv: tuple[int, bytes, int] | None = None):
+    def __init__(self, dest, arch: str, copy_kv_from: GGUFHeader | None = None):
+        raw_kv = None
+        if copy_kv_from is not None:
+            raw_kv = (copy_kv_from.n_kv, copy_kv_from.kv_bytes(), copy_kv_from.alignment)
         super().__init__(dest, arch)
         self._order: list[tuple[str, int]] = []
         self._infos: list[tuple[str, tuple[int, ...], int, int]] = []

@@ -8,28 +8,11 @@ from pathlib import Path
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo
 from ..errors import BackendError
+from ..model_ref import split_strength
 
 
 class MergeError(BackendError, ValueError):
     """A merge or blend cannot be done as asked (message names the file and the reason)."""
-
-
-@dataclass(frozen=True)
-class AdapterSpec:
-    path: Path
-    strength: float = 1.0
-
-
-def parse_adapter_spec(text: str) -> AdapterSpec:
-    """"dir/adapter:0.5" → (dir/adapter, 0.5); a path without a numeric tail keeps strength 1
-    (so "C:\\\\x" and names with colons still work)."""
-    head, sep, tail = text.rpartition(":")
-    if sep and head:
-        try:
-            return AdapterSpec(Path(head), float(tail))
-        except ValueError:
-            pass
-    return AdapterSpec(Path(text), 1.0)
 
 
 @dataclass
@@ -48,11 +31,8 @@ def read_adapters(specs, base: BaseModelInfo | None) -> list[tuple[Adapter, floa
     for item in specs:
         if isinstance(item, tuple):
             src, strength = item
-        elif isinstance(item, AdapterSpec):
-            src, strength = item.path, item.strength
         else:
-            spec = parse_adapter_spec(os.fspath(item))
-            src, strength = spec.path, spec.strength
+            src, strength = split_strength(os.fspath(item))
         adapter = src if isinstance(src, Adapter) else read_adapter(Path(src), base=base)
         out.append((adapter, float(strength)))
     if not out:

@@ -9,9 +9,9 @@
   `outtype` chooses the type of the touched tensors explicitly.
 * Low-rank variants add B[rows]·A per row block, so memory stays at one block plus the factors;
   DoRA's exact ΔW needs the whole weight (its norm), and gets it.
-* Memory: the metadata block is copied verbatim (gguf_layout; no per-token objects) and tensors are
-  read with plain file reads, not a memory map, so the copied model never becomes resident.
-  Output is atomic (gguf_stream).
+* Memory: the metadata block is copied verbatim (gguf.header; no per-token objects) and tensors are
+  read with plain file reads (gguf.tensors.TensorFile), not a memory map, so the copied model never
+  becomes resident. Output is atomic (gguf.writer).
 """
 from __future__ import annotations
 
@@ -22,36 +22,18 @@ import numpy as np
 
 from ..core.base_model import load_base_model
 from ..convert.factors import FactorBuilder, assemble_lora, is_dense
-from ..gguf.writer import DeclaredGGUFWriter, can_encode, encode, qtype_of
 from ..convert.targets import plan_targets
 from ..convert.to_gguf import require_compatible
+from ..atomic import PUBLIC, AtomicFile
 from ..errors import BaseModelError
-from ..gguf.layout import GGUFLayout, TensorInfo, read_layout
+from ..gguf.header import GGUFError, GGUFHeader, TensorInfo, read_header
+from ..gguf.tensors import TensorFile, can_encode, decode, encode, nbytes_of, qtype_of
+from ..gguf.writer import DeclaredGGUFWriter
 from ..jobs import JobContext
 from .common import MergeError, MergeResult, read_adapters
 
 CHUNK_BYTES = 32 * 1024 * 1024      # float32 bytes per row block of a touched tensor
-COPY_BYTES = 16 * 1024 * 1024
-
-
-class _RawReader:
-    """pread-based access to tensor bytes (keeps the copied model out of this process's RSS)."""
-
-    def __init__(self, path: Path):
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-
-    def read(self, offset: int, n: int) -> bytes:
-        chunks, done = [], 0
-        while done < n:
-            b = os.pread(self.fd, min(n - done, COPY_BYTES), offset + done)
-            if not b:
-                raise BaseModelError(None, "the base model file is truncated")
-            chunks.append(b)
-            done += len(b)
-        return b"".join(chunks) if len(chunks) > 1 else chunks[0]
-
-    def close(self) -> None:
-        os.close(self.fd)
+COPY_BYTES = 16 * 1024 * 1024      # bytes per read when copying an untouched tensor
 
 
 def _out_qtype(base_type, shape, outtype: str | None, notes: set[str]):
@@ -101,10 +83,13 @@ def merge_into_gguf(base_path, adapters, out, *, outtype: str | None = None,
         notes.add("the base ties its output layer to token_embd, so merging an embedding update changes both "
                   "(as PEFT's merge does); a runtime LoRA changes only the input side")
 
-    layout = read_layout(base.path)
+    try:
+        layout = read_header(base.path)
+    except (GGUFError, OSError) as exc:
+        raise BaseModelError(base.path, f"not a readable GGUF file ({exc})") from None
     result = MergeResult(Path(out))
     try:
-        unsupported = [t.name for t in layout.tensors if t.name in contributions
+        unsupported = [t.name for t in layout.tensors.values() if t.name in contributions
                        and not outtype and not can_encode(t.qtype, t.shape)]
         done = False
         if unsupported and base.file_type is not None:
@@ -119,26 +104,25 @@ def merge_into_gguf(base_path, adapters, out, *, outtype: str | None = None,
     return result
 
 
-def _write_merged(base, layout: GGUFLayout, contributions, out: Path, outtype, ctx, result: MergeResult,
+def _write_merged(base, layout: GGUFHeader, contributions, out: Path, outtype, ctx, result: MergeResult,
                   notes: set[str], force_f32: bool = False) -> None:
     """One streamed pass: copy untouched tensors, merge touched ones (as `force_f32` or their planned type)."""
     import gguf
 
-    raw = _RawReader(base.path)
+    raw = TensorFile(base.path, layout)
     try:
-        with DeclaredGGUFWriter(out, base.arch_name, raw_kv=(layout.n_kv, layout.kv_bytes, layout.alignment)) as w:
+        with DeclaredGGUFWriter(out, base.arch_name, copy_kv_from=layout) as w:
             plan_types = {}
-            for t in layout.tensors:
+            for t in layout.tensors.values():
                 shape, qtype, nbytes = t.shape, t.qtype, t.nbytes
                 if t.name in contributions:
                     qtype = gguf.GGMLQuantizationType.F32 if force_f32 else _out_qtype(t.qtype, shape, outtype, notes)
-                    block, size = gguf.GGML_QUANT_SIZES[qtype]
-                    nbytes = int(np.prod(shape[:-1], dtype=np.int64)) * shape[-1] // block * size
+                    nbytes = nbytes_of(shape, qtype)
                     plan_types[t.name] = qtype
                 w.declare(t.name, shape, qtype, nbytes)
             w.begin()
             total = len(layout.tensors)
-            for i, t in enumerate(layout.tensors):
+            for i, t in enumerate(layout.tensors.values()):
                 ctx.check()
                 ctx.report(i, total, t.name)
                 w.begin_tensor(t.name)
@@ -148,7 +132,7 @@ def _write_merged(base, layout: GGUFLayout, contributions, out: Path, outtype, c
                     result.types[t.name] = plan_types[t.name].name
                 else:
                     for off in range(0, t.nbytes, COPY_BYTES):
-                        w.write_data(raw.read(t.offset + off, min(COPY_BYTES, t.nbytes - off)))
+                        w.write_data(raw.raw(t, off, min(COPY_BYTES, t.nbytes - off)))
                     result.copied += 1
                 w.end_tensor()
             w.commit()
@@ -157,7 +141,7 @@ def _write_merged(base, layout: GGUFLayout, contributions, out: Path, outtype, c
         raw.close()
 
 
-def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path, ctx, result: MergeResult,
+def _merge_via_llama_quantize(base, layout: GGUFHeader, contributions, out: Path, ctx, result: MergeResult,
                               notes: set[str]) -> bool:
     """K-quants/IQ types (which gguf-py cannot write): merge with the changed tensors in F32, then let
     libllama's own quantizer (llama_model_quantize, same file type as the base) re-quantize them; it
@@ -169,11 +153,9 @@ def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path
         import llama_cpp
     except ImportError:
         return False
-    from ..gguf.header import read_gguf_header
-
-    expected = {t.name: t.ggml_type for t in layout.tensors}
-    stage = out.with_name(f".{out.name}.{os.getpid()}.f32-stage.gguf")
-    quantized = out.with_name(f".{out.name}.{os.getpid()}.quantized.gguf")
+    expected = {t.name: t.ggml_type for t in layout.tensors.values()}
+    stage = out.with_name(f".{out.name}.{os.getpid()}.f32-stage.gguf")   # written atomically itself
+    quantized = AtomicFile(out, mode=PUBLIC)
     try:
         _write_merged(base, layout, contributions, stage, None, ctx, result, set(), force_f32=True)
         ctx.check()
@@ -183,8 +165,9 @@ def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path
         params.nthread = 0
         from ..engines import llama_log
         with llama_log.capture() as log_lines:    # llama.cpp's per-tensor log goes to Python logging
-            rc = llama_cpp.llama_model_quantize(str(stage).encode(), str(quantized).encode(), ctypes.byref(params))
-        got = {n: t for n, (_ne, t) in read_gguf_header(quantized).tensors.items()} if rc == 0 else {}
+            rc = llama_cpp.llama_model_quantize(str(stage).encode(), str(quantized.tmp).encode(),
+                                                ctypes.byref(params))
+        got = {n: t.ggml_type for n, t in read_header(quantized.tmp).tensors.items()} if rc == 0 else {}
         if rc != 0 or got != expected:
             why = log_lines.reason() if rc != 0 else "other tensor types came out"
             notes.add(f"llama.cpp's quantizer could not reproduce the base's tensor types ({why or 'failed'}); "
@@ -193,21 +176,20 @@ def _merge_via_llama_quantize(base, layout: GGUFLayout, contributions, out: Path
             result.types.clear()
             result.copied = 0
             return False
-        os.replace(quantized, out)
-        base_types = {t.name: t.qtype.name for t in layout.tensors}
+        quantized.commit()
+        base_types = {t.name: t.type_name for t in layout.tensors.values()}
         for name in result.types:
             result.types[name] = base_types[name]
         notes.add("the changed tensors were re-quantized by llama.cpp's own quantizer to the base's types "
                   "(without an importance matrix, if the base used one)")
         return True
     finally:
-        for f in (stage, quantized):
-            f.unlink(missing_ok=True)
+        stage.unlink(missing_ok=True)
+        if not quantized.done:
+            quantized.discard()
 
 
-def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: _RawReader, w: DeclaredGGUFWriter) -> None:
-    from ..gguf.writer import decode
-
+def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: TensorFile, w: DeclaredGGUFWriter) -> None:
     shape = t.shape
     if len(shape) != 2:
         raise MergeError(f"{t.name}: only 2-D tensors can be merged (shape {shape})")
@@ -225,7 +207,7 @@ def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: _RawReader, w: Declar
         for p in target.pieces:
             if is_dense(p.module):
                 if whole is None:
-                    whole = decode(np.frombuffer(raw.read(t.offset, t.nbytes), dtype=np.uint8), t.qtype, shape)
+                    whole = raw.read(t.name)
                 delta, sl = builder.gguf_delta(p, target, w_gguf=whole)
                 dense.append((delta, sl, strength))
     row_bytes = t.nbytes // rows
@@ -235,7 +217,7 @@ def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: _RawReader, w: Declar
         if whole is not None:
             chunk = whole[r0:r1].copy()
         else:
-            buf = np.frombuffer(raw.read(t.offset + r0 * row_bytes, (r1 - r0) * row_bytes), dtype=np.uint8)
+            buf = np.frombuffer(raw.raw(t, r0 * row_bytes, (r1 - r0) * row_bytes), dtype=np.uint8)
             chunk = decode(buf.reshape(r1 - r0, row_bytes), t.qtype, (r1 - r0, cols)).copy()
         for a, b, embedding, s in low:
             if embedding:   # token_embd: lora_a (vocab, R), lora_b (dim, R), ΔE = lora_a·lora_bᵀ

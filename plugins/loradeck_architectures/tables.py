@@ -11,7 +11,7 @@ Transforms act on B's rows only (REFERENCE §4.4); names are resolved in adapter
 """
 from __future__ import annotations
 
-from adapters_backend.arch.spec import ArchSpec, FusedRule, ModuleRule
+from adapters_backend.plugins.api import ArchSpec, FusedRule, ModuleRule
 
 # config.json keys per family ("a|b": first present wins; dots walk nested dicts).
 _LLAMA_HP = {"n_layers": "num_hidden_layers", "hidden": "hidden_size", "n_head": "num_attention_heads",

@@ -48,8 +48,7 @@ def resolve(stems: list[str], base=None) -> tuple[dict[str, str], list[str], str
     if base is not None and getattr(base, "arch", None) is not None:
         mapping = stem_map(base.module_names())
         return _apply(stems, mapping, notes) + (base.arch.id, notes)
-    from adapters_backend.arch.name_map import hf_module_names
-    from adapters_backend.arch.registry import all_archs
+    from adapters_backend.plugins.api import all_archs, hf_module_names
 
     n_layers = layer_count_hint(stems)
     best: list[tuple[str, dict[str, str], list[str]]] = []

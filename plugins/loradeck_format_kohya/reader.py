@@ -11,10 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from adapters_backend.core.adapter import Adapter, ModuleDelta
-from adapters_backend.errors import AdapterFormatError
-from adapters_backend.formats.peft_layout import lokr_module
-from adapters_backend.formats.safetensors_source import SafetensorsSource, read_safetensors_header
+from adapters_backend.plugins.api import (Adapter, AdapterFormatError, ModuleDelta, SafetensorsSource, lokr_module,
+                                          read_safetensors_header)
 
 from .names import resolve
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters_backend.core.adapter import Adapter
-from adapters_backend.errors import AdapterFormatError
-from adapters_backend.formats.peft_layout import (CONFIG_NAME, card_metadata, modules_from_peft, open_weights,
-                                                  read_config)
+from adapters_backend.plugins.api import (CONFIG_NAME, Adapter, AdapterFormatError, card_metadata, modules_from_peft,
+                                          open_weights, read_config)
 
 HYPERPARAMETERS = "model_hyperparameters.json"
 HUB_CONFIG = "ludwig_config.json"

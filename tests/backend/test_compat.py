@@ -168,7 +168,7 @@ def test_architecture_mismatch(llama_lora, bases):
     llama_lora_gpt2 = make_adapter([("model.layers.0.self_attn.q_proj", 32, 32)], architecture="gpt2")
     report = check_compatibility(llama_lora_gpt2, bases["gguf"])
     assert report.verdict == "incompatible" and report.exit_code == 3 and not report.compatible
-    assert any(r.startswith("architecture:") and "GPT-2" in r for r in report.reasons)
+    assert any(r.startswith("model family:") and "GPT-2" in r for r in report.reasons)
     # Mistral and Llama share GGUF arch "llama": an architecture name alone does not refuse them.
     mistral = make_adapter([("model.layers.0.self_attn.q_proj", 32, 32)], architecture="mistral")
     assert check_compatibility(mistral, bases["gguf"]).verdict == "compatible"

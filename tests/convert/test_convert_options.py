@@ -142,7 +142,8 @@ def test_fused_module_onto_a_split_base(tiny_models, tiny_adapters, tmp_path):
 
 
 def _keep_only(src, dst, markers):
-    from adapters_backend.gguf.writer import StreamedGGUFWriter, decode
+    from adapters_backend.gguf.tensors import decode
+    from adapters_backend.gguf.writer import StreamedGGUFWriter
     r = GGUFReader(src)
     kept = [t for t in r.tensors if any(m in t.name for m in markers)]
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from adapters_backend.cli.chat_cmd import parse_adapter_arg
+from adapters_backend.model_ref import split_strength
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
 from adapters_backend.engines.llama_cpp_engine import run_to_text
 
@@ -72,7 +72,7 @@ def test_interactive_chat_changes_the_mix_between_turns(tiny, make_engine):
     assert len(replies) == 2
     err = run.stderr
     assert "strength +1.20" in err and "conversation cleared" in err
-    assert "error:" in err and "'qwen2' architecture" in err and "no adapter named 'nosuch'" in err
+    assert "error:" in err and "Qwen2 ('qwen2') models, the base is Llama ('llama')" in err and "no adapter named 'nosuch'" in err
     final_listing = err.rsplit("adapters", 1)[-1]
     assert "l1" in err.splitlines()[-1] and "l2" not in err.splitlines()[-1], final_listing
 
@@ -89,4 +89,4 @@ def test_bad_model_is_one_clear_line(tiny):
     (r"C:\m\a.gguf", (r"C:\m\a.gguf", 1.0)), (r"C:\m\a.gguf:0.3", (r"C:\m\a.gguf", 0.3)),
 ])
 def test_adapter_argument(text, want):
-    assert parse_adapter_arg(text) == want
+    assert split_strength(text) == want

@@ -26,9 +26,7 @@ import json
 import math
 from pathlib import Path
 
-from adapters_backend.core.adapter import Adapter, ModuleDelta
-from adapters_backend.errors import AdapterFormatError
-from adapters_backend.formats.safetensors_source import SafetensorsSource
+from adapters_backend.plugins.api import Adapter, AdapterFormatError, ModuleDelta, SafetensorsSource
 
 CONFIG_NAME = "simple_lora.json"
 WEIGHTS_NAME = "simple_lora.safetensors"
