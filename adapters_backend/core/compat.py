@@ -93,6 +93,36 @@ class CompatReport:
         }
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a user interface shows for one adapter against one model: the one mapping from a report, a
+    reading error or "not checkable" to a status and a sentence."""
+
+    status: str            # "compatible" | "partial" | "incompatible" | "unknown"
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        """May it be switched on? (An unknown verdict does not block: the engine checks again.)"""
+        return self.status != "incompatible"
+
+    @classmethod
+    def of(cls, report: CompatReport) -> Verdict:
+        return cls(report.verdict, report.summary)
+
+    @classmethod
+    def unreadable(cls, error: BaseException | str) -> Verdict:
+        return cls("incompatible", f"cannot be read: {error}")
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> Verdict | None:
+        """The `CompatReport.as_dict()` form (plus "summary") the Hub details carry."""
+        if not d:
+            return None
+        status = d.get("verdict") if d.get("verdict") in EXIT_CODES else "unknown"
+        return cls(status, str(d.get("summary") or ""))
+
+
 _FULL = "a full replacement tensor ({what}), not a low-rank update: a llama.cpp LoRA GGUF cannot carry it"
 
 

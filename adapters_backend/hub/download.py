@@ -14,8 +14,10 @@ import hashlib
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
+from ..atomic import PUBLIC, write_text_atomic
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
 from ..library.lock import FileLock
@@ -52,8 +54,7 @@ def _verify(path: Path, etag: str) -> bool:
 def _link(blob: Path, pointer: Path) -> None:
     """snapshots/<commit>/<file> -> the blob (relative symlink; a copy where symlinks are not allowed)."""
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pointer.with_name(f".{pointer.name}.loradeck-tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = pointer.with_name(f".{pointer.name}.{uuid.uuid4().hex}.tmp")   # unique: two downloads may link at once
     try:
         os.symlink(os.path.relpath(blob, pointer.parent), tmp)
     except OSError:
@@ -64,11 +65,7 @@ def _link(blob: Path, pointer: Path) -> None:
 def _write_ref(repo_id: str, revision: str, commit: str) -> None:
     if revision == commit:
         return
-    ref = storage_folder(repo_id) / "refs" / revision
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    tmp = ref.with_name(f".{ref.name}.tmp")
-    tmp.write_text(commit)
-    os.replace(tmp, ref)
+    write_text_atomic(storage_folder(repo_id) / "refs" / revision, commit, mode=PUBLIC)
 
 
 def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> Path:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import time
 
 from ..jobs import JobContext
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+from ..units import transfer_text
 
 
 class Progress:
@@ -41,14 +34,7 @@ class Progress:
         return self._fresh / dt if dt > 0 else 0.0
 
     def message(self) -> str:
-        text = f"{self.label}: {human(self.done)}"
-        if self.total:
-            text += f" of {human(self.total)}"
-        if self._fresh:
-            text += f", {human(self.rate)}/s"
-            if self.total and self.rate > 0:
-                text += f", {max(self.total - self.done, 0) / self.rate:.0f} s left"
-        return text
+        return f"{self.label}: {transfer_text(self.done, self.total, self.rate if self._fresh else None)}"
 
     def _emit(self) -> None:
         self.ctx.report(self.done, self.total, self.message())

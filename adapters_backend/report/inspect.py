@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.adapter import Adapter
 from ..formats.registry import content_sha256, content_size, read_adapter
+from ..units import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def format_report(report: dict) -> str:
         f"Scale        {show(report['scale'])}",
         f"Parameters   {report['parameters']:,}",
         f"Dtypes       {', '.join(f'{k} ×{v}' for k, v in report['dtypes'].items())}",
-        f"Size         {size:,} bytes ({size / 1e6:.2f} MB)",
+        f"Size         {size:,} bytes ({format_bytes(size)})",
         f"sha256       {report['sha256']}",
     ]
     if report.get("task_name"):

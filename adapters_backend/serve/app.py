@@ -127,8 +127,7 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         for name, entries in sorted(resolver.presets().items()):
             if name in aliases:
                 continue
-            mix = [{"name": e.get("name") or e.get("adapter_id"), "strength": e.get("strength", 1.0)}
-                   for e in entries if e.get("enabled", True)]
+            mix = [{"name": e.name, "strength": e.strength} for e in entries if e.enabled]
             out.append({"id": name, "object": "model", "created": created, "owned_by": "loradeck-preset",
                         "adapters": mix})
         return out

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engines.base import STRENGTH_RANGE, ActiveAdapter, normalize_layer_scales
-from ..errors import BackendError
+from ..errors import BackendError, UsageError
+from ..model_ref import split_strength
 from .errors import ApiError
 from .resolver import AdapterResolver, ResolvedAdapter, UnknownAdapter
 
@@ -40,13 +41,11 @@ def strip_tags(text: str, param: str) -> tuple[str, list[MixItem]]:
 
     def take(m: re.Match) -> str:
         inner = m.group(1).strip()
-        head, sep, tail = inner.rpartition(":")
-        name, strength = inner, 1.0
-        if sep and head:
-            try:
-                name, strength = head.strip(), float(tail)
-            except ValueError:
-                pass
+        try:
+            name, strength = split_strength(inner)
+        except UsageError as exc:
+            raise ApiError(f"{exc} (in a <lora:…> tag)", param=param, code="invalid_strength") from None
+        name = name.strip()
         items.append(MixItem(name, _strength(strength, param, name), param))
         return ""
 
@@ -110,20 +109,14 @@ class MixBuilder:
         if entries is None:
             return None
         items = []
-        for d in entries:
-            if not d.get("enabled", True):
+        for e in entries:
+            if not e.enabled:
                 continue
             try:
-                strength = float(d.get("strength", 1.0))
-                layers = normalize_layer_scales(d.get("layer_strengths"))
-            except (TypeError, ValueError):
-                continue                           # a damaged entry: the app skips it too
-            try:
-                resolved = self.resolver.resolve_preset_entry(d)
+                resolved = self.resolver.resolve_preset_entry(e)
             except UnknownAdapter as exc:
                 raise ApiError(f"preset '{name}': {exc}", param="model", code="adapter_not_found") from None
-            items.append(MixItem(resolved.name, _strength(strength, "model", resolved.name), f"preset '{name}'",
-                                 layers or None, resolved))
+            items.append(MixItem(resolved.name, e.strength, f"preset '{name}'", e.layer_strengths or None, resolved))
         return items
 
     def build(self, items: list[MixItem]) -> list[ActiveAdapter]:

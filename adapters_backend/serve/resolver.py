@@ -8,15 +8,14 @@ adapters and paths still work.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..mix_presets import MixEntry, PresetStore
+
 log = logging.getLogger(__name__)
 
-PRESETS_FILE = "mix_presets.json"          # written by the desktop app (desktop_app/preset_store.py)
-PRESETS_SCHEMA = "loradeck.mix_presets/1"
 _DEFAULT = object()
 
 
@@ -40,7 +39,7 @@ class UnknownAdapter(LookupError):
 class AdapterResolver:
     def __init__(self, library=_DEFAULT, *, include_demo: bool = True, allow_paths: bool = True,
                  presets_path: Path | None = None):
-        """`library`: a Library, None for none, or (default) the user's library when the package exists."""
+        """`library`: a Library, None for none, or (default) the user's library."""
         self._library = library
         self.include_demo = include_demo
         self.allow_paths = allow_paths       # off when the server is reachable from other machines
@@ -49,11 +48,7 @@ class AdapterResolver:
     # -- sources -----------------------------------------------------------------------------------
     def _open_library(self):
         if self._library is _DEFAULT:
-            try:
-                from ..library import Library
-            except ImportError:              # a checkout without the library feature
-                self._library = None
-                return None
+            from ..library import Library
             try:
                 self._library = Library()
             except Exception as exc:  # noqa: BLE001 - a broken library must not stop the server
@@ -70,9 +65,8 @@ class AdapterResolver:
         except Exception as exc:  # noqa: BLE001
             log.warning("the adapter library cannot be read: %s", exc)
             return []
-        return [ResolvedAdapter(e.name, Path(getattr(e, "engine_path", None) or e.path), "library", e.id,
-                                getattr(e, "format", ""), getattr(e, "notes", "") or "")
-                for e in entries if not getattr(e, "missing", False)]
+        return [ResolvedAdapter(e.name, Path(e.path), "library", e.id, e.format, e.notes or "")
+                for e in entries if not e.missing]
 
     def demo_entries(self) -> list[ResolvedAdapter]:
         if not self.include_demo:
@@ -111,33 +105,20 @@ class AdapterResolver:
         raise UnknownAdapter(name, sorted({e.name for e in lib + demos}))
 
     # -- presets -----------------------------------------------------------------------------------
-    @property
-    def presets_path(self) -> Path:
-        if self._presets_path is None:
-            from ..paths import data_dir
-            return data_dir() / PRESETS_FILE
-        return Path(self._presets_path)
-
-    def presets(self) -> dict[str, list[dict]]:
+    def presets(self) -> dict[str, list[MixEntry]]:
         """The saved mixes, re-read each time (the desktop app may save one while the server runs)."""
-        try:
-            d = json.loads(self.presets_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(d, dict) or d.get("schema") != PRESETS_SCHEMA or not isinstance(d.get("presets"), dict):
-            return {}
-        return {str(k): [e for e in v if isinstance(e, dict)] for k, v in d["presets"].items() if isinstance(v, list)}
+        return PresetStore(self._presets_path).all()
 
-    def resolve_preset_entry(self, entry: dict) -> ResolvedAdapter:
-        """A preset entry ({adapter_id, name, path, ...}) -> its adapter: by library id, then name, then path."""
-        for key in (entry.get("adapter_id"), entry.get("name")):
+    def resolve_preset_entry(self, entry: MixEntry) -> ResolvedAdapter:
+        """A preset entry -> its adapter: by library id, then name, then path."""
+        for key in (entry.adapter_id, entry.name):
             if key:
                 try:
-                    return self.resolve(str(key))
+                    return self.resolve(key)
                 except UnknownAdapter:
                     pass
-        path = Path(str(entry.get("path") or ""))
-        if entry.get("path") and path.exists():
-            return ResolvedAdapter(str(entry.get("name") or path.name), path, "path", str(path))
-        raise UnknownAdapter(str(entry.get("name") or entry.get("adapter_id") or "?"),
+        path = Path(entry.path)
+        if entry.path and path.exists():
+            return ResolvedAdapter(entry.name or path.name, path, "path", str(path))
+        raise UnknownAdapter(entry.name or entry.adapter_id or "?",
                              sorted({e.name for e in self.entries()}), "named by the preset, no longer installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adapters_backend.serve.resolver import PRESETS_SCHEMA
+from adapters_backend.mix_presets import SCHEMA as PRESETS_SCHEMA
 
 from serve_testlib import GREEDY, QUESTION, ask, capital_fraction, http
 
