@@ -24,7 +24,7 @@ GOAL_TIME, GOAL_MEM = 0.10, 0.25
 
 _FLOOR = r'''
 import sys, numpy as np, gguf
-from adapters_backend.formats.safetensors_source import SafetensorsSource   # safetensors layout, BF16 widened by numpy
+from adapters_backend.formats.safetensors_io import SafetensorsSource   # safetensors layout, BF16 widened by numpy
 src, out = SafetensorsSource(sys.argv[1]), sys.argv[2]
 w = gguf.GGUFWriter(out, "llama")
 for k in src.keys():

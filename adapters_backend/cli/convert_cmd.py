@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .progress import progress_context
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert", help="convert an adapter to a llama.cpp LoRA GGUF",
@@ -26,20 +28,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def progress_printer(label: str):
-    """A JobContext callback that redraws one status line on a terminal (silent otherwise)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: float, total: float, message: str) -> None:
-        width = len(str(int(total)))
-        print(f"\r{label} [{int(done):>{width}}/{int(total)}] {message[:60]:<60}", end="", file=sys.stderr,
-              flush=True)
-        if total and done >= total:
-            print(file=sys.stderr)
-    return show
-
-
 def print_report_failure(exc) -> None:
     report = getattr(exc, "report", None)
     print(f"loradeck: error: {exc}", file=sys.stderr)
@@ -53,9 +41,7 @@ def run(args) -> int:
     from ..convert.cache import convert_cached
     from ..convert.to_gguf import convert_to_gguf, rank_summary
     from ..errors import IncompatibleAdapterError
-    from ..jobs import JobContext
-
-    ctx = JobContext(progress_printer("converting"))
+    ctx = progress_context("converting", "tensor")
     try:
         if args.output is not None:
             result = convert_to_gguf(args.adapter, args.base, args.output, outtype=args.outtype,

@@ -44,10 +44,8 @@ def add_parser(sub) -> None:
 
 
 def _progress_ctx(quiet: bool):
-    from ..jobs import JobContext
-    if quiet or not sys.stderr.isatty():
-        return JobContext()
-    return JobContext(lambda done, total, msg: print(f"\r{msg[:100]:<100}", end="", file=sys.stderr, flush=True))
+    from .progress import progress_context
+    return progress_context("downloading", "B", quiet)
 
 
 def run_search(args) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .convert_cmd import print_report_failure, progress_printer
+from .convert_cmd import print_report_failure
+from .progress import progress_context
 
 
 def add_parser(sub) -> None:
@@ -50,11 +51,10 @@ def _print_common(result) -> None:
 
 def run_merge(args) -> int:
     from ..errors import IncompatibleAdapterError
-    from ..jobs import JobContext
     from ..model_ref import split_strength
 
     specs = [split_strength(a) for a in args.adapter]
-    ctx = JobContext(progress_printer("merging"))
+    ctx = progress_context("merging", "tensor")
     try:
         if args.base.is_dir():
             if args.outtype:
@@ -76,7 +76,6 @@ def run_merge(args) -> int:
 
 def run_blend(args) -> int:
     from ..errors import IncompatibleAdapterError
-    from ..jobs import JobContext
     from ..merge.blend import blend
     from ..model_ref import split_strength
 
@@ -86,7 +85,7 @@ def run_blend(args) -> int:
     specs = [split_strength(a) for a in args.adapters]
     try:
         result = blend(specs, args.output, rank=args.rank, base=args.base, max_error=args.max_error,
-                       overwrite=args.force, ctx=JobContext(progress_printer("blending")))
+                       overwrite=args.force, ctx=progress_context("blending", "module"))
     except IncompatibleAdapterError as exc:
         print_report_failure(exc)
         return 3

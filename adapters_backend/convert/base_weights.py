@@ -17,7 +17,7 @@ import numpy as np
 from ..arch import transforms
 from ..core.base_model import BaseModelInfo
 from ..errors import BaseModelError
-from ..formats.safetensors_source import SafetensorsSource
+from ..formats.safetensors_io import SafetensorsSource
 from ..gguf.header import GGUFError
 from ..gguf.tensors import TensorFile
 

@@ -361,7 +361,7 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
 
 
 def _read_header_shapes(path: Path, folder: Path) -> dict[str, tuple[int, ...]]:
-    from ..formats.safetensors_source import read_safetensors_header
+    from ..formats.safetensors_io import read_safetensors_header
     try:
         tensors, _meta, _start = read_safetensors_header(path)
     except AdapterFormatError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.adapter import ModuleDelta
 from ..errors import AdapterFormatError
-from .safetensors_source import SafetensorsSource
+from .safetensors_io import SafetensorsSource
 from ..core.variants import ADALORA_EPS
 
 CONFIG_NAME = "adapter_config.json"
@@ -282,32 +282,40 @@ def open_weights(folder: Path, warnings: list[str] | None = None) -> tuple[Path,
     return weights, SafetensorsSource(weights)
 
 
+CARD_KEYS = ("license", "base_model", "library_name")
+MAX_FRONT_MATTER = 64 * 1024
+
+
 def card_metadata(folder: Path) -> dict:
     """license / base_model / library_name from a model card's YAML front matter (README.md), if any.
 
-    Only these top-level scalars (or a list's first item) are needed, so the front matter is scanned
-    line by line: a full YAML parser (and huggingface_hub's card module) would dominate a small
-    conversion's run time."""
+    The front matter (bounded to 64 kB) is parsed with PyYAML's safe loader, imported only here; a
+    list gives its first item, and anything unreadable is simply no metadata."""
     readme = folder / "README.md"
     try:
-        if not readme.is_file() or readme.stat().st_size > 1024 * 1024:
+        if not readme.is_file():
             return {}
-        lines = readme.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(readme, encoding="utf-8", errors="replace") as f:
+            head = f.read(MAX_FRONT_MATTER)
     except OSError:
         return {}
-    if not lines or lines[0].strip() != "---":
+    if not head.startswith("---"):
         return {}
-    out: dict = {}
-    key = None
-    for line in lines[1:]:
-        if line.strip() == "---":
-            break
-        if line[:1] not in (" ", "\t", "-") and ":" in line:
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip().strip("'\"")
-            if key in ("license", "base_model", "library_name") and value:
-                out[key] = value
-                key = None
-        elif key in ("license", "base_model", "library_name") and key not in out and line.strip().startswith("- "):
-            out[key] = line.strip()[2:].strip().strip("'\"")      # the first item of a list
+    body, sep, _rest = head[3:].partition("\n---")
+    if not sep:
+        return {}
+    import yaml
+    try:
+        data = yaml.safe_load(body)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out = {}
+    for key in CARD_KEYS:
+        value = data.get(key)
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
+            out[key] = str(value).strip()
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import read_exactly
 from .header import GGUFError, GGUFHeader, TensorInfo, read_header
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
@@ -104,15 +105,10 @@ class TensorFile:
         if self._file is None:
             self._file = open(self.path, "rb", buffering=0)     # unbuffered: big reads go straight through
         n = info.nbytes - start if length is None else length
-        self._file.seek(info.offset + start)
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:                      # one read() returns at most ~2 GB on Linux
-            k = self._file.readinto(view[got:])
-            if not k:
-                raise GGUFError(f"tensor {info.name!r} is cut short: the file is truncated")
-            got += k
-        return buf
+        try:
+            return read_exactly(self._file, info.offset + start, n)
+        except EOFError:
+            raise GGUFError(f"tensor {info.name!r} is cut short: the file is truncated") from None
 
     def read(self, name: str) -> np.ndarray:
         """The tensor as float32 in numpy order; GGUFError when it cannot be decoded."""

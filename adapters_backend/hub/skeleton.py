@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 from pathlib import Path
 
 from .client import api, cache_dir, endpoint, hub_errors
@@ -26,19 +25,13 @@ def download_small(repo_id: str, filename: str, revision: str | None) -> Path:
 
 def write_header_only(path: Path, file_meta) -> None:
     """A safetensors file with `file_meta`'s header and zeros (sparse where the OS allows) for data."""
-    header: dict = {}
-    if file_meta.metadata:
-        header["__metadata__"] = dict(file_meta.metadata)
-    end = 0
-    for name, t in file_meta.tensors.items():
-        header[name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": list(t.data_offsets)}
-        end = max(end, int(t.data_offsets[1]))
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
+    from ..formats.safetensors_io import header_bytes
+    tensors = {name: (t.dtype, list(t.shape), tuple(t.data_offsets)) for name, t in file_meta.tensors.items()}
+    end = max((int(t.data_offsets[1]) for t in file_meta.tensors.values()), default=0)
+    head = header_bytes(tensors, file_meta.metadata)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        f.truncate(8 + len(raw) + end)
+        f.write(head)
+        f.truncate(len(head) + end)
 
 
 def adapter_skeleton(repo_id: str, revision: str, files: list[str], dest: Path) -> Path:

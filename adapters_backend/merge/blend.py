@@ -24,7 +24,7 @@ from ..convert.factors import is_dense
 from ..convert.svd import reduce_factors, truncate
 from ..jobs import JobContext
 from .common import MergeError, finish_output_dir, prepare_output_dir, read_adapters
-from .safetensors_io import SafetensorsWriter, encode_as
+from ..formats.safetensors_io import SafetensorsWriter, encode_as
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 from ..core.base_model import load_base_model
 from ..convert.factors import FactorBuilder, assemble_lora, is_dense
 from ..convert.targets import plan_targets
-from ..convert.to_gguf import require_compatible
+from ..core.compat import require_compatible
 from ..atomic import PUBLIC, AtomicFile
 from ..errors import BaseModelError
 from ..gguf.header import GGUFError, GGUFHeader, TensorInfo, read_header

@@ -18,11 +18,11 @@ import numpy as np
 from ..core.base_model import load_base_model
 from ..convert.factors import is_dense
 from ..convert.base_weights import HFTensors
-from ..convert.to_gguf import require_compatible
+from ..core.compat import require_compatible
 from ..jobs import JobContext
-from ..formats.safetensors_source import read_safetensors_header
+from ..fileio import read_exactly
+from ..formats.safetensors_io import FLOAT_DTYPES, SafetensorsWriter, decode_from, encode_as, read_safetensors_header
 from .common import MergeError, MergeResult, finish_output_dir, prepare_output_dir, read_adapters
-from .safetensors_io import FLOAT, SafetensorsWriter, decode_from, encode_as
 
 CHUNK_BYTES = 32 * 1024 * 1024
 _STALE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".safetensors")
@@ -36,15 +36,11 @@ def _shards(folder: Path) -> list[Path]:
     return [folder / "model.safetensors"]
 
 
-def _pread(fd: int, offset: int, n: int) -> bytes:
-    parts, done = [], 0
-    while done < n:
-        b = os.pread(fd, min(n - done, CHUNK_BYTES), offset + done)
-        if not b:
-            raise MergeError("a base model shard is truncated")
-        parts.append(b)
-        done += len(b)
-    return b"".join(parts)
+def _read(f, offset: int, n: int) -> bytearray:
+    try:
+        return read_exactly(f, offset, n)
+    except EOFError:
+        raise MergeError(f"{f.name}: the base model shard is truncated") from None
 
 
 class _Update:
@@ -126,20 +122,20 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
             entries = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
             writer = SafetensorsWriter(staging / shard.name, [(k, v["dtype"], tuple(v["shape"])) for k, v in entries],
                                        metadata)
-            fd = os.open(shard, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            fd = open(shard, "rb", buffering=0)      # plain reads: the base never becomes resident
             try:
                 for key, info in entries:
                     ctx.check()
                     ctx.report(done, total, key)
                     begin, end = info["data_offsets"]
                     if key in updates:
-                        if info["dtype"] not in FLOAT or len(info["shape"]) != 2:
+                        if info["dtype"] not in FLOAT_DTYPES or len(info["shape"]) != 2:
                             raise MergeError(f"{shard}: tensor {key} ({info['dtype']}, {info['shape']}) cannot be merged")
                         writer.write(key, _merged(fd, start + begin, info, updates[key]))
                         result.touched.append(key)
                         result.types[key] = info["dtype"]
                     else:
-                        writer.write(key, _pread(fd, start + begin, end - begin))
+                        writer.write(key, _read(fd, start + begin, end - begin))
                         result.copied += 1
                     done += 1
                 writer.close()
@@ -147,7 +143,7 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
                 writer.abort()
                 raise
             finally:
-                os.close(fd)
+                fd.close()
         shard_names = {s.name for s in shards}
         for f in base_folder.iterdir():
             if f.name in shard_names or f.name.startswith("."):
@@ -170,13 +166,13 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
     return result
 
 
-def _merged(fd: int, offset: int, info: dict, updates: list[_Update]) -> bytes:
+def _merged(fd, offset: int, info: dict, updates: list[_Update]) -> bytes:
     dtype, shape = info["dtype"], tuple(info["shape"])
     rows, cols = shape
     width = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}[dtype]
     whole = None
     if any(is_dense(u.mod) for u in updates):
-        whole = decode_from(_pread(fd, offset, rows * cols * width), dtype, shape)
+        whole = decode_from(_read(fd, offset, rows * cols * width), dtype, shape)
     for u in updates:
         u.prepare(whole)
     step = max(1, CHUNK_BYTES // (4 * cols))
@@ -186,7 +182,7 @@ def _merged(fd: int, offset: int, info: dict, updates: list[_Update]) -> bytes:
         if whole is not None:
             chunk = whole[r0:r1].copy()
         else:
-            chunk = decode_from(_pread(fd, offset + r0 * cols * width, (r1 - r0) * cols * width), dtype,
+            chunk = decode_from(_read(fd, offset + r0 * cols * width, (r1 - r0) * cols * width), dtype,
                                 (r1 - r0, cols)).copy()
         for u in updates:
             chunk += u.rows(r0, r1)

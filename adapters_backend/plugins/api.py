@@ -1,31 +1,41 @@
 """What a format or architecture plugin may use from LoRA Deck: the one stable import surface.
 
 Plugins (the built-in ones in plugins/ and third-party packages alike) import from here only; the
-modules behind these names may move without breaking them. See docs/writing-a-plugin.md.
+modules behind these names may move without breaking them. See docs/writing-a-plugin.md. Names are
+resolved on first use, so an architecture table that needs only `ArchSpec` imports nothing else.
 """
 from __future__ import annotations
 
-from ..arch.name_map import TensorNameMap, hf_module_names
-from ..arch.registry import all_archs, find_arch, find_archs
-from ..arch.spec import ArchSpec, FusedRule, ModuleRule
-from ..arch.transforms import apply as _apply_transform
-from ..core.adapter import Adapter, ModuleDelta, TensorSource
-from ..errors import AdapterFormatError
-from ..formats.peft_layout import CONFIG_NAME, card_metadata, lokr_module, modules_from_peft, open_weights, read_config
-from ..formats.safetensors_source import SafetensorsSource, read_safetensors_header
-from ..gguf.header import GGUFError
-from ..gguf.header import read_header as read_gguf_header
-from ..gguf.tensors import TensorFile
-from .manifest import ArchitectureContribution, FormatContribution, PluginManifest
+import importlib
+
+_EXPORTS = {
+    "TensorNameMap": "..arch.name_map", "hf_module_names": "..arch.name_map",
+    "all_archs": "..arch.registry", "find_arch": "..arch.registry", "find_archs": "..arch.registry",
+    "ArchSpec": "..arch.spec", "FusedRule": "..arch.spec", "ModuleRule": "..arch.spec",
+    "Adapter": "..core.adapter", "ModuleDelta": "..core.adapter", "TensorSource": "..core.adapter",
+    "AdapterFormatError": "..errors",
+    "CONFIG_NAME": "..formats.peft_layout", "card_metadata": "..formats.peft_layout",
+    "lokr_module": "..formats.peft_layout", "modules_from_peft": "..formats.peft_layout",
+    "open_weights": "..formats.peft_layout", "read_config": "..formats.peft_layout",
+    "SafetensorsSource": "..formats.safetensors_io", "read_safetensors_header": "..formats.safetensors_io",
+    "GGUFError": "..gguf.header", "read_gguf_header": "..gguf.header:read_header",
+    "TensorFile": "..gguf.tensors",
+    "ArchitectureContribution": ".manifest", "FormatContribution": ".manifest", "PluginManifest": ".manifest",
+}
+__all__ = sorted([*_EXPORTS, "inverse_transform"])
+
+
+def __getattr__(name: str):
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = where.partition(":")
+    value = getattr(importlib.import_module(module, __package__), attr or name)
+    globals()[name] = value
+    return value
 
 
 def inverse_transform(name: str, rows, hparams):
     """Undo llama.cpp's converter row transform `name` (q/k head permutation, …) with the base's head counts."""
-    return _apply_transform(name, rows, hparams, inverse=True)
-
-
-__all__ = ["CONFIG_NAME", "Adapter", "AdapterFormatError", "ArchSpec", "ArchitectureContribution",
-           "FormatContribution", "FusedRule", "GGUFError", "ModuleDelta", "ModuleRule", "PluginManifest",
-           "SafetensorsSource", "TensorFile", "TensorNameMap", "TensorSource", "all_archs", "card_metadata",
-           "find_arch", "find_archs", "hf_module_names", "inverse_transform", "lokr_module", "modules_from_peft", "open_weights",
-           "read_config", "read_gguf_header", "read_safetensors_header"]
+    from ..arch.transforms import apply
+    return apply(name, rows, hparams, inverse=True)

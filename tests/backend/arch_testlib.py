@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters_backend.core.adapter import Adapter, ModuleDelta
-from adapters_backend.formats.safetensors_source import DictSource
+from adapters_backend.formats.safetensors_io import DictSource
 
 REPO = Path(__file__).resolve().parents[2]
 SRC_CANDIDATES = (os.environ.get("LORADECK_LLAMA_CPP_SRC"), REPO / ".cache" / "llama.cpp",

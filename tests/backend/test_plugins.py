@@ -45,7 +45,7 @@ ACME_READER = '''
     import json
     import numpy as np
     from adapters_backend.core.adapter import Adapter, ModuleDelta
-    from adapters_backend.formats.safetensors_source import DictSource
+    from adapters_backend.formats.safetensors_io import DictSource
 
     def sniff(path):
         if not path.is_file():

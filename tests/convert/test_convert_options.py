@@ -110,7 +110,7 @@ def test_fused_module_onto_a_split_base(tiny_models, tiny_adapters, tmp_path):
     transformers-converted base (rows split, A shared) and equals the separate q/k/v LoRA."""
     from adapters_backend.core.adapter import Adapter, ModuleDelta
     from adapters_backend.formats.registry import read_adapter
-    from adapters_backend.formats.safetensors_source import DictSource
+    from adapters_backend.formats.safetensors_io import DictSource
     from adapters_backend.core.variants import lowrank
 
     arch = "phi2"

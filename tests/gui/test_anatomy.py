@@ -9,7 +9,7 @@ import pytest
 
 from adapters_backend.core.adapter import Adapter, ModuleDelta
 from adapters_backend.report.anatomy import compute_anatomy, lowrank_fro_norm
-from adapters_backend.formats.safetensors_source import DictSource
+from adapters_backend.formats.safetensors_io import DictSource
 
 # Qt warnings fail the test, except the offscreen platform's note about size hints of dialogs.
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]

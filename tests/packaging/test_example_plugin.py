@@ -115,7 +115,7 @@ def test_in_process_delta_matches_the_format_definition(installed, sample, monke
     """ΔW = scale · up @ down, read through LoRA Deck's registry like the app does."""
     from adapters_backend.formats.registry import read_adapter
     from adapters_backend.plugins.manager import discover, reset_default_registry
-    from adapters_backend.formats.safetensors_source import SafetensorsSource
+    from adapters_backend.formats.safetensors_io import SafetensorsSource
 
     monkeypatch.syspath_prepend(str(installed))
     importlib.invalidate_caches()

@@ -1,14 +1,17 @@
-"""Lazy, validated tensor access for adapter files.
+"""safetensors files: the one reader (validated header, lazy tensors) and the one writer.
 
 `SafetensorsSource` reads the safetensors header (8-byte length + JSON), checks every entry against
 the file size before anything is read, and memory-maps the data so a module's tensors are read only
-when asked for. It exists beside the `safetensors` package because that package's numpy backend has
-no bfloat16 (numpy has none), and most adapters on the Hub are BF16; here BF16 is widened to float32.
+when asked for. `SafetensorsWriter` streams tensors into a file whose header is given up front, and
+`header_bytes` builds such a header (also for the Hub's header-only skeletons). This exists beside
+the `safetensors` package because that package's numpy backend has no bfloat16 (numpy has none), and
+most adapters on the Hub are BF16; here BF16 is widened to float32 and written back exactly.
 """
 from __future__ import annotations
 
 import json
 import mmap
+import os
 import struct
 from pathlib import Path
 
@@ -29,6 +32,44 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024   # the safetensors reference implementatio
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     """uint16 bfloat16 bit patterns -> float32 (exact: bf16 is the top half of an f32)."""
     return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 bit patterns (uint16), round to nearest even, NaN kept quiet."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    rounded = ((u.astype(np.uint64) + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(nan, ((u >> 16) | 0x40).astype(np.uint16), rounded)
+
+
+def encode_as(x: np.ndarray, dtype: str) -> bytes:
+    """float32 values → the bytes of safetensors dtype `dtype`."""
+    if dtype == "BF16":
+        return f32_to_bf16_bits(x).tobytes()
+    if dtype in ("F32", "F16", "F64"):
+        return np.ascontiguousarray(x, dtype=_DTYPES[dtype][0]).tobytes()
+    raise ValueError(f"cannot write float values as {dtype}")
+
+
+def decode_from(raw, dtype: str, shape) -> np.ndarray:
+    """Stored bytes of a float tensor → float32 of `shape`."""
+    if dtype == "BF16":
+        return bf16_to_f32(np.frombuffer(raw, dtype=np.uint16)).reshape(shape)
+    if dtype in ("F32", "F16", "F64"):
+        return np.frombuffer(raw, dtype=_DTYPES[dtype][0]).astype(np.float32).reshape(shape)
+    raise ValueError(f"cannot read {dtype} as floats")
+
+
+def header_bytes(tensors: dict[str, tuple[str, list[int], tuple[int, int]]], metadata: dict | None = None) -> bytes:
+    """The 8-byte length and JSON header of a safetensors file: name -> (dtype, shape, data offsets)."""
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    for name, (dtype, shape, offsets) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    return struct.pack("<Q", len(blob)) + blob
 
 
 def read_safetensors_header(path: Path) -> tuple[dict, dict, int]:
@@ -156,3 +197,40 @@ class DictSource:
 
     def read(self, key: str) -> np.ndarray:
         return np.asarray(self._t[key], dtype=np.float32)
+
+
+class SafetensorsWriter:
+    """Write tensors one by one: the header (names, dtypes, shapes) must be given up front."""
+
+    def __init__(self, path: Path, entries: list[tuple[str, str, tuple[int, ...]]], metadata: dict | None = None):
+        self.path = Path(path)
+        tensors = {}
+        offset = 0
+        self._expected: list[tuple[str, int]] = []
+        for name, dtype, shape in entries:
+            n = int(np.prod(shape, dtype=np.int64)) * _DTYPES[dtype][1]
+            tensors[name] = (dtype, list(shape), (offset, offset + n))
+            self._expected.append((name, n))
+            offset += n
+        self._f = open(self.path, "wb")
+        self._f.write(header_bytes(tensors, metadata))
+        self._next = 0
+
+    def write(self, name: str, data: bytes) -> None:
+        exp, n = self._expected[self._next]
+        if name != exp or len(data) != n:
+            raise RuntimeError(f"safetensors writer: got {name} ({len(data)} bytes), expected {exp} ({n} bytes)")
+        self._f.write(data)
+        self._next += 1
+
+    def close(self) -> None:
+        if self._next != len(self._expected):
+            self._f.close()
+            raise RuntimeError(f"safetensors writer: {len(self._expected) - self._next} tensors missing")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
