@@ -48,12 +48,6 @@ def all_archs(registry: PluginRegistry | None = None) -> list[ArchSpec]:
     return out
 
 
-def arch_ids(registry: PluginRegistry | None = None) -> list[str]:
-    """Registered architecture ids (without loading their tables)."""
-    registry = registry or default_registry()
-    return list(registry.architectures)
-
-
 def find_archs(model_type: str | None = None, hf_class: str | None = None, gguf_arch: str | None = None,
                arch_id: str | None = None, registry: PluginRegistry | None = None) -> list[ArchSpec]:
     """Every loadable table that matches all the given keys (several for gguf_arch "llama")."""

@@ -107,10 +107,6 @@ class BaseWeights:
             w = np.ascontiguousarray(w.T)
         return transforms.apply(transform, w, self.info.transform_hparams())
 
-    def hf_rows(self, w_gguf: np.ndarray, transform: str) -> np.ndarray:
-        """GGUF row order → HF row order (the inverse of the converter's transform)."""
-        return transforms.apply(transform, w_gguf, self.info.transform_hparams(), inverse=True)
-
     def close(self) -> None:
         if self.hf is not None:
             self.hf.close()

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from ..atomic import write_json_atomic
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo
 from ..jobs import JobContext
@@ -82,7 +82,5 @@ def convert_cached(adapter, base, *, outtype: str | None = None, max_error: floa
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             pass   # a damaged report: convert again
     result = convert_to_gguf(adapter, base, gguf_path, outtype=outtype, max_error=max_error, ctx=ctx)
-    tmp = report_path.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_result_to_json(result), indent=1), encoding="utf-8")
-    os.replace(tmp, report_path)
+    write_json_atomic(report_path, _result_to_json(result))
     return result

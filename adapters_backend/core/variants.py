@@ -86,7 +86,3 @@ def dense_delta(mod: ModuleDelta, t: dict, base_weight: np.ndarray) -> np.ndarra
         return (_dora(mod, t["magnitude"], w + delta) - w).astype(np.float32)
     return delta.astype(np.float32)
 
-
-def is_additive_low_rank(mod: ModuleDelta) -> bool:
-    """True when ΔW = B·A needs nothing but the adapter (no base weight)."""
-    return mod.is_low_rank and not mod.extra.get("dora")

@@ -149,10 +149,8 @@ def _merge_via_llama_quantize(base, layout: GGUFHeader, contributions, out: Path
     type; otherwise returns False (the caller falls back to Q8_0 for the changed tensors)."""
     import ctypes
 
-    try:
-        import llama_cpp
-    except ImportError:
-        return False
+    import llama_cpp
+
     expected = {t.name: t.ggml_type for t in layout.tensors.values()}
     stage = out.with_name(f".{out.name}.{os.getpid()}.f32-stage.gguf")   # written atomically itself
     quantized = AtomicFile(out, mode=PUBLIC)
