@@ -6,11 +6,13 @@ retries. Instead, the first Hub call sends one HEAD request to the endpoint with
 PROBE_SECONDS — in a thread, since a hanging DNS lookup cannot be interrupted — and when no answer
 comes the Hub counts as unreachable: every later call fails at once with the offline message, until
 `retry()` (the app calls it when the user searches again) or the end of the process. Any HTTP answer
-at all, even an error status, means the Hub is there.
+at all, even an error status, means the Hub is there. On a very slow link, LORADECK_HUB_PROBE_SECONDS
+gives the probe longer.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -57,14 +59,22 @@ def retry() -> None:
         _known.clear()
 
 
+def probe_seconds() -> float:
+    try:
+        return max(0.1, float(os.environ.get("LORADECK_HUB_PROBE_SECONDS") or PROBE_SECONDS))
+    except ValueError:
+        return PROBE_SECONDS
+
+
 def _probe(url: str) -> bool:
     answer: list = []
+    seconds = probe_seconds()
 
     def head():
         from huggingface_hub.utils import get_session
         try:
             # The session huggingface_hub itself uses: the same proxies and certificates as the real calls.
-            get_session().head(url + "/", timeout=PROBE_SECONDS, follow_redirects=False)
+            get_session().head(url + "/", timeout=seconds, follow_redirects=False)
             answer.append(None)
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"; kept for the log
             answer.append(exc)
@@ -72,7 +82,7 @@ def _probe(url: str) -> bool:
     t0 = time.monotonic()
     thread = threading.Thread(target=head, name="loradeck-hub-probe", daemon=True)
     thread.start()
-    thread.join(PROBE_SECONDS + 0.25)
+    thread.join(seconds + 0.25)
     if answer and answer[0] is None:
         return True
     why = f"{type(answer[0]).__name__}: {answer[0]}" if answer else f"no answer in {time.monotonic() - t0:.1f} s"
