@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .errors import ApiError, for_client, install_handlers
+from .errors import ApiError, for_client, install_handlers, is_local_client
 from .generation import Generation, respond
 from .guard import RequestGuard, normalize_origin
 from .mix import MixBuilder, MixItem, parse_adapters_field
@@ -141,10 +141,14 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         prompt, tags = completion_prompt(body)
         return await start(request, "complete", prompt, tags, body)
 
-    def model_objects() -> list[dict]:
+    def show_paths(request: Request) -> bool:
+        """File paths are listed for clients on this machine only, and only where names may be paths."""
+        return resolver.allow_paths and is_local_client(request)
+
+    def model_objects(paths: bool) -> list[dict]:
         created = int(worker.model_path.stat().st_mtime) if worker.model_path.exists() else int(time.time())
         out = [{"id": model_id, "object": "model", "created": created, "owned_by": "loradeck",
-                "path": str(worker.model_path) if resolver.allow_paths else None, "n_ctx": worker.info.get("n_ctx")}]
+                "path": str(worker.model_path) if paths else None, "n_ctx": worker.info.get("n_ctx")}]
         for name, entries in sorted(resolver.presets().items()):
             if name in aliases:
                 continue
@@ -155,25 +159,25 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         return out
 
     @v1.get("/models")
-    async def models():
-        return {"object": "list", "data": await asyncio.to_thread(model_objects)}
+    async def models(request: Request):
+        return {"object": "list", "data": await asyncio.to_thread(model_objects, show_paths(request))}
 
     @v1.get("/models/{name:path}")
-    async def model(name: str):
-        for m in await asyncio.to_thread(model_objects):
+    async def model(name: str, request: Request):
+        for m in await asyncio.to_thread(model_objects, show_paths(request)):
             if m["id"] == name:
                 return m
         raise ApiError(f"model '{name}' not found", 404, param="model", code="model_not_found")
 
-    def adapter_objects() -> list[dict]:
+    def adapter_objects(paths: bool) -> list[dict]:
         return [{"id": e.id, "object": "adapter", "name": e.name, "source": e.source, "format": e.format,
-                 "description": e.description, **({"path": str(e.path)} if resolver.allow_paths else {})}
+                 "description": e.description, **({"path": str(e.path)} if paths else {})}
                 for e in resolver.entries()]
 
     @v1.get("/adapters")
-    async def adapters():
+    async def adapters(request: Request):
         # Re-read on every call: adapters installed while the server runs show up (and work) at once.
-        return {"object": "list", "data": await asyncio.to_thread(adapter_objects)}
+        return {"object": "list", "data": await asyncio.to_thread(adapter_objects, show_paths(request))}
 
     app.include_router(v1)
 

@@ -159,6 +159,23 @@ def test_remote_server_accepts_any_host_but_shows_remote_clients_no_paths(tmp_pa
         s.server.stop()
 
 
+def test_listings_show_paths_to_this_machine_only(tmp_path):
+    """Even where adapter names may be paths, /v1/models and /v1/adapters list no path to another machine."""
+    lan = _lan_address()
+    if lan is None:
+        pytest.skip("no non-loopback network interface to connect from")
+    s = start_server(library_root=tmp_path / "lib", host="0.0.0.0", allow_remote=True, allow_paths=True)
+    try:
+        port = port_of(s.url)
+        here = [raw(f"http://127.0.0.1:{port}", "GET", p, None)[2] for p in ("/v1/models", "/v1/adapters")]
+        there = [raw(f"http://{lan}:{port}", "GET", p, None)[2] for p in ("/v1/models", "/v1/adapters")]
+        assert here[0]["data"][0]["path"] and all("path" in a for a in here[1]["data"])
+        assert there[0]["data"][0]["path"] is None and not any("path" in a for a in there[1]["data"])
+        assert [a["name"] for a in there[1]["data"]] == [a["name"] for a in here[1]["data"]]
+    finally:
+        s.server.stop()
+
+
 def _kill_thread(thread: threading.Thread) -> None:
     """Raise SystemExit inside `thread` (what a crash that escapes the request handling does)."""
     done = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
