@@ -126,7 +126,7 @@ def _compat(d: RepoDetails, names: list[str], base, engine: str) -> dict:
     try:
         base_info = load_base(base)
         with tempfile.TemporaryDirectory(prefix="loradeck-skel-") as tmp:
-            skel = adapter_skeleton(d.repo_id, d.revision, names, Path(tmp) / "adapter",
+            skel = adapter_skeleton(d.repo_id, d.revision, names, Path(tmp) / d.repo_id.replace("/", "--"),
                                     {f["name"]: f["size"] for f in d.files})
             adapter = read_adapter(skel, base=base_info)
             report = check_compatibility(adapter, base_info, engine)

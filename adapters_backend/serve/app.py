@@ -86,9 +86,8 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         # preflight); JSON it must ask for, and guard.py answers only allowed pages.
         ctype = request.headers.get("content-type", "")
         if ctype.split(";", 1)[0].strip().lower() != "application/json":
-            raise ApiError(f"send the request body as JSON with 'Content-Type: application/json' "
-                           f"(got {ctype[:60]!r})" if ctype else
-                           "send the request body as JSON with 'Content-Type: application/json'", 415,
+            got = f" (got {ctype[:60]!r})" if ctype else ""
+            raise ApiError(f"send the request body as JSON with 'Content-Type: application/json'{got}", 415,
                            code="unsupported_media_type")
         raw = await request.body()
         if len(raw) > MAX_BODY:
