@@ -43,6 +43,7 @@ def build_main_window(engine_factory=None):
 
 def run(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("huggingface_hub").propagate = False      # it has its own handler: no double lines
     app = create_app(argv)
     state, window = build_main_window()
     state.errors.install_hooks()

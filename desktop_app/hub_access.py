@@ -25,6 +25,17 @@ def upstream_base_of(model_path: str) -> str | None:
     return ids[0] if ids else None
 
 
+def retry_offline() -> None:
+    """The user asked again: find out afresh whether the Hub can be reached (a flag; no network here)."""
+    from adapters_backend.hub import reach  # noqa: PLC0415
+    reach.retry()
+
+
+def is_offline_error(exc) -> bool:
+    from adapters_backend.errors import HubOfflineError  # noqa: PLC0415
+    return isinstance(exc, HubOfflineError)
+
+
 def search(params: dict, page: int, page_size: int, ctx=None) -> list[dict]:
     from adapters_backend import hub  # noqa: PLC0415
     rows = hub.search(params.get("text"), base=params.get("base"), fmt=params.get("format"),

@@ -3,7 +3,9 @@
 The same server as the command line, in a background thread of this process, with its own engine:
 the app's chat engine stays free, at the cost of a second copy of the model in memory. Only llama.cpp
 GGUF models can be served; with a PyTorch model loaded, the demo model is served instead (and the
-caller is told). Blocking calls: run `start` and `stop` in a JobRunner job.
+caller is told). Like `loradeck serve`, it answers only requests addressed to 127.0.0.1/localhost,
+and web pages only from the origins the user allowed in Settings (none by default). Blocking calls:
+run `start` and `stop` in a JobRunner job.
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ class ServeAccess:
     def running(self) -> bool:
         return self._server is not None and self._server.running
 
-    def start(self, model: dict | None, port: int = DEFAULT_PORT, ctx=None) -> dict:
+    def start(self, model: dict | None, port: int = DEFAULT_PORT, ctx=None, allow_origins=()) -> dict:
         """Serve `model` (the app's loaded-model dict, or None) on 127.0.0.1; returns
-        {"url", "model", "note"}. Port `port`, or any free one when it is taken."""
+        {"url", "model", "note"}. Port `port`, or any free one when it is taken. `allow_origins`: web
+        pages (e.g. "http://localhost:3000") allowed to use it."""
         from adapters_backend.demo import demo_model_path  # noqa: PLC0415 - not needed to paint the window
         from adapters_backend.errors import BackendError  # noqa: PLC0415
         from adapters_backend.serve import create_app  # noqa: PLC0415
+        from adapters_backend.serve.guard import normalize_origin  # noqa: PLC0415
         from adapters_backend.serve.runner import BackgroundServer  # noqa: PLC0415
 
         self.stop()
@@ -37,13 +41,17 @@ class ServeAccess:
             if path is not None:
                 note = "The loaded model is not a llama.cpp GGUF model, so the demo model is served."
             path = demo_model_path()
-        server = BackgroundServer(create_app(path))
+        origins = [normalize_origin(o) for o in allow_origins]    # a malformed one fails before loading
+
+        def app():
+            return create_app(path, allow_origins=origins)
+        server = BackgroundServer(app())
         try:
             url = server.start("127.0.0.1", port)
         except BackendError as exc:
             if "cannot listen" not in str(exc):
                 raise
-            server = BackgroundServer(create_app(path))
+            server = BackgroundServer(app())
             url = server.start("127.0.0.1", 0)              # the port is taken: any free one
             note = (note + f" Port {port} was taken; using {url.rsplit(':', 1)[1]}.").strip()
         self._server, self.url, self.model_path = server, url, path

@@ -79,6 +79,17 @@ class AppSettings:
             if k in params:
                 self.set(f"sampling/{k}", params[k])
 
+    # -- the local API server --
+    @property
+    def server_origins(self) -> list[str]:
+        """Web pages allowed to use the built-in API server (origins like http://localhost:3000); none by default."""
+        raw = self.get("server/allow_origins", "") or ""
+        items = raw if isinstance(raw, list) else str(raw).replace(",", " ").split()
+        return [str(o).strip() for o in items if str(o).strip()]
+
+    def set_server_origins(self, origins: list[str]) -> None:
+        self.set("server/allow_origins", " ".join(origins))
+
     # -- models --
     def recent_models(self) -> list[dict]:
         items = self.get("models/recent", []) or []

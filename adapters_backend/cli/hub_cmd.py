@@ -69,7 +69,9 @@ def run_show(args) -> int:
     if args.json:
         print(json.dumps(d.as_dict(), indent=2))
         return 0
-    print(f"{d.repo_id} @ {d.revision}")
+    if d.from_cache:
+        print(d.note, file=sys.stderr)
+    print(f"{d.repo_id} @ {d.revision}{'  (from the local cache)' if d.from_cache else ''}")
     for label, v in (("format", d.format), ("licence", d.license), ("base model", d.base_model),
                      ("rank", d.rank), ("alpha", d.alpha), ("targets", ", ".join(d.targets)),
                      ("gated", "yes (needs a token and accepted terms)" if d.gated else None)):

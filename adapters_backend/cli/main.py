@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # huggingface_hub prints its warnings through its own handler; passed on to ours too, each would
+    # show twice.
+    logging.getLogger("huggingface_hub").propagate = False
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

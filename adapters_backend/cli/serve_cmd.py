@@ -1,4 +1,5 @@
-"""`loradeck serve [--model GGUF] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allow-remote]`
+"""`loradeck serve [--model GGUF] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--allow-remote]
+[--allow-origin URL]…`
 
 An OpenAI-compatible server (/v1/chat/completions, /v1/completions, /v1/models, /v1/adapters) on one
 model, with LoRA adapters chosen per request:
@@ -7,7 +8,8 @@ model, with LoRA adapters chosen per request:
     "content": "<lora:pirate:0.6> What is the capital of France?"
     {"model": "<a saved mix preset>", ...}
 
-Names come from the adapter library (re-read on every request) and the demo adapters.
+Names come from the adapter library (re-read on every request) and the demo adapters. Web pages
+cannot use the server unless their origin is allowed (serve/guard.py).
 """
 from __future__ import annotations
 
@@ -29,7 +31,11 @@ def add_parser(sub) -> None:
     p.add_argument("--api-key", default=os.environ.get("LORADECK_API_KEY"),
                    help="require 'Authorization: Bearer KEY' (default: $LORADECK_API_KEY; none = no key)")
     p.add_argument("--allow-remote", action="store_true",
-                   help="allow listening on an address other machines can reach")
+                   help="allow listening on an address other machines can reach (and requests under any host name)")
+    p.add_argument("--allow-origin", dest="allow_origins", action="append", metavar="URL",
+                   default=[o for o in os.environ.get("LORADECK_ALLOW_ORIGINS", "").split(",") if o.strip()],
+                   help="let web pages from this origin (e.g. http://localhost:3000) use the server; repeat for "
+                        "more, '*' for any page (default: $LORADECK_ALLOW_ORIGINS, comma-separated; none)")
     p.add_argument("--n-ctx", "--ctx", dest="n_ctx", type=int, default=4096,
                    help="context length in tokens (0 = the model's)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
@@ -41,6 +47,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..serve.app import create_app
     from ..serve.resolver import AdapterResolver
+    from ..serve.guard import normalize_origin
     from ..serve.runner import base_url, bind_socket, is_loopback, run_forever
     from ..serve.worker import EngineWorker
 
@@ -48,6 +55,7 @@ def run(args) -> int:
     if remote and not args.allow_remote:
         raise BackendError(f"{args.host} can be reached from other machines; add --allow-remote to listen there "
                            "(and --api-key to require a key)")
+    origins = [normalize_origin(o) for o in args.allow_origins]       # a malformed one fails here, at once
     model = args.model
     if model is None:
         from ..demo import demo_model_path
@@ -72,11 +80,14 @@ def run(args) -> int:
     # From another machine, file paths as adapter names would let clients probe this disk: names only.
     resolver = AdapterResolver(allow_paths=not remote)
     app = create_app(worker=worker, resolver=resolver, api_key=args.api_key or None,
-                     check_compat=not args.no_compat_check)
+                     check_compat=not args.no_compat_check, bound_host=args.host, allow_remote=args.allow_remote,
+                     allow_origins=origins)
     url = base_url(sock)
     if remote:
         print(f"WARNING: listening on {args.host}: anyone who can reach this machine can use the model"
               f"{'' if args.api_key else ' (no --api-key set!)'}", file=sys.stderr)
+    if "*" in origins:
+        print("WARNING: --allow-origin '*': any web page you visit can use this server", file=sys.stderr)
     print(f"LoRA Deck serving {info.get('name') or model.stem} (context {info.get('n_ctx')} tokens)\n"
           f"  OpenAI base URL: {url}/v1    model: {app.state.model_id}\n"
           f"  adapters: {url}/v1/adapters    Ctrl+C stops", flush=True)

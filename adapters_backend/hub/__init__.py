@@ -1,6 +1,8 @@
 """Hugging Face Hub: search, details before download, resumable downloads into the HF cache, installs.
 
-Everything goes through huggingface_hub; see client.py for how settings and errors are handled.
+Everything goes through huggingface_hub; see client.py for how settings and errors are handled,
+reach.py for how being offline is found out in seconds, http.py for the requests LoRA Deck makes
+itself (retried when a connection drops) and safe_names.py for the checks on names that become paths.
 """
 from .auth import set_token, token_source
 from .details import RepoDetails, gguf_files, pick_gguf, repo_details

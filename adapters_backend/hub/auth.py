@@ -24,6 +24,8 @@ def set_token(token: str) -> str:
     token = (token or "").strip()
     if not token:
         raise HubAccessError(None, "the token is empty; copy one from huggingface.co/settings/tokens")
+    from .reach import require_hub
+    require_hub()
     try:
         name = api().whoami(token=token).get("name", "")   # checked against the endpoint in use
         login(token=token, add_to_git_credential=False)     # stored where every HF tool looks

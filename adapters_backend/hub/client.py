@@ -45,22 +45,51 @@ def repo_url(repo_id: str) -> str:
     return f"{endpoint()}/{repo_id}"
 
 
-OFFLINE_HINT = ("you are offline (HF_HUB_OFFLINE is set or the Hub cannot be reached); "
-                "only repositories already downloaded are available")
+OFFLINE_HINT = "Can't reach the Hugging Face Hub — you are offline or it is blocked. Downloaded adapters still work."
+OFFLINE_SETTING_HINT = ("The Hugging Face Hub is switched off here (HF_HUB_OFFLINE is set). "
+                        "Downloaded adapters still work.")
+
+
+def offline_hint() -> str:
+    """What to tell the user when the Hub is not used: switched off, or out of reach."""
+    return OFFLINE_SETTING_HINT if offline() else OFFLINE_HINT
+
+
+def _causes(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """"unreachable" when `exc` (or what caused it) says the Hub could not be reached at all (no
+    connection, name resolution, proxy, offline mode); "interrupted" when a connection was made and
+    then broke (reset, hung up mid-answer, read timeout); None for anything else."""
+    import httpx2
+    from huggingface_hub.errors import OfflineModeIsEnabled
+    for e in _causes(exc):
+        if isinstance(e, (OfflineModeIsEnabled, httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.ProxyError,
+                          httpx2.PoolTimeout, ConnectionRefusedError)):
+            return "unreachable"
+        if isinstance(e, (httpx2.TransportError, ConnectionError, TimeoutError)):
+            return "interrupted"
+    return None
 
 
 def is_connection_error(exc: BaseException) -> bool:
-    from huggingface_hub.errors import OfflineModeIsEnabled
-    if isinstance(exc, (OfflineModeIsEnabled, ConnectionError, TimeoutError)):
-        return True
-    try:
-        import httpx2 as httpx
-    except ImportError:  # huggingface_hub 1.x
-        try:
-            import httpx
-        except ImportError:
-            return False
-    return isinstance(exc, httpx.TransportError)   # connect, read, timeout, protocol (hung up)
+    return connection_failure(exc) is not None
+
+
+def _connection_error(repo_id: str | None, exc: BaseException, what: str, unreachable_hint: str) -> HubError:
+    if connection_failure(exc) == "unreachable":
+        if not offline():
+            from .reach import mark_unreachable
+            mark_unreachable()             # the rest of this command (or until a retry in the app) fails at once
+        return HubOfflineError(repo_id, unreachable_hint)
+    return HubError(repo_id, f"the connection to the Hub broke off{' while reading ' + what if what else ''} "
+                             f"and did not recover after retries ({type(exc).__name__}); try again")
 
 
 @contextlib.contextmanager
@@ -84,17 +113,20 @@ def hub_errors(repo_id: str | None, what: str = ""):
         raise HubNotFoundError(repo_id, f"repository not found or not accessible: {hint}") from None
     except e.EntryNotFoundError as exc:
         if isinstance(exc, e.LocalEntryNotFoundError):
-            raise HubOfflineError(repo_id, f"{OFFLINE_HINT}, and {what or 'this file'} is not in the cache") from None
+            missing = f"{offline_hint()} ({what or 'this file'} was never downloaded)"
+            if exc.__cause__ is not None and connection_failure(exc.__cause__):
+                raise _connection_error(repo_id, exc.__cause__, what, missing) from None
+            raise HubOfflineError(repo_id, missing) from None
         raise HubNotFoundError(repo_id, f"{what or 'file'} does not exist in this repository") from None
     except e.HFValidationError as exc:
         raise HubError(repo_id, f"not a valid repository id ({exc})") from None
     except e.HfHubHTTPError as exc:
         if is_connection_error(exc):
-            raise HubOfflineError(repo_id, OFFLINE_HINT) from None
+            raise _connection_error(repo_id, exc, what, offline_hint()) from None
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         raise HubError(repo_id, f"the Hub answered HTTP {status}{' for ' + what if what else ''}; "
                                 "try again later") from None
     except Exception as exc:
         if is_connection_error(exc):
-            raise HubOfflineError(repo_id, OFFLINE_HINT) from None
+            raise _connection_error(repo_id, exc, what, offline_hint()) from None
         raise

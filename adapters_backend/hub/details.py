@@ -1,6 +1,7 @@
 """What a Hub repository holds, before downloading it: files and sizes, licence, declared base model,
 rank/alpha/targets from the small config file, the GGUF quantizations on offer, and whether the
-adapter fits a chosen base model (decided on headers alone, see skeleton.py)."""
+adapter fits a chosen base model (decided on headers alone, see skeleton.py). Offline, a repository
+already in the HF cache is described from there (cached.py)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,13 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from ..errors import BackendError, HubAccessError, HubNotFoundError, HubOfflineError
-from .client import OFFLINE_HINT, api, hub_errors, offline
+from . import safe_names
+from .client import endpoint, hub_errors
+from .http import hub_get
+from .reach import require_hub
 from .search import base_of, format_of
 from .skeleton import adapter_skeleton, download_small
 
@@ -41,21 +46,39 @@ class RepoDetails:
     gguf_files: list[dict] = field(default_factory=list)   # {"name", "size", "quant"}
     compat: dict | None = None         # CompatReport.as_dict() + "summary", or {"verdict": None, "summary": why}
     tags: list[str] = field(default_factory=list)
+    from_cache: bool = False           # offline: read from the local HF cache, not the Hub
+    note: str = ""                     # why (with from_cache)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def model_info(repo_id: str, revision: str | None = None):
-    if offline():
-        raise HubOfflineError(repo_id, f"cannot read repository details: {OFFLINE_HINT}")
-    with hub_errors(repo_id, f"revision {revision}" if revision else ""):
-        return api().model_info(repo_id, revision=revision, files_metadata=True)
+    """The repository at `revision`: its commit and files with sizes and hashes (huggingface_hub's
+    ModelInfo, as `HfApi.model_info(files_metadata=True)` gives it, but retried when the connection drops)."""
+    from huggingface_hub import ModelInfo
+    safe_names.repo_id(repo_id)
+    if revision is not None:
+        safe_names.revision(repo_id, revision)
+    require_hub(repo_id)
+    url = f"{endpoint()}/api/models/{repo_id}" + (f"/revision/{quote(revision, safe='')}" if revision else "")
+    with hub_errors(repo_id, f"revision {revision}" if revision else "the repository's details"):
+        info = ModelInfo(**hub_get(url, params={"blobs": True}).json())
+    safe_names.commit(repo_id, info.sha)          # it becomes a folder name in the cache
+    return info
 
 
 def repo_details(repo_id: str, revision: str | None = None, base=None, engine: str = "llama.cpp") -> RepoDetails:
-    """`base`: a local base model (path), a Hub model id, or an already loaded BaseModelInfo."""
-    info = model_info(repo_id, revision)
+    """`base`: a local base model (path), a Hub model id, or an already loaded BaseModelInfo. When the
+    Hub is switched off or out of reach, a repository already downloaded is described from the cache."""
+    try:
+        info = model_info(repo_id, revision)
+    except HubOfflineError as exc:
+        from .cached import cached_details
+        d = cached_details(repo_id, revision, exc.problem)
+        if d is None:
+            raise
+        return d if base is None else _compat_cached(d, base, engine)
     tags = list(info.tags or [])
     card = info.card_data
     files = [{"name": s.rfilename, "size": (s.lfs.size if s.lfs else s.size),
@@ -75,16 +98,23 @@ def repo_details(repo_id: str, revision: str | None = None, base=None, engine: s
             d.gated = True
             d.compat = {"verdict": None, "summary": exc.problem}
             return d
-        d.format = "peft"
-        d.peft_type = cfg.get("peft_type")
-        d.rank = cfg.get("r")
-        d.alpha = cfg.get("lora_alpha") if cfg.get("lora_alpha") is not None else cfg.get("alpha")
-        targets = cfg.get("target_modules")
-        d.targets = [targets] if isinstance(targets, str) else sorted(targets or [])
-        d.base_model = d.base_model or cfg.get("base_model_name_or_path")
+        read_adapter_config(d, cfg)
     if base is not None:
         d.compat = _compat(d, names, base, engine)
     return d
+
+
+def read_adapter_config(d: RepoDetails, cfg) -> None:
+    """Rank, alpha, targets and declared base from a PEFT adapter_config.json."""
+    if not isinstance(cfg, dict):
+        return
+    d.format = "peft"
+    d.peft_type = cfg.get("peft_type")
+    d.rank = cfg.get("r")
+    d.alpha = cfg.get("lora_alpha") if cfg.get("lora_alpha") is not None else cfg.get("alpha")
+    targets = cfg.get("target_modules")
+    d.targets = [targets] if isinstance(targets, str) else sorted(t for t in targets or [] if isinstance(t, str))
+    d.base_model = d.base_model or cfg.get("base_model_name_or_path")
 
 
 def _compat(d: RepoDetails, names: list[str], base, engine: str) -> dict:
@@ -96,16 +126,42 @@ def _compat(d: RepoDetails, names: list[str], base, engine: str) -> dict:
     try:
         base_info = load_base(base)
         with tempfile.TemporaryDirectory(prefix="loradeck-skel-") as tmp:
-            skel = adapter_skeleton(d.repo_id, d.revision, names, Path(tmp) / d.repo_id.replace("/", "--"))
+            skel = adapter_skeleton(d.repo_id, d.revision, names, Path(tmp) / d.repo_id.replace("/", "--"),
+                                    {f["name"]: f["size"] for f in d.files})
             adapter = read_adapter(skel, base=base_info)
             report = check_compatibility(adapter, base_info, engine)
-            if d.rank is None and adapter.modules:
-                first = next(iter(adapter.modules.values()))
-                d.rank, d.alpha = first.rank, first.alpha
-                d.targets = d.targets or sorted({m.short_name for m in adapter.modules.values()})
+            _fill_from_adapter(d, adapter)
     except BackendError as exc:
         return {"verdict": None, "summary": f"could not check: {exc}"}
     return {**report.as_dict(), "summary": report.summary, "compatible": report.compatible}
+
+
+def _compat_cached(d: RepoDetails, base, engine: str) -> RepoDetails:
+    """The verdict for a repository in the cache, read from its downloaded files."""
+    from ..core.compat import check_compatibility
+    from ..formats.registry import read_adapter
+    from .cached import adapter_target
+    target = adapter_target(d)
+    if target is None:
+        d.compat = {"verdict": None, "summary": "no adapter weights in the cached files to check"}
+        return d
+    try:
+        base_info = load_base(base)
+        adapter = read_adapter(target, base=base_info)
+        report = check_compatibility(adapter, base_info, engine)
+        _fill_from_adapter(d, adapter)
+    except BackendError as exc:
+        d.compat = {"verdict": None, "summary": f"could not check: {exc}"}
+        return d
+    d.compat = {**report.as_dict(), "summary": report.summary, "compatible": report.compatible}
+    return d
+
+
+def _fill_from_adapter(d: RepoDetails, adapter) -> None:
+    if d.rank is None and adapter.modules:
+        first = next(iter(adapter.modules.values()))
+        d.rank, d.alpha = first.rank, first.alpha
+        d.targets = d.targets or sorted({m.short_name for m in adapter.modules.values()})
 
 
 def load_base(base):

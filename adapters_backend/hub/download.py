@@ -7,6 +7,8 @@ with resume_size), build_hf_headers (token) — against a stable partial file
 `blobs/<etag>.loradeck-partial`, verify the bytes against the etag (sha256 for LFS files, git's blob
 sha1 otherwise), and only then move it into the cache layout every HF tool reads:
     blobs/<etag>, snapshots/<commit>/<file> -> ../../blobs/<etag>, refs/<revision> = <commit>.
+Every name in those paths is checked first (safe_names.py): the server and the user choose them. When
+the file lives on another host (a CDN), the token is not sent there.
 """
 from __future__ import annotations
 
@@ -21,18 +23,29 @@ from ..atomic import PUBLIC, write_text_atomic
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
 from ..library.lock import FileLock
-from .client import OFFLINE_HINT, cache_dir, endpoint, hub_errors, offline
+from . import safe_names
+from .client import cache_dir, endpoint, hub_errors, offline_hint
+from .http import token_headers_for
 from .progress import Progress
 
 _CHUNK = 4 << 20
 
 
 def storage_folder(repo_id: str) -> Path:
-    return cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    return cache_dir() / ("models--" + safe_names.repo_id(repo_id).replace("/", "--"))
+
+
+def snapshot_file(repo_id: str, commit: str, filename: str) -> Path:
+    """snapshots/<commit>/<filename> in the repository's cache folder, once both names are checked."""
+    return (storage_folder(repo_id) / "snapshots" / safe_names.commit(repo_id, commit)
+            / safe_names.repo_file(repo_id, filename))
 
 
 def _cached(repo_id: str, filename: str, revision: str | None) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
+    safe_names.repo_file(repo_id, filename)
+    if revision is not None:
+        safe_names.revision(repo_id, revision)
     hit = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir(), revision=revision)
     return Path(hit) if isinstance(hit, str) else None
 
@@ -65,25 +78,24 @@ def _link(blob: Path, pointer: Path) -> None:
 def _write_ref(repo_id: str, revision: str, commit: str) -> None:
     if revision == commit:
         return
-    write_text_atomic(storage_folder(repo_id) / "refs" / revision, commit, mode=PUBLIC)
+    write_text_atomic(storage_folder(repo_id) / "refs" / safe_names.revision(repo_id, revision), commit,
+                      mode=PUBLIC)
 
 
 def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> Path:
     """One file at a pinned commit into the cache; resumes a partial file left by an earlier attempt."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.file_download import http_get
-    from huggingface_hub.utils import build_hf_headers
 
-    pointer = storage_folder(repo_id) / "snapshots" / commit / filename
+    pointer = snapshot_file(repo_id, commit, filename)
     if pointer.exists():
         progress.skip(pointer.stat().st_size)
         return pointer
     url = hf_hub_url(repo_id, filename, revision=commit, endpoint=endpoint())
     with hub_errors(repo_id, filename):
-        meta = get_hf_file_metadata(url, endpoint=endpoint())
-    etag = meta.etag or ""
-    if not re.fullmatch(r"[\w.\-]+", etag):
-        raise HubError(repo_id, f"{filename}: the Hub sent no usable ETag; cannot download it safely")
+        # retry_on_errors: a dropped connection is tried again (huggingface_hub's backoff), not "offline"
+        meta = get_hf_file_metadata(url, endpoint=endpoint(), retry_on_errors=True)
+    etag = safe_names.etag(repo_id, filename, meta.etag)
     blobs = storage_folder(repo_id) / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
     blob = blobs / etag
@@ -106,7 +118,7 @@ def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> 
                     from huggingface_hub import constants
                     constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, 1 << 20)
                     with hub_errors(repo_id, filename):
-                        http_get(meta.location, fh, resume_size=resume, headers=build_hf_headers(),
+                        http_get(meta.location, fh, resume_size=resume, headers=token_headers_for(url, meta.location),
                                  expected_size=meta.size, displayed_filename=filename,
                                  tqdm_class=progress.tqdm_class())
                 if not _verify(partial, etag):
@@ -125,16 +137,16 @@ def download_files(repo_id: str, files: list[str], revision: str | None = None, 
     """Download `files` of the repo at `revision` (pinned to its commit); returns the snapshot folder.
     Offline, or when the Hub cannot be reached, files already in the cache are used instead."""
     ctx = ctx or JobContext()
-    if commit is None and not offline():
+    for f in files:
+        safe_names.repo_file(repo_id, f)
+    if commit is None:
         from .details import model_info
         try:
             info = model_info(repo_id, revision)
             commit = info.sha
             sizes = sizes or {s.rfilename: (s.lfs.size if s.lfs else s.size) or 0 for s in info.siblings or []}
         except HubOfflineError:
-            commit = None
-    if commit is None:
-        return _from_cache(repo_id, files, revision)
+            return _from_cache(repo_id, files, revision)
     progress = Progress(ctx, sum((sizes or {}).get(f, 0) for f in files), f"{repo_id}")
     for f in files:
         ctx.check()
@@ -150,7 +162,7 @@ def _from_cache(repo_id: str, files: list[str], revision: str | None) -> Path:
     paths = [_cached(repo_id, f, revision) for f in files]
     missing = [f for f, p in zip(files, paths) if p is None]
     if missing or not files:
-        raise HubOfflineError(repo_id, f"{OFFLINE_HINT}; not in the local cache: {', '.join(missing) or 'anything'}")
+        raise HubOfflineError(repo_id, f"{offline_hint()} Not in the local cache: {', '.join(missing) or 'anything'}")
     # snapshots/<commit>/<file>: the snapshot folder is the one above the file's relative path
     first = paths[0]
     return first.parents[len(Path(files[0]).parts) - 1]
@@ -158,8 +170,10 @@ def _from_cache(repo_id: str, files: list[str], revision: str | None) -> Path:
 
 def cached_commit(repo_id: str, revision: str | None) -> str | None:
     """The commit a revision points to in the cache (None if never downloaded)."""
-    rev = revision or "main"
+    rev = safe_names.revision(repo_id, revision or "main")
     if re.fullmatch(r"[0-9a-f]{40}", rev):
         return rev
     ref = storage_folder(repo_id) / "refs" / rev
-    return ref.read_text().strip() if ref.is_file() else None
+    if not ref.is_file():
+        return None
+    return safe_names.commit(repo_id, ref.read_text().strip())

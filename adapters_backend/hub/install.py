@@ -5,6 +5,7 @@ from pathlib import PurePosixPath
 
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
+from .client import offline_hint
 from .details import model_info
 from .download import _from_cache, cached_commit, download_files
 
@@ -32,10 +33,10 @@ def download_adapter(repo_id: str, revision: str | None = None, ctx: JobContext 
     facts: dict = {}
     try:
         info = model_info(repo_id, revision)
-    except HubOfflineError:
+    except HubOfflineError as exc:
         commit = cached_commit(repo_id, revision)
         if commit is None:
-            raise
+            raise HubOfflineError(repo_id, f"{exc.problem} (this repository was never downloaded)") from None
         snap = _snapshot_offline(repo_id, commit)
         return _target(snap, [p.name for p in snap.iterdir()]), commit, facts
     try:
@@ -53,7 +54,7 @@ def _snapshot_offline(repo_id: str, commit: str):
     from .download import storage_folder
     snap = storage_folder(repo_id) / "snapshots" / commit
     if not snap.is_dir():
-        raise HubOfflineError(repo_id, "offline, and this repository was never downloaded")
+        raise HubOfflineError(repo_id, f"{offline_hint()} (this repository was never downloaded)")
     return _from_cache(repo_id, [p.name for p in snap.iterdir()], commit)
 
 

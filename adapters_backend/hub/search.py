@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 
-from .client import api, hub_errors, offline, OFFLINE_HINT
-from ..errors import HubOfflineError
+from .client import api, hub_errors
+from .reach import require_hub
 
 # format -> the tag the Hub filters on; "kohya" adapters carry the generic "lora" tag, so results
 # are also narrowed client-side by `format_of`.
@@ -86,13 +86,13 @@ def _filters(base: str | None, fmt: str | None, kind: str) -> list[str]:
 def iter_search(text: str | None = None, base: str | None = None, fmt: str | None = None,
                 sort: str = "downloads", kind: str = "adapter", max_results: int | None = None):
     """Results one by one, fetched page by page from the Hub as they are consumed."""
-    if offline():
-        raise HubOfflineError(None, f"cannot search: {OFFLINE_HINT}")
     if sort not in SORTS:
         raise ValueError(f"unknown sort '{sort}' (choose from {', '.join(SORTS)})")
     relation = "quantized" if kind == "model" else "adapter"
+    filters = _filters(base, fmt, kind)        # a bad format is a ValueError before any network
+    require_hub()
     with hub_errors(base, "search"):
-        it = api().list_models(search=text or None, filter=_filters(base, fmt, kind), sort=SORTS[sort],
+        it = api().list_models(search=text or None, filter=filters, sort=SORTS[sort],
                                limit=max_results, expand=_EXPAND)
         for info in it:
             r = _result(info, relation)

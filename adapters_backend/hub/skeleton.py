@@ -1,40 +1,83 @@
 """An adapter's or a base model's shapes from the Hub without downloading weights.
 
 `adapter_skeleton` rebuilds a repo's adapter as a local folder holding its config and each
-safetensors file's header (fetched by huggingface_hub with HTTP Range requests) followed by a sparse
-run of zeros of the right length: the format readers and `check_compatibility` then work exactly as
-on the real files, since they read shapes, never tensor data.
+safetensors file's header (fetched with HTTP Range requests, retried when the connection drops, see
+http.py) followed by a sparse run of zeros of the right length: the format readers and
+`check_compatibility` then work exactly as on the real files, since they read shapes, never tensor data.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import struct
 from pathlib import Path
 
-from .client import api, cache_dir, endpoint, hub_errors
+from ..errors import HubError
+from . import safe_names
+from .client import cache_dir, endpoint, hub_errors, offline
+from .http import hub_get
 
 SMALL_FILES = ("adapter_config.json", "config.json", "model_hyperparameters.json")
+FIRST_BYTES = 100_000          # most headers fit: one request instead of two (huggingface_hub does the same)
+MAX_HEADER = 100_000_000       # the safetensors format's own limit
+MAX_DATA = 1 << 42             # 4 TiB: no adapter or base model has more (the skeleton is sparse anyway)
 
 
 def download_small(repo_id: str, filename: str, revision: str | None) -> Path:
+    """A small file into the HF cache (or from it, when the Hub is switched off or out of reach)."""
     from huggingface_hub import hf_hub_download
+
+    from .reach import reachable
+    safe_names.repo_file(repo_id, filename)
+    cached_only = offline() or not reachable()
     with hub_errors(repo_id, filename):
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir(),
-                                    endpoint=endpoint()))
+                                    endpoint=endpoint(), local_files_only=cached_only))
 
 
-def write_header_only(path: Path, file_meta) -> None:
-    """A safetensors file with `file_meta`'s header and zeros (sparse where the OS allows) for data."""
-    from ..formats.safetensors_io import header_bytes
-    tensors = {name: (t.dtype, list(t.shape), tuple(t.data_offsets)) for name, t in file_meta.tensors.items()}
-    end = max((int(t.data_offsets[1]) for t in file_meta.tensors.values()), default=0)
-    head = header_bytes(tensors, file_meta.metadata)
+def safetensors_header(repo_id: str, filename: str, revision: str | None, size: int | None = None) -> tuple[bytes, int]:
+    """(the header's JSON bytes, the length of the tensor data after them) of a safetensors file on the
+    Hub; `size` (from the listing) is checked against what the header says."""
+    from huggingface_hub import hf_hub_url
+    url = hf_hub_url(repo_id, safe_names.repo_file(repo_id, filename), revision=revision, endpoint=endpoint())
+    with hub_errors(repo_id, filename):
+        first = hub_get(url, headers={"Range": f"bytes=0-{FIRST_BYTES - 1}"}).content
+        if len(first) < 8:
+            raise HubError(repo_id, f"{filename}: not a safetensors file (only {len(first)} bytes)")
+        n = struct.unpack("<Q", first[:8])[0]
+        if n > MAX_HEADER or (size is not None and 8 + n > size):
+            raise HubError(repo_id, f"{filename}: its header claims {n:,} bytes"
+                                    f"{f' in a {size:,}-byte file' if size is not None else ''}; not a safetensors "
+                                    "file LoRA Deck can read")
+        header = first[8:8 + n] if 8 + n <= len(first) else \
+            hub_get(url, headers={"Range": f"bytes=8-{n + 7}"}).content[:n]
+    if len(header) != n:
+        raise HubError(repo_id, f"{filename}: the Hub sent {len(header):,} of the header's {n:,} bytes")
+    data = size - 8 - n if size is not None else _data_end(repo_id, filename, header)
+    if not 0 <= data <= MAX_DATA:
+        raise HubError(repo_id, f"{filename}: {data:,} bytes of tensor data is not a plausible size")
+    return header, data
+
+
+def _data_end(repo_id: str, filename: str, header: bytes) -> int:
+    """Where the last tensor ends, by the header (when the listing gave no size)."""
+    try:
+        entries = json.loads(header)
+        return max((int(v["data_offsets"][1]) for k, v in entries.items() if k != "__metadata__"), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise HubError(repo_id, f"{filename}: the safetensors header is not valid JSON with data_offsets") from None
+
+
+def write_header_only(path: Path, header: bytes, data_length: int) -> None:
+    """A safetensors file with this header (byte for byte) and zeros (sparse where the OS allows) for data."""
     with open(path, "wb") as f:
-        f.write(head)
-        f.truncate(len(head) + end)
+        f.write(struct.pack("<Q", len(header)))
+        f.write(header)
+        f.truncate(8 + len(header) + data_length)
 
 
-def adapter_skeleton(repo_id: str, revision: str, files: list[str], dest: Path) -> Path:
+def adapter_skeleton(repo_id: str, revision: str, files: list[str], dest: Path,
+                     sizes: dict[str, int | None] | None = None) -> Path:
     """Build the header-only copy of the repo's adapter in `dest` (a new folder)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in files:
@@ -43,17 +86,36 @@ def adapter_skeleton(repo_id: str, revision: str, files: list[str], dest: Path) 
         if name in SMALL_FILES:
             shutil.copyfile(download_small(repo_id, name, revision), dest / name)
         elif name.endswith(".safetensors"):
-            with hub_errors(repo_id, name):
-                meta = api().parse_safetensors_file_metadata(repo_id, name, revision=revision)
-            write_header_only(dest / name, meta)
+            header, data = safetensors_header(repo_id, name, revision, (sizes or {}).get(name))
+            write_header_only(dest / safe_names.repo_file(repo_id, name), header, data)
     return dest
 
 
 def hub_base_info(repo_id: str, revision: str | None = None):
-    """BaseModelInfo for a Hub model from its config.json and safetensors headers only."""
+    """BaseModelInfo for a Hub model from its config.json and safetensors headers only (one file, or
+    the shards an index names)."""
     from ..core.base_model import base_info_from_hf
-    config = json.loads(download_small(repo_id, "config.json", revision).read_text(encoding="utf-8"))
-    with hub_errors(repo_id, "safetensors headers"):
-        meta = api().get_safetensors_metadata(repo_id, revision=revision)
-    shapes = {name: tuple(t.shape) for fm in meta.files_metadata.values() for name, t in fm.tensors.items()}
+    from .details import model_info
+    info = model_info(repo_id, revision)
+    sizes = {s.rfilename: (s.lfs.size if s.lfs else s.size) for s in info.siblings or []}
+    config = json.loads(download_small(repo_id, "config.json", info.sha).read_text(encoding="utf-8"))
+    if "model.safetensors" in sizes:
+        shards = ["model.safetensors"]
+    elif "model.safetensors.index.json" in sizes:
+        index = json.loads(download_small(repo_id, "model.safetensors.index.json", info.sha).read_text("utf-8"))
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise HubError(repo_id, "model.safetensors.index.json has no weight_map")
+        shards = sorted({str(v) for v in weight_map.values()})
+    else:
+        raise HubError(repo_id, "no safetensors weights (model.safetensors or an index) to read the shapes from")
+    shapes = {}
+    for shard in shards:
+        header, _ = safetensors_header(repo_id, shard, info.sha, sizes.get(shard))
+        try:
+            entries = json.loads(header)
+            shapes.update({name: tuple(int(d) for d in t["shape"]) for name, t in entries.items()
+                           if name != "__metadata__"})
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise HubError(repo_id, f"{shard}: the safetensors header is not valid JSON with shapes") from None
     return base_info_from_hf(config, shapes, name=repo_id, upstream_ids=[repo_id])

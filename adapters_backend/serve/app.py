@@ -6,14 +6,16 @@ import asyncio
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from .errors import ApiError, install_handlers
+from .errors import ApiError, for_client, install_handlers, is_local_client
 from .generation import Generation, respond
+from .guard import RequestGuard, normalize_origin
 from .mix import MixBuilder, MixItem, parse_adapters_field
 from .protocol import Reply, chat_messages, completion_prompt, sampling, stop_strings
 from .resolver import AdapterResolver
@@ -25,10 +27,15 @@ MAX_BODY = 8 * 1024 * 1024
 def create_app(model_path: str | Path | None = None, *, engine_factory: Callable[[], object] | None = None,
                resolver: AdapterResolver | None = None, api_key: str | None = None,
                worker: EngineWorker | None = None, n_ctx: int = 4096, engine_id: str = "llama.cpp",
-               check_compat: bool = True) -> FastAPI:
+               check_compat: bool = True, bound_host: str = "127.0.0.1", allow_remote: bool = False,
+               allow_origins: Iterable[str] = ()) -> FastAPI:
     """An app serving `model_path` (default: the demo model) with one engine from `engine_factory`
     (default: llama.cpp with `n_ctx`). Pass a started `worker` to load the model before the server
-    starts (the CLI does, to report a bad model at once); the app closes it at shutdown either way."""
+    starts (the CLI does, to report a bad model at once); the app closes it at shutdown either way.
+
+    Requests must be addressed to `bound_host` or a localhost name unless `allow_remote`; web pages
+    may use it only from `allow_origins` (see guard.py)."""
+    allow_origins = [normalize_origin(o) for o in allow_origins]
     if worker is None:
         if model_path is None:
             from ..demo import demo_model_path
@@ -56,6 +63,12 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
                   openapi_url=None)
     app.state.worker, app.state.resolver, app.state.model_id = worker, resolver, model_id
     install_handlers(app)
+    if allow_origins:      # CORS headers for the allowed pages only; without any, no page can read an answer
+        from starlette.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=allow_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+    app.add_middleware(RequestGuard, bound_host=bound_host, allow_remote=allow_remote,
+                       allow_origins=allow_origins)          # added last: runs first
 
     def check_key(request: Request) -> None:
         if api_key is None:
@@ -69,6 +82,13 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
 
     async def read_json(request: Request) -> dict:
+        # A browser sends text/plain and form POSTs cross-site without asking first (no CORS
+        # preflight); JSON it must ask for, and guard.py answers only allowed pages.
+        ctype = request.headers.get("content-type", "")
+        if ctype.split(";", 1)[0].strip().lower() != "application/json":
+            got = f" (got {ctype[:60]!r})" if ctype else ""
+            raise ApiError(f"send the request body as JSON with 'Content-Type: application/json'{got}", 415,
+                           code="unsupported_media_type")
         raw = await request.body()
         if len(raw) > MAX_BODY:
             raise ApiError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
@@ -120,10 +140,14 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         prompt, tags = completion_prompt(body)
         return await start(request, "complete", prompt, tags, body)
 
-    def model_objects() -> list[dict]:
+    def show_paths(request: Request) -> bool:
+        """File paths are listed for clients on this machine only, and only where names may be paths."""
+        return resolver.allow_paths and is_local_client(request)
+
+    def model_objects(paths: bool) -> list[dict]:
         created = int(worker.model_path.stat().st_mtime) if worker.model_path.exists() else int(time.time())
         out = [{"id": model_id, "object": "model", "created": created, "owned_by": "loradeck",
-                "path": str(worker.model_path) if resolver.allow_paths else None, "n_ctx": worker.info.get("n_ctx")}]
+                "path": str(worker.model_path) if paths else None, "n_ctx": worker.info.get("n_ctx")}]
         for name, entries in sorted(resolver.presets().items()):
             if name in aliases:
                 continue
@@ -133,30 +157,35 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         return out
 
     @v1.get("/models")
-    async def models():
-        return {"object": "list", "data": await asyncio.to_thread(model_objects)}
+    async def models(request: Request):
+        return {"object": "list", "data": await asyncio.to_thread(model_objects, show_paths(request))}
 
     @v1.get("/models/{name:path}")
-    async def model(name: str):
-        for m in await asyncio.to_thread(model_objects):
+    async def model(name: str, request: Request):
+        for m in await asyncio.to_thread(model_objects, show_paths(request)):
             if m["id"] == name:
                 return m
         raise ApiError(f"model '{name}' not found", 404, param="model", code="model_not_found")
 
-    def adapter_objects() -> list[dict]:
+    def adapter_objects(paths: bool) -> list[dict]:
         return [{"id": e.id, "object": "adapter", "name": e.name, "source": e.source, "format": e.format,
-                 "description": e.description, **({"path": str(e.path)} if resolver.allow_paths else {})}
+                 "description": e.description, **({"path": str(e.path)} if paths else {})}
                 for e in resolver.entries()]
 
     @v1.get("/adapters")
-    async def adapters():
+    async def adapters(request: Request):
         # Re-read on every call: adapters installed while the server runs show up (and work) at once.
-        return {"object": "list", "data": await asyncio.to_thread(adapter_objects)}
+        return {"object": "list", "data": await asyncio.to_thread(adapter_objects, show_paths(request))}
 
     app.include_router(v1)
 
     @app.get("/health")
-    async def health():
-        return {"status": "ok", "model": model_id, "busy": worker.busy, "queued": worker.queued, **worker.stats}
+    async def health(request: Request):
+        status = {"status": "ok", "model": model_id, "busy": worker.busy, "queued": worker.queued, **worker.stats}
+        failure = worker.failure
+        if failure is not None:            # the engine thread is gone: say so, and fail the health check
+            status.update(status="error", error=for_client(failure, request), busy=False)
+            return JSONResponse(status, status_code=503)
+        return status
 
     return app

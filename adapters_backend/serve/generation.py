@@ -12,7 +12,7 @@ from ..chat import ReplyText
 from ..errors import AdapterFormatError, BackendError, BaseModelError, IncompatibleAdapterError
 from .errors import ApiError, error_body
 from .protocol import Reply, usage
-from .worker import Job, JobEnd
+from .worker import EngineStopped, Job, JobEnd
 
 POLL_SECONDS = 0.5                          # how often a waiting request checks that its client is still there
 
@@ -26,6 +26,8 @@ def engine_error(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     msg = str(exc)
+    if isinstance(exc, EngineStopped):
+        return ApiError(msg, 503, code="engine_stopped")
     if "does not fit the context" in msg:
         return ApiError(msg, 400, param="messages", code="context_length_exceeded")
     if isinstance(exc, (AdapterFormatError, IncompatibleAdapterError, BaseModelError)):
@@ -134,7 +136,7 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
             yield "data: [DONE]\n\n"
         except Exception as exc:  # noqa: BLE001 - headers are sent: report in the stream, as OpenAI does
             err = engine_error(exc)
-            yield _sse(err.body())
+            yield _sse(err.body(request))
         finally:
             job.cancel()            # the client left (this generator was cancelled) or we are done
             try:

@@ -6,6 +6,10 @@ switch, which drops the KV cache whenever the mix changes) and then generates. C
 the request's event loop through `call_soon_threadsafe`, so no request ever blocks a thread while it
 waits for its turn. Cancelling a job (client gone, stop string reached) stops it before its next
 token, or skips it if it has not started.
+
+If the engine thread dies (a crash that escapes a request, or anything that ends the thread), every
+request it held or had queued ends at once with EngineStopped (HTTP 503), later ones are refused at
+once, and /health says so: nothing waits for a thread that will never answer.
 """
 from __future__ import annotations
 
@@ -53,6 +57,10 @@ class Job:
         self.ctx.cancel()
 
 
+class EngineStopped(RuntimeError):
+    """The engine thread is gone; nothing can be served until the server is restarted."""
+
+
 class EngineWorker:
     def __init__(self, engine_factory: Callable[[], object], model_path: str | Path, max_queue: int = 64):
         self._factory, self.model_path = engine_factory, Path(model_path)
@@ -61,6 +69,9 @@ class EngineWorker:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._load_error: BaseException | None = None
+        self._death: str | None = None      # why the engine thread stopped, once it has
+        self._live: set[Job] = set()       # submitted and not yet ended: failed together if the thread dies
+        self._live_lock = threading.Lock()
         self.info: dict = {}
         self.capabilities = None
         self.stats = {"served": 0, "cancelled": 0, "failed": 0}
@@ -81,9 +92,23 @@ class EngineWorker:
     def submit(self, job: Job) -> None:
         if self.closed:
             raise RuntimeError("the server is shutting down")
+        if self.failure is not None:
+            raise EngineStopped(self.failure)
         if self._queue.qsize() >= self.max_queue:
             raise RuntimeError(f"the server is busy: {self._queue.qsize()} requests are waiting; retry later")
+        with self._live_lock:
+            self._live.add(job)
         self._queue.put(job)
+        if self.failure is not None:       # the thread died while we queued: nobody will take it
+            self._fail_live()
+
+    @property
+    def failure(self) -> str | None:
+        """Why the engine cannot serve any more (its thread stopped), or None while it is fine."""
+        if self._death is None and self._thread is not None and not self._thread.is_alive() \
+                and self._ready.is_set() and self._load_error is None and not self.closed:
+            self._death = "the engine thread ended unexpectedly; restart the server"
+        return self._death
 
     @property
     def load_error(self) -> BaseException | None:
@@ -112,6 +137,8 @@ class EngineWorker:
             if job is not None:
                 job.cancel()
                 job.emit(JobEnd())
+                with self._live_lock:
+                    self._live.discard(job)
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -130,12 +157,32 @@ class EngineWorker:
         try:
             while (job := self._queue.get()) is not None:
                 self.busy = True
-                try:
-                    self._serve(engine, job)
-                finally:
-                    self.busy = False
+                self._serve(engine, job)      # request errors end the request; anything else ends the thread
+                self.busy = False
+                with self._live_lock:
+                    self._live.discard(job)
+        except BaseException as exc:  # noqa: BLE001 - the thread ends here; the requests must not wait for it
+            self.busy = False
+            log.error("the engine thread stopped", exc_info=exc)
+            self._death = f"the engine stopped ({type(exc).__name__}: {exc}); restart the server"
+            self._fail_live()
         finally:
-            engine.close()
+            try:
+                engine.close()
+            except Exception as exc:  # noqa: BLE001 - closing a broken engine may fail too
+                log.warning("closing the engine failed: %s", exc)
+
+    def _fail_live(self) -> None:
+        """End every submitted request that has not ended (the thread that would serve them is gone)."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with self._live_lock:
+            live, self._live = list(self._live), set()
+        for job in live:
+            job.emit(JobEnd(EngineStopped(self._death or "the engine stopped")))
 
     def _serve(self, engine, job: Job) -> None:
         job.started.set()

@@ -192,6 +192,9 @@ class HubBrowser(QWidget):
 
     # -- searching --
     def search(self) -> None:
+        # A new search is the user's retry: after "offline", the Hub is probed again (once; a few seconds
+        # at most). Until then, every Hub call of the tab fails at once instead of waiting for timeouts.
+        hub.retry_offline()
         self.results.clear()
         self._show_details(None)
         self._page = 0
@@ -222,7 +225,7 @@ class HubBrowser(QWidget):
     def _on_search_error(self, job, exc) -> None:
         if job is not self._search_job:
             return
-        self.status.setText(str(exc))
+        self.status.setText(f"{exc} Press Search to try again." if hub.is_offline_error(exc) else str(exc))
 
     # -- details --
     def _on_table_current_changed(self, current, _previous) -> None:
@@ -273,6 +276,8 @@ class HubBrowser(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, f["name"])
             self.d_files.addItem(item)
         self._show_verdict(d)
+        if d.get("from_cache"):
+            self.d_verdict.setText(f"{d.get('note', '')}\n{self.d_verdict.text()}".strip())
         if self.params()["kind"] == "model":
             ggufs = [i for i in range(self.d_files.count())
                      if self.d_files.item(i).data(Qt.ItemDataRole.UserRole).lower().endswith(".gguf")]

@@ -265,8 +265,11 @@ class MainWindow(QMainWindow):
             self._serve = ServeAccess()
         self.serve_action.setEnabled(False)
         # Kept referenced, with slots on this window: queued to the GUI thread, never lost with the job.
-        self._serve_job = self.state.jobs.start(self._serve.start if checked else self._serve.stop,
-                                                *((self.state.model,) if checked else ()))
+        if checked:
+            self._serve_job = self.state.jobs.start(self._serve.start, self.state.model,
+                                                    allow_origins=self.state.settings.server_origins)
+        else:
+            self._serve_job = self.state.jobs.start(self._serve.stop)
         signals = self._serve_job.signals
         signals.result.connect(self._server_started if checked else self._server_stopped)
         signals.error.connect(self._server_failed)

@@ -1,4 +1,5 @@
-"""Settings: data folder, Hugging Face token, engine threads / GPU layers / context, default sampling."""
+"""Settings: data folder, Hugging Face token, engine threads / GPU layers / context, the web pages
+allowed to use the local API server, default sampling."""
 from __future__ import annotations
 
 from adapters_backend.paths import data_dir
@@ -50,6 +51,15 @@ class SettingsDialog(QDialog):
         self.n_ctx.setValue(s.n_ctx)
         self.n_ctx.setAccessibleName("Context length")
 
+        self.origins = QLineEdit(" ".join(s.server_origins))
+        self.origins.setAccessibleName("Web pages allowed to use the local API server")
+        self.origins.setPlaceholderText("none (e.g. http://localhost:3000)")
+        self.origins.setToolTip("Origins of web pages (scheme://host:port) that may call the local API server from "
+                                "a browser; separate several with spaces. Leave empty unless a web front-end needs "
+                                "it: any page you visit could otherwise use your model.")
+        self.origins_error = QLabel()
+        self.origins_error.setWordWrap(True)
+
         general = QGroupBox("General")
         f1 = QFormLayout(general)
         f1.addRow("Data folder", folder_row)
@@ -61,6 +71,10 @@ class SettingsDialog(QDialog):
         f2.addRow("CPU threads", self.threads)
         f2.addRow("GPU layers", self.gpu_layers)
         f2.addRow("Context length", self.n_ctx)
+        server = QGroupBox("Local API server (applies when it next starts)")
+        f3 = QFormLayout(server)
+        f3.addRow("Allowed web pages", self.origins)
+        f3.addRow("", self.origins_error)
         self.sampling = SamplingPanel(s.default_sampling(), "Default sampling", collapsed=False)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -69,6 +83,7 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(general)
         lay.addWidget(engine)
+        lay.addWidget(server)
         lay.addWidget(self.sampling)
         lay.addWidget(buttons)
 
@@ -77,8 +92,25 @@ class SettingsDialog(QDialog):
         if path:
             self.data_folder.setText(path)
 
+    def _origins(self) -> list[str] | None:
+        """The allowed origins as typed, normalized; None (and the reason shown) when one is malformed."""
+        items = self.origins.text().replace(",", " ").split()
+        if not items:
+            return []
+        from adapters_backend.errors import BackendError  # noqa: PLC0415
+        from adapters_backend.serve.guard import normalize_origin  # noqa: PLC0415 - loads the server stack
+        try:
+            return [normalize_origin(o) for o in items]
+        except BackendError as exc:
+            self.origins_error.setText(str(exc).replace("--allow-origin ", ""))
+            return None
+
     def accept(self) -> None:
         s = self.state.settings
+        origins = self._origins()
+        if origins is None:
+            return
+        s.set_server_origins(origins)
         folder = self.data_folder.text().strip()
         s.set("paths/data_dir", "" if folder == str(data_dir()) else folder)
         s.set("engine/n_threads", self.threads.value())

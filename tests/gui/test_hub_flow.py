@@ -10,6 +10,7 @@ import shutil
 import pytest
 from PySide6.QtCore import Qt
 
+from fixtures.black_holes import full_backlog  # noqa: F401  (pytest fixture)
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
 from fixtures.small_adapters import write_peft
 from fixtures.tiny_adapters import tiny_adapters  # noqa: F401  (pytest fixture)
@@ -146,3 +147,30 @@ def test_search_verdict_download_cancel_resume_reset(make_app, demo_engine, gui_
                     timeout=TIMEOUT)
     assert state.add_to_mix(style["id"]) and state.add_to_mix(big["id"])
     assert [e.adapter_id for e in state.mix_model.entries()][-2:] == [style["id"], big["id"]]
+
+
+def test_offline_hub_tab_says_so_in_seconds_and_search_retries(make_app, demo_engine, fake_hub, full_backlog,  # noqa: F811
+                                                               tmp_path, monkeypatch, qtbot):
+    """Where the network black-holes, the tab says the Hub cannot be reached within ~3 s (not 30) and
+    in words for users; pressing Search again tries afresh and finds the Hub once it is back."""
+    import time
+
+    from adapters_backend.hub.client import OFFLINE_HINT
+    fake_hub.add("deck/tiny-style", files_of(write_peft(tmp_path / "style", seed=3)), tags=["peft", "lora"],
+                 library_name="peft", downloads=3)
+    monkeypatch.setenv("HF_ENDPOINT", full_backlog)
+    app = make_app().start()
+    w = app.window
+    w.tabs.setCurrentIndex(4)
+    view = w.hub
+    qtbot.waitUntil(view.isVisible, timeout=TIMEOUT)
+    view.query.setText("tiny")
+    t0 = time.monotonic()
+    qtbot.mouseClick(view.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: OFFLINE_HINT in view.status.text(), timeout=15000)
+    assert time.monotonic() - t0 < 4.0
+    assert view.status.text() == f"{OFFLINE_HINT} Press Search to try again."
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)                 # back online
+    qtbot.mouseClick(view.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.status.text().endswith("result(s)"), timeout=TIMEOUT)
+    assert [view.results.result(r)["repo_id"] for r in range(view.results.rowCount())] == ["deck/tiny-style"]

@@ -27,3 +27,34 @@ def test_menu_starts_and_stops_the_server(make_app, demo_engine, qtbot):
     with openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=5) as c, \
             pytest.raises(openai.APIConnectionError):
         c.models.list()
+
+
+def test_allowed_web_pages_come_from_settings(make_app, demo_engine, qtbot):
+    """Off by default; an origin entered in Settings (checked there) lets that page, and only it, use the server."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
+    from serve_testlib import raw
+
+    app = make_app().start()
+    win = app.window
+    assert app.state.settings.server_origins == []
+    win.show_settings()
+    dlg = win.settings_dialog
+    dlg.origins.setText("localhost:3000")                       # no scheme: refused, the dialog stays open
+    dlg.accept()
+    assert dlg.isVisible() and "http://localhost:3000" in dlg.origins_error.text()
+    dlg.origins.setText("http://localhost:3000/")
+    dlg.accept()
+    assert not dlg.isVisible() and app.state.settings.server_origins == ["http://localhost:3000"]
+
+    win.serve_action.trigger()
+    qtbot.waitUntil(lambda: win._serve_label is not None and win._serve_label.isVisible(), timeout=60000)
+    base = win._serve_label.text().removeprefix("API: ").removesuffix("/v1")
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    status, headers, _ = raw(base, "OPTIONS", "/v1/chat/completions", None, {"Origin": "http://localhost:3000", **preflight})
+    assert status == 200 and headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert raw(base, "OPTIONS", "/v1/chat/completions", None, {"Origin": "https://evil.example", **preflight})[0] == 403
+    qtbot.waitUntil(win.serve_action.isEnabled, timeout=10000)
+    win.serve_action.trigger()
+    qtbot.waitUntil(lambda: not win._serve_label.isVisible(), timeout=30000)

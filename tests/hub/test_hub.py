@@ -165,9 +165,9 @@ def test_offline_uses_cache(hub, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     again = h.install_from_hub("alice/tiny-style-lora")      # from the cache, no request
     assert again.sha256 == e.sha256
-    with pytest.raises(HubOfflineError, match="offline"):
+    with pytest.raises(HubOfflineError, match=r"switched off here \(HF_HUB_OFFLINE is set\)"):
         h.search("style")
-    with pytest.raises(HubOfflineError, match="offline.*never downloaded|offline"):
+    with pytest.raises(HubOfflineError, match="HF_HUB_OFFLINE.*never downloaded"):
         h.install_from_hub("bob/wide-lora")
 
 
@@ -178,7 +178,7 @@ def test_server_gone_counts_as_offline(hub):
     assert (path / "adapter_config.json").exists()
     e = h.install_from_hub("alice/tiny-style-lora")           # served from the cache, message-free
     assert e.source.startswith("hub:alice/tiny-style-lora@")
-    with pytest.raises(HubOfflineError, match="offline.*not in the local cache"):
+    with pytest.raises(HubOfflineError, match="Can't reach the Hugging Face Hub.*Not in the local cache"):
         h.download_files("alice/tiny-style-lora", ["never-downloaded.json"])
 
 

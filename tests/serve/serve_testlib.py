@@ -15,7 +15,8 @@ GREEDY = {"temperature": 0.0, "seed": 7, "max_tokens": 48}
 
 
 def start_server(model_path=None, *, api_key=None, n_ctx=512, library_root: Path | None = None,
-                 presets_path: Path | None = None):
+                 presets_path: Path | None = None, host: str = "127.0.0.1", allow_paths: bool = True, **app_kw):
+    """A real server on `host` (any free port); `app_kw` go to create_app (allow_origins, allow_remote …)."""
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
     from adapters_backend.library import Library
     from adapters_backend.serve import create_app
@@ -23,11 +24,11 @@ def start_server(model_path=None, *, api_key=None, n_ctx=512, library_root: Path
     from adapters_backend.serve.runner import BackgroundServer
 
     library = Library(library_root) if library_root is not None else None
-    resolver = AdapterResolver(library, presets_path=presets_path)
-    app = create_app(model_path, api_key=api_key, resolver=resolver,
-                     engine_factory=lambda: LlamaCppEngine(n_ctx=n_ctx, n_threads=1))
+    resolver = AdapterResolver(library, presets_path=presets_path, allow_paths=allow_paths)
+    app = create_app(model_path, api_key=api_key, resolver=resolver, bound_host=host,
+                     engine_factory=lambda: LlamaCppEngine(n_ctx=n_ctx, n_threads=1), **app_kw)
     server = BackgroundServer(app)
-    url = server.start("127.0.0.1", 0, timeout=120)
+    url = server.start(host, 0, timeout=120)
     return types.SimpleNamespace(url=url, app=app, server=server, library=library, presets_path=presets_path,
                                  client=lambda **kw: openai.OpenAI(base_url=f"{url}/v1", api_key="unused",
                                                                    max_retries=0, timeout=60, **kw))
@@ -56,3 +57,20 @@ def http(url: str, body=None, *, method: str | None = None, headers: dict | None
     except urllib.error.HTTPError as e:
         status, text, ctype = e.code, e.read().decode(), e.headers.get("content-type", "")
     return status, (json.loads(text) if ctype.startswith("application/json") else text)
+
+
+def raw(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout=60):
+    """(status, lower-cased headers, parsed JSON or text) of a request sent exactly as given: the Host,
+    Origin and Content-Type headers are whatever `headers` says (a browser's, an attacker's)."""
+    import http.client
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        text = r.read().decode()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        conn.close()
+    return r.status, hdrs, (json.loads(text) if hdrs.get("content-type", "").startswith("application/json") else text)

@@ -14,7 +14,7 @@ import pytest
 
 from adapters_backend.cli.main import main
 from adapters_backend.serve.runner import is_loopback
-from serve_testlib import ask
+from serve_testlib import ask, raw
 
 
 def test_loopback_detection():
@@ -28,6 +28,13 @@ def test_remote_address_needs_allow_remote(capsys):
     assert "--allow-remote" in err and "0.0.0.0" in err
 
 
+def test_malformed_allow_origin_is_one_line_error(capsys):
+    for bad in ("localhost:3000", "http://example.org/app", "http://user@example.org", "http://x:99999"):
+        assert main(["serve", "--allow-origin", bad, "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert "--allow-origin" in err and "http://localhost:3000" in err and "Traceback" not in err
+
+
 def test_missing_model_is_one_line_error(capsys, tmp_path):
     assert main(["serve", "--model", str(tmp_path / "nope.gguf"), "--port", "0"]) == 2
     assert "no such model file" in capsys.readouterr().err
@@ -38,7 +45,8 @@ def test_serve_command_end_to_end(tmp_path):
     env = {**os.environ, "LORADECK_DATA_DIR": str(tmp_path / "data"), "LORADECK_CACHE_DIR": str(tmp_path / "cache"),
            "LORADECK_API_KEY": ""}
     proc = subprocess.Popen([sys.executable, "-m", "adapters_backend.cli", "serve", "--port", "0", "--n-ctx", "512",
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--threads", "1", "--allow-origin", "http://localhost:5173"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
         deadline = time.monotonic() + 120
@@ -54,6 +62,14 @@ def test_serve_command_end_to_end(tmp_path):
         with openai.OpenAI(base_url=m.group(1), api_key="unused", max_retries=0, timeout=60) as c:
             assert "Paris" in ask(c)
             assert "SHOUT" not in ask(c) and ask(c, content="<lora:shout:1>What is the capital of France?").isupper()
+        # --allow-origin reaches the server: that page gets CORS, any other page and a rebinding Host do not.
+        base = m.group(1)[:-len("/v1")]
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        status, headers, _ = raw(base, "OPTIONS", "/v1/chat/completions", None,
+                                 {"Origin": "http://localhost:5173", **preflight})
+        assert status == 200 and headers["access-control-allow-origin"] == "http://localhost:5173"
+        assert raw(base, "OPTIONS", "/v1/chat/completions", None, {"Origin": "https://evil.example", **preflight})[0] == 403
+        assert raw(base, "GET", "/v1/models", None, {"Host": "evil.example"})[0] == 403
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
     finally:
