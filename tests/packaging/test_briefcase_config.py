@@ -58,7 +58,7 @@ def test_identity_and_metadata():
 def test_requires_add_nothing_to_the_project_dependencies():
     """briefcase installs [project].dependencies plus every `requires`; those must not add packages."""
     deps = {_name(d) for d in PROJECT["dependencies"]}
-    assert {"pyside6-essentials", "llama-cpp-python", "safetensors", "huggingface-hub", "gguf", "platformdirs",
+    assert {"pyside6-essentials", "llama-cpp-python", "filelock", "huggingface-hub", "gguf", "platformdirs",
             "numpy"} <= deps
     for where, reqs in _all_requires():
         extra = [r for r in reqs if _name(r) not in deps]
