@@ -142,9 +142,9 @@ def run_live(only: set[str], tokens: int):
             chat.prompt.setPlainText(p)
             chat.send()
             wait_until(app, lambda: not chat.generating)
-            if chat._t_last is not None:
-                n_gui += chat._received
-                t_gui += chat._t_last - chat._t_request
+            if chat._arrival.t_last is not None:
+                n_gui += chat._arrival.tokens
+                t_gui += chat._arrival.t_last - chat._t_request
         stall = meter.end()
         if "stall" in only:
             yield (f"longest GUI stall while generating: {stall:.1f} ms (goal ≤ {GOAL_STALL_MS:.0f}) "

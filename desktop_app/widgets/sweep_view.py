@@ -40,7 +40,7 @@ class SweepView(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
         self.state = state
-        self.collector = StreamCollector(state.host, state.errors, self)
+        self.collector = StreamCollector(state.host, self)
         self.collector.all_finished.connect(self._update_enabled)
         self.panes: list[ResultPane] = []
 

@@ -92,7 +92,7 @@ def test_stop_regenerate_edit_resend(make_app, demo_engine, qtbot):
     chat.prompt.setPlainText("Tell me a joke.")
     # Stop: the generation ends as cancelled long before max_tokens, and the app is ready again.
     chat.send()
-    qtbot.waitUntil(lambda: chat._received > 0, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: chat._arrival.tokens > 0, timeout=TIMEOUT)
     assert chat.stop_button.isEnabled()
     qtbot.mouseClick(chat.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
