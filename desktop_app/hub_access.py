@@ -4,14 +4,9 @@ Plain functions run inside JobRunner jobs; they return plain dicts for the Qt mo
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 log = logging.getLogger(__name__)
-
-
-def available() -> bool:
-    return importlib.util.find_spec("adapters_backend.hub") is not None
 
 
 def upstream_base_of(model_path: str) -> str | None:

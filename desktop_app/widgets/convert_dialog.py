@@ -55,9 +55,6 @@ class ConvertDialog(JobDialog):
         lay.addWidget(self.buttons)
         self.adapter.currentIndexChanged.connect(self._suggest_output)
         self._suggest_output()
-        if not tools.convert_available():
-            self.status.setText("Conversion is not available in this build.")
-            self.run_button.setEnabled(False)
 
     def _browse_adapter(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Adapter", str(Path.home()),

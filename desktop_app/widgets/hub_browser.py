@@ -140,13 +140,6 @@ class HubBrowser(QWidget):
         lay.addWidget(split, 1)
         state.model_changed.connect(self._on_state_model_changed)
         self._on_state_model_changed()
-        if not hub.available():
-            self._set_unavailable()
-
-    def _set_unavailable(self) -> None:
-        self.status.setText("Hub support is not installed in this build.")
-        for w in (self.search_button, self.query, self.download_button):
-            w.setEnabled(False)
 
     # -- state --
     def _on_state_model_changed(self) -> None:

@@ -63,9 +63,6 @@ class MergeDialog(JobDialog):
                 self._add_row(e.name, e.path, e.strength)
         self.into_base.setEnabled(state.model is not None)
         self._suggest_output()
-        if not tools.merge_available():
-            self.status.setText("Merging is not available in this build.")
-            self.run_button.setEnabled(False)
 
     def _add_row(self, name: str, path: str | None, weight: float) -> None:
         if not path:
