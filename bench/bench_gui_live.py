@@ -76,13 +76,14 @@ def wait_until(app, cond, timeout=120.0):
 
 
 def _direct_rate(settings, model_path, mix, params, prompts) -> tuple[int, float]:
+    from adapters_backend.engines.base import ChatMessage as message_cls
+    from adapters_backend.engines.base import SamplingParams as params_cls
     from adapters_backend.jobs import JobContext
-    from desktop_app.workers.engine_host import _active, _engine_types, default_engine_factory
+    from desktop_app.workers.engine_host import default_engine_factory
 
-    active_cls, message_cls, params_cls = _engine_types()
     engine = default_engine_factory("llama.cpp", settings.engine_options())
     engine.load(model_path, JobContext())
-    engine.set_adapters([_active(active_cls, a) for a in mix])
+    engine.set_adapters(list(mix))
     n_total, t_total = 0, 0.0
     try:
         for _chunk in engine.generate([message_cls(role="user", content="Hello!")], params_cls(**params),
@@ -124,10 +125,10 @@ def run_live(only: set[str], tokens: int):
     chat.sampling.seed.setValue(1)
     # A model of realistic size with one rank-16 adapter on every linear layer (see make_bench_model.py).
     from make_bench_model import bench_files  # noqa: PLC0415
-    from desktop_app.models.mix_model import MixEntry  # noqa: PLC0415
+    from adapters_backend.mix_presets import MixEntry  # noqa: PLC0415
     model_file, lora_file = bench_files()
     state.load_model(str(model_file), "llama.cpp", label="Benchmark model")
-    wait_until(app, lambda: state.model is not None and state.model["path"] == str(model_file), 300)
+    wait_until(app, lambda: state.model is not None and state.model.path == str(model_file), 300)
     state.mix_model.replace_all([MixEntry("bench-lora", "bench LoRA r16", str(lora_file), 1.0, True)])
     # Warm up (first generation builds graphs; the adapter file is loaded once).
     chat.prompt.setPlainText("Hello!")
@@ -142,15 +143,15 @@ def run_live(only: set[str], tokens: int):
             chat.prompt.setPlainText(p)
             chat.send()
             wait_until(app, lambda: not chat.generating)
-            if chat._t_last is not None:
-                n_gui += chat._received
-                t_gui += chat._t_last - chat._t_request
+            if chat._arrival.t_last is not None:
+                n_gui += chat._arrival.tokens
+                t_gui += chat._arrival.t_last - chat._t_request
         stall = meter.end()
         if "stall" in only:
             yield (f"longest GUI stall while generating: {stall:.1f} ms (goal ≤ {GOAL_STALL_MS:.0f}) "
                    f"{'OK' if stall <= GOAL_STALL_MS else 'MISSED'}"), stall <= GOAL_STALL_MS
         params = chat.sampling.params()
-        model_path, mix, settings = state.model["path"], state.engine_mix(), state.settings
+        model_path, mix, settings = state.model.path, state.engine_mix(), state.settings
 
     if "stall" in only:
         from bench_gui_jobs import download_stall, convert_stall  # noqa: PLC0415

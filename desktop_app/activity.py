@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
+from adapters_backend.units import transfer_text
+
 
 @dataclass
 class Activity:
@@ -35,20 +37,12 @@ class Activity:
         parts = []
         if self.kind == "download" and self.total > 0:
             elapsed = max(time.monotonic() - self.started, 1e-6)
-            rate = self.done / elapsed
-            parts.append(f"{_mb(self.done)} of {_mb(self.total)}")
-            if rate > 0:
-                parts.append(f"{_mb(rate)}/s")
-                parts.append(f"{max(self.total - self.done, 0) / rate:.0f} s left")
+            parts.append(transfer_text(self.done, self.total, self.done / elapsed))
         elif self.fraction is not None:
             parts.append(f"{100 * self.fraction:.0f}%")
         if self.message:
             parts.append(self.message)
         return " · ".join(parts) or "Working…"
-
-
-def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f} MB"
 
 
 class ActivityListModel(QAbstractListModel):

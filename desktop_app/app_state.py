@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
+
+from adapters_backend.model_ref import engine_for, is_url
 
 from .conversation_store import ConversationStore
 from .errors import ErrorReporter
 from .models.conversation_model import ConversationListModel
 from .models.library_model import LibraryTableModel
-from .models.mix_model import MixEntry, MixListModel
-from .preset_store import PresetStore
+from .models.mix_model import MixListModel
 from .settings import AppSettings
-from .workers.engine_host import EngineHost, LoadRequest
+from .workers.engine_host import EngineHost, LoadedModel, LoadRequest
 from .workers.job_runner import JobRunner
 from . import library_access as lib
+
+if TYPE_CHECKING:
+    from adapters_backend.core.compat import Verdict
+    from adapters_backend.engines.base import ActiveAdapter
+    from adapters_backend.library import LibraryEntry
+    from adapters_backend.mix_presets import MixEntry, PresetStore
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +38,6 @@ HOW_TO_GET_A_MODEL = ("To use a real model: <b>File → Open GGUF model…</b> (
 def _data_dir() -> Path:
     from adapters_backend.paths import data_dir  # noqa: PLC0415 - platformdirs, after start-up
     return data_dir()
-
-
-def engine_for(path: str | Path) -> str:
-    """Pick the engine by what the model is: a .gguf file → llama.cpp; a folder (HF model) or a Hub id
-    such as "Qwen/Qwen2.5-0.5B-Instruct" → PyTorch (which says plainly if a folder is not a model)."""
-    text = str(path)
-    if text.lower().startswith(("http://", "https://")):
-        return "llama-server"          # a serving system's address; the picker lets the user say which kind
-    if text.lower().endswith(".gguf"):
-        return "llama.cpp"
-    p = Path(text).expanduser()
-    if p.is_dir() or (not p.exists() and is_hub_id(text)):
-        return "torch"
-    return "llama.cpp"
-
-
-def is_hub_id(text: str) -> bool:
-    """"owner/name" with Hub-legal characters (and not a path that exists locally)."""
-    import re  # noqa: PLC0415
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*", text.strip())) \
-        and not Path(text).expanduser().exists()
 
 
 class AppState(QObject):
@@ -72,10 +59,10 @@ class AppState(QObject):
         self.errors = errors or ErrorReporter()
         self.jobs = JobRunner(self)
         self.host = EngineHost(engine_factory)
-        self.model: dict | None = None          # what EngineHost.model_loaded described
+        self.model: LoadedModel | None = None
         self.loading: str | None = None
         self.busy = False
-        self.compat: dict[str, dict] = {}       # adapter id -> {"ok": bool|None, "reason": str}
+        self.compat: dict[str, Verdict] = {}    # adapter id -> its verdict against the loaded model
         self.mix_model = MixListModel(self)
         self.library_model = LibraryTableModel(self)
         # The data folder is resolved on first use (after the window is painted).
@@ -90,7 +77,8 @@ class AppState(QObject):
     @property
     def presets(self) -> PresetStore:
         if self._presets is None:
-            self._presets = PresetStore(_data_dir() / "mix_presets.json")
+            from adapters_backend.mix_presets import PresetStore  # noqa: PLC0415 - after start-up
+            self._presets = PresetStore()
         return self._presets
 
     # ------------------------------------------------------------------ start-up
@@ -137,18 +125,18 @@ class AppState(QObject):
     def load_model(self, path: str, engine: str | None = None, label: str = "", options: dict | None = None) -> None:
         """Load a model file/folder/Hub id, or connect to a server (`path` = its URL, `options` e.g. api_key)."""
         engine = engine or engine_for(path)
-        remote = str(path).lower().startswith(("http://", "https://"))
+        remote = is_url(path)
         label = label or ("Demo model" if lib.is_demo_model(path)
                           else f"{engine} at {path}" if remote else Path(path).name)
         self.loading = label
         self.model_loading.emit(label)
         self.host.load(LoadRequest(str(path), engine, {**self.settings.engine_options(), **(options or {})}, label))
 
-    def _on_host_model_loaded(self, info: dict) -> None:
+    def _on_host_model_loaded(self, model: LoadedModel) -> None:
         self.loading = None
-        self.model = info
-        self.settings.set_last_model(info["path"], info["engine"])
-        self.settings.add_recent_model(info["path"], info["engine"])
+        self.model = model
+        self.settings.set_last_model(model.path, model.engine)
+        self.settings.add_recent_model(model.path, model.engine)
         self.model_changed.emit()
         self.refresh_compat()
 
@@ -167,42 +155,36 @@ class AppState(QObject):
         self.busy_changed.emit(busy)
 
     def model_label(self) -> str:
-        return self.model["label"] if self.model else ""
+        return self.model.label if self.model else ""
 
     def is_demo_loaded(self) -> bool:
-        return bool(self.model) and lib.is_demo_model(self.model["path"])
+        return self.model is not None and lib.is_demo_model(self.model.path)
 
     def model_note(self) -> str:
         if self.model is None:
             return "" if self.loading else "No model loaded. " + HOW_TO_GET_A_MODEL
         if self.is_demo_loaded():
             return f"<b>Tiny demo model.</b> {lib.demo_note()}<br>{HOW_TO_GET_A_MODEL}"
-        note = (self.model.get("info") or {}).get("note") if isinstance(self.model.get("info"), dict) else None
-        return note or ""
+        return self.model.info.get("note") or ""
 
     def capabilities(self):
-        return self.model.get("capabilities") if self.model else None
+        return self.model.capabilities if self.model else None
 
     def capability(self, name: str, default=False):
         caps = self.capabilities()
         return getattr(caps, name, default) if caps is not None else default
 
     def context_size(self) -> int | None:
-        info = (self.model or {}).get("info")
-        if isinstance(info, dict) and info.get("n_ctx"):
-            return int(info["n_ctx"])
-        return self.settings.n_ctx if self.model else None
+        if self.model is None:
+            return None
+        return self.model.n_ctx or self.settings.n_ctx
 
     # ------------------------------------------------------------------ generation
-    def generate(self, messages, params: dict, mix: list | None = None, tag=None) -> int:
+    def generate(self, messages, params: dict, mix: list[ActiveAdapter] | None = None, tag=None) -> int:
         """Queue a generation with `mix` (default: the mixer's current mix)."""
-        mix = self.engine_mix() if mix is None else mix
-        # The library name goes along: a remote server matches adapters by name (its own copies).
-        names = {e.path: e.name for e in self.mix_model.entries()}
-        mix = [(*m[:3], names.get(m[0])) if len(m) == 3 else m for m in mix]
-        return self.host.generate(messages, params, mix, tag)
+        return self.host.generate(messages, params, self.engine_mix() if mix is None else mix, tag)
 
-    def engine_mix(self) -> list:
+    def engine_mix(self) -> list[ActiveAdapter]:
         return self.mix_model.engine_mix()
 
     def mix_summary(self, mix_entries: list[MixEntry] | None = None) -> str:
@@ -216,9 +198,10 @@ class AppState(QObject):
         if entry is None:
             return False
         verdict = self.compat.get(adapter_id)
-        if verdict is not None and verdict.get("ok") is False:
+        if verdict is not None and not verdict.usable:
             return False
-        self.mix_model.add(MixEntry(adapter_id, lib.entry_name(entry), lib.entry_path(entry), strength, enabled))
+        from adapters_backend.mix_presets import MixEntry  # noqa: PLC0415 - after start-up
+        self.mix_model.add(MixEntry(adapter_id, entry.name, str(entry.path), strength, enabled))
         self._save_mix()
         return True
 
@@ -228,25 +211,27 @@ class AppState(QObject):
 
     def _restore_mix(self) -> None:
         import json  # noqa: PLC0415
+
+        from adapters_backend.mix_presets import entries_from_json  # noqa: PLC0415
         try:
             saved = json.loads(self.settings.get("mix/current", "[]") or "[]")
         except ValueError:
             saved = []
-        self.mix_model.replace_all(self._entries_from_json(saved))
+        self.mix_model.replace_all(self._in_library(entries_from_json(saved)))
 
-    def _entries_from_json(self, saved) -> list[MixEntry]:
-        """Saved mix entries still in the library, with the library's current file for each."""
-        entries = []
-        for d in saved:
-            try:
-                e = MixEntry.from_json(d)
-            except (KeyError, TypeError, ValueError):
-                continue
+    def _in_library(self, entries: list[MixEntry], missing: list[str] | None = None) -> list[MixEntry]:
+        """The entries whose adapter is still in the library, each with the library's current file;
+        the names of the others go to `missing`."""
+        kept = []
+        for e in entries:
             lib_entry = self.library_model.entry_by_id(e.adapter_id)
-            if lib_entry is not None:
-                e.path = lib.entry_path(lib_entry)
-                entries.append(e)
-        return entries
+            if lib_entry is None:
+                if missing is not None:
+                    missing.append(e.name)
+                continue
+            e.path = str(lib_entry.path)
+            kept.append(e)
+        return kept
 
     def mix_changed_by_user(self) -> None:
         self._save_mix()
@@ -257,41 +242,27 @@ class AppState(QObject):
         out += [(f"Preset: {n}", f"preset:{n}") for n in self.presets.names()]
         return out
 
-    def resolve_mix(self, key: str) -> tuple[list, str]:
+    def resolve_mix(self, key: str) -> tuple[list[ActiveAdapter], str]:
         """(engine mix, summary) for a mix_choices key."""
         if key == "base":
             return [], "base model"
         if key.startswith("preset:"):
-            entries = self._entries_from_json(self.presets.get(key.split(":", 1)[1]))
-            return [e.engine_entry() for e in entries if e.enabled], self.mix_summary(entries)
+            entries = self._in_library(self.presets.get(key.split(":", 1)[1]) or [])
+            return [e.active() for e in entries if e.enabled], self.mix_summary(entries)
         return self.engine_mix(), self.mix_summary()
 
     def model_layers(self) -> int | None:
-        info = (self.model or {}).get("info")
-        if isinstance(info, dict) and info.get("n_layers"):
-            return int(info["n_layers"])
-        return None
+        return self.model.n_layers if self.model else None
 
     # -- presets --
     def save_preset(self, name: str) -> None:
-        self.presets.save(name, [e.to_json() for e in self.mix_model.entries()])
+        self.presets.save(name, self.mix_model.entries())
         self.presets_changed.emit()
 
     def apply_preset(self, name: str) -> list[str]:
         """Replace the mix by a preset; returns names of adapters no longer in the library."""
-        entries, missing = [], []
-        for d in self.presets.get(name):
-            try:
-                e = MixEntry.from_json(d)
-            except (KeyError, TypeError, ValueError):
-                continue
-            lib_entry = self.library_model.entry_by_id(e.adapter_id)
-            if lib_entry is None:
-                missing.append(e.name)
-                continue
-            e.path = lib.entry_path(lib_entry)
-            entries.append(e)
-        self.mix_model.replace_all(entries)
+        missing: list[str] = []
+        self.mix_model.replace_all(self._in_library(self.presets.get(name) or [], missing))
         self._save_mix()
         return missing
 
@@ -310,7 +281,7 @@ class AppState(QObject):
         if not self._fresh_listing(seq):
             return
         self.library_model.set_entries(entries)
-        ids = {lib.entry_id(e) for e in entries}
+        ids = {e.id for e in entries}
         for e in self.mix_model.entries():
             if e.adapter_id not in ids:
                 self.mix_model.remove_adapter(e.adapter_id)
@@ -329,12 +300,12 @@ class AppState(QObject):
         self.add_installed(entry)
         self.install_finished.emit(source, entry, None)
 
-    def add_installed(self, entry: dict | None) -> None:
+    def add_installed(self, entry: LibraryEntry | None) -> None:
         """Show a just-installed adapter in the library at once, then re-read the library (job).
         The re-read is numbered after any listing already running, so an older listing that finishes
         later (without the new entry) is not applied over it."""
         if entry:
-            entries = [e for e in self.library_model.entries() if e["id"] != entry["id"]]
+            entries = [e for e in self.library_model.entries() if e.id != entry.id]
             self.library_model.set_entries(entries + [entry])
             self._library_applied = max(getattr(self, "_library_applied", 0), self._next_library_seq())
             self.library_changed.emit()
@@ -372,13 +343,13 @@ class AppState(QObject):
             self.compat_changed.emit()
             return
         entries = self.library_model.entries()
-        job = self.jobs.start(lib.check_all, entries, self.model["path"], self.model["engine"])
+        job = self.jobs.start(lib.check_all, entries, self.model.path, self.model.engine)
         self._compat_job = job
         job.signals.result.connect(lambda res, j=job: self._on_compat_checked(j, res))
         job.signals.error.connect(lambda exc: None if type(exc).__name__ == "JobCancelled"   # superseded
                                   else log.warning("compatibility check failed: %s", exc))
 
-    def _on_compat_checked(self, job, result: dict) -> None:
+    def _on_compat_checked(self, job, result: dict[str, Verdict]) -> None:
         if job is not self._compat_job:
             return
         self.compat = result

@@ -1,7 +1,7 @@
 """Conversations kept between runs: one JSON file per conversation in `<data dir>/conversations/`.
 
 Plain Python (no Qt): the chat view changes a `Conversation`, then asks the store to save it; saves
-are atomic (see storage.py), so a crash mid-save keeps the previous version.
+are atomic (adapters_backend.atomic), so a crash mid-save keeps the previous version.
 """
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from .storage import read_json, write_json_atomic
 
 SCHEMA = "loradeck.conversation/1"
 
@@ -74,6 +72,7 @@ class ConversationStore:
         out = []
         if not self.folder.is_dir():
             return out
+        from adapters_backend.atomic import read_json  # noqa: PLC0415 - json is not needed to paint the window
         for f in self.folder.glob("*.json"):
             d = read_json(f)
             if isinstance(d, dict) and d.get("schema") == SCHEMA and "id" in d:
@@ -85,6 +84,7 @@ class ConversationStore:
         return out
 
     def save(self, conv: Conversation) -> None:
+        from adapters_backend.atomic import write_json_atomic  # noqa: PLC0415
         conv.updated = time.time()
         write_json_atomic(self._file(conv.id), conv.to_json())
 

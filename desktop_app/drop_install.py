@@ -79,7 +79,7 @@ class DropInstaller(QObject):
         start()
 
     def _on_done(self, act, p: Path, entry) -> None:
-        self.activities.update(act, state="done", message=f"added as '{entry['name']}'")
+        self.activities.update(act, state="done", message=f"added as '{entry.name}'")
         self.installed.emit(str(p), entry)
 
     def _on_failed(self, act, p: Path, exc) -> None:

@@ -1,17 +1,13 @@
 """The Hub calls the app makes (search, details, downloads), mapped onto the backend's hub package.
 
-Plain functions run inside JobRunner jobs; they return plain dicts for the Qt models.
+Plain functions run inside JobRunner jobs. Search rows and repository details are the backend's
+`as_dict()` forms (the details' verdict a `Verdict`); an install returns the `LibraryEntry`.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 log = logging.getLogger(__name__)
-
-
-def available() -> bool:
-    return importlib.util.find_spec("adapters_backend.hub") is not None
 
 
 def upstream_base_of(model_path: str) -> str | None:
@@ -44,35 +40,27 @@ def search(params: dict, page: int, page_size: int, ctx=None) -> list[dict]:
     return [r.as_dict() for r in rows]
 
 
-def _verdict(compat: dict | None) -> dict | None:
-    if compat is None:
-        return None
-    ok = {"compatible": True, "partial": True, "incompatible": False}.get(compat.get("verdict"))
-    return {"ok": ok, "reason": compat.get("summary") or "", "verdict": compat.get("verdict")}
-
-
 def details(repo_id: str, kind: str, base: dict | None, ctx=None) -> dict:
     """Repository details; for adapters with a loaded model, the verdict against it."""
     from adapters_backend import hub  # noqa: PLC0415
+    from adapters_backend.core.compat import ENGINES, Verdict  # noqa: PLC0415
     target, engine = None, "llama.cpp"
     if base and kind != "model":
         target = base.get("path") or base.get("id")
-        engine = base.get("engine") or engine
-        if engine not in ("llama.cpp", "torch"):
-            engine = "llama.cpp"
+        if base.get("engine") in ENGINES:
+            engine = base["engine"]
     d = hub.repo_details(repo_id, base=target, engine=engine).as_dict()
-    d["compat"] = _verdict(d.get("compat"))
+    d["compat"] = Verdict.from_json(d.get("compat"))
     if kind == "model":   # smallest quantizations first, as the picker suggests the first one
         d["files"] = [{"name": f["name"], "size": f["size"]} for f in d["gguf_files"]] + \
                      [f for f in d["files"] if not f["name"].lower().endswith(".gguf")]
     return d
 
 
-def download_and_install(repo_id: str, revision: str | None, ctx=None) -> dict:
+def download_and_install(repo_id: str, revision: str | None, ctx=None):
+    """The adapter's new (or already present) `LibraryEntry`."""
     from adapters_backend import hub  # noqa: PLC0415
-
-    from .library_access import _normalize  # noqa: PLC0415
-    return _normalize(hub.install_from_hub(repo_id, revision=revision, ctx=ctx))
+    return hub.install_from_hub(repo_id, revision=revision, ctx=ctx)
 
 
 def download_model_file(repo_id: str, filename: str, revision: str | None, ctx=None) -> str:

@@ -13,13 +13,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv:
         return cli_main(argv)
-    try:
-        from desktop_app.app import run  # noqa: PLC0415 - the GUI is imported only when launched
-    except ModuleNotFoundError as exc:
-        if exc.name != "desktop_app.app":
-            raise
-        # The desktop window arrives with the desktop-app issue; until then show the commands.
-        return cli_main(["--help"])
+    from desktop_app.app import run  # noqa: PLC0415 - the GUI is imported only when launched
     return run()
 
 

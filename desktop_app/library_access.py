@@ -1,138 +1,98 @@
 """The backend calls the app makes about adapters: library, install, compatibility, demo.
 
-Each function is plain Python, runs inside a JobRunner job (so it may block) and returns plain
-dicts the Qt models show. Keeping the mapping here means one file follows the backend's names.
+Each function is plain Python and runs inside a JobRunner job (so it may block); it returns the
+backend's own types (`LibraryEntry`, `Verdict`). Backend modules are imported on first use, after
+the window is painted.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters_backend.core.compat import Verdict
+    from adapters_backend.library import LibraryEntry
 
 log = logging.getLogger(__name__)
-
-ENTRY_FIELDS = ("id", "name", "path", "format", "variant", "rank", "alpha", "base_model", "size", "source",
-                "license", "notes", "installed", "sha256")
 
 
 # ---------------------------------------------------------------------- demo
 def demo_model() -> Path | None:
+    from adapters_backend import demo  # noqa: PLC0415
+    from adapters_backend.errors import BaseModelError  # noqa: PLC0415
     try:
-        from adapters_backend import demo  # noqa: PLC0415
         return demo.demo_model_path()
-    except Exception as exc:  # noqa: BLE001 - no demo is not fatal: the user opens a model
+    except BaseModelError as exc:      # no demo is not fatal: the user opens a model
         log.warning("demo model unavailable: %s", exc)
         return None
 
 
 def is_demo_model(path) -> bool:
-    try:
-        from adapters_backend import demo  # noqa: PLC0415
-        return demo.is_demo_model(path)
-    except Exception:  # noqa: BLE001
-        return False
+    from adapters_backend import demo  # noqa: PLC0415
+    return demo.is_demo_model(path)
 
 
 def demo_note() -> str:
-    try:
-        from adapters_backend import demo  # noqa: PLC0415
-        return demo.DEMO_NOTE
-    except Exception:  # noqa: BLE001
-        return "This is a tiny demo model."
+    from adapters_backend import demo  # noqa: PLC0415
+    return demo.DEMO_NOTE
 
 
 def demo_prompts() -> list[str]:
+    from adapters_backend import demo  # noqa: PLC0415
+    from adapters_backend.errors import BaseModelError  # noqa: PLC0415
     try:
-        from adapters_backend import demo  # noqa: PLC0415
         return demo.demo_prompts()
-    except Exception:  # noqa: BLE001
+    except BaseModelError:
         return []
 
 
 # ---------------------------------------------------------------------- entries
-def entry_id(e: dict) -> str:
-    return e["id"]
-
-
-def entry_name(e: dict) -> str:
-    return e.get("name") or e["id"]
-
-
-def entry_path(e: dict) -> str:
-    """The file the engine loads for this adapter."""
-    return e.get("engine_path") or e["path"]
-
-
 def _library():
     from adapters_backend.library import Library  # noqa: PLC0415
     return Library()
 
 
-def _normalize(entry) -> dict:
-    get = entry.get if isinstance(entry, dict) else (lambda k, d=None: getattr(entry, k, d))
-    d = {k: get(k) for k in ENTRY_FIELDS}
-    d["id"] = str(d["id"] or get("name"))
-    d["name"] = str(get("label") or d["name"] or d["id"])
-    d["path"] = str(d["path"])
-    return d
+def _shown(entries: list[LibraryEntry]) -> list[LibraryEntry]:
+    """Demo adapters say "built-in demo" as their source, also in libraries that recorded the path of
+    the demo files (before the demo had its own provenance)."""
+    from adapters_backend.demo import DEMO_SOURCE, is_demo_source  # noqa: PLC0415
+    return [dataclasses.replace(e, source=DEMO_SOURCE) if e.source != DEMO_SOURCE and is_demo_source(e.source)
+            else e for e in entries]
 
 
-def list_entries(ctx=None) -> list[dict]:
-    try:
-        library = _library()
-    except ImportError:
-        return _demo_entries()
-    return [_normalize(e) for e in library.list()]
+def list_entries(ctx=None) -> list[LibraryEntry]:
+    return _shown(_library().list())
 
 
-def _demo_entries() -> list[dict]:
-    """Until the library backend exists: the demo adapters, read-only."""
-    try:
-        from adapters_backend import demo  # noqa: PLC0415
-        adapters = demo.demo_adapters()
-    except Exception:  # noqa: BLE001
-        return []
-    out = []
-    for a in adapters:
-        out.append({"id": f"demo-{a.name}", "name": a.name, "path": str(a.path), "format": a.format,
-                    "variant": "lora", "source": "demo", "notes": a.description,
-                    "engine_path": str(demo.demo_lora_gguf(a.name))})
-    return out
-
-
-def startup_entries(first_run: bool, ctx=None) -> tuple[list[dict], list[str]]:
+def startup_entries(first_run: bool, ctx=None) -> tuple[list[LibraryEntry], list[str]]:
     """The library at start; on first run the demo adapters are registered in it first.
     Returns (entries, ids of the demo adapters)."""
+    from adapters_backend import demo  # noqa: PLC0415
+    from adapters_backend.errors import BaseModelError  # noqa: PLC0415
+    library = _library()
     try:
-        library = _library()
-    except ImportError:
-        entries = _demo_entries()
-        return entries, [e["id"] for e in entries]
-    demo = _demo_adapters()
+        adapters = demo.demo_adapters()
+    except BaseModelError as exc:
+        log.warning("demo adapters unavailable: %s", exc)
+        adapters = []
     if first_run:
-        known = {_normalize(e)["name"] for e in library.list()}
-        for a in demo:
+        known = {e.name for e in library.list()}
+        for a in adapters:
             if a.name in known:
                 continue
             try:
-                library.install(str(a.path), name=a.name)
+                library.install(str(a.path), name=a.name, provenance=demo.DEMO_SOURCE)
             except Exception as exc:  # noqa: BLE001 - the app still starts; the adapter is just missing
                 log.warning("could not register the demo adapter %s: %s", a.name, exc)
-    entries = [_normalize(e) for e in library.list()]
-    demo_names = {a.name for a in demo}
-    return entries, [e["id"] for e in entries if e["name"] in demo_names]
+    entries = _shown(library.list())
+    demo_names = {a.name for a in adapters}
+    return entries, [e.id for e in entries if e.name in demo_names]
 
 
-def _demo_adapters() -> list:
-    try:
-        from adapters_backend import demo  # noqa: PLC0415
-        return demo.demo_adapters()
-    except Exception:  # noqa: BLE001
-        return []
-
-
-def install(source: str, name: str | None = None, ctx=None) -> dict:
-    library = _library()
-    return _normalize(library.install(source, name=name, ctx=ctx))
+def install(source: str, name: str | None = None, ctx=None) -> LibraryEntry:
+    return _library().install(source, name=name, ctx=ctx)
 
 
 def remove(adapter_id: str, ctx=None) -> None:
@@ -171,31 +131,19 @@ def gguf_kind(path: str, ctx=None) -> str:
 
 
 # ---------------------------------------------------------------------- compatibility
-def check_all(entries: list[dict], model_path: str, engine: str, ctx=None) -> dict[str, dict]:
-    """{adapter id: {"ok": True/False/None, "reason": text}} for every entry against the model."""
-    if str(model_path).lower().startswith(("http://", "https://")):
+def check_all(entries: list[LibraryEntry], model_path: str, engine: str, ctx=None) -> dict[str, Verdict]:
+    """{adapter id: Verdict} for every entry against the model."""
+    from adapters_backend.core.compat import Verdict, check_compatibility  # noqa: PLC0415
+    from adapters_backend.model_ref import is_url  # noqa: PLC0415
+    if is_url(model_path):
         return {}      # a remote server's model is not here to check against; the server refuses what won't fit
-    try:
-        from adapters_backend.core.compat import check_compatibility  # noqa: PLC0415
-    except ImportError:
-        return {}
     out = {}
     for i, e in enumerate(entries):
         if ctx is not None:
             ctx.check()
-            ctx.report(i, len(entries), e["name"])
+            ctx.report(i, len(entries), e.name)
         try:
-            report = check_compatibility(e["path"], model_path, engine)
+            out[e.id] = Verdict.of(check_compatibility(e.path, model_path, engine))
         except Exception as exc:  # noqa: BLE001 - one bad adapter must not hide the others' verdicts
-            out[e["id"]] = {"ok": False, "reason": str(exc)}
-            continue
-        out[e["id"]] = verdict_of(report)
+            out[e.id] = Verdict.unreadable(exc)
     return out
-
-
-def verdict_of(report) -> dict:
-    ok = getattr(report, "compatible", None)
-    reason = getattr(report, "summary", None) or getattr(report, "message", None) or ""
-    if callable(reason):
-        reason = reason()
-    return {"ok": ok, "reason": str(reason)}

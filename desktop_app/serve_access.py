@@ -10,6 +10,10 @@ run `start` and `stop` in a JobRunner job.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .workers.engine_host import LoadedModel
 
 DEFAULT_PORT = 8000
 
@@ -24,10 +28,10 @@ class ServeAccess:
     def running(self) -> bool:
         return self._server is not None and self._server.running
 
-    def start(self, model: dict | None, port: int = DEFAULT_PORT, ctx=None, allow_origins=()) -> dict:
-        """Serve `model` (the app's loaded-model dict, or None) on 127.0.0.1; returns
-        {"url", "model", "note"}. Port `port`, or any free one when it is taken. `allow_origins`: web
-        pages (e.g. "http://localhost:3000") allowed to use it."""
+    def start(self, model: LoadedModel | None, port: int = DEFAULT_PORT, ctx=None, allow_origins=()) -> dict:
+        """Serve `model` (the app's loaded model, or None) on 127.0.0.1; returns {"url", "model", "note"}.
+        Port `port`, or any free one when it is taken. `allow_origins`: web pages (e.g.
+        "http://localhost:3000") allowed to use it."""
         from adapters_backend.demo import demo_model_path  # noqa: PLC0415 - not needed to paint the window
         from adapters_backend.errors import BackendError  # noqa: PLC0415
         from adapters_backend.serve import create_app  # noqa: PLC0415
@@ -36,8 +40,8 @@ class ServeAccess:
 
         self.stop()
         note = ""
-        path = Path(model["path"]) if model and model.get("path") else None
-        if path is None or model.get("engine") != "llama.cpp" or path.suffix.lower() != ".gguf":
+        path = Path(model.path) if model is not None else None
+        if path is None or model.engine != "llama.cpp" or path.suffix.lower() != ".gguf":
             if path is not None:
                 note = "The loaded model is not a llama.cpp GGUF model, so the demo model is served."
             path = demo_model_path()

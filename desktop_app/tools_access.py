@@ -4,20 +4,11 @@ Plain functions run inside JobRunner jobs (they may block) and take the job's co
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 # Blend methods the merge dialog offers: "exact" keeps every factor (rank = sum of ranks, no error);
 # "reduce to rank 16" compresses each module by SVD (the error is reported in the result's notes).
 BLEND_METHODS = {"exact (sum of ranks)": None, "reduce to rank 16": 16, "reduce to rank 64": 64}
-
-
-def convert_available() -> bool:
-    return importlib.util.find_spec("adapters_backend.convert") is not None
-
-
-def merge_available() -> bool:
-    return importlib.util.find_spec("adapters_backend.merge") is not None
 
 
 def blend_methods() -> list[str]:

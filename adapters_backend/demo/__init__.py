@@ -34,6 +34,21 @@ DEMO_NOTE = (
 )
 
 
+# The provenance of the demo adapters in the library (registered on the app's first run).
+DEMO_SOURCE = "built-in demo"
+# Where the demo adapters lie in an installed copy, now and before the backend's folders were regrouped.
+_ASSET_DIRS = ("/adapters_backend/demo/assets/", "/adapters_backend/demo_assets/")
+
+
+def is_demo_source(source: str) -> bool:
+    """True for the demo adapters' provenance, including the "local:<demo assets path>" that libraries
+    made before DEMO_SOURCE recorded for them."""
+    if source == DEMO_SOURCE:
+        return True
+    path = source.removeprefix("local:").replace("\\", "/")
+    return source.startswith("local:") and any(d in path for d in _ASSET_DIRS)
+
+
 class DemoAdapter(NamedTuple):
     name: str          # "shout", "pirate", "reverse"
     path: Path         # PEFT folder, Kohya .safetensors or Ludwig model folder

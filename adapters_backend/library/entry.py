@@ -19,26 +19,13 @@ class LibraryEntry:
     alpha: float | None = None
     base_model: str | None = None
     size: int = 0
-    source: str = ""              # "hub:owner/repo@commit", "local:/abs/path", "demo"
+    source: str = ""              # "hub:owner/repo@commit", "local:/abs/path", "built-in demo"
     license: str | None = None
     notes: str = ""
     installed: str = ""           # ISO 8601, UTC
     sha256: str = ""
     stored: str = "copy"          # "copy" (files inside the library) | "reference" (e.g. the HF cache)
     missing: bool = False         # set when opening finds the files gone; never stored
-
-    @property
-    def label(self) -> str:
-        return self.name
-
-    def get(self, key: str, default=None):
-        """dict-style access, for callers that treat entries as mappings."""
-        return getattr(self, key, default)
-
-    def __getitem__(self, key: str):
-        if not hasattr(self, key):
-            raise KeyError(key)
-        return getattr(self, key)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -2,9 +2,15 @@
 ones are shown disabled (greyed by the view's style) with the compatibility check's reason."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 
 from .library_model import LibraryTableModel
+
+if TYPE_CHECKING:
+    from adapters_backend.core.compat import Verdict
+    from adapters_backend.library import LibraryEntry
 
 
 class AvailableAdaptersModel(QSortFilterProxyModel):
@@ -31,15 +37,15 @@ class AvailableAdaptersModel(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
         entry = self.sourceModel().entry(source_row)
-        if self.state.mix_model.row_of(entry["id"]) >= 0:
+        if self.state.mix_model.row_of(entry.id) >= 0:
             return False
         return super().filterAcceptsRow(source_row, source_parent)
 
-    def verdict(self, proxy_row: int) -> dict | None:
+    def verdict(self, proxy_row: int) -> Verdict | None:
         entry = self.entry(proxy_row)
-        return self.state.compat.get(entry["id"]) if entry else None
+        return self.state.compat.get(entry.id) if entry else None
 
-    def entry(self, proxy_row: int) -> dict | None:
+    def entry(self, proxy_row: int) -> LibraryEntry | None:
         src = self.mapToSource(self.index(proxy_row, 0))
         return self.sourceModel().entry(src.row()) if src.isValid() else None
 
@@ -47,8 +53,8 @@ class AvailableAdaptersModel(QSortFilterProxyModel):
         flags = super().flags(index)
         entry = self.sourceModel().entry(self.mapToSource(index).row()) if index.isValid() else None
         if entry is not None:
-            verdict = self.state.compat.get(entry["id"])
-            if (verdict and verdict.get("ok") is False) or self.state.model is None:
+            verdict = self.state.compat.get(entry.id)
+            if (verdict and not verdict.usable) or self.state.model is None:
                 flags &= ~Qt.ItemFlag.ItemIsEnabled
         return flags
 
@@ -56,24 +62,23 @@ class AvailableAdaptersModel(QSortFilterProxyModel):
         if not index.isValid():
             return None
         entry = self.sourceModel().entry(self.mapToSource(index).row())
-        verdict = self.state.compat.get(entry["id"]) or {}
+        verdict = self.state.compat.get(entry.id)
+        unusable = verdict is not None and not verdict.usable
         if role == Qt.ItemDataRole.DisplayRole and index.column() == 0:
-            label = entry["name"]
-            fmt = entry.get("format")
-            if fmt:
-                label += f"  ({fmt})"
-            if verdict.get("ok") is False:
+            label = entry.name
+            if entry.format:
+                label += f"  ({entry.format})"
+            if unusable:
                 label += " — incompatible"
             return label
         if role == Qt.ItemDataRole.ToolTipRole:
             if self.state.model is None:
                 return "Load a model first."
-            if verdict.get("ok") is False:
-                return f"Cannot be used with this model: {verdict.get('reason') or 'incompatible'}"
-            reason = verdict.get("reason")
-            return f"{entry['path']}\n{reason}" if reason else entry["path"]
-        if role == Qt.ItemDataRole.AccessibleDescriptionRole and verdict.get("ok") is False:
-            return verdict.get("reason")
+            if unusable:
+                return f"Cannot be used with this model: {verdict.reason or 'incompatible'}"
+            return f"{entry.path}\n{verdict.reason}" if verdict and verdict.reason else str(entry.path)
+        if role == Qt.ItemDataRole.AccessibleDescriptionRole and unusable:
+            return verdict.reason
         return super().data(index, role)
 
 

@@ -1,20 +1,18 @@
 """The adapter library as a table: name, format, variant, rank, base model, size, source, licence."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+
+from adapters_backend.units import format_bytes
+
+if TYPE_CHECKING:
+    from adapters_backend.core.compat import Verdict
+    from adapters_backend.library import LibraryEntry
 
 COLUMNS = [("name", "Name"), ("format", "Format"), ("variant", "Variant"), ("rank", "Rank"),
            ("base_model", "Base model"), ("size", "Size"), ("source", "Source"), ("license", "Licence")]
-
-
-def human_size(n) -> str:
-    if not isinstance(n, (int, float)) or n < 0:
-        return ""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
 
 
 def _show(value) -> str:
@@ -34,8 +32,8 @@ class LibraryTableModel(QAbstractTableModel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._entries: list[dict] = []
-        self.compat: dict[str, dict] = {}
+        self._entries: list[LibraryEntry] = []
+        self.compat: dict[str, Verdict] = {}
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._entries)
@@ -55,54 +53,54 @@ class LibraryTableModel(QAbstractTableModel):
         key = COLUMNS[index.column()][0]
         if role == Qt.ItemDataRole.DisplayRole:
             if key == "size":
-                return human_size(e.get("size"))
-            return _show(e.get(key))
+                return format_bytes(e.size)
+            return _show(getattr(e, key))
         if role == self.SortRole:
-            v = e.get(key)
+            v = getattr(e, key)
             return v if isinstance(v, (int, float)) else _show(v).lower()
         if role == Qt.ItemDataRole.ToolTipRole:
-            verdict = self.compat.get(e["id"])
-            tip = e["path"]
-            if verdict and verdict.get("reason"):
-                tip += "\n" + verdict["reason"]
+            verdict = self.compat.get(e.id)
+            tip = str(e.path)
+            if verdict and verdict.reason:
+                tip += "\n" + verdict.reason
             return tip
         if role == self.EntryRole:
             return e
         if role == self.IdRole:
-            return e["id"]
+            return e.id
         return None
 
     # -- access --
-    def entries(self) -> list[dict]:
+    def entries(self) -> list[LibraryEntry]:
         return list(self._entries)
 
-    def entry(self, row: int) -> dict:
+    def entry(self, row: int) -> LibraryEntry:
         return self._entries[row]
 
-    def entry_by_id(self, adapter_id: str) -> dict | None:
+    def entry_by_id(self, adapter_id: str) -> LibraryEntry | None:
         for e in self._entries:
-            if e["id"] == adapter_id:
+            if e.id == adapter_id:
                 return e
         return None
 
     def row_of(self, adapter_id: str) -> int:
         for i, e in enumerate(self._entries):
-            if e["id"] == adapter_id:
+            if e.id == adapter_id:
                 return i
         return -1
 
     # -- changes --
-    def set_entries(self, entries: list[dict]) -> None:
+    def set_entries(self, entries: list[LibraryEntry]) -> None:
         """Replace the list, inserting/removing rows for what changed so selections survive."""
-        new_ids = [e["id"] for e in entries]
+        new_ids = {e.id for e in entries}
         for row in reversed(range(len(self._entries))):
-            if self._entries[row]["id"] not in new_ids:
+            if self._entries[row].id not in new_ids:
                 self.beginRemoveRows(QModelIndex(), row, row)
                 del self._entries[row]
                 self.endRemoveRows()
-        by_id = {e["id"]: i for i, e in enumerate(self._entries)}
+        by_id = {e.id: i for i, e in enumerate(self._entries)}
         for e in entries:
-            row = by_id.get(e["id"])
+            row = by_id.get(e.id)
             if row is None:
                 n = len(self._entries)
                 self.beginInsertRows(QModelIndex(), n, n)
@@ -112,7 +110,7 @@ class LibraryTableModel(QAbstractTableModel):
                 self._entries[row] = e
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
-    def set_compat(self, compat: dict[str, dict]) -> None:
+    def set_compat(self, compat: dict[str, Verdict]) -> None:
         self.compat = dict(compat)
         if self._entries:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._entries) - 1, len(COLUMNS) - 1))

@@ -1,40 +1,13 @@
 """The adapter mix: which library adapters are active, each with a strength and an on/off switch."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
 
-MIN_STRENGTH, MAX_STRENGTH = -2.0, 2.0
-
-
-@dataclass
-class MixEntry:
-    adapter_id: str                  # library id
-    name: str                        # what the user calls it
-    path: str                        # adapter file/folder the engine loads
-    strength: float = 1.0
-    enabled: bool = True
-    # Optional per-layer strength factors: [(first_layer, last_layer, factor)], applied on top of strength.
-    layer_strengths: list = field(default_factory=list)
-
-    def engine_entry(self) -> tuple[str, float, list | None]:
-        """(path, strength, layer ranges) as EngineHost sends it to the engine."""
-        return (self.path, float(self.strength), [tuple(x) for x in self.layer_strengths] or None)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "MixEntry":
-        return cls(adapter_id=str(d["adapter_id"]), name=str(d.get("name") or d["adapter_id"]),
-                   path=str(d.get("path", "")), strength=clamp(float(d.get("strength", 1.0))),
-                   enabled=bool(d.get("enabled", True)),
-                   layer_strengths=[tuple(x) for x in d.get("layer_strengths") or []])
-
-
-def clamp(s: float) -> float:
-    return max(MIN_STRENGTH, min(MAX_STRENGTH, s))
+if TYPE_CHECKING:       # the backend's mix module is imported once the window is painted
+    from adapters_backend.engines.base import ActiveAdapter
+    from adapters_backend.mix_presets import MixEntry
 
 
 class MixListModel(QAbstractListModel):
@@ -86,9 +59,9 @@ class MixListModel(QAbstractListModel):
                 return i
         return -1
 
-    def engine_mix(self) -> list[tuple[str, float, list | None]]:
+    def engine_mix(self) -> list[ActiveAdapter]:
         """What the engine should run: enabled entries only (strength 0 kept: it is still a choice)."""
-        return [e.engine_entry() for e in self._entries if e.enabled]
+        return [e.active() for e in self._entries if e.enabled]
 
     # -- changes --
     def add(self, entry: MixEntry) -> int:
@@ -114,7 +87,8 @@ class MixListModel(QAbstractListModel):
         self.remove(self.row_of(adapter_id))
 
     def set_strength(self, row: int, strength: float) -> None:
-        s = round(clamp(float(strength)), 4)
+        from adapters_backend.mix_presets import clamp_strength  # noqa: PLC0415
+        s = round(clamp_strength(float(strength)), 4)
         if self._entries[row].strength == s:
             return
         self._entries[row].strength = s
@@ -127,7 +101,8 @@ class MixListModel(QAbstractListModel):
         self._changed(row)
 
     def set_layer_strengths(self, row: int, ranges: list) -> None:
-        self._entries[row].layer_strengths = [tuple(r) for r in ranges]
+        from adapters_backend.engines.base import normalize_layer_scales  # noqa: PLC0415
+        self._entries[row].layer_strengths = normalize_layer_scales(ranges)
         self._changed(row)
 
     def rename(self, adapter_id: str, name: str) -> None:

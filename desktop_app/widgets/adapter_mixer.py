@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QListView, QPushButton, QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget)
 
 from ..models.available_model import AvailableAdaptersModel
-from ..models.mix_model import MAX_STRENGTH, MIN_STRENGTH
 
 SLIDER_STEPS = 100          # slider units per 1.0 of strength
 
@@ -22,9 +21,10 @@ class StrengthSlider(QSlider):
 
     reset_requested = Signal()
 
-    def __init__(self):
+    def __init__(self, strength_range: tuple[float, float]):
         super().__init__(Qt.Orientation.Horizontal)
-        self.setRange(int(MIN_STRENGTH * SLIDER_STEPS), int(MAX_STRENGTH * SLIDER_STEPS))
+        lo, hi = strength_range
+        self.setRange(int(lo * SLIDER_STEPS), int(hi * SLIDER_STEPS))
         self.setSingleStep(5)
         self.setPageStep(25)
         self.setTickInterval(SLIDER_STEPS)
@@ -57,11 +57,13 @@ class MixRow(QFrame):
         self.remove_button.setToolTip("Remove from the mix")
         self.remove_button.setAccessibleName(f"Remove adapter {entry.name}")
         self.remove_button.setAutoRaise(True)
-        self.slider = StrengthSlider()
+        # (imported here: the mix gets its rows once the window is painted)
+        from adapters_backend.engines.base import STRENGTH_RANGE  # noqa: PLC0415
+        self.slider = StrengthSlider(STRENGTH_RANGE)
         self.slider.setAccessibleName(f"Strength of {entry.name}")
         self.slider.setToolTip("Strength −2…2 (double-click: 1)")
         self.spin = QDoubleSpinBox()
-        self.spin.setRange(MIN_STRENGTH, MAX_STRENGTH)
+        self.spin.setRange(*STRENGTH_RANGE)
         self.spin.setSingleStep(0.05)
         self.spin.setDecimals(2)
         self.spin.setAccessibleName(f"Strength value of {entry.name}")
@@ -279,10 +281,10 @@ class AdapterMixer(QWidget):
         entry = self.available.entry(proxy_row)
         if entry is None:
             return
-        if not self.state.add_to_mix(entry["id"]):
-            verdict = self.available.verdict(proxy_row) or {}
-            QMessageBox.information(self, "Cannot add adapter",
-                                    verdict.get("reason") or "This adapter does not fit the loaded model.")
+        if not self.state.add_to_mix(entry.id):
+            verdict = self.available.verdict(proxy_row)
+            reason = verdict.reason if verdict else ""
+            QMessageBox.information(self, "Cannot add adapter", reason or "This adapter does not fit the loaded model.")
 
     def add_adapter(self, adapter_id: str) -> bool:
         return self.state.add_to_mix(adapter_id)

@@ -1,25 +1,24 @@
 """The chat: conversations on the left, the transcript with streaming replies, the prompt box.
 
-Replies stream from EngineHost as `token_streamed` signals; pieces are buffered and painted at
-most every FLUSH_MS, so a fast engine never floods the event loop. Every finished reply saves the
+Replies stream from EngineHost through a StreamCollector, which paints them at most every
+FLUSH_MS, so a fast engine never floods the event loop. Every finished reply saves the
 conversation (atomically), with the model, the mix and the speed it was made with.
 """
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
                                QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from .. import library_access as lib
 from ..conversation_store import Conversation, Message
+from ..stream_collector import Arrival, StreamCollector
 from .conversation_list import ConversationList
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
-
-FLUSH_MS = 30
 
 
 class PromptEdit(QPlainTextEdit):
@@ -45,19 +44,11 @@ class ChatView(QWidget):
         self._request_id: int | None = None
         self._reply: MessageWidget | None = None
         self._reply_msg: Message | None = None
-        self._buffer: list[str] = []
-        self._received = 0
-        self._t_first: float | None = None
-        self._t_last: float | None = None
-        self._first_batch = 0
+        self._arrival: Arrival | None = None      # the latest reply's tokens as they reached the GUI
         self._t_request: float | None = None
-        self._flush_timer = QTimer(self, singleShot=True, interval=FLUSH_MS)
-        self._flush_timer.timeout.connect(self._flush)
         self._build()
-        host = state.host
-        host.token_streamed.connect(self._on_host_token_streamed)
-        host.generation_finished.connect(self._on_host_generation_finished)
-        host.generation_failed.connect(self._on_host_generation_failed)
+        self.collector = StreamCollector(state.host, self)
+        self.collector.one_finished.connect(self._on_reply_finished)
         state.model_changed.connect(self._update_banner)
         state.model_changed.connect(self._update_enabled)
         self._update_banner()
@@ -316,12 +307,11 @@ class ChatView(QWidget):
         self._reply_msg = Message("assistant", "", {})
         self._reply = self._append_widget(self._reply_msg)
         self._reply.set_info("…")
-        self._buffer.clear()
-        self._received = self._first_batch = 0
-        self._t_first = self._t_last = None
         self._t_request = time.perf_counter()
         self._stick_to_bottom = True
         self._request_id = self.state.generate(messages, params)
+        pane = _StreamedReply(self._reply_msg, self._reply)
+        self._arrival = pane.arrival = self.collector.track(self._request_id, pane)
         self._reply_msg.info = {"model": self.state.model_label(), "mix": self.state.mix_summary(),
                                 "seed": params.get("seed")}
         self._refresh_regenerate()
@@ -332,49 +322,10 @@ class ChatView(QWidget):
             self.state.host.cancel()
 
     # ------------------------------------------------------------------ streaming
-    def _on_host_token_streamed(self, request_id: int, text: str, n_tokens: int) -> None:
-        if request_id != self._request_id:
-            return
-        now = time.perf_counter()
-        if self._t_first is None:
-            self._t_first = now
-            self._first_batch = n_tokens
-        self._t_last = now
-        self._received += n_tokens
-        self._buffer.append(text)
-        if not self._flush_timer.isActive():
-            self._flush_timer.start()
-
-    def _flush(self) -> None:
-        if self._reply is None or not self._buffer:
-            return
-        self._reply_msg.content += "".join(self._buffer)
-        self._buffer.clear()
-        self._reply.set_text(self._reply_msg.content)
-        tps = self.gui_tokens_per_second()
-        if tps:
-            self._reply.set_info(f"{self._received} tokens · {tps:.1f} tok/s")
-
-    def gui_tokens_per_second(self) -> float | None:
-        """Tokens/s as they reached the GUI: those after the first arrival over the time since it."""
-        if self._t_first is None or self._t_last is None or self._t_last <= self._t_first:
-            return None
-        return (self._received - self._first_batch) / (self._t_last - self._t_first)
-
-    def _on_host_generation_finished(self, stats) -> None:
-        if stats.request_id != self._request_id:
-            return
-        self._flush_timer.stop()
-        self._flush()
-        self._finish_reply(stats)
-
-    def _on_host_generation_failed(self, request_id: int, exc) -> None:
-        if request_id != self._request_id:
-            return
-        self._flush_timer.stop()
-        self._flush()
-        self._finish_reply(None, error=exc)
-        self.state.errors.report(exc, "Generating a reply")
+    def _on_reply_finished(self, _pane, stats, error) -> None:
+        self._finish_reply(stats, error)
+        if error is not None:
+            self.state.errors.report(error, "Generating a reply")
 
     def _finish_reply(self, stats, error=None) -> None:
         msg, widget = self._reply_msg, self._reply
@@ -383,7 +334,7 @@ class ChatView(QWidget):
         info = dict(msg.info)
         if stats is not None:
             info.update({"tokens": stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
-                         "gui_tokens": self._received, "finish": stats.finish_reason})
+                         "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason})
         if error is not None:
             info["error"] = str(error)
         msg.info = info
@@ -441,6 +392,25 @@ class ChatView(QWidget):
     def last_reply_text(self) -> str:
         ws = [w for w in self._message_widgets() if w.role == "assistant"]
         return ws[-1].text() if ws else ""
+
+
+class _StreamedReply:
+    """The reply being written, as the StreamCollector's pane: the text grows, the info line shows
+    the speed at which tokens arrive."""
+
+    def __init__(self, msg: Message, widget: MessageWidget):
+        self.msg, self.widget = msg, widget
+        self.arrival: Arrival | None = None
+
+    def append(self, text: str) -> None:
+        self.msg.content += text
+        self.widget.set_text(self.msg.content)
+        tps = self.arrival.tokens_per_second
+        if tps:
+            self.widget.set_info(f"{self.arrival.tokens} tokens · {tps:.1f} tok/s")
+
+    def set_info(self, text: str) -> None:
+        self.widget.set_info(text)
 
 
 def _title_from(text: str) -> str:

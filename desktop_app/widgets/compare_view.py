@@ -15,7 +15,7 @@ class CompareView(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
         self.state = state
-        self.collector = StreamCollector(state.host, state.errors, self)
+        self.collector = StreamCollector(state.host, self)
         self.collector.all_finished.connect(self._update_enabled)
 
         self.prompt = QPlainTextEdit()

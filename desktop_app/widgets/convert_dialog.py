@@ -20,14 +20,14 @@ class ConvertDialog(JobDialog):
         self.adapter.setAccessibleName("Adapter to convert")
         self.adapter.setEditable(False)
         for e in state.library_model.entries():
-            self.adapter.addItem(f"{e['name']} ({e.get('format') or '?'})", e["path"])
+            self.adapter.addItem(f"{e.name} ({e.format or '?'})", str(e.path))
         browse = QPushButton("Other…")
         browse.setAccessibleName("Choose an adapter file")
         browse.clicked.connect(self._browse_adapter)
         row = QHBoxLayout()
         row.addWidget(self.adapter, 1)
         row.addWidget(browse)
-        self.base = QLineEdit(state.model["path"] if state.model else "")
+        self.base = QLineEdit(state.model.path if state.model else "")
         self.base.setAccessibleName("Base model")
         self.base.setPlaceholderText("Base model (GGUF or HF folder); needed for Kohya names and checks")
         self.outtype = QComboBox()
@@ -55,9 +55,6 @@ class ConvertDialog(JobDialog):
         lay.addWidget(self.buttons)
         self.adapter.currentIndexChanged.connect(self._suggest_output)
         self._suggest_output()
-        if not tools.convert_available():
-            self.status.setText("Conversion is not available in this build.")
-            self.run_button.setEnabled(False)
 
     def _browse_adapter(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Adapter", str(Path.home()),

@@ -11,14 +11,18 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
                                QRadioButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
+from adapters_backend.model_ref import is_hub_id
+from adapters_backend.units import format_bytes
+
 from .. import hub_access as hub
 from ..models.hub_model import HubResultsModel
-from ..models.library_model import human_size
 
 FORMATS = [("Any format", None), ("PEFT", "peft"), ("GGUF LoRA", "gguf"), ("Kohya / LyCORIS", "kohya"),
            ("Ludwig", "ludwig")]
 SORTS = [("Most downloaded", "downloads"), ("Most liked", "likes"), ("Recently updated", "updated")]
 PAGE = 30
+VERDICT_HEADS = {"compatible": "✔ Fits the loaded model.", "partial": "✔ Partly fits the loaded model.",
+                 "incompatible": "✘ Does not fit the loaded model.", "unknown": "? Might fit the loaded model."}
 
 
 class HubBrowser(QWidget):
@@ -140,13 +144,6 @@ class HubBrowser(QWidget):
         lay.addWidget(split, 1)
         state.model_changed.connect(self._on_state_model_changed)
         self._on_state_model_changed()
-        if not hub.available():
-            self._set_unavailable()
-
-    def _set_unavailable(self) -> None:
-        self.status.setText("Hub support is not installed in this build.")
-        for w in (self.search_button, self.query, self.download_button):
-            w.setEnabled(False)
 
     # -- state --
     def _on_state_model_changed(self) -> None:
@@ -156,7 +153,7 @@ class HubBrowser(QWidget):
             self._base_job.cancel()
         self._base_job = None
         if self.state.model is not None:
-            job = self.state.jobs.start(_upstream_id, self.state.model["path"])
+            job = self.state.jobs.start(_upstream_id, self.state.model.path)
             self._base_job = job
             job.signals.result.connect(lambda base, j=job: self._on_upstream_id(j, base))
         # A verdict shown for the previous model would be wrong now: check the selection again.
@@ -245,8 +242,8 @@ class HubBrowser(QWidget):
         """What to check compatibility against: the loaded model (its upstream id or path)."""
         if self.state.model is None:
             return None
-        return {"path": self.state.model["path"], "id": self.base_id.text().strip() or None,
-                "engine": self.state.model["engine"]}
+        return {"path": self.state.model.path, "id": self.base_id.text().strip() or None,
+                "engine": self.state.model.engine}
 
     def _show_details(self, r: dict | None) -> None:
         self._details = None
@@ -272,7 +269,7 @@ class HubBrowser(QWidget):
                 lab.setWordWrap(True)
                 self.d_form.addRow(label, lab)
         for f in d.get("files", []):
-            item = QListWidgetItem(f"{f['name']}  ({human_size(f.get('size'))})" if f.get("size") else f["name"])
+            item = QListWidgetItem(f"{f['name']}  ({format_bytes(f.get('size'))})" if f.get("size") else f["name"])
             item.setData(Qt.ItemDataRole.UserRole, f["name"])
             self.d_files.addItem(item)
         self._show_verdict(d)
@@ -285,8 +282,8 @@ class HubBrowser(QWidget):
                 self.d_files.setCurrentRow(ggufs[0])
             self.download_button.setEnabled(bool(ggufs))
         else:
-            verdict = d.get("compat") or {}           # None when no model is loaded
-            self.download_button.setEnabled(verdict.get("ok") is not False or self.state.model is None)
+            verdict = d.get("compat")                 # None when no model is loaded
+            self.download_button.setEnabled(verdict is None or verdict.usable or self.state.model is None)
 
     def _show_verdict(self, d: dict) -> None:
         c = d.get("compat")
@@ -300,11 +297,8 @@ class HubBrowser(QWidget):
         if c is None:
             self.d_verdict.setText("Load a model to check whether this adapter fits it.")
             return
-        ok = c.get("ok")
-        head = {True: "✔ Fits the loaded model.", False: "✘ Does not fit the loaded model.",
-                None: "? Might fit the loaded model."}[ok]
-        reason = c.get("reason") or ""
-        self.d_verdict.setText(f"{head[:-1]}: {reason}" if reason else head)
+        head = VERDICT_HEADS[c.status]
+        self.d_verdict.setText(f"{head[:-1]}: {c.reason}" if c.reason else head)
         self.d_verdict.setForegroundRole(QPalette.ColorRole.Text)
 
     def _on_details_error(self, job, exc) -> None:
@@ -358,8 +352,8 @@ class HubBrowser(QWidget):
         start()
         return act
 
-    def _on_adapter_downloaded(self, act, entry: dict) -> None:
-        self.activities.update(act, state="done", message=f"installed as '{entry['name']}'")
+    def _on_adapter_downloaded(self, act, entry) -> None:
+        self.activities.update(act, state="done", message=f"installed as '{entry.name}'")
         self.state.add_installed(entry)          # in the library at once, then the library is re-read
 
     def _on_model_downloaded(self, act, path: str) -> None:
@@ -377,7 +371,6 @@ class HubBrowser(QWidget):
 def _upstream_id(model_path: str, ctx=None) -> str | None:
     """The Hub id adapters for this model are made for: a Hub id model is its own; a local model says
     it in its metadata (GGUF `general.base_model.*`, HF config `_name_or_path`) or not at all."""
-    from ..app_state import is_hub_id  # noqa: PLC0415
     if is_hub_id(model_path):
         return model_path
     return hub.upstream_base_of(model_path)

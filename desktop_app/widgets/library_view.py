@@ -4,6 +4,7 @@ adapter's anatomy heat map."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
@@ -12,9 +13,18 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QHBo
                                QScrollArea, QSplitter, QTableView, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
+from adapters_backend.units import format_bytes
+
 from .. import library_access as lib
-from ..models.library_model import LibraryFilterModel, LibraryTableModel, human_size
+from ..models.library_model import LibraryFilterModel, LibraryTableModel
 from .anatomy_view import AnatomyView
+
+if TYPE_CHECKING:
+    from adapters_backend.library import LibraryEntry
+
+# How a verdict's status reads; the check's own summary begins with the same words.
+VERDICT_WORDS = {"compatible": "compatible", "partial": "partially compatible", "incompatible": "incompatible",
+                 "unknown": "not checked"}
 
 
 class LibraryView(QWidget):
@@ -131,7 +141,7 @@ class LibraryView(QWidget):
         return b
 
     # -- selection --
-    def current_entry(self) -> dict | None:
+    def current_entry(self) -> LibraryEntry | None:
         idx = self.table.currentIndex()
         if not idx.isValid():
             return None
@@ -154,20 +164,20 @@ class LibraryView(QWidget):
 
     def _on_rows_removed(self, *_args) -> None:
         e = self.current_entry()
-        if e is None or e["id"] != self._current_id:
+        if e is None or e.id != self._current_id:
             self._show_entry(e)
 
     def _on_library_data_changed(self, *_args) -> None:
         e = self.current_entry()
-        if e is not None and e["id"] == self._current_id:
+        if e is not None and e.id == self._current_id:
             self._fill_summary(e)
 
     def _on_table_current_changed(self, current, _previous) -> None:
         self._show_entry(self.current_entry())
 
-    def _show_entry(self, e: dict | None) -> None:
+    def _show_entry(self, e: LibraryEntry | None) -> None:
         self._update_buttons()
-        self._current_id = e["id"] if e else None
+        self._current_id = e.id if e else None
         if self._details_job is not None and not self._details_job.done:
             self._details_job.cancel()
         if e is None:
@@ -177,32 +187,29 @@ class LibraryView(QWidget):
             self.anatomy.set_message("Select an adapter to see where it acts.")
             self.notes.clear()
             return
-        self.title.setText(f"<b>{e['name']}</b>")
+        self.title.setText(f"<b>{e.name}</b>")
         self._fill_summary(e)
-        self.notes.setPlainText(e.get("notes") or "")
+        self.notes.setPlainText(e.notes)
         self.report.setPlainText("Reading…")
         self.anatomy.set_message("Computing update norms…")
-        job = self.state.jobs.start(lib.inspect_with_anatomy, e["path"])
+        job = self.state.jobs.start(lib.inspect_with_anatomy, str(e.path))
         self._details_job = job
-        job.signals.result.connect(lambda res, j=job, i=e["id"]: self._on_details(j, i, res))
+        job.signals.result.connect(lambda res, j=job, i=e.id: self._on_details(j, i, res))
         job.signals.error.connect(lambda exc, j=job: self._on_details_failed(j, exc))
 
-    def _fill_summary(self, e: dict | None) -> None:
+    def _fill_summary(self, e: LibraryEntry | None) -> None:
         while self.summary.rowCount():
             self.summary.removeRow(0)
         if e is None:
             return
-        verdict = self.state.compat.get(e["id"])
-        rows = [("Format", e.get("format")), ("Variant", e.get("variant")), ("Rank", e.get("rank")),
-                ("Alpha", e.get("alpha")), ("Base model", e.get("base_model")),
-                ("Size", human_size(e.get("size"))), ("Source", e.get("source")), ("Licence", e.get("license")),
-                ("Installed", e.get("installed")), ("Location", e.get("path"))]
+        verdict = self.state.compat.get(e.id)
+        rows = [("Format", e.format), ("Variant", e.variant), ("Rank", e.rank), ("Alpha", e.alpha),
+                ("Base model", e.base_model), ("Size", format_bytes(e.size)), ("Source", e.source),
+                ("Licence", e.license), ("Installed", e.installed), ("Location", e.path)]
         if verdict is not None and self.state.model is not None:
-            ok = verdict.get("ok")
-            text = "compatible" if ok else ("incompatible" if ok is False else "partly compatible")
-            reason = verdict.get("reason") or ""
-            if reason:      # the check's summary often starts with the same word: do not say it twice
-                text = reason if reason.split(" ")[0] == text.split(" ")[0] else f"{text} — {reason}"
+            text, reason = VERDICT_WORDS[verdict.status], verdict.reason
+            if reason:      # the check's summary often starts with the same words: do not say them twice
+                text = reason if reason.startswith(text) else f"{text} — {reason}"
             rows.append(("With this model", text))
         for label, value in rows:
             if value in (None, ""):
@@ -242,26 +249,26 @@ class LibraryView(QWidget):
     def _add_to_mix(self) -> None:
         e = self.current_entry()
         if e is not None:
-            self.add_to_mix_requested.emit(e["id"])
+            self.add_to_mix_requested.emit(e.id)
 
     def _rename(self) -> None:
         e = self.current_entry()
         if e is None:
             return
-        name, ok = QInputDialog.getText(self, "Rename adapter", "New name:", text=e["name"])
-        if ok and name.strip() and name.strip() != e["name"]:
-            self.state.rename_adapter(e["id"], name.strip())
+        name, ok = QInputDialog.getText(self, "Rename adapter", "New name:", text=e.name)
+        if ok and name.strip() and name.strip() != e.name:
+            self.state.rename_adapter(e.id, name.strip())
 
     def _save_notes(self) -> None:
         e = self.current_entry()
         if e is not None:
-            self.state.set_notes(e["id"], self.notes.toPlainText())
+            self.state.set_notes(e.id, self.notes.toPlainText())
 
     def _reveal(self) -> None:
         e = self.current_entry()
         if e is None:
             return
-        p = Path(e["path"])
+        p = Path(e.path)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(p if p.is_dir() else p.parent)))
 
     def _remove(self) -> None:
@@ -269,9 +276,9 @@ class LibraryView(QWidget):
         if e is None:
             return
         box = QMessageBox(QMessageBox.Icon.Question, "Remove adapter",
-                          f"Remove “{e['name']}” from the library?",
+                          f"Remove “{e.name}” from the library?",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setAccessibleName("Confirm removal")
-        box.accepted.connect(lambda i=e["id"]: self.state.remove_adapter(i))
+        box.accepted.connect(lambda i=e.id: self.state.remove_adapter(i))
         box.open()
         self._confirm_box = box

@@ -241,13 +241,14 @@ class MainWindow(QMainWindow):
     def _on_library_add_to_mix(self, adapter_id: str) -> None:
         from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         if not self.state.add_to_mix(adapter_id):
-            reason = (self.state.compat.get(adapter_id) or {}).get("reason") or "Load a compatible model first."
+            verdict = self.state.compat.get(adapter_id)
+            reason = (verdict.reason if verdict else "") or "Load a compatible model first."
             QMessageBox.information(self, "Cannot add adapter", reason)
 
     def _on_state_model_changed(self) -> None:
         m = self.state.model
-        self.setWindowTitle(f"LoRA Deck — {m['label']}" if m else "LoRA Deck")
-        self.statusBar().showMessage(f"{m['label']} loaded ({m['engine']})" if m else "No model loaded", 5000)
+        self.setWindowTitle(f"LoRA Deck — {m.label}" if m else "LoRA Deck")
+        self.statusBar().showMessage(f"{m.label} loaded ({m.engine})" if m else "No model loaded", 5000)
 
     # -- dialogs (imported when first opened: start-up stays light) --
     def show_convert(self) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
                                QPushButton, QRadioButton, QTableWidget, QVBoxLayout)
 
+from adapters_backend.engines.base import STRENGTH_RANGE
+
 from .. import tools_access as tools
 from .job_dialog import JobDialog
 
@@ -27,7 +29,7 @@ class MergeDialog(JobDialog):
         self.add_combo = QComboBox()
         self.add_combo.setAccessibleName("Adapter to add")
         for e in state.library_model.entries():
-            self.add_combo.addItem(e["name"], e["path"])
+            self.add_combo.addItem(e.name, str(e.path))
         add = QPushButton("Add")
         add.clicked.connect(lambda: self._add_row(self.add_combo.currentText(), self.add_combo.currentData(), 1.0))
         remove = QPushButton("Remove")
@@ -63,9 +65,6 @@ class MergeDialog(JobDialog):
                 self._add_row(e.name, e.path, e.strength)
         self.into_base.setEnabled(state.model is not None)
         self._suggest_output()
-        if not tools.merge_available():
-            self.status.setText("Merging is not available in this build.")
-            self.run_button.setEnabled(False)
 
     def _add_row(self, name: str, path: str | None, weight: float) -> None:
         if not path:
@@ -78,7 +77,7 @@ class MergeDialog(JobDialog):
         item.setData(256, path)
         self.table.setItem(r, 0, item)
         w = QDoubleSpinBox()
-        w.setRange(-2.0, 2.0)
+        w.setRange(*STRENGTH_RANGE)
         w.setSingleStep(0.05)
         w.setValue(weight)
         w.setAccessibleName(f"Weight of {name}")
@@ -98,7 +97,7 @@ class MergeDialog(JobDialog):
         folder = data_dir() / "merged"
         name = "blend" if self.blend.isChecked() else "merged-model.gguf"   # a blend is a PEFT folder
         if self.into_base.isChecked() and self.state.model:
-            base = Path(self.state.model["path"])
+            base = Path(self.state.model.path)
             # GGUF base → GGUF file; HF folder base → HF folder (what tools.merge_into_base writes).
             name = f"{base.stem}-merged.gguf" if base.suffix.lower() == ".gguf" else f"{base.name}-merged"
         self.output.setText(str(folder / name))
@@ -116,7 +115,7 @@ class MergeDialog(JobDialog):
             return tools.blend, (entries, out, self.method.currentText())
         if self.state.model is None:
             raise ValueError("Load the base model to merge into first.")
-        return tools.merge_into_base, (self.state.model["path"], entries, out)
+        return tools.merge_into_base, (self.state.model.path, entries, out)
 
     def on_result(self, result) -> str:
         if self.blend.isChecked():

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
 
+from adapters_backend.model_ref import engine_for, is_hub_id
+
 from .. import library_access as lib
-from ..app_state import engine_for, is_hub_id
 from ..workers.engine_host import TORCH_HINT, torch_available
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class ModelPicker(QWidget):
         self.engine_combo.setItemText(2, "PyTorch" if has_torch else "PyTorch (not installed)")
         self.combo.addItem("Get a GGUF model from the Hub…", FROM_HUB)
         self.combo.addItem("Connect to a server (llama-server, vLLM, LoRAX)…", CONNECT)
-        current = self.state.model["path"] if self.state.model else None
+        current = self.state.model.path if self.state.model else None
         if current:
             i = self.combo.findData(current)
             if i < 0:
@@ -216,8 +217,8 @@ class ModelPicker(QWidget):
         self.load_button.setEnabled(True)
         m = self.state.model
         if m or not self.status.text().startswith("Could not load"):
-            self.status.setText(f"{m['engine']} · ready" if m else "No model loaded")
-            self.status.setToolTip(m["path"] if m else "")
+            self.status.setText(f"{m.engine} · ready" if m else "No model loaded")
+            self.status.setToolTip(m.path if m else "")
         self.refresh()
 
     def _on_state_model_load_failed(self, label: str, reason: str) -> None:

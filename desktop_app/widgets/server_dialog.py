@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout
 
+from adapters_backend.model_ref import is_url
+
 HINTS = {
     "llama-server": "Several adapters at any strength, per request — the ones the server was started with "
                     "(llama-server --lora FILE … --lora-init-without-apply).",
@@ -55,7 +57,7 @@ class ServerDialog(QDialog):
 
     def _accept(self) -> None:
         url = self.url.text().strip().rstrip("/")
-        if not url.lower().startswith(("http://", "https://")):
+        if not is_url(url):
             self.error.setText("The address starts with http:// or https://, e.g. http://127.0.0.1:8080")
             return
         self.accept()

@@ -7,8 +7,8 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                                QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
-from .. import library_access as lib
-from ..models.mix_model import MAX_STRENGTH, MIN_STRENGTH
+from adapters_backend.engines.base import STRENGTH_RANGE, ActiveAdapter
+
 from ..stream_collector import StreamCollector
 from .result_pane import ResultPane
 from .sampling_panel import SamplingPanel
@@ -28,8 +28,9 @@ def parse_strengths(text: str) -> list[float]:
             v = float(part)
         except ValueError:
             raise ValueError(f"'{part}' is not a number") from None
-        if not MIN_STRENGTH <= v <= MAX_STRENGTH:
-            raise ValueError(f"{v:g} is outside {MIN_STRENGTH:g}…{MAX_STRENGTH:g}")
+        lo, hi = STRENGTH_RANGE
+        if not lo <= v <= hi:
+            raise ValueError(f"{v:g} is outside {lo:g}…{hi:g}")
         out.append(v)
     if not out:
         raise ValueError("give at least one strength")
@@ -40,7 +41,7 @@ class SweepView(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
         self.state = state
-        self.collector = StreamCollector(state.host, state.errors, self)
+        self.collector = StreamCollector(state.host, self)
         self.collector.all_finished.connect(self._update_enabled)
         self.panes: list[ResultPane] = []
 
@@ -123,13 +124,13 @@ class SweepView(QWidget):
         self._update_enabled()
 
     def _fill_adapters(self, *_args) -> None:
-        usable = [e for e in self.state.library_model.entries()
-                  if (self.state.compat.get(e["id"]) or {}).get("ok") is not False]
+        compat = self.state.compat
+        usable = [e for e in self.state.library_model.entries() if e.id not in compat or compat[e.id].usable]
         for combo in (self.adapter_x, self.adapter_y):
             key = combo.currentData()
             combo.clear()
             for e in usable:
-                combo.addItem(e["name"], e["id"])
+                combo.addItem(e.name, e.id)
             i = combo.findData(key)
             if i >= 0:
                 combo.setCurrentIndex(i)
@@ -169,26 +170,25 @@ class SweepView(QWidget):
         self.error.clear()
         x_entry = self.state.library_model.entry_by_id(self.adapter_x.currentData())
         y_entry = self.state.library_model.entry_by_id(self.adapter_y.currentData()) if ys != [None] else None
-        swept = {x_entry["id"]} | ({y_entry["id"]} if y_entry else set())
+        swept = {x_entry.id} | ({y_entry.id} if y_entry else set())
         rest = []
         if self.keep_rest.isChecked():
-            rest = [e.engine_entry() for e in self.state.mix_model.entries()
-                    if e.enabled and e.adapter_id not in swept]
+            rest = [e.active() for e in self.state.mix_model.entries() if e.enabled and e.adapter_id not in swept]
         params = self.sampling.params()
         messages = [("user", text)]
         self._clear_grid()
         if y_entry is not None:
             for c, x in enumerate(xs):
-                self.grid.addWidget(QLabel(f"<b>{x_entry['name']} {x:g}</b>"), 0, c + 1)
+                self.grid.addWidget(QLabel(f"<b>{x_entry.name} {x:g}</b>"), 0, c + 1)
             for r, y in enumerate(ys):
-                self.grid.addWidget(QLabel(f"<b>{y_entry['name']} {y:g}</b>"), r + 1, 0)
+                self.grid.addWidget(QLabel(f"<b>{y_entry.name} {y:g}</b>"), r + 1, 0)
         for r, y in enumerate(ys):
             for c, x in enumerate(xs):
-                mix = list(rest) + [(lib.entry_path(x_entry), float(x), None)]
-                title = f"{x_entry['name']} {x:g}"
+                mix = rest + [ActiveAdapter(str(x_entry.path), x, name=x_entry.name)]
+                title = f"{x_entry.name} {x:g}"
                 if y_entry is not None:
-                    mix.append((lib.entry_path(y_entry), float(y), None))
-                    title += f", {y_entry['name']} {y:g}"
+                    mix.append(ActiveAdapter(str(y_entry.path), y, name=y_entry.name))
+                    title += f", {y_entry.name} {y:g}"
                 pane = ResultPane(title)
                 pane.setMinimumWidth(220)
                 cols = len(xs) if y_entry is not None else min(len(xs), 3)

@@ -16,11 +16,16 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from adapters_backend.errors import JobCancelled
 from adapters_backend.jobs import JobContext
+from adapters_backend.model_ref import REMOTE_ENGINES
+
+if TYPE_CHECKING:
+    from adapters_backend.engines.base import ActiveAdapter, EngineCapabilities
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,26 @@ class GenerateRequest:
     request_id: int
     messages: list                        # [(role, content)]
     params: dict                          # sampling parameters by name
-    adapters: list                        # [(path, strength, layer_scales | None)] — the whole mix
+    adapters: list[ActiveAdapter]         # the whole mix
     tag: object = None                    # caller's marker (which pane the answer belongs to)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model the engine holds, as the GUI shows it."""
+    path: str                             # file, folder, Hub id or server URL
+    engine: str                           # "llama.cpp" | "torch" | a remote kind
+    label: str
+    capabilities: EngineCapabilities | None = None
+    info: dict = field(default_factory=dict, compare=False)   # what engine.load() returned
+
+    @property
+    def n_ctx(self) -> int | None:
+        return int(self.info["n_ctx"]) if self.info.get("n_ctx") else None
+
+    @property
+    def n_layers(self) -> int | None:
+        return int(self.info["n_layers"]) if self.info.get("n_layers") else None
 
 
 @dataclass
@@ -65,7 +88,7 @@ class GenerationStats:
 class EngineHost(QObject):
     # -- reports (emitted on the engine thread, delivered queued on the GUI thread) --
     load_progressed = Signal(float, float, str)
-    model_loaded = Signal(object)           # dict: path, engine, capabilities, n_ctx, chat_template_note…
+    model_loaded = Signal(object)           # LoadedModel
     model_load_failed = Signal(object)      # exception
     adapters_applied = Signal(object)       # the mix now active
     adapters_failed = Signal(int, object)   # request id, exception (the previous mix stays)
@@ -101,7 +124,7 @@ class EngineHost(QObject):
         self.cancel()                          # a new model makes queued answers pointless
         self._load_requested.emit(request)
 
-    def generate(self, messages, params: dict, adapters: list, tag=None) -> int:
+    def generate(self, messages, params: dict, adapters: list[ActiveAdapter], tag=None) -> int:
         self._next_id += 1
         self._generate_requested.emit(GenerateRequest(self._next_id, list(messages), dict(params),
                                                       list(adapters), tag))
@@ -174,8 +197,7 @@ class EngineHost(QObject):
         try:
             if req.adapters != self._applied:
                 try:
-                    active_cls = _engine_types()[0]
-                    self._engine.set_adapters([_active(active_cls, a) for a in req.adapters])
+                    self._engine.set_adapters(list(req.adapters))
                 except BaseException as exc:  # noqa: BLE001 - engine keeps its previous mix
                     self.adapters_failed.emit(req.request_id, _as_exception(exc))
                     self.generation_failed.emit(req.request_id, _as_exception(exc))
@@ -189,7 +211,7 @@ class EngineHost(QObject):
             self._set_busy(False)
 
     def _stream(self, req: GenerateRequest, ctx: JobContext) -> None:
-        _active_cls, ChatMessage, SamplingParams = _engine_types()
+        from adapters_backend.engines.base import ChatMessage, SamplingParams  # noqa: PLC0415 - after start-up
         messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
         params = SamplingParams(**req.params)
         tokens, first, last = 0, None, None
@@ -256,12 +278,6 @@ class EngineHost(QObject):
             self._applied = None
 
 
-def _engine_types():
-    """(ActiveAdapter, ChatMessage, SamplingParams) from the engine interface, imported on first use."""
-    from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams  # noqa: PLC0415
-    return ActiveAdapter, ChatMessage, SamplingParams
-
-
 def _takes_ctx(fn) -> bool:
     import inspect  # noqa: PLC0415
     try:
@@ -274,21 +290,9 @@ def _as_exception(exc: BaseException) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _active(cls, entry):
-    path, strength, layers = entry[:3]
-    kwargs = {"path": path, "scale": float(strength)}
-    if len(entry) > 3 and entry[3]:
-        kwargs["name"] = entry[3]            # the library name (remote servers match adapters by it)
-    if layers:
-        kwargs["layer_scales"] = layers
-    return cls(**kwargs)
-
-
-def describe_loaded(engine, req: LoadRequest, info) -> dict:
-    caps = getattr(engine, "capabilities", None)
-    out = {"path": req.path, "engine": req.engine_kind, "label": req.label or req.path,
-           "capabilities": caps, "info": info}
-    return out
+def describe_loaded(engine, req: LoadRequest, info) -> LoadedModel:
+    return LoadedModel(req.path, req.engine_kind, req.label or req.path, getattr(engine, "capabilities", None),
+                       info if isinstance(info, dict) else {})
 
 
 # The settings hold one set of engine options; each engine takes only its own (TorchEngine has no
@@ -297,9 +301,8 @@ ENGINE_OPTION_KEYS = {
     "llama.cpp": ("n_ctx", "n_threads", "n_threads_batch", "n_gpu_layers", "n_batch", "use_mmap", "fuse_mixes",
                   "logits_all"),
     "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize"),
-    "llama-server": ("api_key",), "vllm": ("api_key",), "lorax": ("api_key",),
+    **{kind: ("api_key",) for kind in REMOTE_ENGINES},
 }
-REMOTE_KINDS = ("llama-server", "vllm", "lorax")
 
 
 def engine_options(kind: str, options: dict) -> dict:
@@ -329,7 +332,7 @@ def default_engine_factory(kind: str, options: dict):
         if kind == "torch":
             from adapters_backend.engines.torch_engine import TorchEngine  # noqa: PLC0415
             return TorchEngine(**engine_options(kind, options))
-        if kind in REMOTE_KINDS:       # a serving system elsewhere; load() takes its URL
+        if kind in REMOTE_ENGINES:     # a serving system elsewhere; load() takes its URL
             from adapters_backend.engines import create_engine  # noqa: PLC0415
             return create_engine(kind, **engine_options(kind, options))
     except ImportError as exc:

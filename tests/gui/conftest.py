@@ -104,19 +104,18 @@ def make_app(qtbot, app_env):
 def direct_reply(demo_engine):
     """reply(settings, model_path, mix, messages, params) -> text: the engine run directly (no GUI, no
     thread) with the same model, mix, messages and sampling — what the GUI must show."""
+    from adapters_backend.engines.base import ChatMessage, SamplingParams
     from adapters_backend.jobs import JobContext
-    from desktop_app.workers.engine_host import _active, _engine_types
 
     _demo, factory = demo_engine
 
     def reply(settings, model_path, mix, messages, params) -> str:
-        active_cls, message_cls, params_cls = _engine_types()
         engine = factory("llama.cpp", settings.engine_options())
         try:
             engine.load(model_path, JobContext())
-            engine.set_adapters([_active(active_cls, a) for a in mix])
-            chunks = engine.generate([message_cls(role=r, content=c) for r, c in messages],
-                                     params_cls(**params), JobContext())
+            engine.set_adapters(list(mix))
+            chunks = engine.generate([ChatMessage(role=r, content=c) for r, c in messages],
+                                     SamplingParams(**params), JobContext())
             return "".join(getattr(c, "text", "") for c in chunks)
         finally:
             engine.close()

@@ -58,7 +58,7 @@ def test_first_run_demo_mix_and_streaming(make_app, demo_engine, direct_reply, q
     assert base_reply.strip() and len(pieces) > 1                  # streamed: first token at once, then batches
     params = w.chat.sampling.params()
     messages = [("user", PROMPT)]
-    assert base_reply == direct_reply(state.settings, state.model["path"], [], messages, params)
+    assert base_reply == direct_reply(state.settings, state.model.path, [], messages, params)
 
     # Two adapters on, one slider moved: the next answer follows the new mix, without a reload.
     shout, pirate = w.mixer.rows[0], w.mixer.rows[1]
@@ -73,11 +73,11 @@ def test_first_run_demo_mix_and_streaming(make_app, demo_engine, direct_reply, q
     qtbot.mouseDClick(shout.slider, Qt.MouseButton.LeftButton)      # double-click resets to 1
     assert state.mix_model.entry(0).strength == pytest.approx(1.0)
     mix = state.engine_mix()
-    assert [(round(s, 3)) for _, s, _ in mix] == [1.0, 0.8]
+    assert [round(a.strength, 3) for a in mix] == [1.0, 0.8]
     loads_before = state.settings.get("models/last_path")
     w.chat.new_chat()
     mixed_reply, _ = ask(qtbot, app, PROMPT)
-    assert mixed_reply == direct_reply(state.settings, state.model["path"], mix, messages, params)
+    assert mixed_reply == direct_reply(state.settings, state.model.path, mix, messages, params)
     assert mixed_reply != base_reply
     assert state.settings.get("models/last_path") == loads_before
     # Each reply records the mix it was made with.
@@ -92,7 +92,7 @@ def test_stop_regenerate_edit_resend(make_app, demo_engine, qtbot):
     chat.prompt.setPlainText("Tell me a joke.")
     # Stop: the generation ends as cancelled long before max_tokens, and the app is ready again.
     chat.send()
-    qtbot.waitUntil(lambda: chat._received > 0, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: chat._arrival.tokens > 0, timeout=TIMEOUT)
     assert chat.stop_button.isEnabled()
     qtbot.mouseClick(chat.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
@@ -131,7 +131,7 @@ def test_restart_restores_conversations_library_and_mix(make_app, demo_engine, q
     w.mixer.rows[2].spin.setValue(0.5)
     reply, _ = ask(qtbot, app, PROMPT)
     conv_id = w.chat.conversation.id
-    library = [e["id"] for e in app.state.library_model.entries()]
+    library = [e.id for e in app.state.library_model.entries()]
     app.close()
 
     again = make_app().start()
@@ -140,6 +140,6 @@ def test_restart_restores_conversations_library_and_mix(make_app, demo_engine, q
     qtbot.waitUntil(lambda: w2.chat.conversation is not None, timeout=TIMEOUT)
     assert w2.chat.conversation.id == conv_id
     assert w2.chat.transcript_texts() == [("user", PROMPT), ("assistant", reply)]
-    assert [e["id"] for e in again.state.library_model.entries()] == library
+    assert [e.id for e in again.state.library_model.entries()] == library
     entries = again.state.mix_model.entries()
     assert [(e.enabled, e.strength) for e in entries] == [(False, 1.0), (False, 1.0), (True, 0.5)]

@@ -33,8 +33,8 @@ def test_compare_mix_against_base(make_app, direct_reply, qtbot):
     qtbot.waitUntil(lambda: not compare.collector.running, timeout=TIMEOUT)
     params = compare.sampling.params()
     msgs = [("user", PROMPT)]
-    a = direct_reply(state.settings, state.model["path"], state.engine_mix(), msgs, params)
-    b = direct_reply(state.settings, state.model["path"], [], msgs, params)
+    a = direct_reply(state.settings, state.model.path, state.engine_mix(), msgs, params)
+    b = direct_reply(state.settings, state.model.path, [], msgs, params)
     assert compare.pane_a.content() == a
     assert compare.pane_b.content() == b
     assert a != b
@@ -56,12 +56,12 @@ def test_sweep_one_adapter_and_grid(make_app, direct_reply, qtbot):
     qtbot.waitUntil(lambda: not sweep.collector.running, timeout=TIMEOUT)
     assert len(sweep.panes) == 3
     shout = state.library_model.entry_by_id(sweep.adapter_x.currentData())
-    from desktop_app import library_access as lib
+    from adapters_backend.engines.base import ActiveAdapter
     params, msgs = sweep.sampling.params(), [("user", PROMPT)]
-    base = direct_reply(state.settings, state.model["path"], [], msgs, params)
+    base = direct_reply(state.settings, state.model.path, [], msgs, params)
     texts = [p.content() for p in sweep.panes]
     for s, text in zip((0.0, 0.5, 1.0), texts):
-        assert text == direct_reply(state.settings, state.model["path"], [(lib.entry_path(shout), s, None)],
+        assert text == direct_reply(state.settings, state.model.path, [ActiveAdapter(str(shout.path), s)],
                                     msgs, params)
     assert texts[0] == base                                   # strength 0 is the base model
     assert texts[2] != base
@@ -76,8 +76,8 @@ def test_sweep_one_adapter_and_grid(make_app, direct_reply, qtbot):
     assert len(sweep.panes) == 4
     pirate = state.library_model.entry_by_id(sweep.adapter_y.currentData())
     cell = sweep.panes[3]                                      # shout 1, pirate 1
-    assert cell.content() == direct_reply(state.settings, state.model["path"],
-                                          [(lib.entry_path(shout), 1.0, None), (lib.entry_path(pirate), 1.0, None)],
+    assert cell.content() == direct_reply(state.settings, state.model.path,
+                                          [ActiveAdapter(str(shout.path), 1.0), ActiveAdapter(str(pirate.path), 1.0)],
                                           msgs, params)
     # Bad strengths are refused with a reason, nothing runs.
     sweep.strengths_x.setText("0, lots")

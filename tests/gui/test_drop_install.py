@@ -72,7 +72,7 @@ def test_drop_folder_and_malicious_zip(make_app, demo_engine, library_backend, q
     app = make_app().start()
     state, w = app.state, app.window
     qtbot.waitUntil(lambda: state.library_model.rowCount() >= 3, timeout=TIMEOUT)
-    before = [e["id"] for e in state.library_model.entries()]
+    before = [e.id for e in state.library_model.entries()]
 
     # A folder dropped on the message box (a text box: it must not swallow the drop).
     folder = new_peft_adapter(demo, tmp_path / "drops" / "my-style", seed=3)
@@ -83,21 +83,21 @@ def test_drop_folder_and_malicious_zip(make_app, demo_engine, library_backend, q
     try:
         qtbot.waitUntil(lambda: state.library_model.rowCount() == len(before) + 1, timeout=TIMEOUT)
     except Exception as exc:  # say what the app saw, not only that time ran out
-        rows = [e["name"] for e in state.library_model.entries()]
+        rows = [e.name for e in state.library_model.entries()]
         raise AssertionError(f"library rows {rows} (before: {before}); errors: {state.errors.history}") from exc
-    new = [e for e in state.library_model.entries() if e["id"] not in before][0]
-    assert new["format"] == "peft"
+    new = [e for e in state.library_model.entries() if e.id not in before][0]
+    assert new.format == "peft"
     act = w.activities.activities()[0]
     assert act.kind == "install" and act.state == "done"
     # …and it can join the mix at once.
     try:
-        qtbot.waitUntil(lambda: new["id"] in state.compat or not state.compat, timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: new.id in state.compat or not state.compat, timeout=TIMEOUT)
     except Exception as exc:
         job = state._compat_job
-        raise AssertionError(f"compat verdicts for {sorted(state.compat)}, new {new['id']}, model "
-                             f"{state.model and state.model.get('path')}, compat job done="
+        raise AssertionError(f"compat verdicts for {sorted(state.compat)}, new {new.id}, model "
+                             f"{state.model and state.model.path}, compat job done="
                              f"{getattr(job, 'done', None)}; errors: {state.errors.history}") from exc
-    assert state.add_to_mix(new["id"])
+    assert state.add_to_mix(new.id)
 
     # A zip with a path-traversal entry: refused with the reason, library unchanged, nothing escaped.
     bad = evil_zip(demo, tmp_path / "drops" / "evil.zip")
@@ -130,5 +130,5 @@ def test_drop_base_gguf_offers_to_load_it(make_app, demo_engine, qtbot, tmp_path
     box = w.drops.question_box
     assert "base model" in box.text()
     qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: state.model is not None and state.model["path"] == str(model), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: state.model is not None and state.model.path == str(model), timeout=TIMEOUT)
     assert not state.is_demo_loaded()

@@ -73,8 +73,8 @@ def test_search_verdict_download_cancel_resume_reset(make_app, demo_engine, gui_
     state, w = app.state, app.window
     with qtbot.waitSignal(state.model_changed, timeout=TIMEOUT):
         w.model_picker.load_path(str(hub.model_dir))
-    assert state.model and state.model["engine"] == "torch", state.errors.history
-    library_before = {e["id"] for e in state.library_model.entries()}
+    assert state.model and state.model.engine == "torch", state.errors.history
+    library_before = {e.id for e in state.library_model.entries()}
 
     # The Hub tab: the search is for adapters made for the loaded model, by default.
     qtbot.mouseClick(w.tabs.tabBar(), Qt.MouseButton.LeftButton, pos=w.tabs.tabBar().tabRect(4).center())
@@ -112,7 +112,7 @@ def test_search_verdict_download_cancel_resume_reset(make_app, demo_engine, gui_
     qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: act.state != "running", timeout=TIMEOUT)
     assert act.state == "cancelled", (act.state, act.error)
-    assert {e["id"] for e in state.library_model.entries()} == library_before
+    assert {e.id for e in state.library_model.entries()} == library_before
     assert panel.resume_button.isEnabled()
 
     # Resume: the file continues where it stopped (a Range request), and the adapter is in the
@@ -124,8 +124,8 @@ def test_search_verdict_download_cancel_resume_reset(make_app, demo_engine, gui_
     assert act.state == "done", act.error
     gets = weight_gets(hub, "deck/big-lora")
     assert gets and gets[0] is not None and int(gets[0][6:-1]) > 0           # resumed, not restarted
-    big = next(e for e in state.library_model.entries() if e["id"] not in library_before)
-    assert big["source"].startswith("hub:deck/big-lora@") and big["format"] == "peft"
+    big = next(e for e in state.library_model.entries() if e.id not in library_before)
+    assert big.source.startswith("hub:deck/big-lora@") and big.format == "peft"
 
     # A connection reset in the middle of the weights: the download carries on with a Range request.
     select_repo(qtbot, view, "deck/tiny-style")
@@ -140,13 +140,13 @@ def test_search_verdict_download_cancel_resume_reset(make_app, demo_engine, gui_
     assert act2.state == "done", act2.error
     gets = weight_gets(hub, "deck/tiny-style")
     assert len(gets) == 2 and gets[0] is None and gets[1] == "bytes=65536-"          # resumed after the reset
-    style = next(e for e in state.library_model.entries() if e["source"].startswith("hub:deck/tiny-style@"))
+    style = next(e for e in state.library_model.entries() if e.source.startswith("hub:deck/tiny-style@"))
 
     # Both fit the loaded model: the mixer offers them, and they join the mix.
-    qtbot.waitUntil(lambda: all((state.compat.get(e["id"]) or {}).get("ok") is True for e in (big, style)),
+    qtbot.waitUntil(lambda: all(e.id in state.compat and state.compat[e.id].usable for e in (big, style)),
                     timeout=TIMEOUT)
-    assert state.add_to_mix(style["id"]) and state.add_to_mix(big["id"])
-    assert [e.adapter_id for e in state.mix_model.entries()][-2:] == [style["id"], big["id"]]
+    assert state.add_to_mix(style.id) and state.add_to_mix(big.id)
+    assert [e.adapter_id for e in state.mix_model.entries()][-2:] == [style.id, big.id]
 
 
 def test_offline_hub_tab_says_so_in_seconds_and_search_retries(make_app, demo_engine, fake_hub, full_backlog,  # noqa: F811

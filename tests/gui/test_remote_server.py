@@ -40,21 +40,21 @@ def test_chat_through_llama_server_with_the_mixer(make_app, demo_engine, llama_s
     with qtbot.waitSignal(state.model_changed, timeout=TIMEOUT):
         qtbot.mouseClick(dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
                          Qt.MouseButton.LeftButton)
-    assert state.model is not None and state.model["engine"] == "llama-server", state.errors.history
-    assert state.model["path"] == url
+    assert state.model is not None and state.model.engine == "llama-server", state.errors.history
+    assert state.model.path == url
     qtbot.waitUntil(lambda: state.compat == {}, timeout=TIMEOUT)   # nothing local to check: all usable
 
     chat = w.chat
     chat.sampling.temperature.setValue(0.0)
     chat.sampling.max_tokens.setValue(32)
     chat.sampling.seed.setValue(1)
-    shout = next(e for e in state.library_model.entries() if e["name"] == "shout")
+    shout = next(e for e in state.library_model.entries() if e.name == "shout")
     for e in list(state.mix_model.entries()):
         state.mix_model.remove_adapter(e.adapter_id)
     base = _ask(qtbot, chat, "What is the capital of France?")
     assert base and _caps(base) < 0.3, base
-    assert state.add_to_mix(shout["id"])
+    assert state.add_to_mix(shout.id)
     loud = _ask(qtbot, chat, "What is the capital of France?")
     assert _caps(loud) > 0.8, (loud, state.errors.history)
-    state.mix_model.remove_adapter(shout["id"])
+    state.mix_model.remove_adapter(shout.id)
     assert _ask(qtbot, chat, "What is the capital of France?") == base     # no stale adapter on the server

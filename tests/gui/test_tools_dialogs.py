@@ -38,13 +38,13 @@ def run(qtbot, dlg) -> list[tuple[float, float, str]]:
     return seen
 
 
-def wait_library_source(qtbot, state, source: str) -> dict:
-    qtbot.waitUntil(lambda: any(e.get("source") == source for e in state.library_model.entries()), timeout=TIMEOUT)
-    return next(e for e in state.library_model.entries() if e.get("source") == source)
+def wait_library_source(qtbot, state, source: str):
+    qtbot.waitUntil(lambda: any(e.source == source for e in state.library_model.entries()), timeout=TIMEOUT)
+    return next(e for e in state.library_model.entries() if e.source == source)
 
 
-def entry_named(state, name) -> dict:
-    return next(e for e in state.library_model.entries() if e["name"] == name)
+def entry_named(state, name):
+    return next(e for e in state.library_model.entries() if e.name == name)
 
 
 def test_convert_to_gguf_then_cancel(make_app, demo_engine, library_backend_ready, qtbot, tmp_path):
@@ -59,7 +59,7 @@ def test_convert_to_gguf_then_cancel(make_app, demo_engine, library_backend_read
     dlg = open_tool(qtbot, w, "&Convert adapter…", ConvertDialog)
     assert dlg.base.text() == str(demo.demo_model_path())          # the loaded model, by default
     shout = entry_named(state, "shout")
-    dlg.adapter.setCurrentIndex(dlg.adapter.findData(shout["path"]))
+    dlg.adapter.setCurrentIndex(dlg.adapter.findData(str(shout.path)))
     out = tmp_path / "out" / "shout.lora.gguf"
     out.parent.mkdir()
     dlg.output.setText(str(out))
@@ -70,13 +70,13 @@ def test_convert_to_gguf_then_cancel(make_app, demo_engine, library_backend_read
     assert seen and all(t >= d >= 0 for d, t, _m in seen)
     converted = read_adapter(out)
     assert converted.format_id == "gguf" and converted.modules
-    assert len(converted.modules) == len(read_adapter(shout["path"]).modules)
+    assert len(converted.modules) == len(read_adapter(shout.path).modules)
     entry = wait_library_source(qtbot, state, f"local:{out}")
-    assert entry["format"] == "gguf"
+    assert entry.format == "gguf"
 
     # Cancel: pressed before the job has run a single step, so it stops without writing anything.
     out2 = tmp_path / "out" / "pirate.lora.gguf"
-    dlg.adapter.setCurrentIndex(dlg.adapter.findData(entry_named(state, "pirate")["path"]))
+    dlg.adapter.setCurrentIndex(dlg.adapter.findData(str(entry_named(state, "pirate").path)))
     dlg.output.setText(str(out2))
     dlg.run_button.click()
     dlg.cancel_button.click()                  # same event-loop turn: the job has not started yet
@@ -104,7 +104,8 @@ def test_blend_and_merge_into_base(make_app, demo_engine, library_backend_ready,
         qtbot.mouseClick(add, Qt.MouseButton.LeftButton)
     assert dlg.table.rowCount() == 2
     dlg.table.cellWidget(1, 1).setValue(0.5)
-    assert dlg.entries() == [(entry_named(state, "shout")["path"], 1.0), (entry_named(state, "pirate")["path"], 0.5)]
+    shout, pirate = entry_named(state, "shout"), entry_named(state, "pirate")
+    assert dlg.entries() == [(str(shout.path), 1.0), (str(pirate.path), 0.5)]
     blend_out = tmp_path / "blends" / "shout-pirate"
     dlg.output.setText(str(blend_out))
     seen = run(qtbot, dlg)
@@ -113,8 +114,8 @@ def test_blend_and_merge_into_base(make_app, demo_engine, library_backend_ready,
     blended = read_adapter(blend_out)
     assert blended.format_id == "peft"
     entry = wait_library_source(qtbot, state, f"local:{blend_out}")
-    assert entry["format"] == "peft"
-    qtbot.waitUntil(lambda: (state.compat.get(entry["id"]) or {}).get("ok") is True, timeout=TIMEOUT)
+    assert entry.format == "peft"
+    qtbot.waitUntil(lambda: entry.id in state.compat and state.compat[entry.id].usable, timeout=TIMEOUT)
 
     # Merge one adapter into the loaded demo GGUF: a new GGUF model file.
     dlg.into_base.setChecked(True)

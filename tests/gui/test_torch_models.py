@@ -43,7 +43,7 @@ def direct_torch_reply(model, adapter, messages, params) -> str:
 
 
 def test_engine_chosen_by_model_kind(tmp_path, app_env):
-    from desktop_app.app_state import engine_for
+    from adapters_backend.model_ref import engine_for
     folder = tmp_path / "some-model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
@@ -69,8 +69,8 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
     with qtbot.waitSignal(state.model_changed, timeout=TIMEOUT):
         choose(picker, model_picker.OPEN_FOLDER)
     assert state.model is not None, state.errors.history
-    assert state.model["engine"] == "torch" and state.model["path"] == str(folder)
-    assert state.model["info"]["architecture"] == "llama" and state.model_layers() == 2
+    assert state.model.engine == "torch" and state.model.path == str(folder)
+    assert state.model.info["architecture"] == "llama" and state.model_layers() == 2
     assert picker.status.text() == "torch · ready"
     assert picker.combo.currentData() == str(folder)           # now in the picker's list (recent models)
 
@@ -80,15 +80,15 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
         w.drops.install(adapter)
     assert state.library_model.rowCount() == n + 1                 # listed at once
     new = installed.args[1]
-    assert new["format"] == "peft" and state.library_model.entry_by_id(new["id"]) is not None
-    qtbot.waitUntil(lambda: (state.compat.get(new["id"]) or {}).get("ok") is not None, timeout=TIMEOUT)
-    assert state.compat[new["id"]]["ok"] is True, state.compat[new["id"]]
+    assert new.format == "peft" and state.library_model.entry_by_id(new.id) is not None
+    qtbot.waitUntil(lambda: new.id in state.compat, timeout=TIMEOUT)
+    assert state.compat[new.id].usable, state.compat[new.id]
     # The demo adapters (another architecture) are greyed out with the reason.
-    demo_ids = [e["id"] for e in state.library_model.entries() if e["id"] != new["id"]]
-    assert demo_ids and all(state.compat[i]["ok"] is False for i in demo_ids)
+    demo_ids = [e.id for e in state.library_model.entries() if e.id != new.id]
+    assert demo_ids and all(not state.compat[i].usable for i in demo_ids)
     mixer = w.mixer
     for row in range(mixer.available.rowCount()):
-        if mixer.available.entry(row)["id"] == new["id"]:
+        if mixer.available.entry(row).id == new.id:
             mixer.available_view.setCurrentIndex(mixer.available.index(row, 0))
         else:                                                      # incompatible: not selectable for the mix
             assert not mixer.available.flags(mixer.available.index(row, 0)) & Qt.ItemFlag.ItemIsEnabled
@@ -97,7 +97,7 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
     assert mixer.add_button.isEnabled()
     qtbot.mouseClick(mixer.add_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(mixer.rows) == 1, timeout=TIMEOUT)
-    assert state.engine_mix() == [(state.library_model.entry_by_id(new["id"])["path"], 1.0, None)]
+    assert [(a.path, a.strength, a.layer_scales) for a in state.engine_mix()] == [(str(new.path), 1.0, None)]
 
     # Generate: the reply streams in pieces and equals the engine's own answer for this mix.
     chat = w.chat
@@ -112,10 +112,10 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
     qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
     reply = chat.last_reply_text()
     assert reply and reply == "".join(pieces) and len(pieces) >= 1
-    assert state.engine_mix()[0][0] == state.library_model.entry_by_id(new["id"])["path"]
+    assert state.engine_mix()[0].path == str(state.library_model.entry_by_id(new.id).path)
     params = chat.sampling.params()
     messages = [("user", PROMPT)]
-    expected = direct_torch_reply(folder, state.engine_mix()[0][0], messages, params)
+    expected = direct_torch_reply(folder, state.engine_mix()[0].path, messages, params)
     assert reply == expected
     # …and the adapter is really applied (the base model alone answers differently).
     assert direct_torch_reply(folder, None, messages, params) != expected

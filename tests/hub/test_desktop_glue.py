@@ -13,21 +13,21 @@ def test_hub_access_round_trip(hub):
     more = hub_access.search({"kind": "adapter", "base": BASE_ID, "sort": "updated"}, 1, 2, None)
     assert [r["repo_id"] for r in more] == ["erin/gated-lora"]
     d = hub_access.details("bob/wide-lora", "adapter", {"path": str(hub.base_dir), "id": None, "engine": "llama.cpp"})
-    assert d["compat"]["ok"] is False and "hidden size" in d["compat"]["reason"]
+    assert d["compat"].status == "incompatible" and not d["compat"].usable and "hidden size" in d["compat"].reason
     assert d["rank"] == 8 and d["targets"] == ["q_proj", "v_proj"] and d["files"][0]["name"]
     m = hub_access.details("dave/tiny-llama-GGUF", "model", None)
     assert m["files"][0]["name"] == "tiny-llama-Q4_K_M.gguf"
     path = hub_access.download_model_file("dave/tiny-llama-GGUF", "tiny-llama-Q4_K_M.gguf", None)
     assert path.endswith("tiny-llama-Q4_K_M.gguf")
     entry = hub_access.download_and_install("alice/tiny-style-lora", None)
-    assert entry["source"].startswith("hub:alice/tiny-style-lora@") and entry["format"] == "peft"
+    assert entry.source.startswith("hub:alice/tiny-style-lora@") and entry.format == "peft"
     listed = library_access.list_entries()
-    assert [e["id"] for e in listed] == [entry["id"]]
-    library_access.rename(entry["id"], "Styled")
-    library_access.set_notes(entry["id"], "nice")
+    assert listed == [entry]
+    library_access.rename(entry.id, "Styled")
+    library_access.set_notes(entry.id, "nice")
     e = library_access.list_entries()[0]
-    assert (e["name"], e["notes"]) == ("Styled", "nice")
-    library_access.remove(entry["id"])
+    assert (e.name, e.notes) == ("Styled", "nice")
+    library_access.remove(entry.id)
     assert library_access.list_entries() == []
     hub_access.set_token("hf_test_token_123")
     assert "token is set" in hub_access.token_status()

@@ -11,6 +11,7 @@ from serve_testlib import ask, raw
 
 def test_start_falls_back_to_a_free_port_and_stops():
     from desktop_app.serve_access import ServeAccess
+    from desktop_app.workers.engine_host import LoadedModel
 
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -18,7 +19,7 @@ def test_start_falls_back_to_a_free_port_and_stops():
     taken = busy.getsockname()[1]
     access = ServeAccess()
     try:
-        info = access.start({"path": "/nowhere/model-folder", "engine": "torch"}, port=taken)
+        info = access.start(LoadedModel("/nowhere/model-folder", "torch", "model-folder"), port=taken)
         assert info["model"] == "tiny-deck-demo" and f"Port {taken} was taken" in info["note"]
         assert "demo model is served" in info["note"] and access.running
         with openai.OpenAI(base_url=f"{info['url']}/v1", api_key="unused", max_retries=0, timeout=60) as c:
