@@ -93,5 +93,5 @@ def run_blend(args) -> int:
     ranks = sorted(set(result.ranks.values()))
     print(f"wrote {result.path}: PEFT LoRA, {len(result.ranks)} modules, rank "
           f"{ranks[0] if len(ranks) == 1 else f'{ranks[0]}–{ranks[-1]}'}"
-          + (f", max relative error {result.max_error:.2e}" if args.rank is not None else " (exact)"))
+          + (f", max relative error {result.max_error:.2e}" if result.errors else " (exact)"))
     return 0
