@@ -90,6 +90,11 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
         from ..core.base_model import BaseModelInfo, load_base_model
         base = base if isinstance(base, BaseModelInfo) else load_base_model(base)
     loaded = read_adapters(adapters, base)
+    if base is not None:
+        # A PEFT adapter runs on the PyTorch engine, which applies every module: its rules, not llama.cpp's.
+        from ..core.compat import require_compatible
+        for adapter, _ in loaded:
+            require_compatible(adapter, base, engine="torch")
     result = BlendResult(Path(out))
     # module -> list of (adapter, ModuleDelta, strength); every adapter must agree on each module's shape
     modules: dict[str, list] = {}
