@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_names() -> set[str]:
+    """Every command `loradeck COMMAND` accepts."""
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
