@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from adapters_backend.cli.main import main
 from fixtures.fake_hub import TOKEN, fake_hub  # noqa: F401  (pytest fixture)
 from fixtures.small_adapters import write_peft
+
+from adapters_backend.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "adapters_backend" / "demo" / "assets"

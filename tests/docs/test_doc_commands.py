@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from fixtures.fake_hub import TOKEN, FakeHub
 
 REPO = Path(__file__).resolve().parents[2]
