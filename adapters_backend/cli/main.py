@@ -4,10 +4,10 @@ Exit status, the same for every command: 0 done; 2 an error, printed as one line
 (`loradeck: error: …`, naming the file and the problem); 3 an adapter does not fit the base model
 (IncompatibleAdapterError, with the modules that do not fit), which is also `check`'s "incompatible"
 verdict. `check` adds 1 for "partially compatible", `parity` 1 for "the engines disagree" and
-`plugins` 1 for "a plugin is broken". An
-exception outside the LoRA Deck family is a bug and keeps its traceback. Output cut short by the
-reader (`loradeck … | head`) ends quietly with 141, what the shell reports for a program stopped by
-SIGPIPE.
+`plugins` 1 for "a plugin is broken". An exception outside the LoRA Deck family is a bug and keeps
+its traceback. Output cut short by its reader (`loradeck … | head`) ends quietly with 141, what the
+shell reports for a program stopped by SIGPIPE (1, Python's own choice, would read as "partially
+compatible" from `check`).
 """
 from __future__ import annotations
 

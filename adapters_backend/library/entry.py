@@ -66,8 +66,6 @@ class LibraryEntry:
         return cls(**kw)
 
 
-
-
 def _value_text(value, span) -> str:
     if isinstance(span, (list, tuple)) and len(span) == 2 and span[0] != span[1]:
         return f"{span[0]:g}–{span[1]:g}"
