@@ -62,6 +62,9 @@ SKIPPED = [
 ]
 TIMEOUT = 180
 
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("curl") is None,
+                                reason="the docs' commands are shell lines: running them needs bash and curl")
+
 
 # ------------------------------------------------------------------------------------------ reading
 
