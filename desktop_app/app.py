@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 def create_app(argv: list[str] | None = None):
@@ -41,7 +42,9 @@ def build_main_window(engine_factory=None):
     return state, window
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, files=()) -> int:
+    """The app; `files` (adapter folders, .zip, .safetensors, .gguf) are handled as if dropped on the
+    window once it is up (`loradeck FILE…`, a file manager's "Open with")."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False      # it has its own handler: no double lines
     app = create_app(argv)
@@ -49,6 +52,9 @@ def run(argv: list[str] | None = None) -> int:
     state.errors.install_hooks()
     window.show()
     window.start()
+    if files:
+        from PySide6.QtCore import QTimer  # noqa: PLC0415
+        QTimer.singleShot(0, lambda: window.drops.handle_paths([Path(f) for f in files]))
     return app.exec()
 
 

@@ -2,7 +2,7 @@
 
 Writes a llama.cpp LoRA GGUF (loads in llama.cpp, llama-server, koboldcpp…). Without -o the file goes
 to LoRA Deck's cache (reused by the app) and its path is printed.
-Exit status: 0 done, 3 the adapter does not fit the base (nothing written), 2 any other error.
+Exit status (main.py): 0 done, 3 the adapter does not fit the base (nothing written), 2 any other error.
 """
 from __future__ import annotations
 
@@ -28,29 +28,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def print_report_failure(exc) -> None:
-    report = getattr(exc, "report", None)
-    print(f"loradeck: error: {exc}", file=sys.stderr)
-    if report is not None:
-        for name, v in sorted(report.modules.items()):
-            if v.status == "mismatch":
-                print(f"  mismatch: {name}: {v.reason}", file=sys.stderr)
-
-
 def run(args) -> int:
     from ..convert.cache import convert_cached
     from ..convert.to_gguf import convert_to_gguf, rank_summary
-    from ..errors import IncompatibleAdapterError
     ctx = progress_context("converting", "tensor")
-    try:
-        if args.output is not None:
-            result = convert_to_gguf(args.adapter, args.base, args.output, outtype=args.outtype,
-                                     max_error=args.max_error, ctx=ctx)
-        else:
-            result = convert_cached(args.adapter, args.base, outtype=args.outtype, max_error=args.max_error, ctx=ctx)
-    except IncompatibleAdapterError as exc:
-        print_report_failure(exc)
-        return 3
+    if args.output is not None:
+        result = convert_to_gguf(args.adapter, args.base, args.output, outtype=args.outtype,
+                                 max_error=args.max_error, ctx=ctx)
+    else:
+        result = convert_cached(args.adapter, args.base, outtype=args.outtype, max_error=args.max_error, ctx=ctx)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     for name, (rank, err) in sorted(result.dora.items()):

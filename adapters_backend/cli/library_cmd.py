@@ -14,43 +14,31 @@ def add_parser(sub) -> None:
 
 
 def _add_actions(ls, top_level: bool = False) -> None:
-    if top_level:
-        hint = " (same as `loradeck library …`)"
-        a = ls.add_parser("install", help="install an adapter into the library" + hint)
-        a.add_argument("source", help="folder, .zip, .safetensors, .gguf, or hf:OWNER/REPO[@REV]")
-        a.add_argument("--name")
-        a.add_argument("--json", action="store_true")
-        a.set_defaults(func=run_install)
-        a = ls.add_parser("list", help="list the installed adapters" + hint)
-        a.add_argument("--json", action="store_true")
-        a.set_defaults(func=run_list)
-        a = ls.add_parser("remove", help="remove an adapter (by id or name)" + hint)
-        a.add_argument("id")
-        a.set_defaults(func=run_remove)
-        a = ls.add_parser("rename", help="change an adapter's label" + hint)
-        a.add_argument("id")
-        a.add_argument("name")
-        a.set_defaults(func=run_rename)
-        return
-    a = ls.add_parser("list", help="every installed adapter")
+    hint = " (same as `loradeck library …`)" if top_level else ""
+    a = ls.add_parser("list", help="every installed adapter" + hint)
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=run_list)
-    i = ls.add_parser("install", help="install a folder, .zip, .safetensors, .gguf, or hf:OWNER/REPO[@REV]")
-    i.add_argument("source")
-    i.add_argument("--name")
-    i.add_argument("--json", action="store_true")
-    i.set_defaults(func=run_install)
-    r = ls.add_parser("remove", help="remove an adapter (by id or name)")
-    r.add_argument("id")
-    r.set_defaults(func=run_remove)
-    n = ls.add_parser("rename", help="change an adapter's label")
-    n.add_argument("id")
-    n.add_argument("name")
-    n.set_defaults(func=run_rename)
-    t = ls.add_parser("notes", help="set an adapter's notes")
-    t.add_argument("id")
-    t.add_argument("notes")
-    t.set_defaults(func=run_notes)
+    a = ls.add_parser("install", help="install a folder, .zip, .safetensors, .gguf, or hf:OWNER/REPO[@REV]" + hint)
+    a.add_argument("source", help="folder, .zip, .safetensors, .gguf, or hf:OWNER/REPO[@REV]")
+    a.add_argument("--name")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=run_install)
+    a = ls.add_parser("remove", help="remove an adapter (by id or name)" + hint)
+    a.add_argument("id")
+    a.add_argument("--json", action="store_true", help="print the removed entry as JSON")
+    a.set_defaults(func=run_remove)
+    a = ls.add_parser("rename", help="change an adapter's label" + hint)
+    a.add_argument("id")
+    a.add_argument("name")
+    a.add_argument("--json", action="store_true", help="print the updated entry as JSON")
+    a.set_defaults(func=run_rename)
+    if top_level:
+        return
+    a = ls.add_parser("notes", help="set an adapter's notes (shown in the library)")
+    a.add_argument("id")
+    a.add_argument("notes")
+    a.add_argument("--json", action="store_true", help="print the updated entry as JSON")
+    a.set_defaults(func=run_notes)
 
 
 def _open():
@@ -69,7 +57,7 @@ def run_list(args) -> int:
     if not entries:
         print("the library is empty; add adapters with `loradeck library install PATH` or `hub download --install`")
     for e in entries:
-        facts = f"{e.format} {e.variant} r={e.rank} α={e.alpha:g}" if e.alpha is not None else f"{e.format} {e.variant}"
+        facts = " ".join([e.format, e.variant] + [f"{k}={v}" for k, v in (("r", e.rank_text), ("α", e.alpha_text)) if v])
         flag = "  [MISSING]" if e.missing else ""
         print(f"{e.id:<28} {e.name:<28} {facts:<24} {e.source}{flag}")
     return 0
@@ -87,17 +75,20 @@ def run_install(args) -> int:
 
 
 def run_remove(args) -> int:
-    _open().remove(args.id)
-    print(f"removed {args.id}")
+    lib = _open()
+    e = lib.get(args.id)
+    lib.remove(e.id)
+    print(json.dumps({"removed": e.as_dict()}, indent=2) if args.json else f"removed '{e.name}' ({e.id})")
     return 0
 
 
 def run_rename(args) -> int:
     e = _open().rename(args.id, args.name)
-    print(f"{e.id} is now '{e.name}'")
+    print(json.dumps(e.as_dict(), indent=2) if args.json else f"{e.id} is now '{e.name}'")
     return 0
 
 
 def run_notes(args) -> int:
-    _open().set_notes(args.id, args.notes)
+    e = _open().set_notes(args.id, args.notes)
+    print(json.dumps(e.as_dict(), indent=2) if args.json else f"notes of '{e.name}' ({e.id}) set")
     return 0

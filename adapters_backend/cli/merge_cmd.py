@@ -4,14 +4,13 @@
     loradeck merge --base hf-model/ --adapter a/:0.8 -o merged-model/
     loradeck blend a/:1 b/:0.5 -o blended/ [--rank 16]
 
-Exit status: 0 done, 3 an adapter does not fit the base (nothing written), 2 any other error.
+Exit status (main.py): 0 done, 3 an adapter does not fit the base (nothing written), 2 any other error.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from .convert_cmd import print_report_failure
 from .progress import progress_context
 
 
@@ -50,23 +49,18 @@ def _print_common(result) -> None:
 
 
 def run_merge(args) -> int:
-    from ..errors import IncompatibleAdapterError
     from ..model_ref import split_strength
 
     specs = [split_strength(a) for a in args.adapter]
     ctx = progress_context("merging", "tensor")
-    try:
-        if args.base.is_dir():
-            if args.outtype:
-                print("warning: --outtype applies to GGUF output only; ignored", file=sys.stderr)
-            from ..merge.hf_merge import merge_into_hf
-            result = merge_into_hf(args.base, specs, args.output, overwrite=args.force, ctx=ctx)
-        else:
-            from ..merge.gguf_merge import merge_into_gguf
-            result = merge_into_gguf(args.base, specs, args.output, outtype=args.outtype, ctx=ctx)
-    except IncompatibleAdapterError as exc:
-        print_report_failure(exc)
-        return 3
+    if args.base.is_dir():
+        if args.outtype:
+            print("warning: --outtype applies to GGUF output only; ignored", file=sys.stderr)
+        from ..merge.hf_merge import merge_into_hf
+        result = merge_into_hf(args.base, specs, args.output, overwrite=args.force, ctx=ctx)
+    else:
+        from ..merge.gguf_merge import merge_into_gguf
+        result = merge_into_gguf(args.base, specs, args.output, outtype=args.outtype, ctx=ctx)
     _print_common(result)
     types = sorted(set(result.types.values()))
     print(f"wrote {result.path}: {len(result.touched)} tensors merged ({', '.join(types) or '-'}), "
@@ -75,23 +69,18 @@ def run_merge(args) -> int:
 
 
 def run_blend(args) -> int:
-    from ..errors import IncompatibleAdapterError
+    from ..errors import UsageError
     from ..merge.blend import blend
     from ..model_ref import split_strength
 
     if args.rank is not None and args.rank < 1:
-        print("loradeck: error: --rank must be at least 1", file=sys.stderr)
-        return 2
+        raise UsageError("--rank must be at least 1")
     specs = [split_strength(a) for a in args.adapters]
-    try:
-        result = blend(specs, args.output, rank=args.rank, base=args.base, max_error=args.max_error,
-                       overwrite=args.force, ctx=progress_context("blending", "module"))
-    except IncompatibleAdapterError as exc:
-        print_report_failure(exc)
-        return 3
+    result = blend(specs, args.output, rank=args.rank, base=args.base, max_error=args.max_error,
+                   overwrite=args.force, ctx=progress_context("blending", "module"))
     _print_common(result)
     ranks = sorted(set(result.ranks.values()))
     print(f"wrote {result.path}: PEFT LoRA, {len(result.ranks)} modules, rank "
           f"{ranks[0] if len(ranks) == 1 else f'{ranks[0]}–{ranks[-1]}'}"
-          + (f", max relative error {result.max_error:.2e}" if args.rank is not None else " (exact)"))
+          + (f", max relative error {result.max_error:.2e}" if result.errors else " (exact)"))
     return 0

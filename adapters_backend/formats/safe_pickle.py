@@ -8,7 +8,9 @@ safetensors in the cache (keyed by the file's sha256) and the pickle is never op
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +22,12 @@ from ..paths import cache_dir
 MIN_TORCH = (2, 10)
 TIMEOUT = 300
 
-# Runs in the child process: argv = [pickle, output]. Exit 3 = refused, with the reason on stderr.
+REFUSED = "loradeck-refused: "
+
+# Runs in the child process: argv = [pickle, output]. Exit 3 = refused, with the reason on stderr in
+# one JSON-quoted line after REFUSED (torch may print warnings around it).
 _CHILD = r"""
+import json
 import sys
 import torch
 from safetensors.torch import save_file
@@ -29,14 +35,14 @@ src, dst = sys.argv[1], sys.argv[2]
 try:
     data = torch.load(src, map_location="cpu", weights_only=True)
 except Exception as exc:
-    print(f"{type(exc).__name__}: {exc}".splitlines()[0][:500], file=sys.stderr)
+    print(REFUSED + json.dumps(f"{type(exc).__name__}: {exc}"), file=sys.stderr)
     sys.exit(3)
 if not isinstance(data, dict) or not data or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                     for k, v in data.items()):
-    print("it does not hold a flat mapping of names to tensors", file=sys.stderr)
+    print(REFUSED + json.dumps("it does not hold a flat mapping of names to tensors"), file=sys.stderr)
     sys.exit(3)
 save_file({k: v.contiguous() for k, v in data.items()}, dst)
-"""
+""".replace("REFUSED", repr(REFUSED))
 
 
 def _torch_version() -> tuple[int, int] | None:
@@ -70,8 +76,31 @@ def pickle_to_safetensors(path: Path) -> Path:
         raise UnsafeFileError(path, f"reading the pickle took longer than {TIMEOUT} s; refused") from None
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        reason = (proc.stderr.strip().splitlines() or ["the loader failed"])[-1]
-        raise UnsafeFileError(path, f"is a pickle that torch's weights-only loader refuses ({reason}); it was "
-                                    "not loaded. Ask for adapter_model.safetensors")
+        raise UnsafeFileError(path, f"is a pickle that torch's weights-only loader refuses ({refusal_reason(proc.stderr)})"
+                                    "; nothing in it was run. Do not open it with weights_only=False: that would "
+                                    "run any code it carries. Ask for adapter_model.safetensors instead")
     os.replace(tmp, out)
     return out
+
+
+def refusal_reason(stderr: str) -> str:
+    """What the child said about the refused pickle, without torch's advice to retry with
+    weights_only=False (the one thing never to do with a file that failed this check)."""
+    text = None
+    for line in stderr.splitlines():
+        if line.startswith(REFUSED):
+            try:
+                text = json.loads(line[len(REFUSED):])
+            except ValueError:
+                text = line[len(REFUSED):]
+    if not text:
+        lines = stderr.strip().splitlines()
+        return lines[-1][:300] if lines else "the loader failed"
+    # torch ≥ 2.6: "Weights only load failed. … weights_only=False will likely succeed … WeightsUnpickler
+    # error: <the reason>. Please … Check the documentation …" — keep <the reason> alone.
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s+Please\b|\n\s*\n|\s*Check the documentation|$)", text,
+                  re.S)
+    if m:
+        return f"{text.split(':', 1)[0]}: {' '.join(m.group(1).split())}"[:300]
+    first = text.splitlines()[0]
+    return "it holds more than plain tensors" if "weights_only" in first else first[:300]

@@ -15,8 +15,10 @@ class LibraryEntry:
     path: Path                    # what read_adapter / the engines open (file or folder)
     format: str = ""
     variant: str = ""             # "lora", "dora", … ("lora+full" when mixed)
-    rank: int | None = None
+    rank: int | None = None       # the most common rank, and its alpha
     alpha: float | None = None
+    rank_range: list[int] | None = None      # [min, max] over the modules; None in entries written before it
+    alpha_range: list[float] | None = None
     base_model: str | None = None
     size: int = 0
     source: str = ""              # "hub:owner/repo@commit", "local:/abs/path", "built-in demo"
@@ -26,6 +28,15 @@ class LibraryEntry:
     sha256: str = ""
     stored: str = "copy"          # "copy" (files inside the library) | "reference" (e.g. the HF cache)
     missing: bool = False         # set when opening finds the files gone; never stored
+
+    @property
+    def rank_text(self) -> str:
+        """"8", or "4–12" when the modules' ranks differ; "" when unknown."""
+        return _value_text(self.rank, self.rank_range)
+
+    @property
+    def alpha_text(self) -> str:
+        return _value_text(self.alpha, self.alpha_range)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -55,3 +66,7 @@ class LibraryEntry:
         return cls(**kw)
 
 
+def _value_text(value, span) -> str:
+    if isinstance(span, (list, tuple)) and len(span) == 2 and span[0] != span[1]:
+        return f"{span[0]:g}–{span[1]:g}"
+    return "" if value is None else f"{value:g}"

@@ -254,10 +254,14 @@ def _unique_id(name: str, entries: dict) -> str:
 
 
 def _adapter_facts(adapter) -> dict:
-    """format, variant, the most common rank and its alpha — what the library list shows."""
+    """format, variant, the most common rank and its alpha, and the ranges of both over the modules
+    (an adapter with a rank pattern is not "r=8") — what the library list shows."""
     mods = list(adapter.modules.values())
     ranks = Counter(m.rank for m in mods if m.rank)
     rank = ranks.most_common(1)[0][0] if ranks else None
     alpha = next((m.alpha for m in mods if m.rank == rank and m.alpha is not None), None)
+    alphas = [float(m.alpha) for m in mods if m.rank and m.alpha is not None]
     return {"format": adapter.format_id, "variant": "+".join(adapter.variants), "rank": rank,
-            "alpha": float(alpha) if alpha is not None else None}
+            "alpha": float(alpha) if alpha is not None else None,
+            "rank_range": [min(ranks), max(ranks)] if ranks else None,
+            "alpha_range": [min(alphas), max(alphas)] if alphas else None}

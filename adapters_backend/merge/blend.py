@@ -7,7 +7,10 @@ rank_pattern/alpha_pattern), so nothing depends on rsLoRA or pattern rules.
 
 `rank=k` truncates every module to rank ≤ k with an SVD of the stacked factors (never forming ΔW) and
 reports the relative Frobenius error per module. DoRA is not low-rank: it needs the base model
-(`base=`) and is stacked as an SVD of its exact delta within `max_error`.
+(`base=`), and a module with a DoRA part is formed densely (Σ sᵢ·ΔWᵢ with DoRA's exact ΔW) and
+factored by SVD with the smallest rank whose relative error against that exact sum is at most
+`max_error`; when `rank` is below that, the blend stops (BlendError says the rank it needs) rather
+than write an adapter that is quietly different.
 Full replacement tensors (modules_to_save, biases) cannot be part of a LoRA and are skipped, named.
 """
 from __future__ import annotations
@@ -31,7 +34,8 @@ from ..formats.safetensors_io import SafetensorsWriter, encode_as
 class BlendResult:
     path: Path
     ranks: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, float] = field(default_factory=dict)     # module -> relative error (when reduced)
+    errors: dict[str, float] = field(default_factory=dict)     # module -> relative error (when not exact)
+    dora_errors: dict[str, float] = field(default_factory=dict)  # modules with a DoRA part -> their SVD's error
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -40,7 +44,8 @@ class BlendResult:
         return max(self.errors.values(), default=0.0)
 
 
-def _dora_factors(adapter, mod, base, weights, max_error):
+def _exact_dora_delta(adapter, mod, base, weights) -> np.ndarray:
+    """DoRA's exact ΔW at strength 1 (W'(1) − W, what PEFT's merge adds), HF layout (out, in)."""
     from ..core.base_model import BaseModelInfo
     from ..core.variants import dense_delta
     if not isinstance(base, BaseModelInfo) or weights is None:
@@ -53,9 +58,25 @@ def _dora_factors(adapter, mod, base, weights, max_error):
     w = weights.gguf_weight(m.gguf)
     if m.rule.kind != "embedding":
         w = transforms.apply(m.rule.transform, w, base.transform_hparams(), inverse=True)
-    delta = np.asarray(dense_delta(mod, adapter.tensors(mod), w), dtype=np.float32)
-    t = truncate(delta, max_error)
-    return t.A, t.B, t.error
+    return np.asarray(dense_delta(mod, adapter.tensors(mod), w), dtype=np.float32)
+
+
+def _dense_module(name, group, base, weights, rank: int | None, max_error: float):
+    """The SVD of the exact sum of a module with a DoRA part, at the smallest rank within `max_error`,
+    and the error `rank` would give when that is too small for it (else None)."""
+    from ..core.variants import lowrank
+    total = None
+    for adapter, mod, s in group:
+        if is_dense(mod):
+            delta = _exact_dora_delta(adapter, mod, base, weights)
+        else:
+            A, B = lowrank(mod, adapter.tensors(mod))
+            delta = np.asarray(B, dtype=np.float32) @ np.asarray(A, dtype=np.float32)
+        delta *= np.float32(s)
+        total = delta if total is None else total + delta
+    t = truncate(total, max_error)
+    short = truncate(total, rank=rank).error if rank is not None and t.rank > rank else None
+    return t, short
 
 
 def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float = 1e-3,
@@ -69,6 +90,11 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
         from ..core.base_model import BaseModelInfo, load_base_model
         base = base if isinstance(base, BaseModelInfo) else load_base_model(base)
     loaded = read_adapters(adapters, base)
+    if base is not None:
+        # A PEFT adapter runs on the PyTorch engine, which applies every module: its rules, not llama.cpp's.
+        from ..core.compat import require_compatible
+        for adapter, _ in loaded:
+            require_compatible(adapter, base, engine="torch")
     result = BlendResult(Path(out))
     # module -> list of (adapter, ModuleDelta, strength); every adapter must agree on each module's shape
     modules: dict[str, list] = {}
@@ -97,24 +123,29 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
         # Pass 1: shapes (ranks) — compute factors module by module, spool them as float32 .npy-free bytes.
         spool = staging / ".factors.bin"
         index: list[tuple[str, str, tuple[int, ...], int, int]] = []
+        too_small: dict[str, tuple[int, float]] = {}     # DoRA module -> (rank it needs, error at --rank)
         with open(spool, "wb") as f:
             for i, (name, group) in enumerate(modules.items()):
                 ctx.check()
                 ctx.report(i, len(modules), name)
-                As, Bs = [], []
-                for adapter, mod, s in group:
-                    if is_dense(mod):
-                        A, B, err = _dora_factors(adapter, mod, base, weights, max_error)
-                        result.errors[name] = max(result.errors.get(name, 0.0), err)
-                    else:
-                        A, B = lowrank(mod, adapter.tensors(mod))
-                    As.append(np.asarray(A, dtype=np.float32))
-                    Bs.append(np.float32(s) * np.asarray(B, dtype=np.float32))
-                A, B = np.concatenate(As, axis=0), np.concatenate(Bs, axis=1)
-                if rank is not None and A.shape[0] > rank:
-                    t = reduce_factors(A, B, rank=rank)
+                if any(is_dense(mod) for _, mod, _ in group):
+                    t, short = _dense_module(name, group, base, weights, rank, max_error)
+                    if short is not None:
+                        too_small[name] = (t.rank, short)
+                        continue
                     A, B = t.A, t.B
-                    result.errors[name] = max(result.errors.get(name, 0.0), t.error)
+                    result.errors[name] = result.dora_errors[name] = t.error
+                else:
+                    As, Bs = [], []
+                    for adapter, mod, s in group:
+                        A, B = lowrank(mod, adapter.tensors(mod))
+                        As.append(np.asarray(A, dtype=np.float32))
+                        Bs.append(np.float32(s) * np.asarray(B, dtype=np.float32))
+                    A, B = np.concatenate(As, axis=0), np.concatenate(Bs, axis=1)
+                    if rank is not None and A.shape[0] > rank:
+                        t = reduce_factors(A, B, rank=rank)
+                        A, B = t.A, t.B
+                        result.errors[name] = t.error
                 kinds[name] = group[0][1]
                 result.ranks[name] = int(A.shape[0])
                 for role, arr in _peft_tensors(group[0][1], A, B):
@@ -122,6 +153,8 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
                     pos = f.tell()
                     f.write(encode_as(arr, "F32"))
                     index.append((key, "F32", arr.shape, pos, arr.nbytes))
+        if too_small:
+            raise _rank_too_small(too_small, rank, max_error)
         entries = [(k, d, s) for k, d, s, _, _ in index]
         writer = SafetensorsWriter(staging / "adapter_model.safetensors", entries, {"format": "pt"})
         try:
@@ -146,9 +179,21 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
         if weights is not None:
             weights.close()
     ctx.report(len(modules), len(modules), "done")
+    if result.dora_errors:
+        result.notes.append(f"DoRA is not low-rank: {len(result.dora_errors)} module(s) factored by SVD of their exact "
+                            f"delta (max relative error {max(result.dora_errors.values()):.2e}, limit {max_error:g})")
     if rank is not None:
         result.notes.append(f"reduced to rank ≤ {rank}: max relative error {result.max_error:.2e}")
     return result
+
+
+def _rank_too_small(too_small: dict, rank: int, max_error: float) -> MergeError:
+    need = max(k for k, _ in too_small.values())
+    worst_name, (_, worst) = max(too_small.items(), key=lambda kv: kv[1][1])
+    return MergeError(f"DoRA is not low-rank: at rank {rank}, {len(too_small)} module(s) would differ from the exact "
+                      f"blend by more than --max-error {max_error:g} (up to {worst:.2e} relative, in {worst_name}); "
+                      f"they need rank {need}. Nothing was written: raise --rank to {need} or --max-error, or bake "
+                      "the adapters in with `loradeck merge`")
 
 
 def _peft_tensors(mod, A, B):
@@ -179,4 +224,6 @@ def _card(loaded, result: BlendResult, rank) -> str:
     lines += [f"- `{a.path}` × {s:g}" for a, s in loaded]
     if rank is not None:
         lines += ["", f"Reduced to rank ≤ {rank} by SVD; max relative error {result.max_error:.2e}."]
+    elif result.dora_errors:
+        lines += ["", f"DoRA parts factored by SVD of their exact update; max relative error {result.max_error:.2e}."]
     return "\n".join(lines) + "\n"

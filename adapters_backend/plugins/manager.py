@@ -78,7 +78,25 @@ class _EntryPointLike:
         return obj
 
 
+PLUGIN_PATH_ENV = "LORADECK_PLUGIN_PATH"
+
+
+def add_plugin_path() -> None:
+    """Put the folders of LORADECK_PLUGIN_PATH (separated by os.pathsep) on sys.path as site folders, so
+    plugin distributions installed there with `pip install --target DIR` are found — in any install,
+    not only the packaged app whose launcher does the same before Python starts."""
+    import os
+    import site
+    import sys
+    for folder in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep):
+        folder = os.path.expanduser(folder.strip())
+        if folder and os.path.isdir(folder) and os.path.abspath(folder) not in map(os.path.abspath, sys.path):
+            site.addsitedir(folder)
+            importlib.invalidate_caches()
+
+
 def _entry_points(group: str) -> list[_EntryPointLike]:
+    add_plugin_path()
     eps = []
     for ep in md.entry_points(group=group):
         dist = getattr(ep, "dist", None)

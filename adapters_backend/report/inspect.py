@@ -67,6 +67,9 @@ def inspect_adapter(path: str | Path, base=None, adapter: Adapter | None = None)
         "path": str(path),
         "format": adapter.format_id,
         "variants": adapter.variants,
+        # rsLoRA is a scale rule (alpha/√r), not a kind of update: its own key, so `variants` keeps the
+        # values readers of schema 1 know.
+        "rslora": _count_rslora(low_rank),
         "base_model": adapter.base_model,
         "architecture": guess_architecture(adapter),
         "target_modules": short_names,
@@ -93,10 +96,28 @@ def inspect_adapter(path: str | Path, base=None, adapter: Adapter | None = None)
                 "dtype": m.dtype,
                 "layer": m.layer,
                 "fan_in_fan_out": m.fan_in_fan_out,
+                "rslora": bool(m.extra.get("rslora")),
             }
             for m in modules
         ],
     }
+
+
+def _count_rslora(modules) -> str:
+    """"all", "some" or "none" of the low-rank modules scale by alpha/√r (rsLoRA)."""
+    n = sum(1 for m in modules if m.extra.get("rslora"))
+    return "none" if n == 0 else "all" if n == len(modules) else "some"
+
+
+def _variants_text(report: dict) -> str:
+    text = ", ".join(report["variants"])
+    rslora = report.get("rslora", "none")
+    if rslora == "all":
+        text += " (rsLoRA: scale = alpha/√r)"
+    elif rslora == "some":
+        n = sum(1 for m in report["modules"] if m.get("rslora"))
+        text += f" (rsLoRA in {n} of {report['module_count']} modules: scale = alpha/√r there)"
+    return text
 
 
 def format_report(report: dict) -> str:
@@ -110,7 +131,7 @@ def format_report(report: dict) -> str:
     lines = [
         f"Adapter      {report['path']}",
         f"Format       {report['format']}",
-        f"Variants     {', '.join(report['variants'])}",
+        f"Variants     {_variants_text(report)}",
         f"Base model   {report['base_model'] or '(not declared)'}",
         f"Architecture {report['architecture'] or '(unknown)'}",
         f"Targets      {', '.join(report['target_modules'])}",

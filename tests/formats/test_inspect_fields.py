@@ -72,6 +72,9 @@ def test_peft_fields(arch, variant, tiny_adapters, capsys):
         assert report["rank"] == {"min": 2, "max": 8, "distinct": 3}
     if variant == "rslora":
         assert report["scale"] == pytest.approx(cfg["lora_alpha"] / math.sqrt(cfg["r"]))
+    # rsLoRA is named (its own key: `variants` keeps the kinds schema 1 readers know)
+    assert report["rslora"] == ("all" if variant == "rslora" else "none")
+    assert all(m["rslora"] is (variant == "rslora") for m in report["modules"])
     if arch == "gpt2":
         assert all(m["fan_in_fan_out"] for m in report["modules"])
 
@@ -83,3 +86,18 @@ def test_kohya_and_ludwig_fields(tiny_adapters, capsys):
     assert {m["name"]: round(m["scale"], 6) for m in k["modules"]} == {m["name"]: round(m["scale"], 6) for m in p["modules"]}
     lud = _inspect(tiny_adapters.ludwig("llama", "rslora"), capsys)
     assert lud["format"] == "ludwig" and lud["base_model"].endswith("hf-llama")
+    assert lud["rslora"] == "all" and lud["variants"] == ["lora"]
+
+
+def test_text_report_names_rslora(tiny_adapters, capsys):
+    assert main(["inspect", str(tiny_adapters.make("llama", "rslora"))]) == 0
+    assert "Variants     lora (rsLoRA: scale = alpha/√r)\n" in capsys.readouterr().out
+    assert main(["inspect", str(tiny_adapters.make("llama", "lora"))]) == 0
+    assert "Variants     lora\n" in capsys.readouterr().out
+
+
+def test_text_report_of_a_partly_rslora_adapter():
+    from adapters_backend.report.inspect import _variants_text
+    mods = [{"rslora": True}, {"rslora": False}, {"rslora": False}]
+    report = {"variants": ["lora"], "rslora": "some", "modules": mods, "module_count": 3}
+    assert _variants_text(report) == "lora (rsLoRA in 1 of 3 modules: scale = alpha/√r there)"

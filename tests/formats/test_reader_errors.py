@@ -39,9 +39,47 @@ def test_a_malicious_pickle_executes_nothing(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2, "lora_alpha": 4}))
     (folder / "adapter_model.bin").write_bytes(pickle.dumps({"x": _Evil(marker)}))
-    with pytest.raises(UnsafeFileError, match="adapter_model.bin.*weights-only loader refuses"):
+    with pytest.raises(UnsafeFileError, match="adapter_model.bin.*weights-only loader refuses") as info:
         read_adapter(folder)
     assert not marker.exists()
+    _says_never_weights_only_false(str(info.value))
+
+
+def _says_never_weights_only_false(message):
+    """torch's own refusal suggests retrying with weights_only=False; ours must say the opposite."""
+    assert "Do not open it with weights_only=False: that would run any code it carries" in message
+    assert "will likely succeed" not in message and "Re-running" not in message
+    assert "add_safe_globals" not in message and "\n" not in message
+
+
+def test_a_torch_save_pickle_with_a_class_is_refused_with_the_reason(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "classy"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2, "lora_alpha": 4}))
+    torch.save({"x": torch.zeros(2), "extra": _Evil(tmp_path / "never")}, folder / "adapter_model.bin")
+    with pytest.raises(UnsafeFileError, match=r"refuses \(UnpicklingError: Unsupported global: GLOBAL (io|builtins).open "
+                                              r"was not an allowed global by default\); nothing in it was run") as info:
+        read_adapter(folder)
+    _says_never_weights_only_false(str(info.value))
+    assert not (tmp_path / "never").exists()
+
+
+def test_refusal_reason_keeps_torchs_reason_only():
+    from adapters_backend.formats.safe_pickle import REFUSED, refusal_reason
+    torch_text = ("Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` "
+                  "argument in `torch.load` from `False` to `True`. Re-running `torch.load` with `weights_only` set "
+                  "to `False` will likely succeed, but it can result in arbitrary code execution. Do it only if you "
+                  "got the file from a trusted source.\nPlease file an issue with the following so that we can make "
+                  "`weights_only=True` compatible with your use case: WeightsUnpickler error: \n\nUnsupported "
+                  "operand 149\n\nCheck the documentation of torch.load to learn more about types accepted by default "
+                  "with weights_only https://pytorch.org/docs/stable/generated/torch.load.html.")
+    stderr = f"some warning\n{REFUSED}{json.dumps('UnpicklingError: ' + torch_text)}\nmore noise\n"
+    assert refusal_reason(stderr) == "UnpicklingError: Unsupported operand 149"
+    odd = f"{REFUSED}{json.dumps('UnpicklingError: Weights only load failed; try weights_only=False')}"
+    assert refusal_reason(odd) == "it holds more than plain tensors"
+    assert refusal_reason("Traceback …\nImportError: no torch\n") == "ImportError: no torch"
 
 
 def test_a_plain_tensor_pickle_is_converted_and_read(tmp_path, monkeypatch):

@@ -200,3 +200,74 @@ def test_opens_fast_with_1000_entries(env_dirs, make_peft):
     listed = lib2.list()
     assert len(listed) == 1000 and not lib2.problems
     assert time.perf_counter() - t < 1.0
+
+
+def _with_rank_pattern(folder):
+    """Turn a write_peft adapter (r=8, alpha=16) into one whose ranks are 4-12 and alphas 16-24."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+    pattern = {"model.layers.0.self_attn.q_proj": 4, "model.layers.1.self_attn.v_proj": 12}
+    tensors = load_file(str(folder / "adapter_model.safetensors"))
+    for name, r in pattern.items():
+        key = f"base_model.model.{name}"
+        a, b = tensors[f"{key}.lora_A.weight"], tensors[f"{key}.lora_B.weight"]
+        tensors[f"{key}.lora_A.weight"] = np.ones((r, a.shape[1]), np.float32) * 0.01
+        tensors[f"{key}.lora_B.weight"] = np.ones((b.shape[0], r), np.float32) * 0.01
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    cfg["rank_pattern"] = pattern
+    cfg["alpha_pattern"] = {"model.layers.1.self_attn.v_proj": 24}
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    return folder
+
+
+def test_list_shows_rank_and_alpha_ranges(env_dirs, make_peft, capsys):
+    from adapters_backend.cli.main import main
+    e = Library().install(str(_with_rank_pattern(make_peft("pattern"))), name="Pattern")
+    assert (e.rank, e.alpha, e.rank_range, e.alpha_range) == (8, 16.0, [4, 12], [16.0, 24.0])
+    assert (e.rank_text, e.alpha_text) == ("4–12", "16–24")
+    Library().install(str(make_peft("plain", r=4, alpha=8, seed=5)), name="Plain")
+    assert main(["library", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "peft lora r=4–12 α=16–24 " in rows["pattern"] and "peft lora r=4 α=8 " in rows["plain"]
+    assert main(["library", "list", "--json"]) == 0
+    listed = {d["id"]: d for d in json.loads(capsys.readouterr().out)}
+    assert listed["pattern"]["rank_range"] == [4, 12] and listed["pattern"]["rank"] == 8
+
+
+def test_entries_installed_before_ranges_were_recorded_still_list(env_dirs, make_peft, capsys):
+    from adapters_backend.cli.main import main
+    lib = Library()
+    lib.install(str(_with_rank_pattern(make_peft("pattern"))), name="Pattern")
+    index = lib.root / "index.json"
+    raw = json.loads(index.read_text())
+    for entry in (raw["entries"] if isinstance(raw, dict) else raw):
+        entry.pop("rank_range"), entry.pop("alpha_range")
+    index.write_text(json.dumps(raw))
+    old = Library().get("pattern")
+    assert old.rank_range is None and (old.rank_text, old.alpha_text) == ("8", "16")
+    assert main(["library", "list"]) == 0
+    assert "peft lora r=8 α=16 " in capsys.readouterr().out
+
+
+def test_cli_rename_notes_remove_with_and_without_json(env_dirs, make_peft, capsys):
+    from adapters_backend.cli.main import main
+    src = make_peft("style")
+    assert main(["install", str(src), "--name", "My style", "--json"]) == 0          # the top-level form
+    assert json.loads(capsys.readouterr().out)["id"] == "my-style"
+    assert main(["library", "rename", "my-style", "Style", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "Style"
+    assert main(["rename", "Style", "Style 2"]) == 0
+    assert capsys.readouterr().out == "my-style is now 'Style 2'\n"
+    assert main(["library", "notes", "my-style", "for pirates", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == "for pirates"
+    assert main(["library", "notes", "my-style", "for everyone"]) == 0
+    assert capsys.readouterr().out == "notes of 'Style 2' (my-style) set\n"
+    assert main(["list", "--json"]) == 0
+    assert [e["notes"] for e in json.loads(capsys.readouterr().out)] == ["for everyone"]
+    assert main(["library", "remove", "Style 2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"]["id"] == "my-style"
+    assert Library().list() == []
+    main(["install", str(src)])
+    capsys.readouterr()
+    assert main(["remove", "style"]) == 0 and capsys.readouterr().out == "removed 'style' (style)\n"

@@ -3,6 +3,7 @@ by SVD to a given rank with the error it reports."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -76,3 +77,75 @@ def test_cli_blend(tiny_adapters, tmp_path, capsys):
                "-o", str(out), "--rank", "4"])
     assert rc == 0 and (out / "adapter_model.safetensors").is_file()
     assert "max relative error" in capsys.readouterr().out
+
+
+def _weight_deltas(arch, adapter, strength):
+    """PEFT's own merge of `adapter` at `strength` (DoRA: W + s·(W'(1) − W)), as module -> ΔW."""
+    base = {k: v.numpy().copy() for k, v in _load_base(arch).state_dict().items()}
+    merged = _merge_at(_load_base(arch), adapter, strength).state_dict()
+    return {k.removesuffix(".weight"): merged[k].numpy() - base[k] for k in base
+            if k.endswith(".weight") and not np.array_equal(merged[k].numpy(), base[k])}
+
+
+def _blended_deltas(folder):
+    from adapters_backend.core.variants import lowrank
+    from adapters_backend.formats.registry import read_adapter
+    a = read_adapter(folder)
+    out = {}
+    for name, mod in a.modules.items():
+        A, B = lowrank(mod, a.tensors(mod))
+        out[name] = np.asarray(B, np.float64) @ np.asarray(A, np.float64)
+    return out
+
+
+def _rel(delta, ref):
+    return float(np.linalg.norm(delta - ref) / np.linalg.norm(ref))
+
+
+def test_dora_blend_is_within_max_error_of_peft_merge(tiny_models, tiny_adapters, tmp_path):
+    """The blend of a DoRA adapter differs from PEFT's merged update by at most --max-error, module by
+    module, and reports the error it has; 'exact' is never claimed for it."""
+    arch, s = "llama", 0.7
+    dora = tiny_adapters.make(arch, "dora")
+    ref = _weight_deltas(arch, dora, s)
+    for limit in (1e-3, 0.2):
+        out = tmp_path / f"b{limit}"
+        result = blend([(dora, s)], out, base=tiny_models.gguf(arch), max_error=limit)
+        got = _blended_deltas(out)
+        assert set(got) == set(ref)
+        for name, delta in got.items():
+            err = _rel(delta, ref[name])
+            assert err <= limit * 1.01 + 1e-6, (name, err)
+            assert err == pytest.approx(result.errors[name], rel=0.05, abs=2e-5)
+        assert 0 < result.max_error <= limit and set(result.dora_errors) == set(ref)
+        assert any("DoRA is not low-rank" in n for n in result.notes)
+    assert max(result.ranks.values()) < 64             # a looser limit gives smaller factors
+
+
+def test_dora_blend_with_a_rank_too_small_stops_and_names_the_rank_it_needs(tiny_models, tiny_adapters, tmp_path):
+    arch = "llama"
+    dora, lora = tiny_adapters.make(arch, "dora"), tiny_adapters.make(arch, "lora")
+    mix = [(dora, 1.0), (lora, 0.5)]
+    with pytest.raises(MergeError, match=r"at rank 4, 14 module\(s\) would differ .* more than --max-error "
+                                         r"0\.001 .* need rank (\d+)\. Nothing was written") as info:
+        blend(mix, tmp_path / "small", base=tiny_models.gguf(arch), rank=4)
+    assert not any(p.name.startswith((".small", "small")) for p in tmp_path.iterdir())
+    need = int(re.search(r"need rank (\d+)", str(info.value)).group(1))
+    # raising --rank to what it asked for works, and the result is within the limit of PEFT's mix
+    result = blend(mix, tmp_path / "enough", base=tiny_models.gguf(arch), rank=need)
+    ref_d, ref_l = _weight_deltas(arch, dora, 1.0), _weight_deltas(arch, lora, 0.5)
+    for name, delta in _blended_deltas(tmp_path / "enough").items():
+        ref = ref_d[name] + ref_l[name]
+        assert _rel(delta, ref) <= 1.01e-3, name
+    assert max(result.ranks.values()) <= need and result.max_error <= 1e-3
+
+
+def test_cli_blend_dora_errors_and_reports(tiny_models, tiny_adapters, tmp_path, capsys):
+    from adapters_backend.cli.main import main
+    dora, base = tiny_adapters.make("llama", "dora"), tiny_models.gguf("llama")
+    rc = main(["blend", f"{dora}:1", "--base", str(base), "-o", str(tmp_path / "r4"), "--rank", "4"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "raise --rank to" in err and err.count("\n") == 1 and not (tmp_path / "r4").exists()
+    rc = main(["blend", f"{dora}:1", "--base", str(base), "-o", str(tmp_path / "full")])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "max relative error" in out and "(exact)" not in out

@@ -54,9 +54,9 @@ def sample(tmp_path_factory) -> Path:
     return out
 
 
-def loradeck(args: list[str], site: Path, cwd: Path) -> subprocess.CompletedProcess:
+def loradeck(args: list[str], site: Path, cwd: Path, via: str = "PYTHONPATH") -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    env[via] = os.pathsep.join(p for p in (str(site), env.get(via, "")) if p)
     env.setdefault("LORADECK_CACHE_DIR", str(cwd / "cache"))
     env.setdefault("LORADECK_DATA_DIR", str(cwd / "data"))
     code = "import sys\nfrom desktop_app.launcher import main\nsys.exit(main(sys.argv[1:]))\n"
@@ -75,6 +75,17 @@ def test_plugins_command_lists_the_example(installed, tmp_path):
     assert all(rows[n]["ok"] for n in ("architectures", "peft", "ludwig", "kohya", "gguf"))
     text = loradeck(["plugins"], installed, tmp_path)
     assert text.returncode == 0 and "simple-lora" in text.stdout
+
+
+def test_plugin_path_finds_a_plugin_installed_with_pip_target(installed, sample, tmp_path):
+    """LORADECK_PLUGIN_PATH (what docs/writing-a-plugin.md shows) works in a development install too,
+    not only in the packaged app whose launcher reads it."""
+    out = loradeck(["plugins", "--json"], installed, tmp_path, via="LORADECK_PLUGIN_PATH")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)["plugins"]}
+    assert rows["simple-lora"]["ok"] and rows["simple-lora"]["distribution"] == "loradeck-simple-lora"
+    read = loradeck(["inspect", str(sample), "--json"], installed, tmp_path, via="LORADECK_PLUGIN_PATH")
+    assert read.returncode == 0 and json.loads(read.stdout)["format"] == "simple-lora"
 
 
 def test_inspect_reads_the_example_format(installed, sample, tmp_path):

@@ -52,3 +52,49 @@ def test_runs_on_cuda(tiny_models, tiny_adapters):
     e.set_adapters([ActiveAdapter(str(tiny_adapters.make("llama", "lora")), 1.0)])
     assert e.eval_logits([1, 2, 3]).shape[0] == 3
     e.close()
+
+
+def _no_gpu_build(monkeypatch, cuda_version=None, gpus=0):
+    """A torch built without CUDA (cuda_version None), or with CUDA but `gpus` devices."""
+    _fake(monkeypatch, gpus > 0, False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_version)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+
+
+def test_cuda_on_a_cpu_only_torch_says_so(monkeypatch):
+    from adapters_backend.errors import EngineError
+    _no_gpu_build(monkeypatch)
+    with pytest.raises(EngineError, match=r"device 'cuda': this torch \(.*\) was built without CUDA; install a "
+                                          r"CUDA build of torch"):
+        pick_device("cuda")
+    monkeypatch.setenv("LORADECK_TORCH_DEVICE", "cuda")
+    with pytest.raises(EngineError, match="LORADECK_TORCH_DEVICE=cuda: this torch"):
+        pick_device()
+    assert pick_device("cpu") == "cpu"          # an explicit choice wins over the environment
+
+
+def test_other_unusable_devices(monkeypatch):
+    from adapters_backend.errors import EngineError
+    _no_gpu_build(monkeypatch, cuda_version="12.8")
+    with pytest.raises(EngineError, match="has CUDA 12.8 but finds no GPU"):
+        pick_device("cuda")
+    _no_gpu_build(monkeypatch, cuda_version="12.8", gpus=2)
+    assert pick_device("cuda:1") == "cuda:1"
+    with pytest.raises(EngineError, match=r"only 2 CUDA device\(s\) \(cuda:0..cuda:1\)"):
+        pick_device("cuda:2")
+    with pytest.raises(EngineError, match="MPS is not available here"):
+        pick_device("mps")
+    for bad in ("banana", "tpu", "cuda:x"):
+        with pytest.raises(EngineError, match="not a device the PyTorch engine can use"):
+            pick_device(bad)
+
+
+def test_chat_with_an_unusable_device_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    from adapters_backend.cli.main import main
+    _no_gpu_build(monkeypatch)
+    folder = tmp_path / "hf-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert main(["chat", "--model", str(folder), "--device", "cuda", "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("loradeck: error: device 'cuda': this torch") and err.count("\n") == 1

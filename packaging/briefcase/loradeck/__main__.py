@@ -17,18 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-OPENABLE_SUFFIXES = (".gguf", ".safetensors", ".zip")
-
-
-def opened_files(argv: list[str]) -> list[Path] | None:
-    """The paths to open when every argument is an existing adapter/model path, else None."""
-    if not argv:
-        return None
-    paths = [Path(a) for a in argv]
-    for p in paths:
-        if not p.exists() or not (p.is_dir() or p.suffix.lower() in OPENABLE_SUFFIXES):
-            return None
-    return paths
+from desktop_app.launcher import opened_files  # the same choice as the dev `loradeck`
 
 
 def _self_test_report(window) -> dict:
