@@ -410,8 +410,9 @@ class AppState(QObject):
             self._mix_ready()
             self.compat_changed.emit()
             return
-        # The mix's adapters first: a generation held back after a model change waits only for them.
-        in_mix = {e.adapter_id for e in self.mix_model.entries()}
+        # The mix's switched-on adapters first: a generation held back after a model change waits
+        # only for them (the other cards get their verdicts with the rest of the library).
+        in_mix = {e.adapter_id for e in self.mix_model.entries() if e.enabled}
         entries = sorted(self.library_model.entries(), key=lambda e: e.id not in in_mix)
         first = sum(e.id in in_mix for e in entries)
         job = self.jobs.start(lib.check_all, entries, self.model.path, self.model.engine, first)
