@@ -31,8 +31,8 @@ def build_main_window(engine_factory=None):
 
     qt_fixes.apply()
     settings = AppSettings()
-    if QApplication.instance() is not None:       # light or dark before the first widget is made
-        theme.apply(QApplication.instance(), settings.theme)
+    if QApplication.instance() is not None and settings.theme != "system":
+        theme.apply(QApplication.instance(), settings.theme)   # a chosen theme before the first widget is made
     # A data folder chosen in Settings applies from the next start; the environment variable wins.
     folder = settings.get("paths/data_dir", "")
     if folder and not os.environ.get("LORADECK_DATA_DIR"):

@@ -1,4 +1,6 @@
 """Light or dark: follow the system's colour scheme (the default), or the one chosen in Settings.
+A chosen theme is applied before the window is built; "system" once it is painted (asking the
+platform for its scheme costs a D-Bus round trip on Linux).
 
 Every widget takes its colours from the palette, so a theme is a palette. "system" leaves Qt's own
 platform palette alone (macOS, Windows and most Linux desktops switch it with the system), except where

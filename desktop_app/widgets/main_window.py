@@ -448,6 +448,13 @@ class MainWindow(QMainWindow):
 
     def _after_first_paint(self) -> None:
         self._claim_file_drops()
+        if self.state.settings.theme == "system":
+            # Asking the platform for its colour scheme takes ~20 ms (a D-Bus call on Linux): not
+            # before the window is on screen. Qt's own palette already follows most systems.
+            from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+            from .. import theme  # noqa: PLC0415
+            theme.apply(QApplication.instance(), "system")
         self.state.start()
 
     def open_url(self, path: str) -> None:
