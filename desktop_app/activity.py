@@ -19,6 +19,7 @@ class Activity:
     message: str = ""
     state: str = "running"          # running | done | failed | cancelled
     error: str = ""
+    warning: str = ""               # finished, but something the user must know (e.g. it does not fit)
     started: float = field(default_factory=time.monotonic)
     handle: object = None           # JobHandle (for cancel)
     retry: object = None            # callable that starts it again (resume)
@@ -33,7 +34,8 @@ class Activity:
         if self.state == "cancelled":
             return "Cancelled"
         if self.state == "done":
-            return "Done" + (f" — {self.message}" if self.message else "")
+            done = "Done" + (f" — {self.message}" if self.message else "")
+            return f"⚠ {done}, but {self.warning}" if self.warning else done
         parts = []
         if self.kind == "download" and self.total > 0:
             elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -65,7 +67,7 @@ class ActivityListModel(QAbstractListModel):
         if role == self.ActivityRole:
             return a
         if role == Qt.ItemDataRole.ToolTipRole:
-            return a.error or a.message or a.title
+            return a.error or a.warning or a.message or a.title
         return None
 
     def activities(self) -> list[Activity]:

@@ -22,7 +22,9 @@ def create_app(argv: list[str] | None = None):
 
 def build_main_window(engine_factory=None):
     """AppState + MainWindow with the error reporter hooked in (shared by run() and the tests)."""
-    from . import qt_fixes  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from . import qt_fixes, theme  # noqa: PLC0415
     from .app_state import AppState  # noqa: PLC0415
     from .errors import ErrorReporter  # noqa: PLC0415
     from .settings import AppSettings  # noqa: PLC0415
@@ -30,6 +32,8 @@ def build_main_window(engine_factory=None):
 
     qt_fixes.apply()
     settings = AppSettings()
+    if QApplication.instance() is not None and settings.theme != "system":
+        theme.apply(QApplication.instance(), settings.theme)   # a chosen theme before the first widget is made
     # A data folder chosen in Settings applies from the next start; the environment variable wins.
     folder = settings.get("paths/data_dir", "")
     if folder and not os.environ.get("LORADECK_DATA_DIR"):

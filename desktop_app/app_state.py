@@ -51,6 +51,7 @@ class AppState(QObject):
     install_progressed = Signal(str, float, float, str)   # source, done, total, message
     install_finished = Signal(str, object, object)        # source, entry | None, error | None
     model_load_failed = Signal(str, str)      # label, user-facing reason
+    adapter_installed = Signal(object, object)            # LibraryEntry, its Verdict for the loaded model | None
 
     def __init__(self, settings: AppSettings | None = None, errors: ErrorReporter | None = None,
                  engine_factory=None, parent=None):
@@ -61,6 +62,7 @@ class AppState(QObject):
         self.host = EngineHost(engine_factory)
         self.model: LoadedModel | None = None
         self.loading: str | None = None
+        self.loading_path: str | None = None     # the model being loaded
         self.busy = False
         self.compat: dict[str, Verdict] = {}    # adapter id -> its verdict against the loaded model
         self.mix_model = MixListModel(self)
@@ -69,6 +71,11 @@ class AppState(QObject):
         self.conversations = ConversationListModel(ConversationStore(lambda: _data_dir() / "conversations"), self)
         self._presets: PresetStore | None = None
         self._compat_job = None
+        self._compat_model: str | None = None  # the model path self.compat's verdicts are for
+        # Until the mix's verdicts for a newly loaded model are known, generations wait here (with ids
+        # the host reserved, so Stop covers them): none of them runs with an adapter known not to fit.
+        self._mix_checked = True
+        self._held: list[tuple] = []
         self.host.model_loaded.connect(self._on_host_model_loaded)
         self.host.model_load_failed.connect(self._on_host_model_load_failed)
         self.host.load_progressed.connect(self.model_load_progressed)
@@ -128,21 +135,22 @@ class AppState(QObject):
         remote = is_url(path)
         label = label or ("Demo model" if lib.is_demo_model(path)
                           else f"{engine} at {path}" if remote else Path(path).name)
-        self.loading = label
+        self.loading, self.loading_path = label, str(path)
         self.model_loading.emit(label)
         self.host.load(LoadRequest(str(path), engine, {**self.settings.engine_options(), **(options or {})}, label))
 
     def _on_host_model_loaded(self, model: LoadedModel) -> None:
-        self.loading = None
+        self.loading = self.loading_path = None
         self.model = model
         self.settings.set_last_model(model.path, model.engine)
         self.settings.add_recent_model(model.path, model.engine)
+        self._mix_checked = False
         self.model_changed.emit()
         self.refresh_compat()
 
     def _on_host_model_load_failed(self, exc) -> None:
         label = self.loading or "the model"
-        self.loading = None
+        self.loading = self.loading_path = None
         self.model = None
         self.model_changed.emit()
         self.refresh_compat()              # verdicts of the previous model no longer apply
@@ -181,15 +189,51 @@ class AppState(QObject):
 
     # ------------------------------------------------------------------ generation
     def generate(self, messages, params: dict, mix: list[ActiveAdapter] | None = None, tag=None) -> int:
-        """Queue a generation with `mix` (default: the mixer's current mix)."""
-        return self.host.generate(messages, params, self.engine_mix() if mix is None else mix, tag)
+        """Queue a generation with `mix` (default: the mixer's current mix). Adapters known not to fit
+        the loaded model are left out; right after a model change it waits until the mix is checked."""
+        if not self._mix_checked:
+            request_id = self.host.reserve_id()
+            self._held.append((request_id, list(messages), dict(params), None if mix is None else list(mix), tag))
+            return request_id
+        return self.host.generate(messages, params, self._fitting(mix), tag)
+
+    def cancel_generation(self) -> None:
+        """Stop the running answer and drop the queued ones (held ones end as cancelled at once)."""
+        self.host.cancel()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for request_id, messages, params, mix, tag in held:
+            self.host.generate(messages, params, self._fitting(mix), tag, request_id=request_id)
+
+    def _fitting(self, mix: list[ActiveAdapter] | None) -> list[ActiveAdapter]:
+        if mix is None:
+            return self.engine_mix()
+        return [a for a in mix if self.unfit_reason_for_path(a.path) is None]
+
+    def unfit_reason_for_path(self, path: str) -> str | None:
+        """Why the library adapter at `path` does not fit the loaded model (None: it fits, or not known)."""
+        for e in self.library_model.entries():
+            if str(e.path) == str(path):
+                verdict = self.compat.get(e.id)
+                return verdict.reason if verdict is not None and not verdict.usable else None
+        return None
 
     def engine_mix(self) -> list[ActiveAdapter]:
         return self.mix_model.engine_mix()
 
+    def describe_error(self, exc: BaseException) -> str:
+        """An error's text for the user, each library adapter named by its name, never by its path."""
+        from .errors import error_text, with_names  # noqa: PLC0415
+        names = {str(e.path): e.name for e in self.library_model.entries()}
+        names.update({e.path: e.name for e in self.mix_model.entries() if e.path})
+        return with_names(error_text(exc)[0], names)
+
     def mix_summary(self, mix_entries: list[MixEntry] | None = None) -> str:
         entries = self.mix_model.entries() if mix_entries is None else mix_entries
-        on = [f"{e.name} {e.strength:+.2f}" for e in entries if e.enabled]
+        on = [f"{e.name} {e.strength:+.2f}" for e in entries
+              if e.enabled and self.mix_model.unfit_reason(e.adapter_id) is None]
         return ", ".join(on) if on else "no adapters"
 
     # ------------------------------------------------------------------ mix
@@ -248,8 +292,17 @@ class AppState(QObject):
             return [], "base model"
         if key.startswith("preset:"):
             entries = self._in_library(self.presets.get(key.split(":", 1)[1]) or [])
-            return [e.active() for e in entries if e.enabled], self.mix_summary(entries)
+            return [e.active() for e in entries if self.mix_model.unfit_reason(e.adapter_id) is None
+                    and e.enabled], self.mix_summary(entries)
         return self.engine_mix(), self.mix_summary()
+
+    def left_out(self, key: str) -> list[str]:
+        """Names of the adapters a mix_choices key has switched on that do not fit the loaded model."""
+        if key == "base":
+            return []
+        entries = (self._in_library(self.presets.get(key.split(":", 1)[1]) or []) if key.startswith("preset:")
+                   else self.mix_model.entries())
+        return [e.name for e in entries if e.enabled and self.mix_model.unfit_reason(e.adapter_id) is not None]
 
     def model_layers(self) -> int | None:
         return self.model.n_layers if self.model else None
@@ -290,15 +343,28 @@ class AppState(QObject):
 
     def install(self, source: str, name: str | None = None):
         """Install a file/folder/zip into the library (job); returns the job handle."""
-        job = self.jobs.start(lib.install, source, name)
+        model = self.model
+        job = self.jobs.start(lib.install_and_check, source, name, model.path if model else None,
+                              model.engine if model else None)
         job.signals.progress.connect(lambda d, t, m: self.install_progressed.emit(source, d, t, m))
-        job.signals.result.connect(lambda entry: self._on_installed(source, entry))
+        job.signals.result.connect(lambda result: self._on_installed(source, result))
         job.signals.error.connect(lambda exc: self.install_finished.emit(source, None, exc))
         return job
 
-    def _on_installed(self, source: str, entry) -> None:
-        self.add_installed(entry)
+    def _on_installed(self, source: str, result) -> None:
+        entry, verdict = result
+        self.note_installed(entry, verdict)
         self.install_finished.emit(source, entry, None)
+
+    def note_installed(self, entry: LibraryEntry, verdict: Verdict | None) -> None:
+        """A new adapter is in the library: show it at once with its verdict for the loaded model, and
+        say (adapter_installed) whether it fits."""
+        if verdict is not None and self.model is not None:
+            self.compat = {**self.compat, entry.id: verdict}
+            self._apply_unfit()
+            self.compat_changed.emit()
+        self.add_installed(entry)
+        self.adapter_installed.emit(entry, verdict if self.model is not None else None)
 
     def add_installed(self, entry: LibraryEntry | None) -> None:
         """Show a just-installed adapter in the library at once, then re-read the library (job).
@@ -339,26 +405,69 @@ class AppState(QObject):
         if self.model is None:
             # Forget the running check too: its verdicts (for the previous model) must not land later.
             self._compat_job = None
-            self.compat = {}
+            self.compat, self._compat_model = {}, None
+            self._apply_unfit()
+            self._mix_ready()
             self.compat_changed.emit()
             return
-        entries = self.library_model.entries()
-        job = self.jobs.start(lib.check_all, entries, self.model.path, self.model.engine)
+        # The mix's switched-on adapters first: a generation held back after a model change waits
+        # only for them (the other cards get their verdicts with the rest of the library).
+        in_mix = {e.adapter_id for e in self.mix_model.entries() if e.enabled}
+        entries = sorted(self.library_model.entries(), key=lambda e: e.id not in in_mix)
+        first = sum(e.id in in_mix for e in entries)
+        job = self.jobs.start(lib.check_all, entries, self.model.path, self.model.engine, first)
         self._compat_job = job
+        if not first:
+            self._mix_ready()               # nothing in the mix to wait for
+        job.signals.partial.connect(lambda res, j=job: self._on_compat_checked(j, res, partial=True))
         job.signals.result.connect(lambda res, j=job: self._on_compat_checked(j, res))
-        job.signals.error.connect(lambda exc: None if type(exc).__name__ == "JobCancelled"   # superseded
-                                  else log.warning("compatibility check failed: %s", exc))
+        job.signals.error.connect(lambda exc, j=job: self._on_compat_failed(j, exc))
 
-    def _on_compat_checked(self, job, result: dict[str, Verdict]) -> None:
-        if job is not self._compat_job:
+    def _on_compat_checked(self, job, result: dict[str, Verdict], partial: bool = False) -> None:
+        if job is not self._compat_job or self.model is None:
             return
-        self.compat = result
+        same_model = self._compat_model == self.model.path
+        # A partial result (the mix's verdicts) adds to what is known for this model; verdicts for
+        # the previous model are dropped.
+        self.compat = {**self.compat, **result} if partial and same_model else dict(result)
+        self._compat_model = self.model.path
+        self._apply_unfit()
+        self._mix_ready()
         self.compat_changed.emit()
+
+    def _on_compat_failed(self, job, exc) -> None:
+        if job is not self._compat_job:
+            return                          # superseded by a newer check
+        if type(exc).__name__ != "JobCancelled":
+            log.warning("compatibility check failed: %s", exc)
+        self._mix_ready()                   # unknown verdicts do not block; the engine checks again
+
+    def _apply_unfit(self) -> None:
+        """Adapters that do not fit the loaded model are held off in the mix, with the check's reason."""
+        self.mix_model.set_unfit({aid: short_reason(v.reason) for aid, v in self.compat.items() if not v.usable})
+
+    def _mix_ready(self) -> None:
+        if not self._mix_checked:
+            self._mix_checked = True
+            self._release_held()
+
+    @property
+    def checking_mix(self) -> bool:
+        """Whether the mix is being checked against a newly loaded model (generations wait for it)."""
+        return not self._mix_checked
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         self._save_mix()
+        self._held.clear()
         self.jobs.cancel_all()
         self.host.shutdown()
         self.jobs.wait(5000)
         self.settings.sync()
+
+
+def short_reason(reason: str) -> str:
+    """A verdict's reason as a mixer card says it: without the verdict word, the first reason only
+    ("incompatible: hidden size: …; shape mismatch …" → "hidden size: …")."""
+    text = reason.removeprefix("incompatible: ").removeprefix("incompatible")
+    return text.split("; ")[0].strip() or "it does not fit this model"

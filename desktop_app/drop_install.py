@@ -72,14 +72,17 @@ class DropInstaller(QObject):
             job = state.install(str(p))
             act.handle = job
             job.signals.progress.connect(lambda d, t, m: self.activities.update(act, done=d, total=t, message=m))
-            job.signals.result.connect(lambda entry: self._on_done(act, p, entry))
+            job.signals.result.connect(lambda result: self._on_done(act, p, *result))
             job.signals.error.connect(lambda exc: self._on_failed(act, p, exc))
 
         act.retry = start
         start()
 
-    def _on_done(self, act, p: Path, entry) -> None:
-        self.activities.update(act, state="done", message=f"added as '{entry.name}'")
+    def _on_done(self, act, p: Path, entry, verdict=None) -> None:
+        warning = ""
+        if verdict is not None and not verdict.usable:
+            warning = f"it does not fit {self.state.model_label() or 'the loaded model'}"
+        self.activities.update(act, state="done", message=f"added as '{entry.name}'", warning=warning)
         self.installed.emit(str(p), entry)
 
     def _on_failed(self, act, p: Path, exc) -> None:

@@ -26,6 +26,20 @@ def error_text(exc: BaseException) -> tuple[str, str]:
     return f"Something went wrong: {type(exc).__name__}: {exc}", details
 
 
+def with_names(text: str, names: dict[str, str]) -> str:
+    """`text` with each adapter path in `names` ({path: display name}) replaced by the name: errors
+    speak of adapters as the user knows them, never by where their files are."""
+    from pathlib import Path  # noqa: PLC0415
+    forms: dict[str, str] = {}
+    for path, name in names.items():
+        for form in (str(path), str(Path(path).expanduser().resolve(strict=False))):
+            if form and form not in ("/", "."):
+                forms[form] = name
+    for form in sorted(forms, key=len, reverse=True):      # a folder's path before its parent's
+        text = text.replace(form, forms[form])
+    return text
+
+
 class ErrorReporter(QObject):
     """Collects errors from any thread and shows them on the GUI thread, one dialog at a time."""
 

@@ -63,6 +63,18 @@ def download_and_install(repo_id: str, revision: str | None, ctx=None):
     return hub.install_from_hub(repo_id, revision=revision, ctx=ctx)
 
 
+def download_install_and_check(repo_id: str, revision: str | None, model_path: str | None = None,
+                               engine: str | None = None, ctx=None):
+    """(LibraryEntry, its Verdict against the loaded model or None): the install says whether it fits."""
+    from adapters_backend.model_ref import is_url  # noqa: PLC0415
+
+    from .library_access import verdict_for  # noqa: PLC0415
+    entry = download_and_install(repo_id, revision, ctx=ctx)
+    if not model_path or not engine or is_url(model_path):
+        return entry, None
+    return entry, verdict_for(entry.path, model_path, engine)
+
+
 def download_model_file(repo_id: str, filename: str, revision: str | None, ctx=None) -> str:
     from adapters_backend import hub  # noqa: PLC0415
     return str(hub.download_files(repo_id, [filename], revision, ctx) / filename)

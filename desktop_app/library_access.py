@@ -109,8 +109,8 @@ def set_notes(adapter_id: str, notes: str, ctx=None) -> None:
 
 def inspect_with_anatomy(path: str, ctx=None):
     """(inspect report as text, Anatomy) for the library's details pane; reads the adapter once."""
-    from adapters_backend.report.anatomy import compute_anatomy  # noqa: PLC0415
     from adapters_backend.formats.registry import read_adapter  # noqa: PLC0415
+    from adapters_backend.report.anatomy import compute_anatomy  # noqa: PLC0415
     from adapters_backend.report.inspect import format_report, inspect_adapter  # noqa: PLC0415
     adapter = read_adapter(path)
     if ctx is not None:
@@ -131,9 +131,11 @@ def gguf_kind(path: str, ctx=None) -> str:
 
 
 # ---------------------------------------------------------------------- compatibility
-def check_all(entries: list[LibraryEntry], model_path: str, engine: str, ctx=None) -> dict[str, Verdict]:
-    """{adapter id: Verdict} for every entry against the model."""
-    from adapters_backend.core.compat import Verdict, check_compatibility  # noqa: PLC0415
+def check_all(entries: list[LibraryEntry], model_path: str, engine: str, first: int = 0,
+              ctx=None) -> dict[str, Verdict]:
+    """{adapter id: Verdict} for every entry against the model. When `first` > 0, the verdicts of the
+    first `first` entries (the active mix's) are also handed over early, as a partial result: a
+    generation waiting on them need not wait for the whole library."""
     from adapters_backend.model_ref import is_url  # noqa: PLC0415
     if is_url(model_path):
         return {}      # a remote server's model is not here to check against; the server refuses what won't fit
@@ -142,8 +144,27 @@ def check_all(entries: list[LibraryEntry], model_path: str, engine: str, ctx=Non
         if ctx is not None:
             ctx.check()
             ctx.report(i, len(entries), e.name)
-        try:
-            out[e.id] = Verdict.of(check_compatibility(e.path, model_path, engine))
-        except Exception as exc:  # noqa: BLE001 - one bad adapter must not hide the others' verdicts
-            out[e.id] = Verdict.unreadable(exc)
+        out[e.id] = verdict_for(e.path, model_path, engine)
+        if i + 1 == first and ctx is not None and hasattr(ctx, "partial"):
+            ctx.partial(dict(out))
     return out
+
+
+def verdict_for(adapter_path, model_path: str, engine: str) -> Verdict:
+    """One adapter's verdict against the model, by the compatibility check every part of LoRA Deck uses."""
+    from adapters_backend.core.compat import Verdict, check_compatibility  # noqa: PLC0415
+    try:
+        return Verdict.of(check_compatibility(adapter_path, model_path, engine))
+    except Exception as exc:  # noqa: BLE001 - one bad adapter must not hide the others' verdicts
+        return Verdict.unreadable(exc)
+
+
+def install_and_check(source: str, name: str | None = None, model_path: str | None = None,
+                      engine: str | None = None, ctx=None) -> tuple[LibraryEntry, Verdict | None]:
+    """Install into the library, then check the new adapter against the loaded model (None: no model,
+    or a remote one that cannot be checked here)."""
+    from adapters_backend.model_ref import is_url  # noqa: PLC0415
+    entry = install(source, name, ctx=ctx)
+    if not model_path or not engine or is_url(model_path):
+        return entry, None
+    return entry, verdict_for(entry.path, model_path, engine)

@@ -5,6 +5,9 @@
    signals — a few thousand streamed tokens — True's count reaches zero and the interpreter aborts
    ("bool_dealloc: deallocating True or False"). We detect the leak with a probe and, only then, give
    True and False a huge reference count, which makes them as immortal as Python 3.12 does.
+   The same version drops a reference to None on every call of a method that returns nothing
+   (label.setText(…)): with ~7,000 references at start, a few thousand label updates while answers
+   stream abort it too ("none_dealloc"). None gets the same treatment, after its own probe.
 2. Shiboken releases the GIL in the middle of destroying a wrapper (a deleteLater'd message widget's
    layout, say). If another thread holding the GIL starts a cyclic garbage collection right then, the
    collector walks the half-destroyed wrapper and the process dies with a segfault (seen in core
@@ -45,24 +48,43 @@ def signal_delivery_leaks_bool() -> bool:
     return leaked >= _PROBE_EMITS // 2
 
 
+def void_call_leaks_none() -> bool:
+    """True if calling a Qt method that returns nothing loses a reference to None (the PySide6 bug)."""
+    from PySide6.QtCore import QObject  # noqa: PLC0415
+
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(_PROBE_EMITS):
+        probe.setObjectName("probe")
+    leaked = before - sys.getrefcount(None)
+    if leaked > 0:
+        _add_refs(None, leaked)          # give back what the probe itself took
+    return leaked >= _PROBE_EMITS // 2
+
+
 def _add_refs(obj: object, n: int) -> None:
     # CPython stores the reference count in the first field of every object (Py_ssize_t ob_refcnt).
     ctypes.c_ssize_t.from_address(id(obj)).value += n
 
 
 def apply() -> bool:
-    """Install the work-arounds this Python/PySide needs; returns whether the bool fix was applied."""
+    """Install the work-arounds this Python/PySide needs; returns whether one was applied."""
     global _applied
     if _applied:
         return True
     if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
         return False
+    import PySide6  # noqa: PLC0415
     if signal_delivery_leaks_bool():
-        import PySide6  # noqa: PLC0415
         log.info("PySide6 %s leaks references to True on signal delivery; applying the work-around "
-                    "(install PySide6 != 6.12.0 to avoid it)", PySide6.__version__)
+                 "(install PySide6 != 6.12.0 to avoid it)", PySide6.__version__)
         _add_refs(True, _HEADROOM)
         _add_refs(False, _HEADROOM)
+        _applied = True
+    if void_call_leaks_none():
+        log.info("PySide6 %s leaks references to None on calls of void methods; applying the work-around",
+                 PySide6.__version__)
+        _add_refs(None, _HEADROOM)
         _applied = True
     return _applied
 

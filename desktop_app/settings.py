@@ -14,7 +14,7 @@ APP = "loradeck"
 MAX_RECENT = 10
 
 DEFAULT_SAMPLING = {"max_tokens": 256, "temperature": 0.7, "top_p": 0.95, "top_k": 40,
-                    "repeat_penalty": 1.1, "seed": 42}
+                    "repeat_penalty": 1.1, "seed": -1}   # -1: a new seed for each answer
 
 
 def open_settings() -> QSettings:
@@ -78,6 +78,12 @@ class AppSettings:
         for k in DEFAULT_SAMPLING:
             if k in params:
                 self.set(f"sampling/{k}", params[k])
+
+    # -- appearance --
+    @property
+    def theme(self) -> str:
+        """"system" (follow the system's light or dark scheme), "light" or "dark"."""
+        return self.get("appearance/theme", "system") or "system"
 
     # -- the local API server --
     @property

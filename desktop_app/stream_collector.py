@@ -37,13 +37,15 @@ class Arrival:
 
 
 class StreamCollector(QObject):
-    """A pane has `append(text)` and `set_info(text)`; `track()` sends one request's text to it."""
+    """A pane has `append(text)` and `set_info(text)` (and may have `set_failed(text)`); `track()` sends
+    one request's text to it. `describe_error(exc)` words a failure for the user (default: str)."""
 
     all_finished = Signal()
     one_finished = Signal(object, object, object)   # pane, GenerationStats | None, error | None
 
-    def __init__(self, host, parent=None):
+    def __init__(self, host, parent=None, describe_error=str):
         super().__init__(parent)
+        self._describe_error = describe_error
         self._panes: dict[int, object] = {}
         self._arrivals: dict[int, Arrival] = {}
         self._timer = QTimer(self, singleShot=True, interval=FLUSH_MS)
@@ -81,7 +83,11 @@ class StreamCollector(QObject):
         pane = self._panes.pop(request_id)
         self._arrivals.pop(request_id)
         if error is not None:
-            pane.set_info(f"failed: {error}")
+            text = self._describe_error(error)
+            if hasattr(pane, "set_failed"):
+                pane.set_failed(text)
+            else:
+                pane.set_info(f"failed: {text}")
         elif stats.cancelled:
             pane.set_info("stopped")
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core.base_model import BaseModelInfo
 from ..core.compat import require_compatible
-from ..errors import AdapterFormatError, BackendError, EngineError
+from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
 from ..gguf.header import is_gguf
 from ..jobs import JobContext
 from ..paths import cache_dir
@@ -59,7 +59,14 @@ def resolve_adapter_gguf(path: str | Path, base: BaseModelInfo, ctx: JobContext 
     if p.is_file() and p.suffix.lower() == ".gguf":
         raise AdapterFormatError(p, "not a GGUF file (no GGUF magic at the start); the file is damaged or "
                                     "not what its name says")
-    return _convert(p, base, ctx)
+    try:
+        return _convert(p, base, ctx)
+    except IncompatibleAdapterError as exc:
+        if not label or exc.report is None:
+            raise
+        # The converter names the adapter by its path; the user knows it by its name.
+        where = base.path.name if base.path is not None else (base.name or "this model")
+        raise IncompatibleAdapterError(f"{label} does not fit {where}: {exc.report.summary}", exc.report) from None
 
 
 def _convert(path: Path, base: BaseModelInfo, ctx: JobContext | None) -> tuple[Path, list[str]]:

@@ -12,6 +12,7 @@ import ctypes
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 log = logging.getLogger("llama_cpp")
 
@@ -28,6 +29,7 @@ _lines: deque[tuple[int, int, str]] = deque(maxlen=_MAX_LINES)   # (sequence num
 _seq = 0
 _last_level = 2
 _callback = None                       # the ctypes callback object; must stay referenced
+_listeners: dict[int, Callable[[str], None]] = {}   # thread id -> sees that thread's messages as they come
 
 
 def _on_log(level: int, text: bytes, _user_data) -> None:
@@ -42,6 +44,9 @@ def _on_log(level: int, text: bytes, _user_data) -> None:
             _lines.append((_seq, level, msg))
         if msg.strip():
             log.log(_LEVELS.get(level, logging.DEBUG), "%s", msg.rstrip())
+            listener = _listeners.get(threading.get_ident())
+            if listener is not None:
+                listener(msg)
     except Exception:  # noqa: BLE001 - an exception must never cross back into C
         pass
 
@@ -110,7 +115,17 @@ class Capture:
 
 
 @contextlib.contextmanager
-def capture():
+def capture(on_message: Callable[[str], None] | None = None):
+    """The log lines of the block; `on_message(text)` also sees each message piece as llama.cpp logs
+    it from this thread (to follow a long call's progress: llama_model_quantize logs every tensor).
+    It runs inside llama.cpp's callback: it must be quick, and whatever it raises is dropped."""
     install()
     cap = Capture()
-    yield cap
+    tid = threading.get_ident()
+    if on_message is not None:
+        _listeners[tid] = on_message
+    try:
+        yield cap
+    finally:
+        if on_message is not None:
+            _listeners.pop(tid, None)

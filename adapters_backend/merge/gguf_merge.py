@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,16 +156,22 @@ def _merge_via_llama_quantize(base, layout: GGUFHeader, contributions, out: Path
     stage = out.with_name(f".{out.name}.{os.getpid()}.f32-stage.gguf")   # written atomically itself
     quantized = AtomicFile(out, mode=PUBLIC)
     try:
-        _write_merged(base, layout, contributions, stage, None, ctx, result, set(), force_f32=True)
+        # Progress: the f32 stage is the first half, llama.cpp's quantizer (one log line per tensor)
+        # the second.
+        _write_merged(base, layout, contributions, stage, None, _Part(ctx, 0.0, 0.5), result, set(),
+                      force_f32=True)
         ctx.check()
-        ctx.report(0, 1, "re-quantizing with llama.cpp")
+        quantizing = _Part(ctx, 0.5, 0.5)
+        quantizing.report(0, 1, "re-quantizing with llama.cpp")
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = int(base.file_type)
         params.nthread = 0
         from ..engines import llama_log
-        with llama_log.capture() as log_lines:    # llama.cpp's per-tensor log goes to Python logging
+        # llama.cpp's per-tensor log goes to Python logging, and its "[  i/  n] name" lines to the progress.
+        with llama_log.capture(on_message=lambda text: _quantize_progress(text, quantizing)) as log_lines:
             rc = llama_cpp.llama_model_quantize(str(stage).encode(), str(quantized.tmp).encode(),
                                                 ctypes.byref(params))
+        quantizing.report(1, 1, "re-quantized")
         got = {n: t.ggml_type for n, t in read_header(quantized.tmp).tensors.items()} if rc == 0 else {}
         if rc != 0 or got != expected:
             why = log_lines.reason() if rc != 0 else "other tensor types came out"
@@ -185,6 +192,34 @@ def _merge_via_llama_quantize(base, layout: GGUFHeader, contributions, out: Path
         stage.unlink(missing_ok=True)
         if not quantized.done:
             quantized.discard()
+
+
+class _Part:
+    """One stage of a job, reporting its progress as a share [start, start + share) of the whole."""
+
+    def __init__(self, ctx: JobContext, start: float, share: float):
+        self._ctx, self._start, self._share = ctx, start, share
+
+    def report(self, done: float, total: float, message: str = "") -> None:
+        if total > 0:
+            self._ctx.report(self._start + self._share * min(max(done / total, 0.0), 1.0), 1.0, message)
+
+    def check(self) -> None:
+        self._ctx.check()
+
+    def cancelled(self) -> bool:
+        return self._ctx.cancelled()
+
+
+_QUANT_LINE = re.compile(r"^\s*\[\s*(\d+)\s*/\s*(\d+)\]\s+(\S+)")
+
+
+def _quantize_progress(text: str, part: _Part) -> None:
+    """llama_model_quantize logs "[  12/ 201] blk.1.attn_q.weight - [...], type = …" per tensor."""
+    m = _QUANT_LINE.match(text)
+    if m:
+        done, total = int(m.group(1)), int(m.group(2))
+        part.report(done - 1, total, f"re-quantizing with llama.cpp: {m.group(3)} ({done}/{total})")
 
 
 def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: TensorFile, w: DeclaredGGUFWriter) -> None:

@@ -1,4 +1,7 @@
-"""The adapter mix: which library adapters are active, each with a strength and an on/off switch."""
+"""The adapter mix: which library adapters are active, each with a strength and an on/off switch.
+
+Adapters that do not fit the loaded model stay in the mix but are held off, each with the reason,
+until a model they fit is loaded again; the user's own switch (`MixEntry.enabled`) is kept as it was."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -22,6 +25,7 @@ class MixListModel(QAbstractListModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._entries: list[MixEntry] = []
+        self._unfit: dict[str, str] = {}     # adapter id -> why it does not fit the loaded model
 
     # -- Qt model --
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -32,7 +36,7 @@ class MixListModel(QAbstractListModel):
             return None
         e = self._entries[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{e.name} ({e.strength:+.2f})" if e.enabled else f"{e.name} (off)"
+            return f"{e.name} ({e.strength:+.2f})" if self.is_on(e) else f"{e.name} (off)"
         if role == self.EntryRole:
             return e
         if role == self.StrengthRole:
@@ -60,8 +64,23 @@ class MixListModel(QAbstractListModel):
         return -1
 
     def engine_mix(self) -> list[ActiveAdapter]:
-        """What the engine should run: enabled entries only (strength 0 kept: it is still a choice)."""
-        return [e.active() for e in self._entries if e.enabled]
+        """What the engine should run: enabled entries that fit the model (strength 0 kept: it is still a choice)."""
+        return [e.active() for e in self._entries if self.is_on(e)]
+
+    def is_on(self, entry: MixEntry) -> bool:
+        return entry.enabled and entry.adapter_id not in self._unfit
+
+    def unfit_reason(self, adapter_id: str) -> str | None:
+        """Why the adapter is held off (it does not fit the loaded model), or None."""
+        return self._unfit.get(adapter_id)
+
+    def set_unfit(self, reasons: dict[str, str]) -> None:
+        """The adapters (by id) that do not fit the loaded model, each with the reason; all others fit."""
+        old, self._unfit = self._unfit, dict(reasons)
+        for row, e in enumerate(self._entries):
+            if old.get(e.adapter_id) != self._unfit.get(e.adapter_id):
+                idx = self.index(row)
+                self.dataChanged.emit(idx, idx)
 
     # -- changes --
     def add(self, entry: MixEntry) -> int:

@@ -1,5 +1,6 @@
 """The adapter mixer beside the chat: the active adapters with switch, strength slider and number,
 the library adapters that can be added (incompatible ones greyed with the reason), and presets.
+An active adapter that does not fit the loaded model is held off, its card saying why.
 
 A change here edits the mix model only; the next generation carries the new mix to the engine,
 which swaps adapters without reloading the model.
@@ -9,9 +10,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel,
-                               QListView, QPushButton, QScrollArea, QSlider, QToolButton, QVBoxLayout, QWidget)
+                               QListView, QPushButton, QScrollArea, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from ..models.available_model import AvailableAdaptersModel
+from .elided_label import ElidedLabel
 
 SLIDER_STEPS = 100          # slider units per 1.0 of strength
 
@@ -35,6 +38,17 @@ class StrengthSlider(QSlider):
         event.accept()
 
 
+class _NameLabel(ElidedLabel):
+    """The card's name: clicking it works the switch, as a check box's own text would."""
+
+    clicked = Signal()
+
+    def mouseReleaseEvent(self, event):
+        if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
+            self.clicked.emit()
+        super().mouseReleaseEvent(event)
+
+
 class MixRow(QFrame):
     """One active adapter."""
 
@@ -44,9 +58,13 @@ class MixRow(QFrame):
         self.row = row
         entry = mixer.state.mix_model.entry(row)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.switch = QCheckBox(entry.name)
-        self.switch.setToolTip(f"Use this adapter\n{entry.path}")
+        # The switch is a bare box and the name a label that shortens itself: a long name never
+        # pushes the strength box and ✕ out of the card.
+        self.switch = QCheckBox()
+        self.switch.setToolTip("Use this adapter")
         self.switch.setAccessibleName(f"Use adapter {entry.name}")
+        self.name_label = _NameLabel(entry.name)
+        self.name_label.clicked.connect(lambda: self.switch.isEnabled() and self.switch.click())
         self.layers_button = QToolButton()
         self.layers_button.setText("Layers…")
         self.layers_button.setToolTip("Strength per layer range")
@@ -68,11 +86,18 @@ class MixRow(QFrame):
         self.spin.setDecimals(2)
         self.spin.setAccessibleName(f"Strength value of {entry.name}")
         self.spin.setKeyboardTracking(False)
+        self.slider.setMinimumWidth(40)
+        self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.layers_note = QLabel()
         self.layers_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.layers_note.setWordWrap(True)
+        self.unfit_note = QLabel()               # why it is held off: it does not fit the loaded model
+        self.unfit_note.setWordWrap(True)
+        self.unfit_note.setAccessibleName(f"Why {entry.name} is off")
 
         top = QHBoxLayout()
-        top.addWidget(self.switch, 1)
+        top.addWidget(self.switch)
+        top.addWidget(self.name_label, 1)
         top.addWidget(self.layers_button)
         top.addWidget(self.remove_button)
         bottom = QHBoxLayout()
@@ -84,6 +109,7 @@ class MixRow(QFrame):
         lay.addLayout(top)
         lay.addLayout(bottom)
         lay.addWidget(self.layers_note)
+        lay.addWidget(self.unfit_note)
         self.refresh()
 
         self.switch.toggled.connect(self._on_switch_toggled)
@@ -94,17 +120,25 @@ class MixRow(QFrame):
         self.layers_button.clicked.connect(self._on_layers_button_clicked)
 
     def refresh(self) -> None:
-        e = self.mixer.state.mix_model.entry(self.row)
+        mix = self.mixer.state.mix_model
+        e = mix.entry(self.row)
+        unfit = mix.unfit_reason(e.adapter_id)
         for w in (self.switch, self.slider, self.spin):
             w.blockSignals(True)
-        self.switch.setText(e.name)
-        self.switch.setChecked(e.enabled)
+        self.name_label.set_full_text(e.name)
+        self.name_label.set_tooltip(e.name)
+        self.switch.setChecked(mix.is_on(e))
         self.slider.setValue(round(e.strength * SLIDER_STEPS))
         self.spin.setValue(e.strength)
         for w in (self.switch, self.slider, self.spin):
             w.blockSignals(False)
-        self.slider.setEnabled(e.enabled)
-        self.spin.setEnabled(e.enabled)
+        self.switch.setEnabled(unfit is None)
+        self.name_label.setEnabled(unfit is None)
+        self.slider.setEnabled(mix.is_on(e))
+        self.spin.setEnabled(mix.is_on(e))
+        self.unfit_note.setText(f"Off — does not fit this model: {unfit}" if unfit else "")
+        self.unfit_note.setToolTip("It comes back on when a model it fits is loaded." if unfit else "")
+        self.unfit_note.setVisible(unfit is not None)
         per_layer = bool(self.mixer.state.capability("per_layer"))
         self.layers_button.setVisible(per_layer)
         if e.layer_strengths:
@@ -163,6 +197,7 @@ class AdapterMixer(QWidget):
         self.preset_combo.setAccessibleName("Mix presets")
         self.preset_combo.setToolTip("Saved mixes")
         self.preset_combo.setMinimumContentsLength(8)
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.load_preset_button = QPushButton("Apply")
         self.load_preset_button.setAccessibleName("Apply preset")
         self.save_preset_button = QPushButton("Save…")
@@ -171,11 +206,15 @@ class AdapterMixer(QWidget):
         self.delete_preset_button.setText("✕")
         self.delete_preset_button.setToolTip("Delete this preset")
         self.delete_preset_button.setAccessibleName("Delete preset")
-        presets = QHBoxLayout()
-        presets.addWidget(self.preset_combo, 1)
-        presets.addWidget(self.load_preset_button)
-        presets.addWidget(self.save_preset_button)
-        presets.addWidget(self.delete_preset_button)
+        # The names get the whole width of the panel; the buttons go on the line below.
+        presets = QVBoxLayout()
+        presets.addWidget(self.preset_combo)
+        preset_buttons = QHBoxLayout()
+        preset_buttons.addWidget(self.load_preset_button)
+        preset_buttons.addWidget(self.save_preset_button)
+        preset_buttons.addStretch(1)
+        preset_buttons.addWidget(self.delete_preset_button)
+        presets.addLayout(preset_buttons)
 
         # Available adapters.
         self.available = AvailableAdaptersModel(state, self)
@@ -277,14 +316,11 @@ class AdapterMixer(QWidget):
         self._add_proxy_row(idx.row())
 
     def _add_proxy_row(self, proxy_row: int) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         entry = self.available.entry(proxy_row)
         if entry is None:
             return
         if not self.state.add_to_mix(entry.id):
-            verdict = self.available.verdict(proxy_row)
-            reason = verdict.reason if verdict else ""
-            QMessageBox.information(self, "Cannot add adapter", reason or "This adapter does not fit the loaded model.")
+            self.misfit_box = warn_cannot_add(self, self.state, entry.id)
 
     def add_adapter(self, adapter_id: str) -> bool:
         return self.state.add_to_mix(adapter_id)
@@ -295,8 +331,8 @@ class AdapterMixer(QWidget):
         self.preset_combo.clear()
         names = self.state.presets.names()
         self.preset_combo.addItems(names)
-        if current in names:
-            self.preset_combo.setCurrentText(current)
+        # (with a placeholder text set, Qt leaves a refilled combo on no item: pick one)
+        self.preset_combo.setCurrentIndex(names.index(current) if current in names else 0 if names else -1)
         has = bool(names)
         self.load_preset_button.setEnabled(has)
         self.delete_preset_button.setEnabled(has)
@@ -322,6 +358,32 @@ class AdapterMixer(QWidget):
                                     + ", ".join(missing))
 
     def _on_delete_preset_clicked(self) -> None:
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
         name = self.preset_combo.currentText()
-        if name:
-            self.state.delete_preset(name)
+        if not name:
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete preset", f"Delete the preset “{name}”?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAccessibleName("Confirm preset deletion")
+        box.accepted.connect(lambda: self.state.delete_preset(name))
+        box.open()
+        self.confirm_box = box
+
+
+def warn_cannot_add(parent, state, adapter_id: str):
+    """A warning (non-blocking) that an adapter cannot join the mix, with the check's reason; returns the box."""
+    from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+    entry = state.library_model.entry_by_id(adapter_id)
+    verdict = state.compat.get(adapter_id)
+    name = entry.name if entry else "This adapter"
+    if state.model is None:
+        text = f"Load a model first: {name} can be added once LoRA Deck knows it fits."
+    else:
+        text = f"{name} does not fit {state.model_label()}: " + (
+            (verdict.reason if verdict and verdict.reason else "it cannot be used with this model")
+            .removeprefix("incompatible: "))
+    box = QMessageBox(QMessageBox.Icon.Warning, "Cannot add adapter", text, QMessageBox.StandardButton.Ok, parent)
+    box.setAccessibleName("Cannot add adapter")
+    box.open()
+    return box

@@ -11,6 +11,8 @@ _VIRIDIS = [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0
             (1.0, (253, 231, 37))]
 
 CELL_W, CELL_H = 54, 18
+LEGEND_CAPTION = "‖ΔW‖ per module at strength 1"
+LEGEND_H = 58                # bar, its end labels and the caption under the grid
 
 
 def heat_colour(t: float) -> QColor:
@@ -77,9 +79,16 @@ class AnatomyView(QWidget):
     def sizeHint(self) -> QSize:
         if self.anatomy is None or not self.anatomy.layers:
             return QSize(300, 60)
-        w = self._label_width() + self._cell_w() * len(self.anatomy.modules) + 10
-        h = self._header_height() + CELL_H * len(self.anatomy.layers) + 58
+        lw = self._label_width()
+        # As wide as the grid, the legend bar and the legend's caption, whichever is widest.
+        fm = QFontMetrics(self.font())
+        w = lw + max(self._cell_w() * len(self.anatomy.modules), self._legend_width(),
+                     fm.horizontalAdvance(LEGEND_CAPTION)) + 10
+        h = self._header_height() + CELL_H * len(self.anatomy.layers) + LEGEND_H
         return QSize(w, h)
+
+    def _legend_width(self) -> int:
+        return min(240, max(120, self._cell_w() * len(self.anatomy.modules)))
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
@@ -128,7 +137,7 @@ class AnatomyView(QWidget):
                 p.fillRect(r, heat_colour(v / top))
         # Legend.
         y = hh + len(a.layers) * CELL_H + 8
-        width = min(240, max(120, cw * len(a.modules)))
+        width = self._legend_width()
         grad = QLinearGradient(lw, 0, lw + width, 0)
         for t, c in _VIRIDIS:
             grad.setColorAt(t, QColor(*c))
@@ -136,8 +145,7 @@ class AnatomyView(QWidget):
         p.setPen(text)
         p.drawText(QRect(lw, y + 12, width, 18), Qt.AlignmentFlag.AlignLeft, "0")
         p.drawText(QRect(lw, y + 12, width, 18), Qt.AlignmentFlag.AlignRight, f"{a.max_norm:.3g}")
-        p.drawText(QRect(lw, y + 30, 400, 18), Qt.AlignmentFlag.AlignLeft,   # below: never clipped at the right
-                   "‖ΔW‖ per module at strength 1")
+        p.drawText(QRect(lw, y + 30, max(0, self.width() - lw), 18), Qt.AlignmentFlag.AlignLeft, LEGEND_CAPTION)
 
     def mouseMoveEvent(self, event) -> None:
         cell = self._cell_at(event.position().toPoint())

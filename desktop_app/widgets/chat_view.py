@@ -6,12 +6,15 @@ conversation (atomically), with the model, the mix and the speed it was made wit
 """
 from __future__ import annotations
 
+import random
 import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy,
                                QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from adapters_backend.errors import BackendError
 
 from .. import library_access as lib
 from ..conversation_store import Conversation, Message
@@ -51,6 +54,7 @@ class ChatView(QWidget):
         self.collector.one_finished.connect(self._on_reply_finished)
         state.model_changed.connect(self._update_banner)
         state.model_changed.connect(self._update_enabled)
+        state.compat_changed.connect(self._on_compat_changed)
         self._update_banner()
         self._update_enabled()
 
@@ -270,7 +274,8 @@ class ChatView(QWidget):
         self._start_reply()
 
     def regenerate(self) -> None:
-        """Answer the last user message again (drops the last reply)."""
+        """Answer the last user message again (drops the last reply; Retry of an unanswered message).
+        Unless the user fixed a seed, the new answer gets a new one."""
         conv = self.conversation
         if conv is None or self.generating or self.state.model is None:
             return
@@ -278,10 +283,11 @@ class ChatView(QWidget):
             return
         while conv.messages and conv.messages[-1].role == "assistant":
             conv.messages.pop()
-            widgets = self._message_widgets()
-            if widgets:
-                self.transcript_layout.removeWidget(widgets[-1])
-                widgets[-1].deleteLater()
+        widgets = self._message_widgets()
+        while widgets and widgets[-1].role == "assistant":
+            w = widgets.pop()
+            self.transcript_layout.removeWidget(w)
+            w.deleteLater()
         self._start_reply()
 
     def _on_message_edit_submitted(self, widget: MessageWidget, text: str) -> None:
@@ -290,9 +296,9 @@ class ChatView(QWidget):
             return
         widgets = self._message_widgets()
         pos = widgets.index(widget)
-        visible = [m for m in self.conversation.messages if m.role in ("user", "assistant")]
-        target = visible[pos]
-        keep = self.conversation.messages[:self.conversation.messages.index(target)]
+        target = widget.message
+        msgs = self.conversation.messages
+        keep = msgs[:next(i for i, m in enumerate(msgs) if m is target)]
         self.conversation.messages = keep + [Message("user", text)]
         for w in widgets[pos:]:
             self.transcript_layout.removeWidget(w)
@@ -304,9 +310,16 @@ class ChatView(QWidget):
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
+        if params.get("seed", -1) < 0:
+            # "Random": a fresh seed for every answer (a regenerate gives another answer), recorded
+            # with the answer so it can be made again.
+            params["seed"] = random.randrange(2**31 - 1)
+        for w in self._message_widgets():
+            w.set_unanswered("")
         self._reply_msg = Message("assistant", "", {})
         self._reply = self._append_widget(self._reply_msg)
-        self._reply.set_info("…")
+        self._reply.set_model(self.state.model_label())
+        self._reply.set_info("checking the adapters against the model…" if self.state.checking_mix else "…")
         self._t_request = time.perf_counter()
         self._stick_to_bottom = True
         self._request_id = self.state.generate(messages, params)
@@ -317,15 +330,19 @@ class ChatView(QWidget):
         self._refresh_regenerate()
         self._update_enabled()
 
+    def _on_compat_changed(self) -> None:
+        if self._reply is not None and not self._reply_msg.content and not self.state.checking_mix:
+            self._reply.set_info("…")
+
     def stop(self) -> None:
         if self.generating:
-            self.state.host.cancel()
+            self.state.cancel_generation()
 
     # ------------------------------------------------------------------ streaming
     def _on_reply_finished(self, _pane, stats, error) -> None:
         self._finish_reply(stats, error)
-        if error is not None:
-            self.state.errors.report(error, "Generating a reply")
+        if error is not None and not isinstance(error, BackendError):
+            self.state.errors.report(error, "Generating a reply")     # a bug: shown with its details too
 
     def _finish_reply(self, stats, error=None) -> None:
         msg, widget = self._reply_msg, self._reply
@@ -336,15 +353,19 @@ class ChatView(QWidget):
             info.update({"tokens": stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
                          "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason})
         if error is not None:
-            info["error"] = str(error)
+            info["error"] = self.state.describe_error(error)
         msg.info = info
         widget.set_info(_info_text(info))
         if msg.content or stats is not None:
             self.conversation.messages.append(msg)
             self.state.conversations.save(self.conversation)
         else:
+            # No answer at all: the question stays, says why, and offers Retry.
             self.transcript_layout.removeWidget(widget)
             widget.deleteLater()
+            asked = [w for w in self._message_widgets() if w is not widget]
+            if asked and error is not None:
+                asked[-1].set_unanswered(info["error"])
         if stats is not None:
             self.status_message.emit(self._status_text(stats))
         self._refresh_regenerate()
@@ -365,6 +386,9 @@ class ChatView(QWidget):
         self.empty_label.hide()
         self.suggestions.hide()
         w = MessageWidget(msg.role, msg.content, _info_text(msg.info) if msg.role == "assistant" else "")
+        w.message = msg
+        if msg.role == "assistant":
+            w.set_model(msg.info.get("model", ""))
         w.edit_submitted.connect(self._on_message_edit_submitted)
         w.regenerate_requested.connect(self.regenerate)
         self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, w)
@@ -373,7 +397,9 @@ class ChatView(QWidget):
     def _refresh_regenerate(self) -> None:
         widgets = self._message_widgets()
         for i, w in enumerate(widgets):
-            w.set_regenerate_visible(w.role == "assistant" and i == len(widgets) - 1 and not self.generating)
+            last = i == len(widgets) - 1 and not self.generating
+            w.set_regenerate_visible(last and w.role == "assistant")
+            w.set_retry_visible(last and w.role == "user")        # a question left without an answer
         self.empty_label.setVisible(not widgets)
         self.suggestions.setVisible(not widgets and self.suggestions_layout.count() > 2)
 
@@ -431,5 +457,5 @@ def _info_text(info: dict) -> str:
     if info.get("finish") == "cancelled":
         parts.append("stopped")
     if info.get("error"):
-        parts.append("failed")
+        parts.append(f"failed: {info['error']}")
     return " · ".join(parts)

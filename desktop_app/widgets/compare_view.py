@@ -1,6 +1,9 @@
 """A/B compare: one prompt, two mixes (or a mix against the base model), answers side by side,
-with the same seed so the only difference is the adapters."""
+with the same seed so the only difference is the adapters. Adapters that do not fit the loaded model
+are left out (the pane's title says so); a failed side says why and offers Retry."""
 from __future__ import annotations
+
+import html
 
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
@@ -15,7 +18,8 @@ class CompareView(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
         self.state = state
-        self.collector = StreamCollector(state.host, self)
+        self.collector = StreamCollector(state.host, self, state.describe_error)
+        self._last_run: tuple[list, dict] | None = None        # (messages, params) of the latest run
         self.collector.all_finished.connect(self._update_enabled)
 
         self.prompt = QPlainTextEdit()
@@ -37,7 +41,7 @@ class CompareView(QWidget):
         self.run_button.clicked.connect(self.run)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setAccessibleName("Stop compare")
-        self.stop_button.clicked.connect(state.host.cancel)
+        self.stop_button.clicked.connect(state.cancel_generation)
 
         row = QHBoxLayout()
         row.addWidget(QLabel("A:"))
@@ -47,12 +51,17 @@ class CompareView(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.stop_button)
 
-        self.pane_a = ResultPane("A")
-        self.pane_b = ResultPane("B")
+        self.pane_a = ResultPane("A", can_retry=True)
+        self.pane_b = ResultPane("B", can_retry=True)
+        self.pane_a.retry_requested.connect(lambda: self._retry("A"))
+        self.pane_b.retry_requested.connect(lambda: self._retry("B"))
         panes = QSplitter(Qt.Orientation.Horizontal)
         panes.addWidget(self.pane_a)
         panes.addWidget(self.pane_b)
         panes.setChildrenCollapsible(False)
+        panes.setStretchFactor(0, 1)
+        panes.setStretchFactor(1, 1)
+        self.panes = panes
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -85,9 +94,24 @@ class CompareView(QWidget):
             return
         params = self.sampling.params()
         messages = [("user", text)]
-        for pane, combo, letter in ((self.pane_a, self.mix_a, "A"), (self.pane_b, self.mix_b, "B")):
-            mix, summary = self.state.resolve_mix(combo.currentData())
-            pane.reset(f"{letter}: {summary}")
-            rid = self.state.generate(messages, params, mix, tag=f"compare-{letter}")
-            self.collector.track(rid, pane)
+        self._last_run = (messages, params)
+        for letter in ("A", "B"):
+            self._run_side(letter, messages, params)
+        self._update_enabled()
+
+    def _run_side(self, letter: str, messages, params) -> None:
+        pane, combo = (self.pane_a, self.mix_a) if letter == "A" else (self.pane_b, self.mix_b)
+        key = combo.currentData()
+        mix, summary = self.state.resolve_mix(key)
+        left_out = self.state.left_out(key)
+        if left_out:
+            summary += f" — left out, they do not fit this model: {', '.join(left_out)}"
+        pane.reset(f"{letter}: {html.escape(summary)}")
+        rid = self.state.generate(messages, params, mix, tag=f"compare-{letter}")
+        self.collector.track(rid, pane)
+
+    def _retry(self, letter: str) -> None:
+        if self._last_run is None or self.state.model is None:
+            return
+        self._run_side(letter, *self._last_run)
         self._update_enabled()

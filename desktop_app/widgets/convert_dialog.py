@@ -10,6 +10,14 @@ from .. import tools_access as tools
 from .job_dialog import JobDialog
 
 OUTTYPES = ["f16", "f32", "bf16", "q8_0"]
+MISFIT_MARK = " — does not fit the loaded model"
+
+
+def fitting_first(state) -> list:
+    """(library entry, fits the loaded model?) with the adapters that fit first (the dialogs' defaults),
+    each group in library order."""
+    pairs = [(e, e.id not in state.compat or state.compat[e.id].usable) for e in state.library_model.entries()]
+    return [p for p in pairs if p[1]] + [p for p in pairs if not p[1]]
 
 
 class ConvertDialog(JobDialog):
@@ -19,8 +27,9 @@ class ConvertDialog(JobDialog):
         self.adapter = QComboBox()
         self.adapter.setAccessibleName("Adapter to convert")
         self.adapter.setEditable(False)
-        for e in state.library_model.entries():
-            self.adapter.addItem(f"{e.name} ({e.format or '?'})", str(e.path))
+        for e, fits in fitting_first(state):
+            self.adapter.addItem(f"{e.name} ({e.format or '?'})" + ("" if fits else MISFIT_MARK), str(e.path))
+        self.adapter.setCurrentIndex(0 if self.adapter.count() else -1)
         browse = QPushButton("Other…")
         browse.setAccessibleName("Choose an adapter file")
         browse.clicked.connect(self._browse_adapter)

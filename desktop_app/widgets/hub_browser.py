@@ -325,11 +325,13 @@ class HubBrowser(QWidget):
         def start():
             self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0,
                                    started=time.monotonic())       # (the rate of a resumed download)
-            job = self.state.jobs.start(hub.download_and_install, repo_id, revision)
+            model = self.state.model
+            job = self.state.jobs.start(hub.download_install_and_check, repo_id, revision,
+                                        model.path if model else None, model.engine if model else None)
             act.handle = job
             # Bytes only: the panel shows size, rate and time left itself (the backend's message repeats them).
             job.signals.progress.connect(lambda d, t, _m: self.activities.update(act, done=d, total=t))
-            job.signals.result.connect(lambda entry: self._on_adapter_downloaded(act, entry))
+            job.signals.result.connect(lambda result: self._on_adapter_downloaded(act, *result))
             job.signals.error.connect(lambda exc: self._on_download_failed(act, exc))
 
         act.retry = start
@@ -352,9 +354,11 @@ class HubBrowser(QWidget):
         start()
         return act
 
-    def _on_adapter_downloaded(self, act, entry) -> None:
-        self.activities.update(act, state="done", message=f"installed as '{entry.name}'")
-        self.state.add_installed(entry)          # in the library at once, then the library is re-read
+    def _on_adapter_downloaded(self, act, entry, verdict=None) -> None:
+        warning = "" if verdict is None or verdict.usable else \
+            f"it does not fit {self.state.model_label() or 'the loaded model'}"
+        self.activities.update(act, state="done", message=f"installed as '{entry.name}'", warning=warning)
+        self.state.note_installed(entry, verdict)   # in the library at once (with its verdict), then re-read
 
     def _on_model_downloaded(self, act, path: str) -> None:
         self.activities.update(act, state="done", message="loading the model")

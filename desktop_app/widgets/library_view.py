@@ -3,12 +3,13 @@ search, rename, notes, remove, reveal in the file manager; details with the `ins
 adapter's anatomy heat map."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QHeaderView,
                                QInputDialog, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton,
                                QScrollArea, QSplitter, QTableView, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
@@ -16,6 +17,7 @@ from PySide6.QtCore import Qt
 from adapters_backend.units import format_bytes
 
 from .. import library_access as lib
+from ..file_manager import home_relative, open_folder
 from ..models.library_model import LibraryFilterModel, LibraryTableModel
 from .anatomy_view import AnatomyView
 
@@ -25,6 +27,24 @@ if TYPE_CHECKING:
 # How a verdict's status reads; the check's own summary begins with the same words.
 VERDICT_WORDS = {"compatible": "compatible", "partial": "partially compatible", "incompatible": "incompatible",
                  "unknown": "not checked"}
+
+
+class _SummaryScroll(QScrollArea):
+    """As tall as the details it holds when there is room; scrolls (never overlaps) when there is not."""
+
+    def sizeHint(self):
+        w = self.widget()
+        hint = super().sizeHint()
+        if w is not None:
+            width = self.viewport().width()
+            h = w.heightForWidth(width) if w.hasHeightForWidth() and width > 0 else -1
+            hint.setHeight((h if h > 0 else w.sizeHint().height()) + 2 * self.frameWidth())
+        return hint
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()         # wrapped rows take another height at another width
 
 
 class LibraryView(QWidget):
@@ -69,11 +89,17 @@ class LibraryView(QWidget):
         self.reveal_button = self._button("Show in folder", "Open the folder that holds the adapter", self._reveal)
         self.remove_button = self._button("Remove", "Remove the adapter from the library (Del)", self._remove)
         QShortcut(QKeySequence.StandardKey.Delete, self.table, self._remove)
+        # Under the table what acts on the library; what acts on one adapter (Rename, Show in folder)
+        # sits with its details: neither row is wider than its side at 1024 px.
         buttons = QHBoxLayout()
-        for b in (self.install_button, self.add_button, self.rename_button, self.reveal_button):
+        for b in (self.install_button, self.add_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.remove_button)
+        adapter_buttons = QHBoxLayout()
+        adapter_buttons.addWidget(self.rename_button)
+        adapter_buttons.addWidget(self.reveal_button)
+        adapter_buttons.addStretch(1)
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -88,6 +114,14 @@ class LibraryView(QWidget):
         self.summary = QFormLayout()
         self.summary_box = QWidget()
         self.summary_box.setLayout(self.summary)
+        # Scrolls when the window is short (e.g. with the downloads panel open) instead of squeezing
+        # its rows until the text overlaps.
+        summary_scroll = _SummaryScroll()
+        summary_scroll.setWidget(self.summary_box)
+        summary_scroll.setWidgetResizable(True)
+        summary_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        summary_scroll.setMinimumHeight(60)
+        self.summary_scroll = summary_scroll
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Your notes about this adapter")
         self.notes.setAccessibleName("Notes")
@@ -101,14 +135,17 @@ class LibraryView(QWidget):
         self.report = QTextBrowser()
         self.report.setAccessibleName("Inspect report")
         self.report.setLineWrapMode(QTextBrowser.LineWrapMode.NoWrap)
+        self.report.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))   # columns line up
         self.detail_tabs = QTabWidget()
         self.detail_tabs.addTab(anatomy_scroll, "Anatomy")
         self.detail_tabs.addTab(self.report, "Inspect report")
+        self.detail_tabs.setMinimumHeight(170)        # a few layers of the heat map, whatever the window
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.title)
-        rl.addWidget(self.summary_box)
+        rl.addLayout(adapter_buttons)
+        rl.addWidget(summary_scroll)
         rl.addWidget(self.detail_tabs, 1)
         rl.addWidget(QLabel("Notes"))
         rl.addWidget(self.notes)
@@ -170,6 +207,7 @@ class LibraryView(QWidget):
     def _on_library_data_changed(self, *_args) -> None:
         e = self.current_entry()
         if e is not None and e.id == self._current_id:
+            self.title.setText(f"<b>{html.escape(e.name)}</b>")        # renamed, say
             self._fill_summary(e)
 
     def _on_table_current_changed(self, current, _previous) -> None:
@@ -187,7 +225,7 @@ class LibraryView(QWidget):
             self.anatomy.set_message("Select an adapter to see where it acts.")
             self.notes.clear()
             return
-        self.title.setText(f"<b>{e.name}</b>")
+        self.title.setText(f"<b>{html.escape(e.name)}</b>")
         self._fill_summary(e)
         self.notes.setPlainText(e.notes)
         self.report.setPlainText("Reading…")
@@ -201,11 +239,12 @@ class LibraryView(QWidget):
         while self.summary.rowCount():
             self.summary.removeRow(0)
         if e is None:
+            self.summary_scroll.updateGeometry()
             return
         verdict = self.state.compat.get(e.id)
         rows = [("Format", e.format), ("Variant", e.variant), ("Rank", e.rank), ("Alpha", e.alpha),
                 ("Base model", e.base_model), ("Size", format_bytes(e.size)), ("Source", e.source),
-                ("Licence", e.license), ("Installed", e.installed), ("Location", e.path)]
+                ("Licence", e.license), ("Installed", e.installed), ("Location", home_relative(e.path))]
         if verdict is not None and self.state.model is not None:
             text, reason = VERDICT_WORDS[verdict.status], verdict.reason
             if reason:      # the check's summary often starts with the same words: do not say them twice
@@ -218,6 +257,7 @@ class LibraryView(QWidget):
             v.setWordWrap(True)
             v.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.summary.addRow(label, v)
+        self.summary_scroll.updateGeometry()          # its height follows the rows it holds
 
     def _on_details(self, job, adapter_id: str, result) -> None:
         if job is not self._details_job or adapter_id != self._current_id:
@@ -269,7 +309,22 @@ class LibraryView(QWidget):
         if e is None:
             return
         p = Path(e.path)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(p if p.is_dir() else p.parent)))
+        folder = str(p if p.is_dir() else p.parent)
+        job = self.state.jobs.start(open_folder, folder)
+        job.signals.result.connect(lambda problem: problem and self._cannot_reveal(str(p), problem))
+        job.signals.error.connect(lambda exc: self._cannot_reveal(str(p), str(exc)))
+        self._reveal_job = job
+
+    def _cannot_reveal(self, path: str, problem: str) -> None:
+        """No file manager opened it: say why, show where the adapter is, offer to copy the path."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Cannot show the folder",
+                          f"The folder could not be opened: {problem}.\n\nThe adapter is here:\n{path}",
+                          QMessageBox.StandardButton.Close, self)
+        copy = box.addButton("Copy path", QMessageBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(path))
+        box.setAccessibleName("Cannot show the folder")
+        box.open()
+        self.reveal_box = box
 
     def _remove(self) -> None:
         e = self.current_entry()
@@ -282,3 +337,4 @@ class LibraryView(QWidget):
         box.accepted.connect(lambda i=e.id: self.state.remove_adapter(i))
         box.open()
         self._confirm_box = box
+

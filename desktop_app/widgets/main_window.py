@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.chat.status_message.connect(self.status_label.setText)
         state.model_loading.connect(lambda label: self.statusBar().showMessage(f"Loading {label}…"))
         state.model_changed.connect(self._on_state_model_changed)
+        state.adapter_installed.connect(self._on_adapter_installed)
 
         self.model_picker.hub_requested.connect(self.show_hub_models)
         self._build_menus()
@@ -133,8 +134,17 @@ class MainWindow(QMainWindow):
         if self._activities is None:
             from ..activity import ActivityListModel  # noqa: PLC0415
             self._activities = ActivityListModel(self)
-            self._activities.rowsInserted.connect(lambda *_: self.downloads_dock.show())
+            self._activities.rowsInserted.connect(self._on_activity_started)
         return self._activities
+
+    def _on_activity_started(self, _parent, first: int, _last: int) -> None:
+        """Hub downloads (long, with Cancel and Resume) open the downloads panel; installs only say so in
+        the status bar, so the panel does not squeeze the view the user is working in."""
+        a = self._activities.activities()[first]
+        if a.kind == "download":
+            self.downloads_dock.show()
+        else:
+            self.statusBar().showMessage(f"{a.title}… (View → Downloads shows the progress)", 5000)
 
     @property
     def drops(self):
@@ -151,6 +161,7 @@ class MainWindow(QMainWindow):
             self._downloads_dock = self._dock("Downloads", "DownloadsDock", self.downloads,
                                               Qt.DockWidgetArea.BottomDockWidgetArea)
             self._downloads_dock.hide()
+            self.resizeDocks([self._downloads_dock], [150], Qt.Orientation.Vertical)
         return self._downloads_dock
 
     def _toggle_downloads(self) -> None:
@@ -222,7 +233,7 @@ class MainWindow(QMainWindow):
         self.chat.new_chat()
 
     def _stop(self) -> None:
-        self.state.host.cancel()
+        self.state.cancel_generation()
 
     def _copy_last(self) -> None:
         from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
@@ -239,11 +250,26 @@ class MainWindow(QMainWindow):
         self.show_view("hub").show_models()
 
     def _on_library_add_to_mix(self, adapter_id: str) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from .adapter_mixer import warn_cannot_add  # noqa: PLC0415
         if not self.state.add_to_mix(adapter_id):
-            verdict = self.state.compat.get(adapter_id)
-            reason = (verdict.reason if verdict else "") or "Load a compatible model first."
-            QMessageBox.information(self, "Cannot add adapter", reason)
+            self.misfit_box = warn_cannot_add(self, self.state, adapter_id)
+
+    def _on_adapter_installed(self, entry, verdict) -> None:
+        """Say how an install ended: a warning when the new adapter does not fit the loaded model."""
+        if verdict is None or verdict.usable:
+            note = f" — {verdict.reason}" if verdict is not None and verdict.status == "partial" else ""
+            self.statusBar().showMessage(f"Installed “{entry.name}”{note}", 8000)
+            return
+        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        reason = verdict.reason.removeprefix("incompatible: ")
+        self.statusBar().showMessage(f"Installed “{entry.name}”, but it does not fit {self.state.model_label()}", 8000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Installed, but it does not fit",
+                          f"“{entry.name}” is now in the library, but it does not fit the loaded model "
+                          f"({self.state.model_label()}): {reason}\n\nLoad a model it was made for to use it.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAccessibleName("Installed adapter does not fit")
+        box.open()
+        self.install_warning = box
 
     def _on_state_model_changed(self) -> None:
         m = self.state.model
@@ -268,7 +294,8 @@ class MainWindow(QMainWindow):
         # Kept referenced, with slots on this window: queued to the GUI thread, never lost with the job.
         if checked:
             self._serve_job = self.state.jobs.start(self._serve.start, self.state.model,
-                                                    allow_origins=self.state.settings.server_origins)
+                                                    allow_origins=self.state.settings.server_origins,
+                                                    n_ctx=self.state.settings.n_ctx)
         else:
             self._serve_job = self.state.jobs.start(self._serve.stop)
         signals = self._serve_job.signals
@@ -328,9 +355,12 @@ class MainWindow(QMainWindow):
 
     def _about(self) -> None:
         from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
-        QMessageBox.about(self, "About LoRA Deck",
-                          "LoRA Deck — run local LLMs with LoRA adapters: mix several, give each a strength, "
-                          "switch them instantly.\nApache-2.0.")
+        box = QMessageBox(QMessageBox.Icon.Information, "About LoRA Deck",
+                          f"LoRA Deck {app_version()}\n\nRun local LLMs with LoRA adapters: mix several, give each a "
+                          "strength, switch them instantly.\n\nApache-2.0.", QMessageBox.StandardButton.Ok, self)
+        box.setAccessibleName("About LoRA Deck")
+        box.open()
+        self.about_box = box
 
     # ------------------------------------------------------------------ drag and drop
     # Files dropped anywhere in the window are ours, even over a text box (which would otherwise
@@ -418,7 +448,24 @@ class MainWindow(QMainWindow):
 
     def _after_first_paint(self) -> None:
         self._claim_file_drops()
+        if self.state.settings.theme == "system":
+            # Asking the platform for its colour scheme takes ~20 ms (a D-Bus call on Linux): not
+            # before the window is on screen. Qt's own palette already follows most systems.
+            from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+            from .. import theme  # noqa: PLC0415
+            theme.apply(QApplication.instance(), "system")
         self.state.start()
 
     def open_url(self, path: str) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+def app_version() -> str:
+    """The version of the installed distribution (pip, dev.py's editable install and the installers'
+    bundled dist-info all carry it)."""
+    from importlib import metadata  # noqa: PLC0415
+    try:
+        return metadata.version("loradeck")
+    except metadata.PackageNotFoundError:
+        return "(version unknown: not installed)"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
                                QPushButton, QRadioButton, QTableWidget, QVBoxLayout)
 
 from adapters_backend.engines.base import STRENGTH_RANGE
 
 from .. import tools_access as tools
+from .convert_dialog import MISFIT_MARK, fitting_first
 from .job_dialog import JobDialog
 
 
@@ -28,9 +30,13 @@ class MergeDialog(JobDialog):
         self.table.setColumnWidth(0, 380)
         self.add_combo = QComboBox()
         self.add_combo.setAccessibleName("Adapter to add")
-        for e in state.library_model.entries():
+        for e, fits in fitting_first(state):
             self.add_combo.addItem(e.name, str(e.path))
+            if not fits:
+                self.add_combo.setItemData(self.add_combo.count() - 1, e.name + MISFIT_MARK,
+                                           Qt.ItemDataRole.ToolTipRole)
         add = QPushButton("Add")
+        add.setAccessibleName("Add adapter")
         add.clicked.connect(lambda: self._add_row(self.add_combo.currentText(), self.add_combo.currentData(), 1.0))
         remove = QPushButton("Remove")
         remove.clicked.connect(lambda: self.table.removeRow(self.table.currentRow()))
@@ -61,7 +67,7 @@ class MergeDialog(JobDialog):
         lay.addWidget(self.status)
         lay.addWidget(self.buttons)
         for e in state.mix_model.entries():
-            if e.enabled:
+            if state.mix_model.is_on(e):             # switched on and fitting the loaded model
                 self._add_row(e.name, e.path, e.strength)
         self.into_base.setEnabled(state.model is not None)
         self._suggest_output()

@@ -1,10 +1,13 @@
-"""One chat message: who said it, the text, and its actions (copy; edit for yours; regenerate)."""
+"""One chat message: who said it (for an answer, the model that wrote it), the text, and its actions
+(copy; edit for yours; regenerate; Retry for a message left unanswered, with the reason)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy,
                                QToolButton, QVBoxLayout, QWidget)
+
+from .elided_label import ElidedLabel
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -17,6 +20,9 @@ class MessageWidget(QFrame):
     def __init__(self, role: str, text: str = "", info_text: str = "", parent: QWidget | None = None):
         super().__init__(parent)
         self.role = role
+        self.message = None                     # the conversation's Message shown here (set by the chat)
+        self._model = ""
+        self._info = info_text
         self.setObjectName(f"message_{role}")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         # Colours come from the palette, so light and dark themes both read well.
@@ -25,7 +31,8 @@ class MessageWidget(QFrame):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         self.title = QLabel(f"<b>{ROLE_TITLES.get(role, role)}</b>")
-        self.info = QLabel(info_text)
+        # One line, shortened to fit: a long mix or model name never widens the transcript.
+        self.info = ElidedLabel(info_text)
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.info.setAccessibleName("Message details")
         self.body = QLabel(text)
@@ -47,10 +54,21 @@ class MessageWidget(QFrame):
         self.regen_button = self._tool("Regenerate", "Answer again (Ctrl+R)")
         self.regen_button.clicked.connect(self.regenerate_requested)
         self.regen_button.setVisible(False)
+        self.retry_button = self._tool("Retry", "Answer this message again (Ctrl+R)")
+        self.retry_button.clicked.connect(self.regenerate_requested)
+        self.retry_button.setVisible(False)
+        self.problem = QLabel()                 # why this message has no answer
+        self.problem.setWordWrap(True)
+        self.problem.setTextFormat(Qt.TextFormat.PlainText)
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.setAccessibleName("Why there is no answer")
+        self.problem.setSizePolicy(policy)
+        self.problem.setVisible(False)
 
         head = QHBoxLayout()
         head.addWidget(self.title)
         head.addWidget(self.info, 1)
+        head.addWidget(self.retry_button)
         head.addWidget(self.regen_button)
         head.addWidget(self.edit_button)
         head.addWidget(self.copy_button)
@@ -60,6 +78,7 @@ class MessageWidget(QFrame):
         self.layout_.setContentsMargins(10, 6, 10, 8)
         self.layout_.addLayout(head)
         self.layout_.addWidget(self.body)
+        self.layout_.addWidget(self.problem)
 
     def _tool(self, text: str, tip: str) -> QToolButton:
         b = QToolButton()
@@ -77,14 +96,35 @@ class MessageWidget(QFrame):
         self.body.setText(text)
 
     def set_info(self, text: str) -> None:
-        self.info.setText(text)
+        self._info = text
+        self._show_info()
+
+    def set_model(self, label: str) -> None:
+        """The model that wrote this answer, named first in its header."""
+        self._model = label
+        self._show_info()
+
+    def model(self) -> str:
+        return self._model
+
+    def _show_info(self) -> None:
+        self.info.set_full_text(" · ".join(p for p in (self._model, self._info) if p))
 
     def set_regenerate_visible(self, visible: bool) -> None:
         self.regen_button.setVisible(visible)
 
+    def set_retry_visible(self, visible: bool) -> None:
+        self.retry_button.setVisible(visible)
+
+    def set_unanswered(self, reason: str) -> None:
+        """Say why this message got no answer ("" clears it)."""
+        self.problem.setText(f"⚠ Not answered: {reason}" if reason else "")
+        self.problem.setVisible(bool(reason))
+
     def set_actions_enabled(self, enabled: bool) -> None:
         self.edit_button.setEnabled(enabled)
         self.regen_button.setEnabled(enabled)
+        self.retry_button.setEnabled(enabled)
 
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text())

@@ -1,6 +1,10 @@
 """Model picker (toolbar): demo model, recent models, open a GGUF file, an HF folder or an HF Hub id,
 get a GGUF from the Hub; engine chosen by what the model is (.gguf → llama.cpp, folder or Hub id →
-PyTorch), overridable; load progress; a failed load is said in the picker too (not only in a dialog)."""
+PyTorch), overridable; load progress; a failed load is said in the picker too (not only in a dialog).
+
+Picking a model loads it at once, so the picker never shows one model while another answers; it
+shows the loaded model (or none). Load loads the picked model again, e.g. with another engine, and is
+highlighted, with "… not loaded", while the engine chosen differs from the loaded model's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,7 +45,7 @@ class ModelPicker(QWidget):
             self.engine_combo.addItem(label)
         self.load_button = QPushButton("Load")
         self.load_button.setAccessibleName("Load model")
-        self.load_button.setToolTip("Load the chosen model")
+        self.load_button.setToolTip("Load the chosen model again (with the engine chosen beside it)")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(140)
         self.progress.setAccessibleName("Model loading progress")
@@ -59,6 +63,7 @@ class ModelPicker(QWidget):
         lay.addWidget(self.status)
 
         self.combo.activated.connect(self._on_combo_activated)
+        self.engine_combo.currentIndexChanged.connect(self._show_pending)
         self.load_button.clicked.connect(self.load_current)
         state.model_loading.connect(self._on_state_model_loading)
         state.model_load_progressed.connect(self._on_state_model_load_progressed)
@@ -92,14 +97,19 @@ class ModelPicker(QWidget):
         self.engine_combo.setItemText(2, "PyTorch" if has_torch else "PyTorch (not installed)")
         self.combo.addItem("Get a GGUF model from the Hub…", FROM_HUB)
         self.combo.addItem("Connect to a server (llama-server, vLLM, LoRAX)…", CONNECT)
-        current = self.state.model.path if self.state.model else None
+        # The picker shows what is loaded (or being loaded), never a choice that is not.
+        current = self.state.loading_path or (self.state.model.path if self.state.model else None)
         if current:
             i = self.combo.findData(current)
             if i < 0:
                 self.combo.insertItem(0, self._label(current), current)
                 i = 0
             self.combo.setCurrentIndex(i)
+        else:
+            self.combo.setCurrentIndex(-1)
+            self.combo.setPlaceholderText("No model loaded")
         self.combo.blockSignals(False)
+        self._show_pending()
 
     def _on_combo_activated(self, index: int) -> None:
         data = self.combo.itemData(index)
@@ -114,6 +124,10 @@ class ModelPicker(QWidget):
             self.hub_requested.emit()
         elif data == CONNECT:
             self.connect_server()
+        elif data:
+            loaded = self.state.model.path if self.state.model else None
+            if str(data) != loaded or self.state.loading:       # picking a model loads it
+                self.load_path(str(data))
 
     def connect_server(self):
         """Ask for a serving system's kind, address and key (non-blocking); connects when accepted."""
@@ -201,7 +215,31 @@ class ModelPicker(QWidget):
         if data and not str(data).startswith("::"):
             self.load_path(str(data))
 
+    def pending(self) -> bool:
+        """Whether the picked model/engine is not what is loaded (Load would change it)."""
+        data = self.combo.currentData()
+        m = self.state.model
+        if self.state.loading or not data or str(data).startswith("::") or m is None:
+            return False
+        kind = ENGINES[self.engine_combo.currentIndex()][1]      # None: Auto, as the model was loaded
+        return str(data) != m.path or (kind is not None and kind != m.engine)
+
+    def _show_pending(self, *_args) -> None:
+        pending = self.pending()
+        font = self.load_button.font()
+        if font.bold() != pending:
+            font.setBold(pending)
+            self.load_button.setFont(font)
+        self.load_button.setToolTip("Load the model with the engine chosen: it is not loaded yet" if pending else
+                                    "Load the chosen model again (with the engine chosen beside it)")
+        m = self.state.model
+        if pending:
+            self.status.setText(f"{self.selected_engine(str(self.combo.currentData()))} chosen, not loaded")
+        elif m is not None and not self.state.loading and self.status.text().endswith("not loaded"):
+            self.status.setText(f"{m.engine} · ready")
+
     def _on_state_model_loading(self, label: str) -> None:
+        self.refresh()                     # shows the model being loaded, however the load was started
         self.progress.setRange(0, 0)
         self.progress.show()
         self.load_button.setEnabled(False)

@@ -28,7 +28,9 @@ class SamplingPanel(QWidget):
         self.top_p = self._float(0.0, 1.0, 0.01, 2, "Top-p (nucleus) sampling")
         self.top_k = self._int(0, 1000, "Top-k sampling (0 = off)")
         self.repeat_penalty = self._float(0.5, 3.0, 0.05, 2, "Repeat penalty")
-        self.seed = self._int(-1, 2_147_483_647, "Seed (-1 = random each time)")
+        self.seed = self._int(-1, 2_147_483_647, "Seed (random: a new one for each answer; set one to repeat an "
+                                                 "answer exactly)")
+        self.seed.setSpecialValueText("random")
         form.addRow("Max tokens", self.max_tokens)
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-p", self.top_p)

@@ -1,12 +1,16 @@
-"""Settings: data folder, Hugging Face token, engine threads / GPU layers / context, the web pages
-allowed to use the local API server, default sampling."""
+"""Settings: data folder, Hugging Face token, light or dark (or as the system), engine threads / GPU
+layers / context, the web pages allowed to use the local API server, default sampling."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from adapters_backend.paths import data_dir
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout)
 
 from .. import hub_access as hub
+from .. import theme
+from ..file_manager import home_relative
 from .sampling_panel import SamplingPanel
 
 
@@ -18,7 +22,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
 
-        self.data_folder = QLineEdit(s.get("paths/data_dir", "") or str(data_dir()))
+        self.data_folder = QLineEdit(home_relative(s.get("paths/data_dir", "") or data_dir()))
         self.data_folder.setAccessibleName("Data folder")
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._choose_folder)
@@ -32,6 +36,13 @@ class SettingsDialog(QDialog):
         self.token.setAccessibleName("Hugging Face token")
         self.token_status = QLabel(hub.token_status())
         self.token_status.setWordWrap(True)
+
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Theme")
+        for key, label in theme.THEMES.items():
+            self.theme.addItem(label, key)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        self.theme.setToolTip("Light or dark; “Same as the system” follows your desktop's setting")
 
         self.threads = QSpinBox()
         self.threads.setRange(0, 256)
@@ -66,6 +77,7 @@ class SettingsDialog(QDialog):
         f1.addRow("", QLabel("Library, conversations and presets live here (applies after a restart)."))
         f1.addRow("Hugging Face token", self.token)
         f1.addRow("", self.token_status)
+        f1.addRow("Theme", self.theme)
         engine = QGroupBox("Engine (applies to the next model load)")
         f2 = QFormLayout(engine)
         f2.addRow("CPU threads", self.threads)
@@ -88,7 +100,7 @@ class SettingsDialog(QDialog):
         lay.addWidget(buttons)
 
     def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Data folder", self.data_folder.text())
+        path = QFileDialog.getExistingDirectory(self, "Data folder", str(Path(self.data_folder.text()).expanduser()))
         if path:
             self.data_folder.setText(path)
 
@@ -112,10 +124,13 @@ class SettingsDialog(QDialog):
             return
         s.set_server_origins(origins)
         folder = self.data_folder.text().strip()
+        folder = str(Path(folder).expanduser()) if folder else ""
         s.set("paths/data_dir", "" if folder == str(data_dir()) else folder)
         s.set("engine/n_threads", self.threads.value())
         s.set("engine/n_gpu_layers", self.gpu_layers.value())
         s.set("engine/n_ctx", self.n_ctx.value())
+        s.set("appearance/theme", self.theme.currentData())
+        theme.apply(QApplication.instance(), self.theme.currentData())
         s.set_default_sampling(self.sampling.params())
         token = self.token.text().strip()
         if token:

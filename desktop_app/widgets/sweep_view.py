@@ -41,7 +41,7 @@ class SweepView(QWidget):
     def __init__(self, state, parent=None):
         super().__init__(parent)
         self.state = state
-        self.collector = StreamCollector(state.host, self)
+        self.collector = StreamCollector(state.host, self, state.describe_error)
         self.collector.all_finished.connect(self._update_enabled)
         self.panes: list[ResultPane] = []
 
@@ -74,7 +74,7 @@ class SweepView(QWidget):
         self.run_button.clicked.connect(self.run)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setAccessibleName("Stop sweep")
-        self.stop_button.clicked.connect(state.host.cancel)
+        self.stop_button.clicked.connect(state.cancel_generation)
         self.error = QLabel()
         self.error.setWordWrap(True)
 
@@ -167,9 +167,13 @@ class SweepView(QWidget):
         if len(xs) * len(ys) > MAX_CELLS:
             self.error.setText(f"At most {MAX_CELLS} answers per sweep; use fewer strengths.")
             return
-        self.error.clear()
         x_entry = self.state.library_model.entry_by_id(self.adapter_x.currentData())
         y_entry = self.state.library_model.entry_by_id(self.adapter_y.currentData()) if ys != [None] else None
+        if y_entry is not None and y_entry.id == x_entry.id:
+            self.error.setText(f"Pick two different adapters: {x_entry.name} on both axes would only add up its "
+                               "own strengths.")
+            return
+        self.error.clear()
         swept = {x_entry.id} | ({y_entry.id} if y_entry else set())
         rest = []
         if self.keep_rest.isChecked():

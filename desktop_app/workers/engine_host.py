@@ -124,10 +124,17 @@ class EngineHost(QObject):
         self.cancel()                          # a new model makes queued answers pointless
         self._load_requested.emit(request)
 
-    def generate(self, messages, params: dict, adapters: list[ActiveAdapter], tag=None) -> int:
+    def generate(self, messages, params: dict, adapters: list[ActiveAdapter], tag=None,
+                 request_id: int | None = None) -> int:
+        """Queue a generation; `request_id` is one from reserve_id() for a request sent later than asked."""
+        if request_id is None:
+            request_id = self.reserve_id()
+        self._generate_requested.emit(GenerateRequest(request_id, list(messages), dict(params), list(adapters), tag))
+        return request_id
+
+    def reserve_id(self) -> int:
+        """A request id for a generation the GUI holds back for a moment (cancel() covers it already)."""
         self._next_id += 1
-        self._generate_requested.emit(GenerateRequest(self._next_id, list(messages), dict(params),
-                                                      list(adapters), tag))
         return self._next_id
 
     def cancel(self) -> None:

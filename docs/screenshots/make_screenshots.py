@@ -2,8 +2,10 @@
 
     xvfb-run -a -s "-screen 0 1440x900x24" env QT_QPA_PLATFORM=xcb .venv/bin/python docs/screenshots/make_screenshots.py
 
-Runs on temporary data folders (your library and conversations are not touched). States whose
-backend is not installed are skipped with a note.
+Runs in a neutral, temporary home folder (HOME is set to it, so the data, cache and settings folders
+are the default ones under it and the app shows them as ~/…): no path of the machine that made the
+screenshots shows, and your library and conversations are not touched. States whose backend is not
+installed are skipped with a note. `--dark` makes chat-dark.png with the app's own dark theme.
 """
 from __future__ import annotations
 
@@ -52,18 +54,16 @@ def ask(window, text: str):
     wait_until(lambda: not chat.generating)
 
 
-def dark_palette():
-    from PySide6.QtGui import QColor, QPalette
-    p = QPalette()
-    roles = {"Window": "#2b2b2b", "WindowText": "#e6e6e6", "Base": "#1e1e1e", "AlternateBase": "#333333",
-             "ToolTipBase": "#3a3a2a", "ToolTipText": "#f0f0d0", "Text": "#e6e6e6", "Button": "#353535",
-             "ButtonText": "#e6e6e6", "Highlight": "#2a82da", "HighlightedText": "#ffffff",
-             "PlaceholderText": "#9a9a9a", "Mid": "#555555", "Light": "#505050", "Dark": "#202020"}
-    for name, colour in roles.items():
-        p.setColor(getattr(QPalette.ColorRole, name), QColor(colour))
-    for name in ("Text", "ButtonText", "WindowText"):
-        p.setColor(QPalette.ColorGroup.Disabled, getattr(QPalette.ColorRole, name), QColor("#777777"))
-    return p
+def neutral_home() -> Path:
+    """A fresh home folder for the app: every LoRA Deck, XDG and Hugging Face folder at its default
+    place under it."""
+    home = Path(tempfile.mkdtemp(prefix="loradeck-shots-")) / "home"
+    home.mkdir()
+    os.environ["HOME"] = str(home)
+    for name in ("LORADECK_DATA_DIR", "LORADECK_CACHE_DIR", "LORADECK_SETTINGS_DIR", "XDG_DATA_HOME",
+                 "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        os.environ.pop(name, None)
+    return home
 
 
 def start_loopback_hub():
@@ -133,15 +133,12 @@ def hub_shot(w, state):
 
 
 def main() -> int:
-    tmp = tempfile.mkdtemp(prefix="loradeck-shots-")
-    for name in ("LORADECK_DATA_DIR", "LORADECK_CACHE_DIR", "LORADECK_SETTINGS_DIR"):
-        os.environ[name] = str(Path(tmp) / name.lower())
+    neutral_home()
     dark = "--dark" in sys.argv
     from desktop_app.app import build_main_window, create_app
+    from desktop_app.settings import AppSettings
     app = create_app(sys.argv[:1])
-    if dark:
-        app.setStyle("Fusion")
-        app.setPalette(dark_palette())
+    AppSettings().set("appearance/theme", "dark" if dark else "light")    # not this machine's desktop theme
     state, w = build_main_window()
     state.errors.show_dialogs = False
     w.resize(*SIZE)

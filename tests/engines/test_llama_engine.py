@@ -219,6 +219,19 @@ def test_wrong_adapters_are_refused_and_the_mix_stays(tiny, make_engine):
         e.set_adapters([ActiveAdapter(tiny.l1_path, 2.5)])
 
 
+def test_a_converted_adapter_that_does_not_fit_is_named_as_the_user_calls_it(tiny, make_engine, tmp_path):
+    """A PEFT adapter goes through the converter, which names files by path: the engine's refusal
+    names the adapter by its display name instead (the app shows it as it is)."""
+    from fixtures.small_adapters import write_peft
+    folder = write_peft(tmp_path / "adapters" / "wide-peft", hidden=96)
+    e = make_engine(tiny.base)
+    with pytest.raises(IncompatibleAdapterError) as caught:
+        e.set_adapters([ActiveAdapter(folder, 1.0, name="my style")])
+    message = str(caught.value)
+    assert message.startswith("my style does not fit ") and "hidden size" in message
+    assert str(tmp_path) not in message and caught.value.report is not None
+
+
 def test_bad_model_files_give_clear_errors(tiny, make_engine, tmp_path):
     import engine_models as em
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine

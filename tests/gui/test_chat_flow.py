@@ -50,7 +50,7 @@ def test_first_run_demo_mix_and_streaming(make_app, demo_engine, direct_reply, q
     # First run: the demo adapters are in the library and in the mixer, switched off.
     names = [a.name for a in demo.demo_adapters()]
     qtbot.waitUntil(lambda: len(w.mixer.rows) == len(names), timeout=TIMEOUT)
-    assert [r.switch.text() for r in w.mixer.rows] == names
+    assert [r.name_label.full_text() for r in w.mixer.rows] == names
     assert not any(r.switch.isChecked() for r in w.mixer.rows)
 
     greedy(w.chat)

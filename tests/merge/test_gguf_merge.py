@@ -134,9 +134,18 @@ def test_k_quant_base_keeps_its_types(tiny_models, tiny_adapters, tmp_path):
     kinds = {t.name: t.tensor_type.name for t in GGUFReader(base).tensors}
     assert {"Q4_K", "Q6_K"} <= set(kinds.values())
     out = tmp_path / "m.gguf"
-    result = merge_into_gguf(base, [(tiny_adapters.make(arch, "lora"), 1.0)], out)
+    reports = []
+    result = merge_into_gguf(base, [(tiny_adapters.make(arch, "lora"), 1.0)], out,
+                             ctx=JobContext(on_progress=lambda d, t, m: reports.append((d / t, m))))
     assert {t.name: t.tensor_type.name for t in GGUFReader(out).tensors} == kinds
     assert any("re-quantized by llama.cpp" in n for n in result.notes)
+    # The progress moves all along, through llama.cpp's re-quantization too (one step per tensor).
+    fractions = [f for f, _m in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    requant = [(f, m) for f, m in reports if m.startswith("re-quantizing with llama.cpp: ")]
+    assert len(requant) == len(kinds) and all(0.5 <= f < 1.0 for f, _m in requant)
+    assert len({f for f, _m in requant}) == len(kinds)
+    assert requant[-1][1].endswith(f"({len(kinds)}/{len(kinds)})")
     assert [p.name for p in tmp_path.iterdir()] == ["m.gguf"]          # stage files removed
     ref = tiny_models.logits(tiny_adapters.references([("r", arch, [(arch, "lora", 1.0)])])["r"])
     f32 = tiny_models.logits(tiny_models.gguf(arch))
