@@ -51,7 +51,8 @@ def test_an_adapter_that_does_not_fit_exits_3_on_every_command(command, misfit, 
     assert code == 3, (out, err)
     assert "hidden size 64" in out + err and "Traceback" not in err
     if command != "check":
-        assert err.startswith(f"loradeck: error: {misfit} does not fit tiny-deck-demo.gguf: incompatible")
+        who = misfit.name if command == "chat" else misfit      # the engine names adapters as the mix does
+        assert err.startswith(f"loradeck: error: {who} does not fit tiny-deck-demo.gguf: incompatible")
         assert "  mismatch: model.layers.0.self_attn.q_proj: shape" in err
         assert not (tmp_path / "out.gguf").exists() and not (tmp_path / "out").exists()
 
