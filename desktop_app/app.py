@@ -7,11 +7,15 @@ import sys
 
 
 def create_app(argv: list[str] | None = None):
+    argv = list(argv if argv is not None else sys.argv)
+    from . import system_libraries  # noqa: PLC0415
+    # Before any Qt GUI library loads: name the missing system packages instead of Qt's abort.
+    system_libraries.exit_unless_qt_can_start(argv)
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
     from . import qt_fixes  # noqa: PLC0415
     qt_fixes.apply()
-    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("LoRA Deck")
     app.setOrganizationName("LoRA Deck")
     app.setApplicationDisplayName("LoRA Deck")
