@@ -23,6 +23,31 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
+def quit_on_signals(app) -> None:
+    """Ctrl+C and SIGTERM close the windows and end the event loop, as closing the window does (the
+    session is saved, engines stop). Qt's event loop runs no Python while idle, so a Python signal
+    handler alone would wait for the next event: the signal also writes to a socket Qt watches."""
+    import signal  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from PySide6.QtCore import QSocketNotifier  # noqa: PLC0415
+
+    wake_read, wake_write = socket.socketpair()
+    for end in (wake_read, wake_write):
+        end.setblocking(False)
+    signal.set_wakeup_fd(wake_write.fileno())
+    notifier = QSocketNotifier(wake_read.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(lambda *_: wake_read.recv(512))   # Python runs: the handler below fires
+
+    def close_all(*_):
+        app.closeAllWindows()
+        app.quit()
+
+    signal.signal(signal.SIGINT, close_all)
+    signal.signal(signal.SIGTERM, close_all)
+    app._signal_wakeup = (wake_read, wake_write, notifier)     # kept alive with the app
+
+
 def build_main_window(engine_factory=None):
     """AppState + MainWindow with the error reporter hooked in (shared by run() and the tests)."""
     from . import qt_fixes  # noqa: PLC0415
@@ -48,6 +73,7 @@ def build_main_window(engine_factory=None):
 def run(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = create_app(argv)
+    quit_on_signals(app)
     state, window = build_main_window()
     state.errors.install_hooks()
     window.show()
