@@ -99,3 +99,17 @@ def test_advice_names_each_package_once_and_unknown_libraries_plainly():
     assert "sudo apt install libxcb-randr0 libxcb-shm0\n" in text
     assert "sudo dnf install libxcb\n" in text           # both come from Fedora's libxcb
     assert "libfoo.so.3" in text and "apt-file search" in text
+
+
+def test_the_docs_install_lines_are_the_same_everywhere_and_name_real_packages():
+    repo = Path(__file__).resolve().parents[2]
+    lines = {}
+    for doc in ("README.md", "docs/getting-started.md", "docs/troubleshooting.md"):
+        text = (repo / doc).read_text(encoding="utf-8")
+        lines[doc] = (re.search(r"^- Debian/Ubuntu: `sudo apt install ([^`]+)`$", text, re.MULTILINE).group(1),
+                      re.search(r"^- Fedora: `sudo dnf install ([^`]+)`$", text, re.MULTILINE).group(1))
+    assert len(set(lines.values())) == 1, lines
+    debian, fedora = next(iter(lines.values()))
+    assert set(debian.split()) <= {d for d, _f in system_libraries.PACKAGES.values()}
+    assert set(fedora.split()) <= {f for _d, f in system_libraries.PACKAGES.values()}
+    assert "libxcb-cursor0" in debian.split() and "xcb-util-cursor" in fedora.split()
