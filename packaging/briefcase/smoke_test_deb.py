@@ -119,14 +119,19 @@ def xvfb():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_end)
     try:
-        number = os.read(read_end, 32).decode().strip()
-        os.close(read_end)
-        if not number:
-            raise RuntimeError("Xvfb did not start")
-        yield f":{number}"
+        # Xvfb writes the number and the newline separately, and stops if the second write fails:
+        # read up to the newline, and keep the pipe open while the server runs.
+        said = b""
+        while not said.endswith(b"\n"):
+            chunk = os.read(read_end, 32)
+            if not chunk:
+                raise RuntimeError("Xvfb did not start")
+            said += chunk
+        yield f":{said.decode().strip()}"
     finally:
         server.terminate()
         server.wait(10)
+        os.close(read_end)
 
 
 def desktop_environment(home: Path, display: str) -> dict:
