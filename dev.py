@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -40,11 +41,21 @@ def _stamp_digest(extras: str) -> str:
     return h.hexdigest()
 
 
+def _stamp(extras: str) -> Path:
+    return VENV / f".loradeck-stamp-{extras.replace(',', '-') or 'base'}"
+
+
+def _installed(extras: str) -> bool:
+    stamp = _stamp(extras)
+    return _bin("python").exists() and stamp.exists() and stamp.read_text() == _stamp_digest(extras)
+
+
 def ensure_installed(extras: str) -> None:
-    stamp = VENV / f".loradeck-stamp-{extras.replace(',', '-') or 'base'}"
-    digest = _stamp_digest(extras)
-    if stamp.exists() and stamp.read_text() == digest and _bin("python").exists():
-        return
+    wanted = set(extras.split(",")) - {""}
+    for have in set(EXTRAS.values()):   # an install with more extras serves too (`app` after `test`)
+        if wanted <= set(have.split(",")) - {""} and _installed(have):
+            return
+    stamp, digest = _stamp(extras), _stamp_digest(extras)
     if not _bin("python").exists():
         print(f"dev.py: creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -102,6 +113,23 @@ def compile_bytecode() -> None:
                    cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
 
 
+def hand_over(cmd: list[str], env: dict) -> int:
+    """Run `cmd` in dev.py's place, so Ctrl+C and SIGTERM reach the app, the CLI or pytest directly.
+
+    POSIX: exec (same process id, nothing left behind). Windows has no exec: run it as a child, let
+    the console's Ctrl+C reach it (the child gets it too), pass SIGTERM/Ctrl+Break on, wait for it."""
+    os.chdir(ROOT)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execve(cmd[0], cmd, env)
+    child = subprocess.Popen(cmd, env=env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGBREAK"):
+        signal.signal(getattr(signal, name), lambda *_: child.terminate())
+    return child.wait()
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in EXTRAS:
         print(__doc__)
@@ -112,13 +140,14 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     if what == "test":
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
-        env.setdefault("LORADECK_LLAMA_CPP_SRC", str(ensure_llama_cpp_sources()))
+        if not env.get("LORADECK_LLAMA_CPP_SRC"):
+            env["LORADECK_LLAMA_CPP_SRC"] = str(ensure_llama_cpp_sources())
         cmd = [str(_bin("python")), "-m", "pytest", *rest]
     elif what == "app":
         cmd = [str(_bin("loradeck")), *rest]
     else:
         cmd = [str(_bin("loradeck")), *rest]
-    return subprocess.call(cmd, cwd=ROOT, env=env)
+    return hand_over(cmd, env)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,45 @@ from pathlib import Path
 
 
 def create_app(argv: list[str] | None = None):
+    argv = list(argv if argv is not None else sys.argv)
+    from . import system_libraries  # noqa: PLC0415
+    # Before any Qt GUI library loads: name the missing system packages instead of Qt's abort.
+    system_libraries.exit_unless_qt_can_start(argv)
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
     from . import qt_fixes  # noqa: PLC0415
     qt_fixes.apply()
-    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
+    app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("LoRA Deck")
     app.setOrganizationName("LoRA Deck")
     app.setApplicationDisplayName("LoRA Deck")
     app.setDesktopFileName("loradeck")
     return app
+
+
+def quit_on_signals(app) -> None:
+    """Ctrl+C and SIGTERM close the windows and end the event loop, as closing the window does (the
+    session is saved, engines stop). Qt's event loop runs no Python while idle, so a Python signal
+    handler alone would wait for the next event: the signal also writes to a socket Qt watches."""
+    import signal  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from PySide6.QtCore import QSocketNotifier  # noqa: PLC0415
+
+    wake_read, wake_write = socket.socketpair()
+    for end in (wake_read, wake_write):
+        end.setblocking(False)
+    signal.set_wakeup_fd(wake_write.fileno())
+    notifier = QSocketNotifier(wake_read.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(lambda *_: wake_read.recv(512))   # Python runs: the handler below fires
+
+    def close_all(*_):
+        app.closeAllWindows()
+        app.quit()
+
+    signal.signal(signal.SIGINT, close_all)
+    signal.signal(signal.SIGTERM, close_all)
+    app._signal_wakeup = (wake_read, wake_write, notifier)     # kept alive with the app
 
 
 def build_main_window(engine_factory=None):
@@ -52,6 +81,7 @@ def run(argv: list[str] | None = None, files=()) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False      # it has its own handler: no double lines
     app = create_app(argv)
+    quit_on_signals(app)
     state, window = build_main_window()
     state.errors.install_hooks()
     window.show()

@@ -7,8 +7,11 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import json
+import os
 import re
+import shutil
 import struct
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -185,3 +188,44 @@ def test_bundle_entry_opens_files_and_passes_commands_through(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
     assert mod.opened_files([str(notes)]) is None
+
+
+def test_launcher_links_the_system_libpython_whatever_python_is_first_on_path(tmp_path):
+    """The template's Makefile, as `briefcase build` runs it (`make -C bootstrap install`), with another
+    Python's python3.X-config first on PATH (a pyenv install, say): the launcher must still link the
+    system Python's libpython, which the package runs on, with no RPATH/RUNPATH (issue #19)."""
+    system = Path("/usr/bin/python3")
+    if not system.exists() or shutil.which("cc") is None or shutil.which("readelf") is None:
+        pytest.skip("needs the system Python, a C compiler and readelf")
+    probe = ("import sysconfig as s, os; print(s.get_python_version()); print(s.get_paths()['include']); "
+             "print(s.get_config_var('LIBDIR')); "
+             "print(os.path.realpath(os.path.join(s.get_config_var('LIBDIR'), s.get_config_var('INSTSONAME'))))")
+    version, include, libdir, libpython = subprocess.run([system, "-c", probe], capture_output=True, text=True,
+                                                         check=True).stdout.split()
+    if not (Path(include) / "Python.h").is_file():
+        pytest.skip("the system Python's headers are not installed (python3-dev)")
+    values = {"app_name": "loradeck", "module_name": "loradeck", "formal_name": "LoRA Deck", "version": "0.1.0",
+              "python_version": version}
+    bootstrap = tmp_path / "bootstrap"
+    bootstrap.mkdir()
+    for name in ("Makefile", "main.c"):
+        text = (TEMPLATE / "{{ cookiecutter.format }}" / "bootstrap" / name).read_text()
+        text = re.sub(r"\{\{ cookiecutter\.(\w+) \}\}", lambda m: values[m.group(1)], text)
+        assert "{{" not in text and "{%" not in text, name
+        (bootstrap / name).write_text(text)
+    # What pyenv's shims put first on PATH: a python3.X-config whose flags compile fine but link with a
+    # RUNPATH to that other Python's lib folder (where its own libpython would be found first).
+    other = tmp_path / "other-python" / "bin"
+    other.mkdir(parents=True)
+    for tool in (f"python{version}-config", "python3-config"):
+        (other / tool).write_text(f'#!/bin/sh\ncase "$*" in *--includes*) echo -I{include};;\n'
+                                  f'*) echo -L{libdir} -lpython{version} -Wl,-rpath,/opt/other/lib;; esac\n')
+        (other / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{other}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["make", "-C", str(bootstrap), "install"], env=env, check=True, capture_output=True)
+    launcher = tmp_path / "loradeck-0.1.0" / "usr" / "bin" / "loradeck"
+    dynamic = subprocess.run(["readelf", "-d", launcher], capture_output=True, text=True, check=True).stdout
+    assert "RPATH" not in dynamic and "RUNPATH" not in dynamic, dynamic
+    ldd = subprocess.run(["ldd", launcher], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    found = re.search(r"libpython\S+ => (\S+)", ldd)
+    assert found and os.path.realpath(found.group(1)) == libpython, ldd

@@ -1,5 +1,6 @@
 """The llama-server engine against a real llama.cpp `llama-server` (built from the vendored sources,
-cached in .cache/llama-server), serving the demo model with the three demo LoRA GGUFs."""
+kept in the user's cache: tests/fixtures/llama_server_bin.py), serving the demo model with the three
+demo LoRA GGUFs."""
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,7 @@ from adapters_backend.jobs import JobContext
 
 from fixtures.llama_server import _free_port, llama_server  # noqa: F401  (pytest fixture)
 
-# The first run may build llama-server (~10 min on 2 cores) inside the fixture.
+# The first run may build llama-server (~2 min on 2 cores; the whole tree where that fails) inside the fixture.
 pytestmark = pytest.mark.timeout(2400)
 
 GREEDY = SamplingParams(max_tokens=48, temperature=0.0, seed=1, repeat_penalty=1.0)

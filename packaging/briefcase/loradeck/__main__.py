@@ -50,9 +50,10 @@ def _self_test_report(window) -> dict:
 def run_gui(files: list[Path]) -> int:
     from PySide6.QtCore import QEvent, QObject, QTimer
 
-    from desktop_app.app import build_main_window, create_app
+    from desktop_app.app import build_main_window, create_app, quit_on_signals
 
     app = create_app(sys.argv[:1])
+    quit_on_signals(app)
     state, window = build_main_window()
     state.errors.install_hooks()
 
