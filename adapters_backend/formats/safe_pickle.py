@@ -5,12 +5,18 @@ code-execution and a memory-corruption bug in that unpickler, CVE-2025-32434 and
 in a separate Python process, so even a flaw in the unpickler cannot touch the app's memory. A pickle
 that asks for anything but tensors and plain containers is refused; the tensors are re-saved as
 safetensors in the cache (keyed by the file's sha256) and the pickle is never opened again.
+
+The child runs isolated (`python -I`: no PYTHON* variables, no user site, no script or working
+folder on sys.path) in an empty private working folder: otherwise a `torch.py` lying beside the
+pickle — in the folder the user ran `loradeck inspect .` from — would be imported instead of torch.
 """
 from __future__ import annotations
 
 import os
+import site
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .archive import file_sha256
@@ -20,9 +26,11 @@ from ..paths import cache_dir
 MIN_TORCH = (2, 10)
 TIMEOUT = 300
 
-# Runs in the child process: argv = [pickle, output]. Exit 3 = refused, with the reason on stderr.
+# Runs in the child process: argv = [pickle, output, extra sys.path entries…]. Exit 3 = refused, with the
+# reason on stderr.
 _CHILD = r"""
 import sys
+sys.path.extend(sys.argv[3:])     # the user site the parent uses, if any (-I leaves it out)
 import torch
 from safetensors.torch import save_file
 src, dst = sys.argv[1], sys.argv[2]
@@ -48,6 +56,24 @@ def _torch_version() -> tuple[int, int] | None:
         return None
 
 
+def isolated_python(code: str, *args: str) -> list[str]:
+    """The command line of a Python child that imports nothing from the working folder, the script's
+    folder or PYTHONPATH. The parent's user site-packages (a `pip install --user` torch) is passed
+    explicitly, since -I leaves it out; it is the user's own folder, never the adapter's."""
+    extra = []
+    if site.ENABLE_USER_SITE:
+        user_site = site.getusersitepackages()
+        if user_site in sys.path and os.path.isabs(user_site):
+            extra.append(user_site)
+    return [sys.executable, "-I", "-c", code, *args, *extra]
+
+
+def isolated_env() -> dict[str, str]:
+    """The environment without Python's own variables (PYTHONPATH, PYTHONSTARTUP, PYTHONHOME, …),
+    which -I ignores too."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("PYTHON")}
+
+
 def pickle_to_safetensors(path: Path) -> Path:
     """The tensors of a torch pickle as a cached safetensors file, or UnsafeFileError saying why not."""
     path = Path(path)
@@ -63,8 +89,10 @@ def pickle_to_safetensors(path: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.incomplete")
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(tmp)], capture_output=True, text=True,
-                              timeout=TIMEOUT, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+        with tempfile.TemporaryDirectory(prefix="loradeck-unpickle-") as workdir:
+            proc = subprocess.run(isolated_python(_CHILD, str(path.resolve()), str(tmp.resolve())),
+                                  capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir,
+                                  env=isolated_env())
     except subprocess.TimeoutExpired:
         tmp.unlink(missing_ok=True)
         raise UnsafeFileError(path, f"reading the pickle took longer than {TIMEOUT} s; refused") from None
