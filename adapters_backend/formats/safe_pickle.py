@@ -9,11 +9,12 @@ safetensors in the cache (keyed by the file's sha256) and the pickle is never op
 The child runs isolated (`python -I`: no PYTHON* variables, no user site, no script or working
 folder on sys.path) in an empty private working folder: otherwise a `torch.py` lying beside the
 pickle — in the folder the user ran `loradeck inspect .` from — would be imported instead of torch.
+It imports from exactly the folders this process imports from (so a `pip install --user` torch or
+the packaged app's own folders still work), less the working folder and the adapter's folder.
 """
 from __future__ import annotations
 
 import os
-import site
 import subprocess
 import sys
 import tempfile
@@ -26,11 +27,9 @@ from ..paths import cache_dir
 MIN_TORCH = (2, 10)
 TIMEOUT = 300
 
-# Runs in the child process: argv = [pickle, output, extra sys.path entries…]. Exit 3 = refused, with the
-# reason on stderr.
+# Runs in the child process: argv = [pickle, output]. Exit 3 = refused, with the reason on stderr.
 _CHILD = r"""
 import sys
-sys.path.extend(sys.argv[3:])     # the user site the parent uses, if any (-I leaves it out)
 import torch
 from safetensors.torch import save_file
 src, dst = sys.argv[1], sys.argv[2]
@@ -56,16 +55,23 @@ def _torch_version() -> tuple[int, int] | None:
         return None
 
 
-def isolated_python(code: str, *args: str) -> list[str]:
-    """The command line of a Python child that imports nothing from the working folder, the script's
-    folder or PYTHONPATH. The parent's user site-packages (a `pip install --user` torch) is passed
-    explicitly, since -I leaves it out; it is the user's own folder, never the adapter's."""
-    extra = []
-    if site.ENABLE_USER_SITE:
-        user_site = site.getusersitepackages()
-        if user_site in sys.path and os.path.isabs(user_site):
-            extra.append(user_site)
-    return [sys.executable, "-I", "-c", code, *args, *extra]
+def isolated_python(code: str, *args: str, untrusted: tuple[Path, ...] = ()) -> list[str]:
+    """The command line of a Python child that imports nothing from the working folder, from the
+    `untrusted` folders (the adapter's) or from PYTHONPATH: `python -I`, with sys.path set to this
+    process's own absolute entries minus those folders (for a `pip install --user` torch, which -I
+    leaves out, and the packaged app's folders)."""
+    cwd = os.path.realpath(os.getcwd())        # what "" and "." on sys.path mean
+    bad = [os.path.realpath(p) for p in untrusted]
+
+    def trusted(entry: str) -> bool:
+        if not entry or not os.path.isabs(entry):
+            return False
+        real = os.path.realpath(entry)
+        return real != cwd and not any(real == b or real.startswith(b.rstrip(os.sep) + os.sep) for b in bad)
+
+    paths = [p for p in sys.path if trusted(p)]
+    boot = f"import sys; sys.path[:] = {paths!r}\n"
+    return [sys.executable, "-I", "-c", boot + code, *args]
 
 
 def isolated_env() -> dict[str, str]:
@@ -90,7 +96,8 @@ def pickle_to_safetensors(path: Path) -> Path:
     tmp = out.with_suffix(f".{os.getpid()}.incomplete")
     try:
         with tempfile.TemporaryDirectory(prefix="loradeck-unpickle-") as workdir:
-            proc = subprocess.run(isolated_python(_CHILD, str(path.resolve()), str(tmp.resolve())),
+            proc = subprocess.run(isolated_python(_CHILD, str(path.resolve()), str(tmp.resolve()),
+                                                  untrusted=(path.resolve().parent,)),
                                   capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir,
                                   env=isolated_env())
     except subprocess.TimeoutExpired:

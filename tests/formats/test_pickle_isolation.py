@@ -45,15 +45,23 @@ def test_library_install_from_inside_the_folder_with_pythonpath_runs_nothing_fro
 
 
 def test_the_child_is_isolated(tmp_path, monkeypatch):
-    """What the converter's child sees, even run from the adapter's folder: isolated mode, none of
-    the PYTHON* variables, neither that folder nor PYTHONPATH on sys.path."""
+    """What the converter's child sees, run from the adapter's folder with that folder on the parent's
+    sys.path and PYTHONPATH: isolated mode, none of the PYTHON* variables, the folder nowhere on sys.path
+    (nor anything inside it), the parent's other folders kept."""
     from adapters_backend.formats.safe_pickle import isolated_env, isolated_python
 
+    inner = tmp_path / "inner"
+    inner.mkdir()
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(inner))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend("")
     probe = ("import os, sys, json; print(json.dumps([sys.flags.isolated, sys.path, "
              "sorted(k for k in os.environ if k.startswith('PYTHON'))]))")
-    out = subprocess.run(isolated_python(probe), cwd=tmp_path, env=isolated_env(), capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(isolated_python(probe, untrusted=(tmp_path,)), cwd=tmp_path, env=isolated_env(),
+                         capture_output=True, text=True, timeout=60)
     isolated, path, python_vars = json.loads(out.stdout)
     assert isolated == 1 and python_vars == []
-    assert str(tmp_path) not in path and "" not in path and "." not in path
+    assert not [p for p in path if p in ("", ".") or p.startswith(str(tmp_path))], path
+    assert os.path.dirname(os.path.dirname(json.__file__)) in path      # the parent's stdlib, site-packages…
