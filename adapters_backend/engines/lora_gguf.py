@@ -26,7 +26,7 @@ from ..errors import AdapterFormatError, BaseModelError, JobCancelled
 from ..gguf.header import GGUFHeader, ggml_type_name, read_gguf_header
 
 GGUF_MAGIC = b"GGUF"
-_BLOCK_RE = re.compile(r"^blk\.(\d+)\.")
+_BLOCK_RE = re.compile(r"^blk\.(\d{1,9})\.")
 _PLAIN_FLOATS = {"F32": np.float32, "F16": np.float16}
 
 

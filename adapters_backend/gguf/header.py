@@ -70,7 +70,12 @@ def _value(cur: _Cursor, vtype: int):
     raise ValueError(f"unknown GGUF value type {vtype}")
 
 
-def _skip_array(cur: _Cursor, etype: int, count: int) -> None:
+MAX_ARRAY_NESTING = 8      # llama.cpp reads no nested arrays at all; deeper is a crafted file (and recursion)
+
+
+def _skip_array(cur: _Cursor, etype: int, count: int, depth: int = 1) -> None:
+    if depth > MAX_ARRAY_NESTING:
+        raise ValueError(f"arrays nested more than {MAX_ARRAY_NESTING} deep")
     if etype in _SCALARS:
         cur.skip(count * _SCALARS[etype][1])
     elif etype == _STRING:
@@ -90,7 +95,7 @@ def _skip_array(cur: _Cursor, etype: int, count: int) -> None:
             raise ValueError("a nested array is longer than the file")
         for _ in range(count):
             inner, n = cur.u32(), cur.u64()
-            _skip_array(cur, inner, n)
+            _skip_array(cur, inner, n, depth + 1)
     else:
         raise ValueError(f"unknown GGUF array element type {etype}")
 

@@ -70,8 +70,13 @@ class _Cur:
         return self.take(self.u("<Q", 8))
 
 
-def _skip_value(cur: _Cur, vtype: int):
+MAX_ARRAY_NESTING = 8      # llama.cpp reads no nested arrays at all; deeper is a crafted file (and recursion)
+
+
+def _skip_value(cur: _Cur, vtype: int, depth: int = 0):
     """Skip one value; returns it for scalars and strings (None for arrays)."""
+    if depth > MAX_ARRAY_NESTING:
+        raise BaseModelError(cur.path, f"GGUF metadata has arrays nested more than {MAX_ARRAY_NESTING} deep")
     if vtype in _SCALAR_SIZES:
         fmt = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
                12: "<d"}[vtype]
@@ -82,12 +87,14 @@ def _skip_value(cur: _Cur, vtype: int):
         etype, count = cur.u("<I", 4), cur.u("<Q", 8)
         if etype in _SCALAR_SIZES:
             cur.take(count * _SCALAR_SIZES[etype])
-        elif etype == _STRING:
+        elif etype in (_STRING, _ARRAY):
+            if count * (8 if etype == _STRING else 12) > len(cur.buf) - cur.pos:
+                raise BaseModelError(cur.path, f"a GGUF metadata array claims {count} entries, more than the file holds")
             for _ in range(count):
-                cur.string()
-        elif etype == _ARRAY:
-            for _ in range(count):
-                _skip_value(cur, _ARRAY)
+                if etype == _STRING:
+                    cur.string()
+                else:
+                    _skip_value(cur, _ARRAY, depth + 1)
         else:
             raise BaseModelError(cur.path, f"unknown GGUF array element type {etype}")
         return None
@@ -96,6 +103,8 @@ def _skip_value(cur: _Cur, vtype: int):
 
 def read_layout(path: str | Path) -> GGUFLayout:
     path = Path(path)
+    if path.stat().st_size < 24:        # (an empty file cannot even be mapped)
+        raise BaseModelError(path, "too small to be a GGUF file")
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         cur = _Cur(mm, path)
         if cur.take(4) != b"GGUF":
@@ -104,6 +113,9 @@ def read_layout(path: str | Path) -> GGUFLayout:
         if version not in (2, 3):
             raise BaseModelError(path, f"unsupported GGUF version {version}")
         n_tensors, n_kv = cur.u("<Q", 8), cur.u("<Q", 8)
+        if n_kv * 12 > len(mm) - cur.pos or n_tensors * 24 > len(mm) - cur.pos:
+            raise BaseModelError(path, f"GGUF header claims {n_kv} metadata entries and {n_tensors} tensors, "
+                                       "more than the file holds (truncated or corrupt)")
         kv_start = cur.pos
         scalars: dict[str, object] = {}
         for _ in range(n_kv):
@@ -112,7 +124,11 @@ def read_layout(path: str | Path) -> GGUFLayout:
             if value is not None:
                 scalars[key] = value
         kv_bytes = bytes(mm[kv_start:cur.pos])
-        alignment = int(scalars.get(_ALIGNMENT_KEY, 32))
+        alignment = scalars.get(_ALIGNMENT_KEY, 32)
+        # llama.cpp's own rule: a power of two (0, a float or a string is a damaged file, not a crash)
+        if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment <= 0 \
+                or alignment & (alignment - 1):
+            raise BaseModelError(path, f"{_ALIGNMENT_KEY} is {alignment!r}; it must be a power of two")
         infos = []
         for _ in range(n_tensors):
             name = cur.string().decode("utf-8", errors="replace")
@@ -125,7 +141,11 @@ def read_layout(path: str | Path) -> GGUFLayout:
         data_start = cur.pos + (alignment - cur.pos % alignment) % alignment
         size = len(mm)
     tensors = [TensorInfo(n, s, t, data_start + rel) for n, s, t, rel in infos]
+    import gguf
+    known_types = {int(q) for q in gguf.GGML_QUANT_SIZES}
     for t in tensors:
+        if t.ggml_type not in known_types:
+            raise BaseModelError(path, f"tensor {t.name} has unknown type {t.ggml_type}")
         if t.offset + t.nbytes > size:
             raise BaseModelError(path, f"tensor {t.name} lies outside the file (truncated or corrupt)")
     return GGUFLayout(path, version, n_kv, kv_bytes, alignment, tensors, scalars)

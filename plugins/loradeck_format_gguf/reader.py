@@ -20,7 +20,7 @@ from adapters_backend.core.adapter import Adapter, ModuleDelta
 from adapters_backend.errors import AdapterFormatError
 from adapters_backend.gguf.header import read_gguf_header
 
-_BLK = re.compile(r"^blk\.(\d+)\.")
+_BLK = re.compile(r"^blk\.(\d{1,9})\.")
 
 
 def sniff(path: Path) -> float:

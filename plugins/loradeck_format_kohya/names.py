@@ -37,9 +37,10 @@ def stem_map(module_names) -> dict[str, str | None]:
     return out
 
 
-def layer_count_hint(stems) -> int:
-    numbers = [int(n) for s in stems for n in re.findall(r"_(\d+)_", f"_{s}_") if len(n) < 5]
-    return max(numbers) + 1 if numbers else 1
+def block_numbers(stems) -> set[int]:
+    """Every number the stems spell: the candidates for a block index (a stem can only match a
+    module path whose block number it spells). Runs of more than 9 digits are no block index."""
+    return {int(n) for s in stems for n in re.findall(r"\d+", s) if len(n) <= 9}
 
 
 def resolve(stems: list[str], base=None) -> tuple[dict[str, str], list[str], str | None, list[str]]:
@@ -51,12 +52,14 @@ def resolve(stems: list[str], base=None) -> tuple[dict[str, str], list[str], str
     from adapters_backend.arch.name_map import hf_module_names
     from adapters_backend.arch.registry import all_archs
 
-    n_layers = layer_count_hint(stems)
+    # Names are built only for the block numbers the stems spell, so the work follows the file's size.
+    blocks = block_numbers(stems)
+    n_layers = max(blocks, default=0) + 1
     best: list[tuple[str, dict[str, str], list[str]]] = []
     best_score = 0
     for spec in all_archs():
         try:
-            mapping = stem_map(hf_module_names(spec, n_layers))
+            mapping = stem_map(hf_module_names(spec, n_layers, blocks=blocks))
         except Exception as exc:  # noqa: BLE001 - a broken third-party table must not stop reading
             notes.append(f"architecture table {getattr(spec, 'id', spec)} failed: {exc}")
             continue
