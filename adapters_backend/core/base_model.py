@@ -413,14 +413,14 @@ def load_hf_base(folder: Path) -> BaseModelInfo:
         raise BaseModelError(folder, "not a model folder: config.json is missing")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:   # ValueError: also huge numbers
         raise BaseModelError(cfg_path, f"cannot read config.json ({exc})") from None
     shapes: dict[str, tuple[int, ...]] = {}
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if index.is_file():
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as exc:
             raise BaseModelError(index, f"cannot read the safetensors index ({exc})") from None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise BaseModelError(index, "the safetensors index has no valid weight_map")

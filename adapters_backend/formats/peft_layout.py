@@ -51,9 +51,10 @@ def read_config(path: Path) -> dict:
         if size > MAX_CONFIG_BYTES:
             raise AdapterFormatError(path, f"is {size} bytes; an adapter config is a few kB")
         data = json.loads(path.read_text(encoding="utf-8"))
+        json.dumps(data, ensure_ascii=False).encode("utf-8")        # no lone surrogates from \ud800 escapes
     except AdapterFormatError:
         raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, UnicodeError, ValueError, RecursionError) as exc:   # ValueError: also 5,000-digit numbers
         raise AdapterFormatError(path, f"is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise AdapterFormatError(path, f"must hold a JSON object, not {type(data).__name__}")

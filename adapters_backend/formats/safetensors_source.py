@@ -49,7 +49,10 @@ def read_safetensors_header(path: Path) -> tuple[dict, dict, int]:
         raise AdapterFormatError(path, f"cannot read file: {exc.strerror or exc}") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # (the reference implementation refuses lone surrogates in escapes; Python would keep them,
+        # and a name that cannot be printed or written as UTF-8 fails later, far from here)
+        json.dumps(header, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError) as exc:   # ValueError: bad JSON, or a 5,000-digit number
         raise AdapterFormatError(path, f"corrupt safetensors header: not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise AdapterFormatError(path, "corrupt safetensors header: not a JSON object")

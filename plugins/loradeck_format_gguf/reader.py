@@ -11,6 +11,7 @@ they stay in llama.cpp order and the adapter carries a warning (norms and ranks 
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def read(path: Path, base=None) -> Adapter:
     source = GGUFSource(path, hparams)
     alpha = meta.get("adapter.lora.alpha")
     alpha = float(alpha) if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else 0.0
+    if not math.isfinite(alpha):
+        raise AdapterFormatError(path, f"adapter.lora.alpha is {alpha}; it must be a finite number")
 
     pairs: dict[str, dict[str, str]] = {}
     for name in source.keys():
