@@ -19,6 +19,7 @@ MAX_KEY_LENGTH = 512
 MAX_STATES = 4096          # automaton size per key ({m,n} copies its operand)
 MAX_REPEAT = 1000          # the largest {m,n} bound
 MAX_KEYS = 10_000          # keys per pattern table (real configs: a few, or one per module)
+MAX_NAME_LENGTH = 4096     # module names matched against keys (real ones: under 200 characters)
 
 
 class PatternKeyError(ValueError):
@@ -393,11 +394,13 @@ class PatternTable:
     def _first_plain(self, name: str) -> int | None:
         """The index of the first plain key matching `name` (which has no newline)."""
         best = None
-        starts = [0] + [j + 1 for j, c in enumerate(name) if c == "."]
-        self.budget.spend(len(starts))
-        for start in starts:                       # (.*\.)? — the key covers name[start:]
+        self.budget.spend(len(self.plain))
+        for length, shapes in self.plain.items():  # (.*\.)? — the key covers the last `length` characters
+            start = len(name) - length
+            if start < 0 or (start > 0 and name[start - 1] != "."):
+                continue
             suffix = name[start:]
-            for holes, table in self.plain.get(len(suffix), {}).items():
+            for holes, table in shapes.items():
                 chars = list(suffix)
                 for j in holes:
                     chars[j] = "\0"
@@ -407,6 +410,9 @@ class PatternTable:
         return best
 
     def value(self, name: str, default):
+        if len(name) > MAX_NAME_LENGTH:
+            raise PatternKeyError(f"a module name of {len(name)} characters is too long to match against patterns "
+                                  f"(at most {MAX_NAME_LENGTH})")
         try:
             if "\n" in name:                       # `.` and `$` treat newlines apart: every key runs
                 order = range(len(self.keys))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import re
 import struct
 from pathlib import Path
 
@@ -24,6 +25,7 @@ _DTYPES = {
 }
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 MAX_HEADER_BYTES = 100 * 1024 * 1024   # the safetensors reference implementation's own limit
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")   # a \uD800…\uDFFF escape: maybe a lone surrogate
 
 
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
@@ -51,7 +53,8 @@ def read_safetensors_header(path: Path) -> tuple[dict, dict, int]:
         header = json.loads(raw.decode("utf-8"))
         # (the reference implementation refuses lone surrogates in escapes; Python would keep them,
         # and a name that cannot be printed or written as UTF-8 fails later, far from here)
-        json.dumps(header, ensure_ascii=False).encode("utf-8")
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(header, ensure_ascii=False).encode("utf-8")
     except (UnicodeError, ValueError, RecursionError) as exc:   # ValueError: bad JSON, or a 5,000-digit number
         raise AdapterFormatError(path, f"corrupt safetensors header: not valid JSON ({exc})") from None
     if not isinstance(header, dict):

@@ -205,3 +205,23 @@ def test_layout_refuses_unknown_tensor_types_counts_beyond_the_file_and_empty_fi
     empty.write_bytes(b"")
     with pytest.raises(BaseModelError, match="too small"):
         read_layout(empty)
+
+
+def test_kohya_stem_lookup_gives_what_the_expanded_tables_give():
+    """Kohya names are resolved through stem templates (no block-by-block expansion): for every
+    table, the answer for each stem equals that of the fully expanded stem map."""
+    import random as _random
+
+    from adapters_backend.arch.name_map import hf_module_names
+    from adapters_backend.arch.registry import all_archs
+    from loradeck_format_kohya.names import _shape, _table_map, stem_map
+
+    rng = _random.Random(3)
+    for spec in all_archs():
+        full = stem_map(hf_module_names(spec, 12))
+        stems = rng.sample(sorted(full), min(400, len(full)))
+        stems += [s.replace("_1_", "_01_") for s in stems[:20]] + [s + "_x" for s in stems[:20]]
+        stems += ["lora_unet_junk_3_q", "lora_te_model_layers_99999999999_self_attn_q_proj"]
+        got = _table_map(spec, stems, {s: _shape(s) for s in stems})
+        expected = {s: full[s] for s in stems if s in full}
+        assert got == expected, spec.id
