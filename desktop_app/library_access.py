@@ -107,6 +107,8 @@ def startup_entries(first_run: bool, ctx=None) -> tuple[list[dict], list[str]]:
     except ImportError:
         entries = _demo_entries()
         return entries, [e["id"] for e in entries]
+    for problem in library.problems:       # a rebuilt index, a stray folder, files gone: nothing was deleted
+        log.warning("adapter library: %s", problem)
     demo = _demo_adapters()
     if first_run:
         known = {_normalize(e)["name"] for e in library.list()}

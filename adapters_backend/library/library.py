@@ -29,8 +29,7 @@ from pathlib import Path
 
 from ..errors import LibraryError
 from ..jobs import JobContext
-from ..paths import data_dir
-from ..paths import unsafe_name_reason
+from ..paths import data_dir, unsafe_name_reason
 from .entry import ENTRY_FILE, LibraryEntry
 from .lock import FileLock, LockTimeout
 from .recovery import COMMIT_SUFFIX, LOCK_SUFFIX, recover

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LOCK_SUFFIX = ".lock"
 COMMIT_SUFFIX = ".commit"
+_TOKEN = re.compile(r"[0-9a-f]{32}")       # uuid4().hex, as Library.install names its staging folder
 
 
 def recover(store: IndexStore, staging: Path, trash: Path, entries: dict[str, LibraryEntry],
@@ -37,18 +39,24 @@ def recover(store: IndexStore, staging: Path, trash: Path, entries: dict[str, Li
 
 
 def _clean_staging(store: IndexStore, staging: Path, entries: dict[str, LibraryEntry]) -> None:
+    """Remove what dead installs left in .staging/ (LoRA Deck's own folder: copies, never the user's
+    files), undoing a commit one of them had half done; a live install's files are left alone."""
     if not staging.is_dir():
         return
-    tokens = {p.name.split(".", 1)[0] for p in staging.iterdir()}
-    for token in sorted(tokens):
-        lockfile = staging / (token + LOCK_SUFFIX)
-        if held_by_a_live_process(lockfile):
-            continue                                  # an install still running in another process
-        marker = staging / (token + COMMIT_SUFFIX)
-        _undo_interrupted_commit(store, marker, entries)
-        shutil.rmtree(staging / token, ignore_errors=True)   # a copy of the source, never user data
-        marker.unlink(missing_ok=True)
-        lockfile.unlink(missing_ok=True)
+    by_token: dict[str | None, list[Path]] = {}
+    for p in staging.iterdir():                   # <token>, <token>.lock, <token>.commit, .<token>.commit.*.tmp
+        m = _TOKEN.search(p.name)
+        by_token.setdefault(m.group(0) if m else None, []).append(p)
+    for token, paths in sorted(by_token.items(), key=lambda kv: kv[0] or ""):
+        if token is not None and held_by_a_live_process(staging / (token + LOCK_SUFFIX)):
+            continue                              # an install still running in another process
+        if token is not None:
+            _undo_interrupted_commit(store, staging / (token + COMMIT_SUFFIX), entries)
+        for p in paths:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _undo_interrupted_commit(store: IndexStore, marker: Path, entries: dict[str, LibraryEntry]) -> None:

@@ -167,16 +167,22 @@ def test_live_staging_folder_is_not_touched(env_dirs):
     from filelock import FileLock
     lib = Library()
     (lib.root / ".staging").mkdir(exist_ok=True)
-    lock = FileLock(lib.root / ".staging" / "alive.lock", timeout=0)
+    alive = "a1" * 16                         # a staging token, as Library.install names them
+    lock = FileLock(lib.root / ".staging" / f"{alive}.lock", timeout=0)
     lock.acquire()
     try:
-        (lib.root / ".staging" / "alive").mkdir()
+        (lib.root / ".staging" / alive).mkdir()
+        # what a process killed while writing its commit marker leaves, for another (dead) install
+        (lib.root / ".staging" / f".{'b2' * 16}.commit.x1y2.tmp").write_text("{")
+        (lib.root / ".staging" / f".{alive}.commit.x3y4.tmp").write_text("{")
         Library()
-        assert (lib.root / ".staging" / "alive").exists()
+        assert (lib.root / ".staging" / alive).exists()
+        assert (lib.root / ".staging" / f".{alive}.commit.x3y4.tmp").exists()
+        assert not (lib.root / ".staging" / f".{'b2' * 16}.commit.x1y2.tmp").exists()
     finally:
         lock.release()
     Library()
-    assert not (lib.root / ".staging" / "alive").exists()
+    assert not any((lib.root / ".staging").iterdir())
 
 
 def test_corrupt_index_is_backed_up_and_rebuilt(env_dirs, make_peft):

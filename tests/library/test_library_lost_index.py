@@ -15,7 +15,6 @@ import pytest
 
 from adapters_backend.errors import LibraryError
 from adapters_backend.library import Library
-from fixtures.small_adapters import write_peft
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -165,11 +164,12 @@ def test_commit_marker_never_deletes_a_folder_it_did_not_write(two):
     lib, a, b = two
     (lib.root / ".staging").mkdir(exist_ok=True)
     # a dead install claims a's folder, with another sha256: the folder is a's, in the index, kept
-    (lib.root / ".staging" / "feed.commit").write_text(json.dumps({"id": a.id, "sha256": "f" * 64}))
-    (lib.root / ".staging" / "feed.lock").touch()
+    dead1, dead2 = "fe" * 16, "be" * 16           # staging tokens of two dead installs
+    (lib.root / ".staging" / f"{dead1}.commit").write_text(json.dumps({"id": a.id, "sha256": "f" * 64}))
+    (lib.root / ".staging" / f"{dead1}.lock").touch()
     # and one claims a folder the index lost, with the wrong sha256: kept and listed again
     (lib.root / "index.json").write_text(json.dumps({"schema": "loradeck.library/1", "entries": []}))
-    (lib.root / ".staging" / "beef.commit").write_text(json.dumps({"id": b.id, "sha256": "0" * 64}))
+    (lib.root / ".staging" / f"{dead2}.commit").write_text(json.dumps({"id": b.id, "sha256": "0" * 64}))
     lib2 = Library()
     assert _folders(lib2) == {a.id, b.id}
     assert {e.id for e in lib2.list()} == {a.id, b.id}
@@ -192,8 +192,9 @@ def test_lock_of_a_killed_process_is_released(env_dirs, tmp_path, which):
         pytest.skip("SIGKILL is POSIX")
     lib = Library(lock_timeout=1)
     (lib.root / ".staging").mkdir(exist_ok=True)
-    target = lib.root / ".lock" if which == "library" else lib.root / ".staging" / "cafe.lock"
-    (lib.root / ".staging" / "cafe").mkdir()
+    token = "ca" * 16
+    target = lib.root / ".lock" if which == "library" else lib.root / ".staging" / f"{token}.lock"
+    (lib.root / ".staging" / token).mkdir()
     holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(target)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -204,9 +205,9 @@ def test_lock_of_a_killed_process_is_released(env_dirs, tmp_path, which):
             assert time.monotonic() - t < 10
         else:
             Library()
-            assert (lib.root / ".staging" / "cafe").is_dir()       # its install is alive
+            assert (lib.root / ".staging" / token).is_dir()        # its install is alive
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
     Library(lock_timeout=5)                                       # the OS released the dead holder's lock
-    assert not (lib.root / ".staging" / "cafe").exists()
+    assert not (lib.root / ".staging" / token).exists()
