@@ -358,7 +358,8 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
     if isinstance(text, Mapping) and "model_type" in text and not config.get("num_hidden_layers"):
         config = {**text, "architectures": config.get("architectures")}
     model_type = config.get("model_type")
-    classes = [c for c in (config.get("architectures") or []) if isinstance(c, str)]
+    declared = config.get("architectures")
+    classes = [c for c in declared if isinstance(c, str)] if isinstance(declared, list) else []
     spec = None
     if isinstance(model_type, str):
         found = find_archs(model_type=model_type)

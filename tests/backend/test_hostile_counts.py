@@ -225,3 +225,14 @@ def test_kohya_stem_lookup_gives_what_the_expanded_tables_give():
         got = _table_map(spec, stems, {s: _shape(s) for s in stems})
         expected = {s: full[s] for s in stems if s in full}
         assert got == expected, spec.id
+
+
+@pytest.mark.parametrize("architectures", [1.5, None, {"a": 1}, "LlamaForCausalLM", [3, None]])
+def test_hf_config_with_architectures_of_the_wrong_type(architectures):
+    """A fuzzer finding: `architectures: 1.5` raised TypeError out of base_info_from_hf."""
+    config = {"model_type": "llama", "architectures": architectures, "hidden_size": 32, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "vocab_size": 100}
+    assert base_info_from_hf(config).arch.id == "llama"
+    del config["model_type"]
+    with pytest.raises(BaseModelError, match="unsupported architecture"):
+        base_info_from_hf(config)

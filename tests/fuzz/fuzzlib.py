@@ -302,7 +302,11 @@ _SEED_ADAPTERS: dict = {}
 
 
 def _seed_adapters(seeds: dict[str, Path]) -> dict:
-    """The valid seed adapters, read once per process (forked children inherit them)."""
+    """The valid seed adapters, read once per process (forked children inherit them, and every module
+    a case needs, imported here: a child never imports from disk)."""
+    import adapters_backend.core.compat  # noqa: F401
+    import adapters_backend.gguf.layout  # noqa: F401
+    import adapters_backend.report.inspect  # noqa: F401
     from adapters_backend.formats.registry import read_adapter
     if not _SEED_ADAPTERS:
         for kind in ("peft", "kohya", "gguf"):
