@@ -294,7 +294,8 @@ class Outcome:
     description: str
     result: str            # "ok", "error", or "FINDING"
     detail: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0           # wall-clock time of the case
+    cpu_seconds: float = 0.0       # CPU time of the process that ran it (isolated runs)
     max_rss_mb: float = 0.0
 
 
@@ -370,10 +371,12 @@ def run_case(description: str, path: Path, seconds: float = 10.0, seeds: dict[st
 
 
 def run_case_isolated(description: str, path: Path, seeds: dict[str, Path], seconds: float = 2.0,
-                      mem_bytes: int = 1 << 30) -> Outcome:
-    """`run_case` in a forked child limited to `seconds` and `mem_bytes` of address space; a child
-    that does not answer (stuck outside Python, killed by the memory limit) is a finding too. POSIX
-    only; elsewhere the case runs in this process with the time limit alone."""
+                      mem_bytes: int = 1 << 30, wall_seconds: float = 60.0) -> Outcome:
+    """`run_case` in a forked child limited to `seconds` of CPU time and `mem_bytes` of address space
+    (and `wall_seconds` of wall-clock time, for a case that blocks without computing). CPU time, not
+    wall time, is what a file makes LoRA Deck spend; on a shared machine wall time also measures the
+    neighbours. A child that does not answer (stuck outside Python, killed by a limit) is a finding
+    too. POSIX only; elsewhere the case runs in this process with a wall-clock limit."""
     if not hasattr(os, "fork"):
         return run_case(description, path, seconds, seeds)
     _seed_adapters(seeds)                          # read once here, shared with every child
@@ -381,17 +384,26 @@ def run_case_isolated(description: str, path: Path, seeds: dict[str, Path], seco
     pid = os.fork()
     if pid == 0:                                   # the child: limits, the case, the outcome, _exit
         code = 0
+        os.close(read_fd)
         try:
-            os.close(read_fd)
             resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
-            outcome = run_case(description, path, seconds, seeds)
+            cpu = max(1, round(seconds))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+            def _cpu_spent(signum, frame):
+                raise CaseTimeout(f"used more than {cpu} s of CPU time")
+            signal.signal(signal.SIGXCPU, _cpu_spent)
+            outcome = run_case(description, path, wall_seconds, seeds)
+        except BaseException as exc:  # noqa: BLE001 - a limit hit while the outcome was being written up
+            outcome = Outcome(description, "FINDING", f"{type(exc).__name__} in the case: {exc}"[:300])
+        try:
             with os.fdopen(write_fd, "w") as f:
                 json.dump(outcome.__dict__, f)
         except BaseException:  # noqa: BLE001 - report through the exit status; never return into the parent's code
             code = 70
         os._exit(code)
     os.close(write_fd)
-    deadline = time.monotonic() + seconds + 10
+    deadline = time.monotonic() + wall_seconds + 10
     status, usage = None, None
     while time.monotonic() < deadline:
         got, status, usage = os.wait4(pid, os.WNOHANG)
@@ -402,13 +414,14 @@ def run_case_isolated(description: str, path: Path, seeds: dict[str, Path], seco
         os.kill(pid, signal.SIGKILL)
         _, status, usage = os.wait4(pid, 0)
         os.close(read_fd)
-        return Outcome(description, "FINDING", f"hang: no answer after {seconds + 10:.0f} s (killed)")
+        return Outcome(description, "FINDING", f"hang: no answer after {wall_seconds + 10:.0f} s (killed)")
     with os.fdopen(read_fd) as f:
         text = f.read()
-    rss_mb = usage.ru_maxrss / 1024 if usage else 0.0   # Linux: kB
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    rss_mb = usage.ru_maxrss / 1024                # Linux: kB
     if not text:
         return Outcome(description, "FINDING", f"the child died (wait status {status}) without an outcome",
-                       max_rss_mb=rss_mb)
+                       cpu_seconds=cpu_seconds, max_rss_mb=rss_mb)
     outcome = Outcome(**json.loads(text))
-    outcome.max_rss_mb = rss_mb
+    outcome.cpu_seconds, outcome.max_rss_mb = cpu_seconds, rss_mb
     return outcome
