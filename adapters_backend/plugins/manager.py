@@ -116,9 +116,10 @@ class PluginRegistry:
         self.plugins.append(record)
         try:
             manifest = validate_manifest(manifest_obj)
-        except Exception as exc:  # noqa: BLE001 - ValueError as a rule; anything from a hostile object
-            record.errors.append(f"bad manifest: {exc}" if isinstance(exc, ValueError)
-                                 else f"bad manifest: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - ValueError as a rule; anything from a hostile object
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            record.errors.append(f"bad manifest: {_describe(exc, with_type=not isinstance(exc, ValueError))}")
             return
         record.manifest = manifest
         clashes = []
@@ -206,6 +207,15 @@ class PluginRegistry:
         return list(self.plugins)
 
 
+def _describe(exc: BaseException, with_type: bool = True) -> str:
+    """An exception as text, even when its own __str__ is broken (it comes from plugin code)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001
+        text = "(its message cannot be shown)"
+    return f"{type(exc).__name__}: {text}" if with_type else text
+
+
 def sniff_score(registry: PluginRegistry, fmt_id: str, sniff, path: Path) -> float:
     """Call a format's `sniff` and check its answer is a number in [0, 1]; anything else (an exception
     included) is recorded on the plugin and raised as PluginLoadError."""
@@ -249,7 +259,7 @@ def discover(group: str = GROUP, entry_points: Iterable | None = None,
         except BaseException as exc:  # noqa: BLE001 - includes SystemExit from a hostile plugin
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            record.errors.append(f"import failed: {type(exc).__name__}: {exc}")
+            record.errors.append(f"import failed: {_describe(exc)}")
             registry.plugins.append(record)
             log.warning("plugin %s (%s) failed to import: %s", ep.name, ep.value, exc)
             continue

@@ -73,7 +73,7 @@ def site(tmp_path, monkeypatch):
     reset_default_registry()
     yield site
     reset_default_registry()
-    for name in [m for m in sys.modules if m.startswith(("acme_", "broken_"))]:
+    for name in [m for m in sys.modules if m.startswith(("acme_", "broken_", "hostile_"))]:
         del sys.modules[name]
 
 
@@ -244,3 +244,19 @@ def test_plugins_command_lists_malformed_plugins_with_exit_0_and_inspect_still_w
     report = _run_cli(["inspect", str(adapter), "--json"], extra_path=BAD_PLUGINS)
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout)["format"] == "peft"
+
+
+def test_a_manifest_object_that_exits_or_raises_while_validated_is_recorded(site):
+    """A dict subclass whose methods call sys.exit or raise: discovery records it and goes on."""
+    make_distribution(site, "hostile-manifest", "1.0", {"exits": "hostile_manifest:EXITS", "raises": "hostile_manifest:RAISES"},
+                      {"hostile_manifest/__init__.py": (
+                          "import sys\n"
+                          "class Exits(dict):\n    def get(self, *a):\n        sys.exit(4)\n"
+                          "class BadStr(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+                          "class Raises(dict):\n    def get(self, *a):\n        raise BadStr()\n"
+                          "EXITS = Exits(name='x')\nRAISES = Raises(name='y')\n")})
+    registry = discover()
+    by_name = {p.name: p for p in registry.plugins}
+    assert "SystemExit" in by_name["exits"].errors[0]
+    assert "BadStr: (its message cannot be shown)" in by_name["raises"].errors[0]
+    assert all(by_name[n].ok for n in BUILTIN)
