@@ -44,7 +44,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hostile", type=float, default=0.5, help="share of structured hostile cases")
     ap.add_argument("--seconds", type=float, default=2.0, help="CPU-time limit per case")
-    ap.add_argument("--mem-gb", type=float, default=1.0, help="address-space limit per case")
+    ap.add_argument("--mem-gb", type=float, default=1.0, help="address space a case may add")
     ap.add_argument("--keep", type=Path, default=Path("fuzz-findings"))
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

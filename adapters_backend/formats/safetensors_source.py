@@ -110,10 +110,13 @@ class SafetensorsSource:
 
     def _buffer(self) -> mmap.mmap:
         if self._mmap is None:
-            with open(self.path, "rb") as f:
-                if self.path.stat().st_size == 0:
-                    raise AdapterFormatError(self.path, "empty file")
-                self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                with open(self.path, "rb") as f:
+                    if self.path.stat().st_size == 0:
+                        raise AdapterFormatError(self.path, "empty file")
+                    self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as exc:       # gone since the header was read, or no address space left to map it
+                raise AdapterFormatError(self.path, f"cannot read file: {exc.strerror or exc}") from None
         return self._mmap
 
     def read_raw(self, key: str) -> np.ndarray:

@@ -370,10 +370,24 @@ def run_case(description: str, path: Path, seconds: float = 10.0, seeds: dict[st
         return Outcome(description, "FINDING", traceback.format_exc(limit=8), seconds=time.perf_counter() - start)
 
 
+def _address_space() -> int:
+    """Bytes of address space this process has mapped (Linux; 0 elsewhere). A test process that has
+    imported torch and Qt has gigabytes reserved before a case starts."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def run_case_isolated(description: str, path: Path, seeds: dict[str, Path], seconds: float = 2.0,
                       mem_bytes: int = 1 << 30, wall_seconds: float = 60.0) -> Outcome:
     """`run_case` in a forked child limited to `seconds` of CPU time and `mem_bytes` of address space
-    (and `wall_seconds` of wall-clock time, for a case that blocks without computing). CPU time, not
+    beyond what the process had already mapped (and `wall_seconds` of wall-clock time, for a case
+    that blocks without computing). CPU time, not
     wall time, is what a file makes LoRA Deck spend; on a shared machine wall time also measures the
     neighbours. A child that does not answer (stuck outside Python, killed by a limit) is a finding
     too. POSIX only; elsewhere the case runs in this process with a wall-clock limit."""
@@ -386,7 +400,8 @@ def run_case_isolated(description: str, path: Path, seeds: dict[str, Path], seco
         code = 0
         os.close(read_fd)
         try:
-            resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+            limit = _address_space() + mem_bytes  # the case's own budget, whatever the parent had mapped
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
             cpu = max(1, round(seconds))
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
