@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -21,3 +22,27 @@ def data_dir() -> Path:
     p = Path(os.environ.get("LORADECK_DATA_DIR") or platformdirs.user_data_dir(APP, appauthor=False))
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+# Names Windows reserves for devices in every folder, with or without an extension ("NUL.json").
+_WINDOWS_DEVICES = re.compile(r"(?i)(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9\u00b9\u00b2\u00b3])(\..*)?")
+_WINDOWS_FORBIDDEN = set('<>:"|?*\\/')
+
+
+def unsafe_name_reason(part: str) -> str | None:
+    """Why `part` cannot be one component of a path on every platform LoRA Deck runs on (None if it
+    can): empty, "." or "..", a drive or stream (":"), a Windows device name (CON, NUL, COM1…),
+    a trailing dot or space (Windows drops them, so two names would meet), control characters, or
+    a character Windows forbids. Used for names that come from files and servers."""
+    if part in ("", ".", ".."):
+        return f"{part!r} is not a file name"
+    if any(ord(c) < 32 for c in part):
+        return "it contains control characters"
+    bad = sorted(set(part) & _WINDOWS_FORBIDDEN)
+    if bad:
+        return f"it contains {' '.join(bad)}, which Windows does not allow in a file name"
+    if part[-1] in ". ":
+        return "it ends with a dot or a space, which Windows drops"
+    if _WINDOWS_DEVICES.fullmatch(part.rstrip(". ")):
+        return f"{part.split('.')[0]} is a reserved device name on Windows"
+    return None

@@ -77,6 +77,8 @@ def startup_entries(first_run: bool, ctx=None) -> tuple[list[LibraryEntry], list
     except BaseModelError as exc:
         log.warning("demo adapters unavailable: %s", exc)
         adapters = []
+    for problem in library.problems:       # a rebuilt index, a stray folder, files gone: nothing was deleted
+        log.warning("adapter library: %s", problem)
     if first_run:
         known = {e.name for e in library.list()}
         for a in adapters:

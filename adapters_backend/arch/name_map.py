@@ -8,6 +8,7 @@ GGUF names are returned without the ".weight" suffix, like the spec templates
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .spec import ArchSpec, FusedRule, ModuleRule
@@ -26,22 +27,27 @@ def _templates(rule: ModuleRule) -> tuple[str, ...]:
     return (rule.hf, *rule.aliases)
 
 
-def hf_module_names(spec: ArchSpec, n_layers: int, n_experts: int = 0, aliases: bool = True) -> list[str]:
+def hf_module_names(spec: ArchSpec, n_layers: int, n_experts: int = 0, aliases: bool = True,
+                    blocks: Iterable[int] | None = None) -> list[str]:
     """Every HF module path the table knows for `n_layers` blocks (with `aliases`, also the other
     names of the same modules: older checkpoints, remote code).
 
     Per-expert templates ({xid}) are expanded for `n_experts` experts (none when 0). Order: global
-    modules first, then block by block in table order; no duplicates.
+    modules first, then block by block in table order; no duplicates. `blocks` limits the expansion
+    to those block indices (those below `n_layers`): callers that only need the names of the blocks
+    a file mentions pass them, so the work follows the file's size, not a number it claims.
     """
     def templates(rule: ModuleRule) -> tuple[str, ...]:
         return _templates(rule) if aliases else (rule.hf,)
 
+    n_layers = max(0, int(n_layers))
+    bids = range(n_layers) if blocks is None else sorted({b for b in blocks if 0 <= b < n_layers})
     out: dict[str, None] = {}
     for rule in spec.modules:
         if "{bid}" not in rule.hf:
             for t in templates(rule):
                 out[t] = None
-    for bid in range(max(0, int(n_layers))):
+    for bid in bids:
         for rule in spec.modules:
             if "{bid}" not in rule.hf:
                 continue
@@ -61,7 +67,8 @@ def gguf_tensor_name(gguf_name: str) -> str:
 
 def _pattern(template: str) -> re.Pattern:
     parts = re.split(r"(\{bid\}|\{xid\})", template)
-    rx = "".join(f"(?P<{p[1:-1]}>\\d+)" if p in ("{bid}", "{xid}") else re.escape(p) for p in parts)
+    # An index of more than 9 digits is no block or expert (and int() of a huge digit run is slow or fails).
+    rx = "".join(f"(?P<{p[1:-1]}>\\d{{1,9}})" if p in ("{bid}", "{xid}") else re.escape(p) for p in parts)
     return re.compile(rx + r"\Z")
 
 

@@ -24,14 +24,12 @@ def _load(registry: PluginRegistry, arch_id: str) -> ArchSpec | None:
         return None
     if not isinstance(spec, ArchSpec):
         msg = f"architecture table '{contrib.table}' is a {type(spec).__name__}, not an ArchSpec"
-        if msg not in record.errors:
-            record.errors.append(msg)
+        record.record_error(msg)
         log.warning("architecture %s skipped: %s", arch_id, msg)
         return None
     if spec.id != arch_id:
         msg = f"architecture table '{contrib.table}' has id '{spec.id}' but is registered as '{arch_id}'"
-        if msg not in record.errors:
-            record.errors.append(msg)
+        record.record_error(msg)
         log.warning("architecture %s skipped: %s", arch_id, msg)
         return None
     return spec

@@ -35,7 +35,7 @@ import numpy as np
 VARIANTS = ("lora", "dora", "adalora", "loha", "lokr", "embedding", "full", "bias")
 LOW_RANK_VARIANTS = ("lora", "adalora", "loha", "lokr", "embedding")
 
-_LAYER_RE = re.compile(r"\.(\d+)\.")
+_LAYER_RE = re.compile(r"\.(\d{1,9})\.")     # longer digit runs are no block index
 
 
 def layer_index(module_name: str) -> int | None:

@@ -10,17 +10,23 @@ metadata alone (also on Hub metadata: see `base_info_from_hf`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..arch.name_map import NameMatch, TensorNameMap, gguf_tensor_name, hf_module_names
+from ..arch.name_map import NameMatch, TensorNameMap, hf_module_names
 from ..arch.registry import all_archs, find_archs
 from ..arch.spec import ArchSpec
 from ..errors import AdapterFormatError, BaseModelError
 
 _PREFIXES = ("", "transformer.", "model.")   # checkpoints sometimes drop or add the root module name
+# Counts a model file states about itself, checked before any work proportional to them (module
+# names are built per block and per expert). Real models: up to ~200 blocks, ~512 experts.
+MAX_LAYERS = 4096
+MAX_EXPERTS = 4096
+MAX_EXPERT_MODULES = 1 << 18          # blocks × experts
 
 
 @dataclass
@@ -196,14 +202,38 @@ def _supported(kind: str) -> str:
 
 
 def _int(value, default: int = 0) -> int:
+    """A count or size from metadata; `default` when absent or not a number (infinities and NaN
+    included: `_check_finite` reports those for the keys that matter)."""
     if isinstance(value, bool):
         return default
     if isinstance(value, (list, tuple)):
-        value = max((v for v in value if isinstance(v, (int, float))), default=default)
+        value = max((v for v in value if isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and math.isfinite(v)), default=default)
     try:
         return int(value) if value is not None else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
+
+
+def _check_finite(path: Path | None, values: Mapping, keys) -> None:
+    """A file's numbers must be numbers: an infinite or NaN count or size is refused, naming the key."""
+    for key in keys:
+        value = values.get(key)
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise BaseModelError(path, f"{key} is {v}; it must be a finite number")
+
+
+def _check_counts(path: Path | None, where: str, n_layers: int, n_experts: int, n_tensors: int | None = None) -> None:
+    """Block and expert counts within sane limits (and, for a file with its tensors, no more blocks
+    than tensors), before anything builds names per block and expert."""
+    if n_layers > MAX_LAYERS or (n_tensors is not None and n_layers > n_tensors):
+        raise BaseModelError(path, f"{where} claims {n_layers} layers"
+                                   + (f" but holds {n_tensors} tensors" if n_tensors is not None
+                                      and n_layers <= MAX_LAYERS else f" (at most {MAX_LAYERS} are supported)"))
+    if n_experts < 0 or n_experts > MAX_EXPERTS or n_layers * n_experts > MAX_EXPERT_MODULES:
+        raise BaseModelError(path, f"{where} claims {n_experts} experts in each of {n_layers} layers "
+                                   f"(at most {MAX_EXPERTS} experts and {MAX_EXPERT_MODULES} in all are supported)")
 
 
 def _hp(config: Mapping, spec: ArchSpec | None, key: str, fallback: str | None = None):
@@ -241,6 +271,11 @@ def _choose(specs: list[ArchSpec], n_experts: int) -> ArchSpec | None:
     return (preferred or specs)[0]
 
 
+_GGUF_COUNT_KEYS = ("block_count", "embedding_length", "attention.head_count", "attention.head_count_kv",
+                    "attention.key_length", "expert_count", "expert_feed_forward_length", "feed_forward_length",
+                    "vocab_size")
+
+
 def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
     """A GGUF model's facts. With `need_table=False` an architecture LoRA Deck has no table for still
     loads (arch None, GGUF tensor names only): llama.cpp runs many more families than the tables
@@ -267,6 +302,8 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
     arch_name = meta.get("general.architecture")
     if not isinstance(arch_name, str) or not arch_name:
         raise BaseModelError(path, "GGUF has no general.architecture: not a model file")
+    _check_finite(path, meta, [f"{arch_name}.{k}" for k in _GGUF_COUNT_KEYS] + ["general.base_model.count",
+                                                                              "general.file_type"])
     n_experts = _int(meta.get(f"{arch_name}.expert_count"))
     spec = _choose(find_archs(gguf_arch=arch_name), n_experts)
     if spec is None and need_table:
@@ -284,11 +321,13 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
              or (embd[0] if embd and len(embd) == 2 else 0))
     if n_layers <= 0 or hidden <= 0:
         raise BaseModelError(path, f"GGUF metadata lacks {arch_name}.block_count / {arch_name}.embedding_length")
+    _check_counts(path, "the GGUF metadata", n_layers, n_experts, n_tensors=len(shapes))
     head_dim = _int(key("attention.key_length")) or (hidden // n_head if n_head else 0)
     intermediate = (_int(key("expert_feed_forward_length")) if n_experts else 0) or _int(key("feed_forward_length"))
 
     upstream: list[str] = []
-    for i in range(_int(meta.get("general.base_model.count"))):
+    # Each entry has its own keys: a count beyond the number of keys names nothing more.
+    for i in range(min(_int(meta.get("general.base_model.count")), len(meta))):
         rid = _repo_id(meta.get(f"general.base_model.{i}.repo_url"))
         if rid and rid not in upstream:
             upstream.append(rid)
@@ -313,6 +352,11 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
     return info
 
 
+_HF_COUNT_KEYS = (("n_layers", "num_hidden_layers"), ("hidden", "hidden_size"), ("n_head", "num_attention_heads"),
+                  ("n_head_kv", "num_key_value_heads"), ("vocab", "vocab_size"), ("head_dim", "head_dim"),
+                  ("intermediate", "intermediate_size"), ("n_experts", None))   # (spec.hparams key, default name)
+
+
 def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ...]] | None = None,
                       path: Path | None = None, name: str | None = None,
                       upstream_ids: list[str] | None = None) -> BaseModelInfo:
@@ -324,7 +368,8 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
     if isinstance(text, Mapping) and "model_type" in text and not config.get("num_hidden_layers"):
         config = {**text, "architectures": config.get("architectures")}
     model_type = config.get("model_type")
-    classes = [c for c in (config.get("architectures") or []) if isinstance(c, str)]
+    declared = config.get("architectures")
+    classes = [c for c in declared if isinstance(c, str)] if isinstance(declared, list) else []
     spec = None
     if isinstance(model_type, str):
         found = find_archs(model_type=model_type)
@@ -337,6 +382,9 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
     if spec is None:
         raise BaseModelError(path, f"unsupported architecture '{arch_name or 'unknown'}'"
                                    f"{' (' + ', '.join(classes) + ')' if classes else ''}. Supported: {_supported('hf')}")
+    stated = {(spec.hparams.get(k) or fallback): _hp(config, spec, k, fallback) for k, fallback in _HF_COUNT_KEYS
+              if spec.hparams.get(k) or fallback}
+    _check_finite(path, stated, list(stated))
     n_layers = _int(_hp(config, spec, "n_layers", "num_hidden_layers"))
     hidden = _int(_hp(config, spec, "hidden", "hidden_size"))
     n_head = _int(_hp(config, spec, "n_head", "num_attention_heads"))
@@ -347,6 +395,7 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
     head_dim = _int(_hp(config, spec, "head_dim", "head_dim")) or (hidden // n_head if n_head else 0)
     intermediate = _int(_hp(config, spec, "intermediate", "intermediate_size")) or 4 * hidden
     n_experts = _int(_hp(config, spec, "n_experts", None))
+    _check_counts(path, "config.json", n_layers, n_experts)
     shapes = {k: tuple(int(d) for d in v) for k, v in (tensor_shapes or {}).items()}
     tie = _hp(config, spec, "tie", "tie_word_embeddings")
     tied = bool(spec.tied_embeddings_default if tie is None else tie)
@@ -375,14 +424,14 @@ def load_hf_base(folder: Path) -> BaseModelInfo:
         raise BaseModelError(folder, "not a model folder: config.json is missing")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:   # ValueError: also huge numbers
         raise BaseModelError(cfg_path, f"cannot read config.json ({exc})") from None
     shapes: dict[str, tuple[int, ...]] = {}
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if index.is_file():
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as exc:
             raise BaseModelError(index, f"cannot read the safetensors index ({exc})") from None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise BaseModelError(index, "the safetensors index has no valid weight_map")

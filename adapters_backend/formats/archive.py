@@ -1,14 +1,18 @@
 """Safe extraction of adapter archives (.zip).
 
 A zip from the internet is hostile until proven otherwise: entries may climb out of the target
-(`../`), be absolute, be symlinks, or decompress to far more than they claim (zip bombs). We check
-every entry before writing anything, stream with a hard byte budget, and extract into a staging
-folder that is renamed into place only when complete.
+(`../`), be absolute, name another drive (`foo/D:evil.json` on Windows), use names Windows reserves
+(`NUL`, `COM1`, a trailing dot), be symlinks, or decompress to far more than they claim (zip bombs,
+also through entries that share their compressed data). We check every part of every entry name on
+every platform before writing anything, check each final path stays inside the staging folder,
+stream with a hard byte budget, and extract into a staging folder that is renamed into place only
+when complete.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -16,18 +20,36 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import AdapterFormatError
+from ..paths import unsafe_name_reason
 
 MAX_FILES = 1000
 MAX_TOTAL_BYTES = 64 * 1024**3      # adapters can be large (full embeddings); bombs are caught by ratio
-MAX_RATIO = 200                      # uncompressed / compressed, per entry (real tensors compress ~1.1×)
+MAX_RATIO = 200                      # uncompressed / compressed, per entry and in all (real tensors: ~1.1×)
 _CHUNK = 1 << 20
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def _safe_member_path(path: Path, name: str) -> PurePosixPath:
-    p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
-        raise AdapterFormatError(path, f"archive entry {name!r} points outside the archive (path traversal); refused")
-    return p
+    """The entry's path inside the archive, if every part of it is a plain file name on every
+    platform; backslashes count as separators (some Windows tools write them)."""
+    def refuse(problem: str):
+        return AdapterFormatError(path, f"archive entry {name!r} {problem}; refused")
+
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or _DRIVE.match(norm):
+        raise refuse("points outside the archive (an absolute path or a drive)")
+    parts = [part for part in norm.split("/") if part not in ("", ".")]
+    for part in parts:
+        if part == "..":
+            raise refuse("points outside the archive (path traversal)")
+        if _DRIVE.match(part):
+            raise refuse(f"points outside the archive (the part {part!r} names a drive on Windows)")
+        reason = unsafe_name_reason(part)
+        if reason:
+            raise refuse(f"has a part {part!r} that is not a safe file name: {reason}")
+    if not parts:
+        raise refuse("has an empty name")
+    return PurePosixPath(*parts)
 
 
 def check_zip(path: Path) -> list[zipfile.ZipInfo]:
@@ -40,9 +62,14 @@ def check_zip(path: Path) -> list[zipfile.ZipInfo]:
         infos = zf.infolist()
     if len(infos) > MAX_FILES:
         raise AdapterFormatError(path, f"archive holds {len(infos)} entries (limit {MAX_FILES}); refused")
-    files, total = [], 0
+    files, total, seen = [], 0, {}
     for info in infos:
-        _safe_member_path(path, info.filename)
+        rel = _safe_member_path(path, info.filename)
+        key = rel.as_posix().casefold()          # one file on Windows and macOS: a.json and A.json
+        if key in seen and not (info.is_dir() and seen[key]):
+            raise AdapterFormatError(path, f"archive holds two entries for {rel.as_posix()!r} (names differing "
+                                           "only in case, or the same name twice); refused")
+        seen[key] = info.is_dir()
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise AdapterFormatError(path, f"archive entry {info.filename!r} is a symbolic link; refused")
@@ -59,6 +86,11 @@ def check_zip(path: Path) -> list[zipfile.ZipInfo]:
         files.append(info)
     if not files:
         raise AdapterFormatError(path, "archive is empty")
+    packed = path.stat().st_size
+    if total > (1 << 20) and total > MAX_RATIO * max(packed, 1):
+        # Entries may share one compressed stream (overlapping entries): each looks fine alone.
+        raise AdapterFormatError(path, f"archive would expand {total // max(packed, 1)}× its size "
+                                       "(zip bomb?); refused")
     return files
 
 
@@ -73,6 +105,9 @@ def extract_zip(path: Path, dest: Path) -> Path:
             for info in files:
                 rel = _safe_member_path(path, info.filename)
                 target = staging.joinpath(*rel.parts)
+                if not target.resolve().is_relative_to(staging.resolve()):
+                    raise AdapterFormatError(path, f"archive entry {info.filename!r} points outside the archive; "
+                                                   "refused")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 budget = info.file_size
                 with zf.open(info) as src, open(target, "wb") as out:

@@ -4,18 +4,19 @@ Shared by the PEFT and Ludwig format plugins (a Ludwig model folder holds a PEFT
 `model_weights/`), and usable by third-party plugins for formats that wrap PEFT saves.
 
 Scales follow PEFT exactly: `lora_alpha / r` (or `/ √r` with rsLoRA), per module through
-`rank_pattern` / `alpha_pattern` (first matching key in file order wins, as in PEFT); LoHa and LoKr
+`rank_pattern` / `alpha_pattern` (first matching key in file order wins, as in PEFT; keys matched in
+bounded time by module_patterns.py, not Python's backtracking `re`); LoHa and LoKr
 `alpha / r`; AdaLoRA `lora_alpha / (init_r + 1e-5)` with E folded into A by `variants.lowrank`.
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 from ..core.adapter import ModuleDelta
 from ..errors import AdapterFormatError
+from .module_patterns import PatternKeyError, PatternTable, WorkBudget
 from .safetensors_io import SafetensorsSource
 from ..core.variants import ADALORA_EPS
 
@@ -50,28 +51,37 @@ def read_config(path: Path) -> dict:
         if size > MAX_CONFIG_BYTES:
             raise AdapterFormatError(path, f"is {size} bytes; an adapter config is a few kB")
         data = json.loads(path.read_text(encoding="utf-8"))
+        json.dumps(data, ensure_ascii=False).encode("utf-8")        # no lone surrogates from \ud800 escapes
     except AdapterFormatError:
         raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, UnicodeError, ValueError, RecursionError) as exc:   # ValueError: also 5,000-digit numbers
         raise AdapterFormatError(path, f"is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise AdapterFormatError(path, f"must hold a JSON object, not {type(data).__name__}")
     return data
 
 
-def pattern_value(patterns, name: str, default, config_path: Path):
-    """PEFT's `get_pattern_key`: the first key (file order) with re.match(rf"(.*\\.)?({key})$", name)."""
+def pattern_table(patterns, field: str, config_path: Path, budget: WorkBudget | None = None) -> PatternTable | None:
+    """A config's rank_pattern / alpha_pattern, checked and compiled (None when empty)."""
     if not patterns:
-        return default
+        return None
     if not isinstance(patterns, dict):
-        raise AdapterFormatError(config_path, f"a rank/alpha pattern must be an object, not {type(patterns).__name__}")
-    for key, value in patterns.items():
-        try:
-            if re.match(rf"(.*\.)?({key})$", name):
-                return value
-        except re.error as exc:
-            raise AdapterFormatError(config_path, f"pattern key {key!r} is not a valid regular expression ({exc})") from None
-    return default
+        raise AdapterFormatError(config_path, f"{field} must be an object, not {type(patterns).__name__}")
+    try:
+        return PatternTable(patterns, budget)
+    except PatternKeyError as exc:
+        raise AdapterFormatError(config_path, f"{field}: {exc}") from None
+
+
+def pattern_value(table: PatternTable | None, field: str, name: str, default, config_path: Path):
+    """PEFT's `get_pattern_key`: the value of the first key (file order) with
+    re.match(rf"(.*\\.)?({key})$", name), else `default`."""
+    if table is None:
+        return default
+    try:
+        return table.value(name, default)
+    except PatternKeyError as exc:
+        raise AdapterFormatError(config_path, f"{field}: {exc}") from None
 
 
 def _number(value, what: str, config_path: Path, positive: bool = True) -> float:
@@ -159,6 +169,10 @@ def modules_from_peft(config: dict, source: SafetensorsSource, config_path: Path
         warnings.append(f"init_lora_weights={init}: unless it was converted when saved, this adapter expects a base "
                         "whose weights were modified at training time")
 
+    budget = WorkBudget()          # shared: all keys × all module names of this config
+    ranks = pattern_table(config.get("rank_pattern"), "rank_pattern", config_path, budget) \
+        if peft_type != "ADALORA" else None
+    alphas = pattern_table(config.get("alpha_pattern"), "alpha_pattern", config_path, budget)
     out: dict[str, ModuleDelta] = {}
     for name, m in _group(source, weights, warnings).items():
         fams, roles = m.families, m.roles
@@ -178,9 +192,9 @@ def modules_from_peft(config: dict, source: SafetensorsSource, config_path: Path
             warnings.append(f"{name}: a copy of the base weight saved beside the LoRA was ignored")
         family = lowrank_fams.pop()
         roles = {k: v for k, v in roles.items() if not k.startswith("saved_")}
-        r_conf = _number(pattern_value(config.get("rank_pattern"), name, r_default, config_path)
-                         if peft_type != "ADALORA" else r_default, f"rank of {name}", config_path)
-        alpha = _number(pattern_value(config.get("alpha_pattern"), name, alpha_default, config_path),
+        r_conf = _number(pattern_value(ranks, "rank_pattern", name, r_default, config_path),
+                         f"rank of {name}", config_path)
+        alpha = _number(pattern_value(alphas, "alpha_pattern", name, alpha_default, config_path),
                         f"alpha of {name}", config_path, positive=False)
         out[name] = _lowrank_module(name, family, roles, source, weights, peft_type, r_conf, alpha,
                                     rslora, use_dora, fan_in_fan_out)

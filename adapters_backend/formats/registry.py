@@ -18,7 +18,7 @@ from ..core.adapter import Adapter
 from .archive import extract_zip, file_sha256, unpacked_root
 from ..errors import AdapterFormatError, BackendError, PluginLoadError
 from ..paths import cache_dir
-from ..plugins.manager import PluginRegistry, default_registry
+from ..plugins.manager import PluginRegistry, default_registry, sniff_score
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,9 @@ def detect(path: Path, registry: PluginRegistry | None = None) -> list[tuple[flo
     scores = []
     for fmt_id in list(registry.formats):
         try:
-            sniff = registry.format_function(fmt_id, "sniff")
-            score = float(sniff(Path(path)))
-        except PluginLoadError as exc:
-            log.warning("%s", exc)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop detection
-            record = registry.formats[fmt_id][1]
-            record.errors.append(f"sniff raised {type(exc).__name__}: {exc}")
-            log.warning("format plugin %s raised while sniffing %s: %s", fmt_id, path, exc)
+            score = sniff_score(registry, fmt_id, registry.format_function(fmt_id, "sniff"), Path(path))
+        except PluginLoadError as exc:     # recorded on the plugin; the other formats still answer
+            log.warning("%s (while sniffing %s)", exc, path)
             continue
         if score > 0:
             scores.append((score, fmt_id))
@@ -108,10 +102,11 @@ def read_adapter(path: str | os.PathLike, base=None, format_id: str | None = Non
         raise
     except (MemoryError, RecursionError) as exc:
         raise AdapterFormatError(original, f"too large or too deeply nested to read ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - plugin code; report it against the file
-        plugin = registry.formats[format_id][1].name
-        log.exception("format plugin %s failed on %s", plugin, original)
-        raise AdapterFormatError(original, f"the '{plugin}' format plugin failed to read it: "
+    except Exception as exc:  # noqa: BLE001 - plugin code; report it against the file and the plugin
+        record = registry.formats[format_id][1]
+        log.exception("format plugin %s failed on %s", record.name, original)
+        record.record_error(f"read of format '{format_id}' raised {type(exc).__name__}: {exc} (on {original})")
+        raise AdapterFormatError(original, f"the '{record.name}' format plugin failed to read it: "
                                            f"{type(exc).__name__}: {exc}") from None
     if not isinstance(adapter, Adapter):
         raise AdapterFormatError(original, f"format plugin '{format_id}' returned {type(adapter).__name__}, "

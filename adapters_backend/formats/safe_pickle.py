@@ -5,6 +5,12 @@ code-execution and a memory-corruption bug in that unpickler, CVE-2025-32434 and
 in a separate Python process, so even a flaw in the unpickler cannot touch the app's memory. A pickle
 that asks for anything but tensors and plain containers is refused; the tensors are re-saved as
 safetensors in the cache (keyed by the file's sha256) and the pickle is never opened again.
+
+The child runs isolated (`python -I`: no PYTHON* variables, no user site, no script or working
+folder on sys.path) in an empty private working folder: otherwise a `torch.py` lying beside the
+pickle — in the folder the user ran `loradeck inspect .` from — would be imported instead of torch.
+It imports from exactly the folders this process imports from (so a `pip install --user` torch or
+the packaged app's own folders still work), less the working folder and the adapter's folder.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .archive import file_sha256
@@ -54,6 +61,31 @@ def _torch_version() -> tuple[int, int] | None:
         return None
 
 
+def isolated_python(code: str, *args: str, untrusted: tuple[Path, ...] = ()) -> list[str]:
+    """The command line of a Python child that imports nothing from the working folder, from the
+    `untrusted` folders (the adapter's) or from PYTHONPATH: `python -I`, with sys.path set to this
+    process's own absolute entries minus those folders (for a `pip install --user` torch, which -I
+    leaves out, and the packaged app's folders)."""
+    cwd = os.path.realpath(os.getcwd())        # what "" and "." on sys.path mean
+    bad = [os.path.realpath(p) for p in untrusted]
+
+    def trusted(entry: str) -> bool:
+        if not entry or not os.path.isabs(entry):
+            return False
+        real = os.path.realpath(entry)
+        return real != cwd and not any(real == b or real.startswith(b.rstrip(os.sep) + os.sep) for b in bad)
+
+    paths = [p for p in sys.path if trusted(p)]
+    boot = f"import sys; sys.path[:] = {paths!r}\n"
+    return [sys.executable, "-I", "-c", boot + code, *args]
+
+
+def isolated_env() -> dict[str, str]:
+    """The environment without Python's own variables (PYTHONPATH, PYTHONSTARTUP, PYTHONHOME, …),
+    which -I ignores too."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("PYTHON")}
+
+
 def pickle_to_safetensors(path: Path) -> Path:
     """The tensors of a torch pickle as a cached safetensors file, or UnsafeFileError saying why not."""
     path = Path(path)
@@ -69,8 +101,11 @@ def pickle_to_safetensors(path: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.incomplete")
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(tmp)], capture_output=True, text=True,
-                              timeout=TIMEOUT, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+        with tempfile.TemporaryDirectory(prefix="loradeck-unpickle-") as workdir:
+            proc = subprocess.run(isolated_python(_CHILD, str(path.resolve()), str(tmp.resolve()),
+                                                  untrusted=(path.resolve().parent,)),
+                                  capture_output=True, text=True, timeout=TIMEOUT, cwd=workdir,
+                                  env=isolated_env())
     except subprocess.TimeoutExpired:
         tmp.unlink(missing_ok=True)
         raise UnsafeFileError(path, f"reading the pickle took longer than {TIMEOUT} s; refused") from None

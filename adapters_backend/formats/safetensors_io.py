@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -27,6 +28,7 @@ _DTYPES = {
 }
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 MAX_HEADER_BYTES = 100 * 1024 * 1024   # the safetensors reference implementation's own limit
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")   # a \uD800…\uDFFF escape: maybe a lone surrogate
 
 
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
@@ -90,7 +92,11 @@ def read_safetensors_header(path: Path) -> tuple[dict, dict, int]:
         raise AdapterFormatError(path, f"cannot read file: {exc.strerror or exc}") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # (the reference implementation refuses lone surrogates in escapes; Python would keep them,
+        # and a name that cannot be printed or written as UTF-8 fails later, far from here)
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(header, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError) as exc:   # ValueError: bad JSON, or a 5,000-digit number
         raise AdapterFormatError(path, f"corrupt safetensors header: not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise AdapterFormatError(path, "corrupt safetensors header: not a JSON object")
@@ -145,10 +151,13 @@ class SafetensorsSource:
 
     def _buffer(self) -> mmap.mmap:
         if self._mmap is None:
-            with open(self.path, "rb") as f:
-                if self.path.stat().st_size == 0:
-                    raise AdapterFormatError(self.path, "empty file")
-                self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                with open(self.path, "rb") as f:
+                    if self.path.stat().st_size == 0:
+                        raise AdapterFormatError(self.path, "empty file")
+                    self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except OSError as exc:       # gone since the header was read, or no address space left to map it
+                raise AdapterFormatError(self.path, f"cannot read file: {exc.strerror or exc}") from None
         return self._mmap
 
     def read_raw(self, key: str) -> np.ndarray:

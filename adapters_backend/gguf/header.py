@@ -17,6 +17,7 @@ from pathlib import Path
 
 MAGIC = b"GGUF"
 MAX_DIMS = 4
+MAX_ARRAY_NESTING = 8     # llama.cpp reads no nested arrays at all; deeper is a crafted file (and recursion)
 MAX_KEPT_ARRAY = 65536     # numeric/string arrays asked for by `keep_array` are read up to this length
 DEFAULT_ALIGNMENT = 32
 # GGUF value types: id -> (struct format, size)
@@ -158,7 +159,9 @@ def _value(cur: _Cursor, vtype: int):
     raise GGUFError(f"unknown GGUF value type {vtype}")
 
 
-def _skip_array(cur: _Cursor, etype: int, count: int, depth: int = 0) -> None:
+def _skip_array(cur: _Cursor, etype: int, count: int, depth: int = 1) -> None:
+    if depth > MAX_ARRAY_NESTING:
+        raise GGUFError(f"arrays nested more than {MAX_ARRAY_NESTING} deep")
     if etype in _SCALARS:
         cur.skip(count * _SCALARS[etype][1])
     elif etype == _STRING:
@@ -174,8 +177,8 @@ def _skip_array(cur: _Cursor, etype: int, count: int, depth: int = 0) -> None:
             raise GGUFError("the header ends early (a string runs past the end of the file)")
         cur.pos = pos
     elif etype == _ARRAY:
-        if count * 12 > cur.left() or depth > 8:
-            raise GGUFError("a nested array is longer or deeper than the file allows")
+        if count * 12 > cur.left():
+            raise GGUFError("a nested array is longer than the file")
         for _ in range(count):
             inner, n = cur.u32(), cur.u64()
             _skip_array(cur, inner, n, depth + 1)

@@ -19,10 +19,11 @@ import shutil
 import uuid
 from pathlib import Path
 
+from filelock import FileLock
+
 from ..atomic import PUBLIC, write_text_atomic
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
-from ..library.lock import FileLock
 from . import safe_names
 from .client import cache_dir, endpoint, hub_errors, offline_hint
 from .http import token_headers_for

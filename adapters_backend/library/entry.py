@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 ENTRY_FILE = "entry.json"   # a copy of the entry inside each adapter's folder, to rebuild a lost index
+# An id is a folder name under adapters/; one read from a damaged or crafted index must not name
+# "..", a path, or a device, since `remove` deletes adapters/<id>.
+ID_RE = re.compile(r"[a-z0-9_][a-z0-9._-]{0,127}")
 
 
 @dataclass
@@ -58,6 +62,8 @@ class LibraryEntry:
     def from_json(cls, d: dict, root: Path) -> LibraryEntry:
         if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not d.get("path"):
             raise ValueError("entry without id or path")
+        if not valid_id(d["id"]):
+            raise ValueError(f"entry id {d['id']!r} is not a library folder name")
         known = {f.name for f in dataclasses.fields(cls)} - {"missing"}
         kw = {k: v for k, v in d.items() if k in known}
         p = Path(kw["path"])
@@ -70,3 +76,8 @@ def _value_text(value, span) -> str:
     if isinstance(span, (list, tuple)) and len(span) == 2 and span[0] != span[1]:
         return f"{span[0]:g}–{span[1]:g}"
     return "" if value is None else f"{value:g}"
+
+
+def valid_id(value: object) -> bool:
+    from ..paths import unsafe_name_reason
+    return isinstance(value, str) and bool(ID_RE.fullmatch(value)) and unsafe_name_reason(value) is None

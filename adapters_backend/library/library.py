@@ -2,16 +2,19 @@
 concurrent processes.
 
 Layout under the root (default <data dir>/library):
-    index.json               every entry (store.py)
+    index.json               every entry (store.py); a summary of adapters/, rebuilt when lost
     .lock                    held while the index or adapters/ change
     adapters/<id>/           the adapter's files (or only entry.json when it references the HF cache)
     adapters/<id>/entry.json the entry again, to rebuild a lost index
-    .staging/<tmp>/ + .lock  an install in progress, locked by its process while it lives
+    .staging/<token>/ + .lock + .commit   an install in progress (recovery.py)
+    .trash/                  a remove in progress
 
 Install: validate the source, copy it into a staging folder, validate the copy, then, holding the
-lock, rename the staging folder into adapters/ and write the index. A crash before the index write
-leaves an adapters/<id> folder the index does not name; opening the library deletes it, so the
-library is back to "before". Remove writes the index first, then deletes the folder (same rule).
+lock, write a commit marker, rename the staging folder into adapters/ and write the index. A crash
+before the index write leaves a folder the index does not name, and a dead staging lock whose
+marker names it: opening the library deletes that folder, so the library is back to "before".
+Remove moves the folder to .trash/, writes the index, then deletes it. Nothing else ever deletes
+an adapter folder (see recovery.py).
 """
 from __future__ import annotations
 
@@ -26,9 +29,10 @@ from pathlib import Path
 
 from ..errors import LibraryError
 from ..jobs import JobContext
-from ..paths import data_dir
+from ..paths import data_dir, unsafe_name_reason
 from .entry import ENTRY_FILE, LibraryEntry
-from .lock import FileLock, LockTimeout, is_locked
+from .lock import FileLock, LockTimeout
+from .recovery import COMMIT_SUFFIX, LOCK_SUFFIX, recover
 from .stage import stage_copy
 from .store import IndexStore, write_json_atomic
 
@@ -51,36 +55,22 @@ class Library:
         self._recover()
 
     # -- locking and recovery ----------------------------------------------------------------------
-    def _lock(self) -> FileLock:
-        return FileLock(self.root / ".lock", self.lock_timeout)
-
-    def _locked(self):
-        lock = self._lock()
+    def _locked(self) -> FileLock:
+        lock = FileLock(self.root / ".lock", timeout=self.lock_timeout)
         try:
             lock.acquire()
-        except LockTimeout as exc:
-            raise LibraryError(str(exc)) from None
+        except LockTimeout:
+            raise LibraryError(f"{self.root / '.lock'}: the library is still locked by another LoRA Deck process "
+                               f"after {self.lock_timeout:.0f} s; try again when it has finished") from None
         return lock
 
     def _recover(self) -> None:
-        """Undo what a crashed process left: dead staging folders, orphan adapter folders, trash."""
+        """Repair what a crashed process or a lost index left (recovery.py); report the rest."""
         lock = self._locked()
         try:
             entries = self.store.load(self.problems, locked=True)
-            if self.staging.is_dir():
-                for lockfile in self.staging.glob("*.lock"):
-                    if not is_locked(lockfile):     # its process is gone
-                        shutil.rmtree(lockfile.with_suffix(""), ignore_errors=True)
-                        lockfile.unlink(missing_ok=True)
-                for d in self.staging.iterdir():
-                    if d.is_dir() and not d.with_suffix(".lock").exists():
-                        shutil.rmtree(d, ignore_errors=True)
-            shutil.rmtree(self.trash, ignore_errors=True)
-            if self.store.adapters.is_dir():
-                for d in self.store.adapters.iterdir():
-                    if d.name not in entries:      # an install that never reached the index, or a remove that did
-                        log.info("removing %s: not in the library index (interrupted install or remove)", d)
-                        shutil.rmtree(d, ignore_errors=True)
+            if recover(self.store, self.staging, self.trash, entries, self.problems):
+                self.store.save(entries)
             for e in entries.values():
                 if not e.path.exists():
                     self.problems.append(f"'{e.name}' ({e.id}): its files are gone ({e.path}); "
@@ -142,10 +132,17 @@ class Library:
 
         self.staging.mkdir(parents=True, exist_ok=True)
         tmp = self.staging / uuid.uuid4().hex
-        stage_lock = FileLock(tmp.with_suffix(".lock"), timeout=0)
-        stage_lock.acquire()      # marks the staging folder as alive for other processes' recovery
+        stage_lock = FileLock(tmp.with_suffix(LOCK_SUFFIX), timeout=0)
+        lock = self._locked()     # so no other process's recovery sees the folder before its lock
         try:
+            stage_lock.acquire()  # marks the staging folder as alive for other processes' recovery
             tmp.mkdir()
+        except BaseException:
+            stage_lock.release()
+            raise
+        finally:
+            lock.release()
+        try:
             if copy:
                 payload = stage_copy(target, tmp, ctx)
                 if content_sha256(payload) != sha:
@@ -155,8 +152,9 @@ class Library:
             return self._commit(tmp, entry, target.name if copy else None)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            tmp.with_suffix(COMMIT_SUFFIX).unlink(missing_ok=True)
             stage_lock.release()
-            tmp.with_suffix(".lock").unlink(missing_ok=True)
+            tmp.with_suffix(LOCK_SUFFIX).unlink(missing_ok=True)
 
     def _commit(self, tmp: Path, entry: LibraryEntry, payload_name: str | None) -> LibraryEntry:
         lock = self._locked()
@@ -165,12 +163,16 @@ class Library:
             existing = self._by_sha(entries, entry.sha256)   # another process may have just installed it
             if existing is not None:
                 return existing
-            entry.id = _unique_id(entry.name, entries)
+            self.store.adapters.mkdir(parents=True, exist_ok=True)
+            taken = set(entries) | {p.name.lower() for p in self.store.adapters.iterdir()}
+            entry.id = _unique_id(entry.name, taken)
             final = self.store.adapters / entry.id
             if payload_name is not None:
                 entry.path = final / payload_name
             write_json_atomic(tmp / ENTRY_FILE, entry.to_json(self.root))
-            self.store.adapters.mkdir(parents=True, exist_ok=True)
+            # Names the folder this install is about to create: if the process dies before the index
+            # write below, recovery removes exactly that folder (and nothing else).
+            write_json_atomic(tmp.with_suffix(COMMIT_SUFFIX), {"id": entry.id, "sha256": entry.sha256})
             os.replace(tmp, final)
             entries[entry.id] = entry
             try:
@@ -196,13 +198,21 @@ class Library:
         try:
             entries = self.store.load(self.problems, locked=True)
             e = self._find(entries, key)
-            del entries[e.id]
-            self.store.save(entries)                 # removed from here on; the files follow
-            folder = self.store.adapters / e.id
+            folder, doomed = self.store.adapters / e.id, None
             if folder.exists():
+                # Out of adapters/ first, so a crash before the index write cannot leave a folder that
+                # would be listed again; recovery finishes a remove whose folder is in .trash/.
                 self.trash.mkdir(exist_ok=True)
                 doomed = self.trash / f"{e.id}-{uuid.uuid4().hex[:8]}"
                 os.replace(folder, doomed)
+            del entries[e.id]
+            try:
+                self.store.save(entries)             # removed from here on
+            except BaseException:
+                if doomed is not None:
+                    os.replace(doomed, folder)
+                raise
+            if doomed is not None:
                 shutil.rmtree(doomed, ignore_errors=True)
         finally:
             lock.release()
@@ -244,11 +254,14 @@ def _default_name(path: Path) -> str:
     return name
 
 
-def _unique_id(name: str, entries: dict) -> str:
-    base = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "adapter"
-    base = base[:60]
+def _unique_id(name: str, taken) -> str:
+    """A folder name for `name`: lowercase, safe on every platform, not in `taken` (ids and the
+    lowercased names of folders already in adapters/, kept or not)."""
+    base = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")[:60].strip("-.") or "adapter"
+    if unsafe_name_reason(base):          # "con", "nul.json", …
+        base = f"adapter-{base}"
     cand, n = base, 2
-    while cand in entries:
+    while cand in taken:
         cand, n = f"{base}-{n}", n + 1
     return cand
 

@@ -9,7 +9,6 @@ left out, since they would still hold the unmerged weights. The new folder appea
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

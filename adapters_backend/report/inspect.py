@@ -22,18 +22,17 @@ def guess_architecture(adapter: Adapter) -> str | None:
     """The adapter's declared architecture, else the one family whose tables name all its modules."""
     if adapter.architecture:
         return adapter.architecture
-    try:
-        from ..arch.name_map import hf_module_names
-        from ..arch.registry import all_archs
-    except ImportError:  # architecture support not installed
-        return None
-    layers = [m.layer for m in adapter if m.layer is not None]
+    from ..arch.name_map import hf_module_names
+    from ..arch.registry import all_archs
+
+    layers = {m.layer for m in adapter if m.layer is not None}
     n_layers = max(layers) + 1 if layers else 1
     names = set(adapter.modules)
     matches = []
     for spec in all_archs():
         try:
-            known = set(hf_module_names(spec, n_layers))
+            # only the blocks the adapter names: `layers.300000000` must not build 300 million names
+            known = set(hf_module_names(spec, n_layers, blocks=layers))
         except Exception as exc:  # noqa: BLE001 - a broken third-party table must not stop inspect
             log.warning("architecture table %s failed: %s", getattr(spec, "id", spec), exc)
             continue

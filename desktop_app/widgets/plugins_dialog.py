@@ -14,19 +14,8 @@ def plugin_rows(reload: bool = False, ctx=None) -> list[dict]:
     from adapters_backend.plugins.manager import default_registry, reset_default_registry  # noqa: PLC0415
     if reload:
         reset_default_registry()
-    registry = default_registry()
-    for arch_id in list(registry.architectures):
-        try:
-            registry.architecture_table(arch_id)
-        except Exception:  # noqa: BLE001 - recorded on the plugin record
-            pass
-    for fmt_id in list(registry.formats):
-        for which in ("sniff", "read"):
-            try:
-                registry.format_function(fmt_id, which)
-            except Exception:  # noqa: BLE001 - recorded on the plugin record
-                pass
-    return [p.as_dict() for p in registry.plugins]
+    # Also lists the errors plugins met earlier in this session (a reader that raised on a file).
+    return [p.as_dict() for p in default_registry().check()]
 
 
 class PluginsDialog(QDialog):

@@ -25,7 +25,7 @@ import numpy as np
 from adapters_backend.plugins.api import (Adapter, AdapterFormatError, GGUFError, ModuleDelta, TensorFile,
                                           TensorNameMap, find_archs, inverse_transform, read_gguf_header)
 
-_BLK = re.compile(r"^blk\.(\d+)\.")
+_BLK = re.compile(r"^blk\.(\d{1,9})\.")
 _PAIR_SUFFIXES = (".lora_a", ".lora_b")
 INVOCATION_KEY = "adapter.alora.invocation_tokens"
 

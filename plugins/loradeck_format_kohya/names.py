@@ -4,6 +4,11 @@ Kohya replaced every "." with "_", and module names contain "_" themselves, so a
 split back. The map is built forward instead: every module path the base model (or, without one,
 each known architecture table) has, under every prefix Kohya and LyCORIS use, turned into its stem.
 Two paths that give the same stem are refused as ambiguous rather than guessed.
+
+Without a base, a table's paths are not expanded block by block (a file naming block 300000000, or
+thousands of blocks, would make that unbounded): each table's path templates become stem templates,
+indexed by their shape with digit runs folded, and each stem of the file is looked up and matched
+against the few templates of its shape — the same answers, in time that follows the file.
 """
 from __future__ import annotations
 
@@ -37,9 +42,45 @@ def stem_map(module_names) -> dict[str, str | None]:
     return out
 
 
-def layer_count_hint(stems) -> int:
-    numbers = [int(n) for s in stems for n in re.findall(r"_(\d+)_", f"_{s}_") if len(n) < 5]
-    return max(numbers) + 1 if numbers else 1
+_DIGITS = re.compile(r"\d+")
+
+
+def _shape(text: str) -> str:
+    """A stem with every digit run folded to '#': equal for a stem and the templates that can spell it."""
+    return _DIGITS.sub("#", text)
+
+
+def _stem_templates(spec) -> dict[str, list[tuple[re.Pattern, str]]]:
+    """{shape: [(regex over stems capturing the block number, HF path template)]} for every path and
+    alias of the table (per-expert paths excluded, as for a table expanded with no experts)."""
+    out: dict[str, list[tuple[re.Pattern, str]]] = {}
+    for rule in spec.modules:
+        for template in (rule.hf, *rule.aliases):
+            if "{xid}" in template:
+                continue
+            for stem in _stems_for(template):
+                rx = re.compile(r"(\d{1,9})".join(re.escape(part) for part in stem.split("{bid}")))
+                out.setdefault(_shape(stem.replace("{bid}", "0")), []).append((rx, template))
+    return out
+
+
+def _table_map(spec, stems: list[str], shapes: dict[str, str]) -> dict[str, str | None]:
+    """What stem_map(every path of the table) says about `stems`: {stem: path, or None if ambiguous}."""
+    templates = _stem_templates(spec)
+    mapping: dict[str, str | None] = {}
+    for stem in stems:
+        names = set()
+        for rx, template in templates.get(shapes[stem], ()):
+            m = rx.fullmatch(stem)
+            if m is None:
+                continue
+            blocks = set(m.groups())
+            if len(blocks) > 1 or any(b != str(int(b)) for b in blocks):   # "007" spells no block number
+                continue
+            names.add(template.replace("{bid}", blocks.pop()) if blocks else template)
+        if names:
+            mapping[stem] = names.pop() if len(names) == 1 else None
+    return mapping
 
 
 def resolve(stems: list[str], base=None) -> tuple[dict[str, str], list[str], str | None, list[str]]:
@@ -48,14 +89,14 @@ def resolve(stems: list[str], base=None) -> tuple[dict[str, str], list[str], str
     if base is not None and getattr(base, "arch", None) is not None:
         mapping = stem_map(base.module_names())
         return _apply(stems, mapping, notes) + (base.arch.id, notes)
-    from adapters_backend.plugins.api import all_archs, hf_module_names
+    from adapters_backend.plugins.api import all_archs
 
-    n_layers = layer_count_hint(stems)
+    shapes = {stem: _shape(stem) for stem in stems}
     best: list[tuple[str, dict[str, str], list[str]]] = []
     best_score = 0
     for spec in all_archs():
         try:
-            mapping = stem_map(hf_module_names(spec, n_layers))
+            mapping = _table_map(spec, stems, shapes)
         except Exception as exc:  # noqa: BLE001 - a broken third-party table must not stop reading
             notes.append(f"architecture table {getattr(spec, 'id', spec)} failed: {exc}")
             continue

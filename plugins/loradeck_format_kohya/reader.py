@@ -147,7 +147,7 @@ def read(path: Path, base=None) -> Adapter:
     if isinstance(args, str):
         try:
             metadata["network_args"] = json.loads(args)
-        except ValueError:
+        except (ValueError, RecursionError):     # informational only: a damaged value is left out
             pass
     if st_meta.get("modelspec.license"):
         metadata["license"] = st_meta["modelspec.license"]

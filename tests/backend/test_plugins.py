@@ -73,7 +73,7 @@ def site(tmp_path, monkeypatch):
     reset_default_registry()
     yield site
     reset_default_registry()
-    for name in [m for m in sys.modules if m.startswith(("acme_", "broken_"))]:
+    for name in [m for m in sys.modules if m.startswith(("acme_", "broken_", "hostile_"))]:
         del sys.modules[name]
 
 
@@ -166,7 +166,7 @@ def test_plugins_command_lists_broken_plugin_and_keeps_working(site):
     assert rows["badimport"]["version"] == "2.0"
     assert rows["peft"]["ok"] and rows["peft"]["formats"] == ["peft"]
     text = _run_cli(["plugins"], extra_path=site)
-    assert text.returncode == 1 and "BROKEN" in text.stdout and "badimport" in text.stdout
+    assert text.returncode == 0 and "BROKEN" in text.stdout and "badimport" in text.stdout
 
 
 def test_discovery_and_cli_start_without_torch_or_qt():
@@ -177,3 +177,86 @@ def test_discovery_and_cli_start_without_torch_or_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+BAD_PLUGINS = REPO / "tests" / "fixtures" / "bad_plugins"      # a committed dist-info, one bad plugin per entry point
+BAD_ERRORS = {
+    "bad-shape": "'formats' must be a list, not int",
+    "bad-type": "manifest must be a PluginManifest or a dict, not list",
+    "bad-fields": "'name' must be a str, not NoneType",
+    "bad-clash": "format id 'peft' is already provided by plugin 'peft'",
+    "bad-missing": "cannot load 'lorabad.missing:no_such_sniff'",
+    "bad-uncallable": "'lorabad.uncallable:SNIFF' (sniff of format 'bad.uncallable') is a int, not a function",
+    "bad-sniff": "sniff of format 'bad.sniff' raised ZeroDivisionError: the sniff of this plugin divides by zero",
+    "bad-score": "sniff of format 'bad.score' returned nan, not a score between 0 and 1",
+}
+
+
+@pytest.fixture
+def bad_plugins(monkeypatch):
+    monkeypatch.syspath_prepend(str(BAD_PLUGINS))
+    reset_default_registry()
+    yield
+    reset_default_registry()
+    for name in [m for m in sys.modules if m.startswith("lorabad")]:
+        del sys.modules[name]
+
+
+def test_malformed_manifests_are_listed_as_broken_and_discovery_never_raises(bad_plugins):
+    registry = discover()
+    by_name = {p.name: p for p in registry.plugins}
+    for name in ("bad-shape", "bad-type", "bad-fields", "bad-clash"):
+        assert not by_name[name].ok and BAD_ERRORS[name] in by_name[name].errors[0], by_name[name].errors
+    assert "bad.fields" not in registry.formats and registry.formats["peft"][1].name == "peft"
+    # the other broken ones import and validate; they break when resolved or called: check() finds them
+    registry.check()
+    for name in ("bad-missing", "bad-uncallable", "bad-sniff", "bad-score"):
+        assert any(BAD_ERRORS[name] in e for e in by_name[name].errors), by_name[name].errors
+    assert any("bad-missing-arch" in e or "NO_TABLE" in e for e in by_name["bad-missing"].errors)
+    assert any("is a int, not an ArchSpec" in e for e in by_name["bad-uncallable"].errors)
+    assert by_name["bad-read"].ok                         # fine until it meets a .boom file
+    assert all(by_name[n].ok for n in BUILTIN), [(n, by_name[n].errors) for n in BUILTIN]
+
+
+def test_errors_met_while_reading_are_listed_by_check(bad_plugins, tmp_path):
+    from adapters_backend.plugins.manager import default_registry
+    boom = tmp_path / "x.boom"
+    boom.write_bytes(b"boom")
+    with pytest.raises(AdapterFormatError, match="the 'bad-read' format plugin failed to read it: KeyError"):
+        read_adapter(boom)
+    rows = {p.name: p for p in default_registry().check()}
+    assert not rows["bad-read"].ok
+    assert any("read of format 'bad.read' raised KeyError" in e and "x.boom" in e for e in rows["bad-read"].errors)
+
+
+def test_plugins_command_lists_malformed_plugins_with_exit_0_and_inspect_still_works(tmp_path):
+    from fixtures.small_adapters import write_peft
+    listing = _run_cli(["plugins", "--json"], extra_path=BAD_PLUGINS)
+    assert listing.returncode == 0, listing.stderr
+    rows = {r["name"]: r for r in json.loads(listing.stdout)["plugins"]}
+    for name, error in BAD_ERRORS.items():
+        assert not rows[name]["ok"] and any(error in e for e in rows[name]["errors"]), (name, rows[name])
+    assert all(rows[n]["ok"] for n in BUILTIN)
+    text = _run_cli(["plugins"], extra_path=BAD_PLUGINS)
+    assert text.returncode == 0 and text.stdout.count("BROKEN") == len(BAD_ERRORS)
+    assert "'formats' must be a list, not int" in text.stdout
+    adapter = write_peft(tmp_path / "plain", seed=4)
+    report = _run_cli(["inspect", str(adapter), "--json"], extra_path=BAD_PLUGINS)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["format"] == "peft"
+
+
+def test_a_manifest_object_that_exits_or_raises_while_validated_is_recorded(site):
+    """A dict subclass whose methods call sys.exit or raise: discovery records it and goes on."""
+    make_distribution(site, "hostile-manifest", "1.0", {"exits": "hostile_manifest:EXITS", "raises": "hostile_manifest:RAISES"},
+                      {"hostile_manifest/__init__.py": (
+                          "import sys\n"
+                          "class Exits(dict):\n    def get(self, *a):\n        sys.exit(4)\n"
+                          "class BadStr(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+                          "class Raises(dict):\n    def get(self, *a):\n        raise BadStr()\n"
+                          "EXITS = Exits(name='x')\nRAISES = Raises(name='y')\n")})
+    registry = discover()
+    by_name = {p.name: p for p in registry.plugins}
+    assert "SystemExit" in by_name["exits"].errors[0]
+    assert "BadStr: (its message cannot be shown)" in by_name["raises"].errors[0]
+    assert all(by_name[n].ok for n in BUILTIN)

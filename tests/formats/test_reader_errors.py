@@ -115,7 +115,8 @@ def test_factor_shapes_that_do_not_fit(tmp_path):
 
 
 def test_bad_pattern_regex(tmp_path):
-    with pytest.raises(AdapterFormatError, match="adapter_config.json.*not a valid regular expression"):
+    with pytest.raises(AdapterFormatError, match=r"adapter_config.json: alpha_pattern: key 'q_proj\(' is not a "
+                                                 r"module-name pattern: missing '\)'"):
         read_adapter(_peft(tmp_path / "p", {"alpha_pattern": {"q_proj(": 3}}))
 
 
@@ -153,3 +154,21 @@ def test_a_gguf_base_model_is_not_an_adapter(tmp_path):
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
     with pytest.raises(AdapterFormatError, match="model.gguf: is a GGUF file but a model, not a LoRA adapter"):
         read_adapter(f)
+
+
+def test_no_address_space_left_to_map_the_weights_is_a_format_error(tmp_path, monkeypatch):
+    """mmap fails with ENOMEM when the process is out of address space (a fuzzer finding under a
+    1 GB limit): the read fails naming the file, not with a bare OSError."""
+    import errno
+    import mmap as mmap_module
+
+    from adapters_backend.formats import safetensors_io
+
+    adapter = read_adapter(_peft(tmp_path / "p"))
+
+    def no_memory(*args, **kwargs):
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+    monkeypatch.setattr(safetensors_io.mmap, "mmap", no_memory)
+    with pytest.raises(AdapterFormatError, match="adapter_model.safetensors: cannot read file: Cannot allocate memory"):
+        adapter.tensors(next(iter(adapter)))
+    assert safetensors_io.mmap is mmap_module

@@ -1,21 +1,28 @@
-"""Mutation fuzzing of every adapter reader.
+"""Fuzzing of every adapter reader, the base-model readers and the compatibility check.
 
-Seeds are small valid adapters of each format (written here with safetensors/gguf/json directly, so
-the fuzzer does not depend on torch). Each case mutates one seed — truncation, bit flips, byte
-splices, and structural edits of the safetensors header, the JSON configs, GGUF counts and zip
-directories — then reads it through the public API and touches every tensor. The only acceptable
-outcomes are success or a LoRA Deck error (BackendError); anything else, or a case that runs past
-its time budget, is a finding.
+Seeds are small valid adapters of each format and a matching tiny base model as a GGUF file and as
+a Hugging Face folder (written here with safetensors/gguf/json directly, so the fuzzer does not
+depend on torch). A case is either a mutation of one seed — truncation, bit flips, byte splices,
+and structural edits of the safetensors header, the JSON configs, GGUF counts and zip directories —
+or a structured hostile input (hostile_corpus.py: giant counts, infinities, pathological pattern
+keys, nested archives, hostile models). Adapters are read through the public API, every tensor is
+touched, the inspect report is built and the adapter is checked against the seed base model; a
+model is loaded, its module names listed, its GGUF layout read, and the seed adapters are checked
+against it. The only acceptable outcomes are success or a LoRA Deck error (BackendError); anything
+else, or a case that runs past its time or memory budget, is a finding.
 
 Used by tests/fuzz/test_fuzz_readers.py (a few hundred cases) and bench/fuzz_readers.py (10,000+).
 """
 from __future__ import annotations
 
 import json
+import os
 import random
+import resource
 import shutil
 import signal
 import struct
+import time
 import traceback
 import zipfile
 from contextlib import contextmanager
@@ -114,6 +121,43 @@ def write_seeds(root: Path) -> dict[str, Path]:
     with zipfile.ZipFile(seeds["zip"], "w") as zf:
         for f in peft.iterdir():
             zf.write(f, f"adapter/{f.name}")
+
+    # The base the adapters were made for: a Llama of HIDDEN width, LAYERS blocks, 4 heads (no GQA).
+    shapes = {"token_embd": (32, HIDDEN), "output_norm": (HIDDEN,), "output": (32, HIDDEN)}
+    hf_names = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+    for b in range(LAYERS):
+        for g, h in (("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"),
+                     ("attn_output", "self_attn.o_proj")):
+            shapes[f"blk.{b}.{g}"], hf_names[f"blk.{b}.{g}"] = (HIDDEN, HIDDEN), f"model.layers.{b}.{h}"
+        for g, h, shape in (("ffn_gate", "mlp.gate_proj", (32, HIDDEN)), ("ffn_up", "mlp.up_proj", (32, HIDDEN)),
+                            ("ffn_down", "mlp.down_proj", (HIDDEN, 32))):
+            shapes[f"blk.{b}.{g}"], hf_names[f"blk.{b}.{g}"] = shape, f"model.layers.{b}.{h}"
+    seeds["model_gguf"] = root / "model.gguf"
+    w = gguf.GGUFWriter(str(seeds["model_gguf"]), arch="llama")
+    w.add_name("fuzz base")
+    w.add_block_count(LAYERS)
+    w.add_embedding_length(HIDDEN)
+    w.add_feed_forward_length(32)
+    w.add_head_count(4)
+    w.add_head_count_kv(4)
+    w.add_base_model_count(1)
+    w.add_base_model_repo_url(0, "https://huggingface.co/tiny/llama")
+    w.add_token_list([f"<t{i}>" for i in range(32)])
+    for name, shape in shapes.items():
+        w.add_tensor(f"{name}.weight", np.zeros(shape, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    hf = root / "model-hf"
+    hf.mkdir(exist_ok=True)
+    (hf / "config.json").write_text(json.dumps({
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": HIDDEN,
+        "num_hidden_layers": LAYERS, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "intermediate_size": 32, "vocab_size": 32, "tie_word_embeddings": False}))
+    (hf / "model.safetensors").write_bytes(_st_bytes({f"{hf_names[n]}.weight": np.zeros(s, np.float32)
+                                                      for n, s in shapes.items()}))
+    seeds["model_hf"] = hf
     return seeds
 
 
@@ -228,8 +272,8 @@ def mutate_case(seeds: dict[str, Path], case_dir: Path, rng: random.Random) -> t
     return f"{kind}:{target.relative_to(case_dir)}:{how}", dst
 
 
-class CaseTimeout(Exception):
-    pass
+class CaseTimeout(BaseException):
+    """Not an Exception, so no reader's `except Exception` (plugin fault isolation) can swallow it."""
 
 
 @contextmanager
@@ -250,26 +294,146 @@ class Outcome:
     description: str
     result: str            # "ok", "error", or "FINDING"
     detail: str = ""
+    seconds: float = 0.0           # wall-clock time of the case
+    cpu_seconds: float = 0.0       # CPU time of the process that ran it (isolated runs)
+    max_rss_mb: float = 0.0
 
 
-def run_case(description: str, path: Path, seconds: float = 10.0) -> Outcome:
-    """Read `path` through the public API and touch every tensor; classify the outcome."""
+_SEED_ADAPTERS: dict = {}
+
+
+def _seed_adapters(seeds: dict[str, Path]) -> dict:
+    """The valid seed adapters, read once per process (forked children inherit them, and every module
+    a case needs, imported here: a child never imports from disk)."""
+    import adapters_backend.core.compat  # noqa: F401
+    import adapters_backend.gguf.header  # noqa: F401
+    import adapters_backend.report.inspect  # noqa: F401
+    from adapters_backend.formats.registry import read_adapter
+    if not _SEED_ADAPTERS:
+        for kind in ("peft", "kohya", "gguf"):
+            _SEED_ADAPTERS[kind] = read_adapter(seeds[kind])
+    return _SEED_ADAPTERS
+
+
+def _exercise_adapter(path: Path, seeds: dict[str, Path] | None) -> None:
+    from adapters_backend.core.compat import check_compatibility
     from adapters_backend.formats.registry import read_adapter
     from adapters_backend.report.inspect import inspect_adapter
 
+    adapter = read_adapter(path)
+    for mod in adapter:
+        adapter.tensors(mod)
+    inspect_adapter(path, adapter=adapter)
+    if seeds is not None:
+        for engine in ("llama.cpp", "torch"):
+            check_compatibility(adapter, seeds["model_gguf"], engine=engine).as_dict()
+
+
+def _exercise_model(path: Path, seeds: dict[str, Path]) -> None:
+    from adapters_backend.core.base_model import load_base_model
+    from adapters_backend.core.compat import check_compatibility
+    from adapters_backend.formats.registry import read_adapter
+
+    base = load_base_model(path)
+    base.module_names()
+    base.summary()
+    for kind, adapter in _seed_adapters(seeds).items():
+        for engine in ("llama.cpp", "torch"):
+            check_compatibility(adapter, base, engine=engine).as_dict()
+    read_adapter(seeds["kohya"], base=base)      # Kohya names resolved through the base's module names
+    read_adapter(seeds["gguf"], base=base)       # GGUF rows put back in order with the base's head counts
+
+
+def run_case(description: str, path: Path, seconds: float = 10.0, seeds: dict[str, Path] | None = None) -> Outcome:
+    """Exercise `path` through the public API (see the module docstring); classify the outcome.
+    Without `seeds`, adapters are only read and inspected, and models cannot be run."""
+    kind = description.split(":", 1)[0]
+    start = time.perf_counter()
     try:
         with time_limit(seconds):
-            adapter = read_adapter(path)
-            for mod in adapter:
-                adapter.tensors(mod)
-            inspect_adapter(path, adapter=adapter)
-        return Outcome(description, "ok")
+            if kind.startswith("model"):
+                _exercise_model(path, seeds)
+            else:
+                _exercise_adapter(path, seeds)
+        return Outcome(description, "ok", seconds=time.perf_counter() - start)
     except BackendError as exc:
         msg = str(exc)
         if not msg.strip():
             return Outcome(description, "FINDING", "empty error message")
-        return Outcome(description, "error", msg[:200])
+        return Outcome(description, "error", msg[:200], seconds=time.perf_counter() - start)
     except CaseTimeout as exc:
-        return Outcome(description, "FINDING", f"hang: {exc}")
+        return Outcome(description, "FINDING", f"hang: {exc}", seconds=time.perf_counter() - start)
     except Exception:  # noqa: BLE001 - that is the finding
-        return Outcome(description, "FINDING", traceback.format_exc(limit=6))
+        return Outcome(description, "FINDING", traceback.format_exc(limit=8), seconds=time.perf_counter() - start)
+
+
+def _address_space() -> int:
+    """Bytes of address space this process has mapped (Linux; 0 elsewhere). A test process that has
+    imported torch and Qt has gigabytes reserved before a case starts."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_case_isolated(description: str, path: Path, seeds: dict[str, Path], seconds: float = 2.0,
+                      mem_bytes: int = 1 << 30, wall_seconds: float = 60.0) -> Outcome:
+    """`run_case` in a forked child limited to `seconds` of CPU time and `mem_bytes` of address space
+    beyond what the process had already mapped (and `wall_seconds` of wall-clock time, for a case
+    that blocks without computing). CPU time, not
+    wall time, is what a file makes LoRA Deck spend; on a shared machine wall time also measures the
+    neighbours. A child that does not answer (stuck outside Python, killed by a limit) is a finding
+    too. POSIX only; elsewhere the case runs in this process with a wall-clock limit."""
+    if not hasattr(os, "fork"):
+        return run_case(description, path, seconds, seeds)
+    _seed_adapters(seeds)                          # read once here, shared with every child
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # the child: limits, the case, the outcome, _exit
+        code = 0
+        os.close(read_fd)
+        try:
+            limit = _address_space() + mem_bytes  # the case's own budget, whatever the parent had mapped
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            cpu = max(1, round(seconds))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+            def _cpu_spent(signum, frame):
+                raise CaseTimeout(f"used more than {cpu} s of CPU time")
+            signal.signal(signal.SIGXCPU, _cpu_spent)
+            outcome = run_case(description, path, wall_seconds, seeds)
+        except BaseException as exc:  # noqa: BLE001 - a limit hit while the outcome was being written up
+            outcome = Outcome(description, "FINDING", f"{type(exc).__name__} in the case: {exc}"[:300])
+        try:
+            with os.fdopen(write_fd, "w") as f:
+                json.dump(outcome.__dict__, f)
+        except BaseException:  # noqa: BLE001 - report through the exit status; never return into the parent's code
+            code = 70
+        os._exit(code)
+    os.close(write_fd)
+    deadline = time.monotonic() + wall_seconds + 10
+    status, usage = None, None
+    while time.monotonic() < deadline:
+        got, status, usage = os.wait4(pid, os.WNOHANG)
+        if got:
+            break
+        time.sleep(0.002)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        _, status, usage = os.wait4(pid, 0)
+        os.close(read_fd)
+        return Outcome(description, "FINDING", f"hang: no answer after {wall_seconds + 10:.0f} s (killed)")
+    with os.fdopen(read_fd) as f:
+        text = f.read()
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    rss_mb = usage.ru_maxrss / 1024                # Linux: kB
+    if not text:
+        return Outcome(description, "FINDING", f"the child died (wait status {status}) without an outcome",
+                       cpu_seconds=cpu_seconds, max_rss_mb=rss_mb)
+    outcome = Outcome(**json.loads(text))
+    outcome.cpu_seconds, outcome.max_rss_mb = cpu_seconds, rss_mb
+    return outcome

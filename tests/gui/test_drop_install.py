@@ -132,3 +132,25 @@ def test_drop_base_gguf_offers_to_load_it(make_app, demo_engine, qtbot, tmp_path
     qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: state.model is not None and state.model.path == str(model), timeout=TIMEOUT)
     assert not state.is_demo_loaded()
+
+
+def test_dropped_pickle_adapter_runs_nothing_from_its_folder(make_app, demo_engine, library_backend, qtbot,
+                                                             tmp_path, monkeypatch):
+    """A legacy adapter_model.bin with a torch.py beside it, dropped while the app's working folder and
+    PYTHONPATH point at that folder: converted by the isolated child, the torch.py never runs."""
+    from fixtures.pickle_traps import booby_trapped_pickle_adapter
+
+    markers = tmp_path / "markers"
+    folder = booby_trapped_pickle_adapter(tmp_path / "drops" / "old-style", markers)
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    app = make_app().start()
+    w = app.window
+    outcome = []
+    w.drops.installed.connect(lambda path, entry: outcome.append(("installed", path, entry)))
+    w.drops.rejected.connect(lambda path, reason: outcome.append(("rejected", path, reason)))
+    assert drop_on(w.mixer, [folder])
+    qtbot.waitUntil(lambda: bool(outcome), timeout=TIMEOUT)
+    assert outcome[0][0] == "installed", outcome
+    assert outcome[0][1] == str(folder) and outcome[0][2]["format"] == "peft"
+    assert not list(markers.iterdir()), [p.name for p in markers.iterdir()]

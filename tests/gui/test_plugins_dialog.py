@@ -46,3 +46,35 @@ def test_broken_plugin_shown_in_dialog(make_app, broken_plugin, qtbot):
         for c in range(model.rowCount(parent)):
             texts.append(model.index(c, 0, parent).data())
     assert any("flux capacitor" in (t or "") for t in texts)
+
+
+@pytest.fixture
+def bad_plugins(monkeypatch):
+    from pathlib import Path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixtures" / "bad_plugins"))
+    reset_default_registry()
+    yield
+    for name in [m for m in sys.modules if m.startswith("lorabad")]:
+        del sys.modules[name]
+    reset_default_registry()
+
+
+def test_dialog_lists_malformed_plugins_and_errors_met_in_this_session(make_app, bad_plugins, qtbot, tmp_path):
+    from adapters_backend.errors import AdapterFormatError
+    from adapters_backend.formats.registry import read_adapter
+
+    app = make_app()
+    app.window.show()
+    boom = tmp_path / "x.boom"
+    boom.write_bytes(b"boom")
+    with pytest.raises(AdapterFormatError, match="bad-read"):
+        read_adapter(boom)                        # what a drop of that file does, in this process
+    app.window.show_plugins()
+    dlg = app.window.plugins_dialog
+    qtbot.waitUntil(lambda: bool(dlg.rows), timeout=20000)
+    by_name = {r["name"]: r for r in dlg.rows}
+    assert not by_name["bad-shape"]["ok"] and not by_name["bad-read"]["ok"]
+    texts = dlg.error_texts()
+    assert any("'formats' must be a list, not int" in e for e in texts)
+    assert any("read of format 'bad.read' raised KeyError" in e for e in texts)
+    assert by_name["peft"]["ok"]

@@ -140,36 +140,48 @@ def test_recovery_on_open(env_dirs, make_peft):
     lib = Library()
     keep = lib.install(str(make_peft("keep")))
     gone = lib.install(str(make_peft("gone", seed=9)))
-    # what a kill -9 leaves: a dead staging folder, an adapter folder the index never got, a trash folder
+    # what a kill -9 leaves: a dead staging folder, a trash folder; and a folder that is no adapter
     (lib.root / ".staging" / "deadbeef").mkdir(parents=True)
     (lib.root / ".staging" / "deadbeef" / "partial.bin").write_bytes(b"x" * 10)
     (lib.root / ".staging" / "deadbeef.lock").touch()
-    (lib.root / "adapters" / "orphan").mkdir()
+    (lib.root / "adapters" / "stranger").mkdir()
+    (lib.root / "adapters" / "stranger" / "notes.txt").write_text("mine")
     (lib.root / ".trash" / "old").mkdir(parents=True)
     import shutil
     shutil.rmtree(gone.path.parent)          # the user deleted files behind our back
     lib2 = Library()
     assert not (lib.root / ".staging" / "deadbeef").exists()
-    assert not (lib.root / "adapters" / "orphan").exists()
     assert not (lib.root / ".trash").exists()
+    # a folder without entry.json is kept and reported, never deleted
+    assert (lib.root / "adapters" / "stranger" / "notes.txt").read_text() == "mine"
+    assert any("stranger" in p and "not an installed adapter" in p for p in lib2.problems)
     # the vanished entry is reported, not dropped
     assert any("gone" in p and "files are gone" in p for p in lib2.problems)
     entries = {e.id: e for e in lib2.list()}
     assert entries[gone.id].missing and not entries[keep.id].missing
+    assert "stranger" not in entries
 
 
 def test_live_staging_folder_is_not_touched(env_dirs):
-    from adapters_backend.library.lock import FileLock
+    from filelock import FileLock
     lib = Library()
     (lib.root / ".staging").mkdir(exist_ok=True)
-    lock = FileLock(lib.root / ".staging" / "alive.lock", timeout=0)
+    alive = "a1" * 16                         # a staging token, as Library.install names them
+    lock = FileLock(lib.root / ".staging" / f"{alive}.lock", timeout=0)
     lock.acquire()
     try:
-        (lib.root / ".staging" / "alive").mkdir()
+        (lib.root / ".staging" / alive).mkdir()
+        # what a process killed while writing its commit marker leaves, for another (dead) install
+        (lib.root / ".staging" / f".{'b2' * 16}.commit.x1y2.tmp").write_text("{")
+        (lib.root / ".staging" / f".{alive}.commit.x3y4.tmp").write_text("{")
         Library()
-        assert (lib.root / ".staging" / "alive").exists()
+        assert (lib.root / ".staging" / alive).exists()
+        assert (lib.root / ".staging" / f".{alive}.commit.x3y4.tmp").exists()
+        assert not (lib.root / ".staging" / f".{'b2' * 16}.commit.x1y2.tmp").exists()
     finally:
         lock.release()
+    Library()
+    assert not any((lib.root / ".staging").iterdir())
 
 
 def test_corrupt_index_is_backed_up_and_rebuilt(env_dirs, make_peft):
