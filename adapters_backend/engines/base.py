@@ -146,6 +146,7 @@ class TokenChunk:
     completion_tokens: int = 0         # tokens generated so far
     tokens_per_second: float | None = None   # decode speed so far (None until two tokens)
     prompt_seconds: float | None = None      # time to evaluate the prompt (prefill)
+    prompt_cached: int | None = None         # prompt tokens taken from a KV cache or snapshot, not evaluated
 
 
 @runtime_checkable

@@ -9,8 +9,11 @@ How a mix runs:
   ONE adapter file (factors stacked, strengths folded into B) and swapped in before the next
   generation: llama.cpp's cost grows with the number of adapters, hardly with rank. Any slider move
   switches straight back to the separate adapters, so a change still applies before the next token.
-- After every change of the context's adapter set the KV cache is invalidated (`Llama.reset()`):
-  llama-cpp-python would otherwise reuse the prompt prefix computed under the previous adapters.
+- The KV cache is keyed by the mix that computed it (llama_kv.py): a prompt reuses the live cache
+  only under the same mix; a change of mix saves the live cache as a snapshot (kv_snapshots.py, a
+  memory-bounded LRU store) and restores the stored snapshot of the new mix that shares the longest
+  prefix with the prompt, so going back to a recent mix evaluates only the new tokens. `prewarm()`
+  reads a conversation under the current mix ahead of the next prompt, in chunks that stop when asked.
 
 Single-threaded: call it from one thread. `JobContext.cancel()` from any thread stops a generation
 before its next token, and a long prompt evaluation through llama.cpp's abort callback.
@@ -31,10 +34,14 @@ from . import llama_log
 from .adapter_files import file_identity, folder_identity, per_layer_file, resolve_adapter_gguf
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
 from .fused_builder import FusedBuilder, mix_signature
+from .kv_snapshots import BASE_KEY, SnapshotStore, StoreStats, auto_budget, mix_key
+from .llama_kv import LlamaKV
 from .llama_runtime import AdapterHandles, open_model, token_bytes
 from .lora_gguf import FoldPart, is_gguf, read_base_shapes
 
 log = logging.getLogger(__name__)
+
+PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
 
 
 @dataclass
@@ -50,7 +57,9 @@ class _Loaded:
 class LlamaCppEngine:
     def __init__(self, n_ctx: int = 4096, n_threads: int | None = None, n_threads_batch: int | None = None,
                  n_gpu_layers: int = 0, n_batch: int = 512, fuse_mixes: bool = True, use_mmap: bool = True,
-                 logits_all: bool = False):
+                 logits_all: bool = False, kv_snapshot_budget: int | None = None):
+        """`kv_snapshot_budget`: bytes of KV snapshots kept for recent mixes (None: sized from the model,
+        see kv_snapshots.auto_budget; 0: keep none)."""
         import llama_cpp
 
         self.options = dict(n_ctx=int(n_ctx), n_threads=n_threads, n_threads_batch=n_threads_batch or n_threads,
@@ -71,12 +80,16 @@ class LlamaCppEngine:
         self._notes: dict[str, list[str]] = {}                # user path -> converter warnings/notes
         self._base_info = None                                # BaseModelInfo, read for the first conversion
         self._mix: list[tuple[ActiveAdapter, _Loaded]] = []
+        self._mix_key = BASE_KEY                                # the KV key of the mix (kv_snapshots.mix_key)
         self._fused: tuple[str, _Loaded] | None = None      # (mix signature, loaded fused adapter)
         self._builder: FusedBuilder | None = None
         self._abort_job: JobContext | None = None
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)   # kept referenced
         self._no_abort = llama_cpp.ggml_abort_callback()                      # a NULL callback
         self._vocab = None
+        self._kv_budget = kv_snapshot_budget
+        self._kv: LlamaKV | None = None
+        self._reused = 0                                      # prompt tokens the last prefill took from a cache
         self.info: dict = {}
 
     # ------------------------------------------------------------------ model
@@ -103,15 +116,53 @@ class LlamaCppEngine:
             self._template = template_from_metadata({}, **tokens)
             self._template.note = f"The chat template in this GGUF cannot be used ({exc}). " + self._template.note
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
+        self._kv = LlamaKV(llm, None)
+        self.set_kv_budget(self._kv_budget)
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.architecture,
             "name": llm.metadata.get("general.name", path.stem), "n_ctx": int(llm.n_ctx()),
             "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
             "n_params": int(self._lib.llama_model_n_params(llm.model)),
             "n_gpu_layers": self.options["n_gpu_layers"], "chat_template": self._template.source,
-            "note": self._template.note,
+            "note": self._template.note, "kv_bytes_per_token": self.kv_bytes_per_token(),
         }
         return dict(self.info)
+
+    # ------------------------------------------------------------------ KV snapshots
+    def kv_bytes_per_token(self) -> int:
+        """KV-cache bytes one token takes in this context (from the model's shape)."""
+        lib, model = self._lib, self._require_model().model
+        n_embd, n_head = lib.llama_model_n_embd(model), max(1, lib.llama_model_n_head(model))
+        arch = self._base.architecture
+        meta = self._llm.metadata
+        head_k = int(meta.get(f"{arch}.attention.key_length", n_embd // n_head))
+        head_v = int(meta.get(f"{arch}.attention.value_length", head_k))
+        elt = 4 if self.options.get("type_k") == 0 else 2
+        return int(lib.llama_model_n_layer(model) * lib.llama_model_n_head_kv(model) * (head_k + head_v) * elt)
+
+    def set_kv_budget(self, budget: int | None) -> None:
+        """Bytes of KV snapshots to keep (None: automatic, 0: none). Takes effect at once."""
+        self._kv_budget = budget
+        if self._kv is None:
+            return
+        size = auto_budget(self.kv_bytes_per_token(), int(self._llm.n_ctx())) if budget is None else int(budget)
+        if size <= 0:
+            if self._kv.store is not None:
+                self._kv.store.clear()
+            self._kv.store = None
+        elif self._kv.store is None:
+            self._kv.store = SnapshotStore(size)
+        else:
+            self._kv.store.set_budget(size)
+
+    def kv_stats(self) -> StoreStats | None:
+        """What the snapshot store holds now (None: no model, or snapshots are off)."""
+        return self._kv.store.stats() if self._kv is not None and self._kv.store is not None else None
+
+    def _kv_key(self) -> str:
+        """The mix as the KV cache sees it (kv_snapshots.mix_key, computed when the mix was set). The
+        fused or separate form of a mix is the same key (docs/strength-and-mixing.md says why)."""
+        return self._mix_key
 
     @property
     def llm(self):
@@ -132,7 +183,11 @@ class LlamaCppEngine:
             self._handles = None
         self._loaded.clear()
         self._mix = []
+        self._mix_key = BASE_KEY
         self._fused = None
+        if self._kv is not None and self._kv.store is not None:
+            self._kv.store.clear()
+        self._kv = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
@@ -171,6 +226,7 @@ class LlamaCppEngine:
                 self._handles.free(loaded.handle)
             raise
         self._mix = mix
+        self._mix_key = mix_key(adapters)
         self._apply()
         self._free_unused()
 
@@ -213,14 +269,9 @@ class LlamaCppEngine:
             target = [(self._fused[1].handle, 1.0)]
         else:
             target = [(w.handle, s) for w, s in weighted]
-        if self._handles.set_active(target):
-            self._invalidate_kv()
-
-    def _invalidate_kv(self) -> None:
-        # KV and the prompt-prefix cache were computed under the previous adapters: never reuse them.
-        self._llm.reset()
-        if getattr(self._llm, "cache", None) is not None:
-            self._llm.set_cache(None)
+        # The KV cache stays: it is tagged with the mix that computed it (_kv_key), and the next
+        # evaluation reuses it only under that same mix.
+        self._handles.set_active(target)
 
     def _free_unused(self) -> None:
         used = {loaded.handle for _a, loaded in self._mix}
@@ -240,11 +291,70 @@ class LlamaCppEngine:
         self._require_model()
         if not self.options.get("logits_all"):
             raise EngineError("eval_logits needs an engine made with logits_all=True")
-        self._llm.reset()
+        self._kv.invalidate()
         self._llm.eval(list(tokens))
         out = np.array(self._llm.scores[: len(tokens)], dtype=np.float32)
-        self._llm.reset()
+        self._kv.invalidate()
         return out
+
+    def next_token_logits(self, tokens: Sequence[int], ctx: JobContext | None = None):
+        """Logits after `tokens` under the current mix, evaluated the way a prompt is (reusing the live
+        cache or a stored snapshot of this mix); the cache then holds `tokens`."""
+        import numpy as np
+
+        self._require_model()
+        tokens = [int(t) for t in tokens]
+        self._swap_in_fused()
+        if not self._prefill(tokens, ctx or JobContext()):
+            raise EngineError("cancelled")
+        row = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(row, shape=(self._llm.n_vocab(),)).copy()
+
+    def prewarm(self, messages: Sequence[ChatMessage], ctx: JobContext | None = None) -> dict:
+        """Read the conversation `messages` under the current mix into the KV cache ahead of the next
+        prompt, in chunks; `ctx.cancel()` stops it within one chunk, keeping what it read (a prompt sent
+        then continues from there). Progress goes to `ctx.report(done, total, …)`. The result is kept as
+        a snapshot too, so leaving this mix later costs nothing. Returns {"tokens", "reused",
+        "complete"}."""
+        llm = self._require_model()
+        ctx = ctx or JobContext()
+        prompt = self._template.render(messages, add_generation_prompt=False)
+        tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
+        if not tokens or len(tokens) >= llm.n_ctx() - 1:
+            return {"tokens": len(tokens), "reused": 0, "complete": False}
+        self._swap_in_fused()
+        if self._builder is not None:
+            self._builder.set_busy(True)
+        try:
+            complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation")
+            if complete:
+                self._kv.stash()
+        finally:
+            if self._builder is not None:
+                self._builder.set_busy(False)
+        return {"tokens": len(tokens), "reused": self._reused, "complete": complete}
+
+    def _prefill(self, tokens: Sequence[int], ctx: JobContext, chunk: int | None = None,
+                 message: str = "reading the prompt") -> bool:
+        """Bring the live cache to `tokens` under the current mix, evaluating only what no cache holds,
+        with progress reports; False if cancelled (what was read stays). Leaves the last token's logits
+        ready for sampling."""
+        kv = self._kv
+        self._reused = reused = kv.prepare(self._kv_key(), tokens)
+        total = len(tokens)
+        if kv.logits_ready(total):
+            return True
+        step = max(1, min(chunk or self.options["n_batch"], self.options["n_batch"]))
+        report = (lambda done, n: ctx.report(done, n, message)) if total - reused > step else None
+        self._set_abort(ctx)
+        try:
+            with llama_log.capture() as cap:
+                return kv.extend(tokens, step, ctx.cancelled, report)
+        except RuntimeError as exc:
+            kv.invalidate()
+            raise EngineError(f"llama.cpp failed while reading the prompt: {cap.reason() or exc}") from exc
+        finally:
+            self._set_abort(None)
 
     def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
         self._require_model()
@@ -381,17 +491,20 @@ class LlamaCppEngine:
         t0 = time.perf_counter()
         t_first = t_last = None
         prompt_seconds = None
+        cached = None
 
         def stats(text: str, tok, k: int = 1, done: bool = False) -> TokenChunk:
             tps = (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else None
-            return TokenChunk(text, tok, k, done, finish if done else None, n_prompt, n, tps, prompt_seconds)
+            return TokenChunk(text, tok, k, done, finish if done else None, n_prompt, n, tps, prompt_seconds,
+                              cached)
 
         try:
             if self._builder is not None:
                 self._builder.set_busy(True)       # no fused-file building while we decode
-            if ctx.cancelled():
+            if ctx.cancelled() or not self._prefill(tokens, ctx):
                 finish = "cancelled"
             else:
+                cached = self._reused
                 token = self._first_token(gen, ctx)
                 prompt_seconds = time.perf_counter() - t0
                 if token is None:
@@ -434,7 +547,7 @@ class LlamaCppEngine:
         except StopIteration:
             return None
         except RuntimeError as exc:
-            self._llm.reset()                  # aborted or failed: the KV holds a partial prompt
+            self._kv.invalidate()              # aborted or failed: the KV holds a partial prompt
             if ctx.cancelled():
                 return None
             raise EngineError(f"llama.cpp failed while reading the prompt: {cap.reason() or exc}") from exc
@@ -448,7 +561,7 @@ class LlamaCppEngine:
         except StopIteration:
             return None
         except RuntimeError as exc:
-            self._llm.reset()
+            self._kv.invalidate()
             raise EngineError(f"llama.cpp failed while generating: {cap.reason() or exc}") from exc
 
 
