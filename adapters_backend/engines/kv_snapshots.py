@@ -2,8 +2,11 @@
 
 A snapshot is the attention cache of one token sequence under one mix: the same tokens under another
 mix (another adapter, strength, per-layer factor) have other keys and values, so a snapshot is only
-ever offered for its own mix key. Within a key, the entry sharing the longest token prefix with a new
-prompt wins; only the tokens after that prefix need evaluating.
+ever used where its mix is the wanted one. The mix may change along a sequence (an activated LoRA acts
+only from its invocation tokens on), so a sequence's mix is a list of segments, (first position, mix
+key); a plain mix is one segment from 0. A snapshot serves a prompt up to the first position where the
+tokens or the mixes differ, and the entry serving the longest prefix wins; only the tokens after it
+need evaluating.
 
 The store is engine-neutral: the payload is whatever the engine saves (llama.cpp's sequence-state
 bytes, a PyTorch cache) and `nbytes` its size. The budget is never exceeded: `reserve()` evicts the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -65,6 +69,33 @@ def mix_key(adapters) -> str:
     return "mix:" + hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
+Segments = tuple[tuple[int, str], ...]    # (first position, mix key), ascending, the first at 0
+
+
+def one_mix(key: str) -> Segments:
+    return ((0, key),)
+
+
+def agreement(a: Segments, b: Segments) -> float:
+    """The first position where two segment lists name different mixes (infinity: nowhere)."""
+    if a == b:
+        return math.inf
+    starts = sorted({s for s, _k in a} | {s for s, _k in b})
+    for pos in starts:
+        if _key_at(a, pos) != _key_at(b, pos):
+            return pos
+    return math.inf
+
+
+def _key_at(segments: Segments, pos: int) -> str | None:
+    key = None
+    for start, k in segments:
+        if start > pos:
+            break
+        key = k
+    return key
+
+
 def as_tokens(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.asarray(tokens, dtype=np.int32).reshape(-1)
 
@@ -80,10 +111,14 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 
 @dataclass(eq=False)
 class Snapshot:
-    key: str                           # the mix that computed it
+    segments: Segments                 # the mixes that computed it
     tokens: np.ndarray                 # int32, the sequence it covers (positions 0 … len-1)
     payload: object                    # the engine's saved state
     nbytes: int
+
+    def usable(self, segments: Segments, tokens: np.ndarray) -> int:
+        """How many leading tokens of a prompt (`tokens` under `segments`) this snapshot serves."""
+        return int(min(common_prefix(self.tokens, tokens), agreement(self.segments, segments)))
 
 
 @dataclass(frozen=True)
@@ -143,43 +178,41 @@ class SnapshotStore:
             log.debug("KV snapshot evicted (%d tokens, %.1f MiB)", len(snap.tokens), snap.nbytes / MiB)
 
     # ------------------------------------------------------------------ entries
-    def best(self, key: str, tokens: Sequence[int] | np.ndarray) -> tuple[Snapshot | None, int]:
-        """The entry of `key` sharing the longest prefix with `tokens`, and that length (0: none)."""
+    def best(self, segments: Segments, tokens: Sequence[int] | np.ndarray) -> tuple[Snapshot | None, int]:
+        """The entry serving the longest prefix of `tokens` under `segments`, and that length (0: none)."""
         toks = as_tokens(tokens)
         found, length = None, 0
         with self._lock:
             for snap in self._entries.values():
-                if snap.key != key:
-                    continue
-                n = common_prefix(snap.tokens, toks)
+                n = snap.usable(segments, toks)
                 if n > length:
                     found, length = snap, n
             if found is not None:
                 self._entries.move_to_end(id(found))
         return found, length
 
-    def covers(self, key: str, tokens: Sequence[int] | np.ndarray) -> bool:
-        """Whether an entry of `key` already holds all of `tokens` (as its prefix or whole)."""
+    def covers(self, segments: Segments, tokens: Sequence[int] | np.ndarray) -> bool:
+        """Whether an entry already holds all of `tokens` under `segments`."""
         toks = as_tokens(tokens)
         with self._lock:
             for snap in self._entries.values():
-                if snap.key == key and len(snap.tokens) >= len(toks) and common_prefix(snap.tokens, toks) == len(toks):
+                if snap.usable(segments, toks) >= len(toks):
                     self._entries.move_to_end(id(snap))
                     return True
         return False
 
-    def put(self, key: str, tokens: Sequence[int] | np.ndarray, payload, nbytes: int) -> Snapshot | None:
-        """Keep a snapshot (call `reserve(nbytes)` before allocating the payload). Entries of the same
-        key that it extends are dropped: it serves every prompt they served. None if it does not fit."""
+    def put(self, segments: Segments, tokens: Sequence[int] | np.ndarray, payload, nbytes: int) -> Snapshot | None:
+        """Keep a snapshot (call `reserve(nbytes)` before allocating the payload). Entries that it
+        extends are dropped: it serves every prompt they served. None if it does not fit."""
         toks = as_tokens(tokens).copy()
         toks.flags.writeable = False
-        snap = Snapshot(key, toks, payload, int(nbytes))
+        snap = Snapshot(tuple(segments), toks, payload, int(nbytes))
         with self._lock:
             if snap.nbytes > self._budget:
                 self._counts["skipped"] += 1
                 return None
             for sid, old in list(self._entries.items()):
-                if old.key == key and len(old.tokens) <= len(toks) and common_prefix(old.tokens, toks) == len(old.tokens):
+                if old.usable(snap.segments, toks) >= len(old.tokens):
                     del self._entries[sid]
                     self._nbytes -= old.nbytes
             self._evict_until(self._budget - snap.nbytes)
@@ -204,8 +237,9 @@ class SnapshotStore:
             self._nbytes = 0
 
     def keys(self) -> list[str]:
+        """The mix key of each entry's last segment, oldest use first."""
         with self._lock:
-            return [s.key for s in self._entries.values()]
+            return [s.segments[-1][1] for s in self._entries.values()]
 
     def stats(self) -> StoreStats:
         with self._lock:
@@ -213,6 +247,5 @@ class SnapshotStore:
                               sum(len(s.tokens) for s in self._entries.values()), **self._counts)
 
 
-__all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Snapshot", "SnapshotStore", "StoreStats", "as_tokens",
-           "auto_budget", "common_prefix", "mix_key",
-           "source_identity"]
+__all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",
+           "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "source_identity"]

@@ -31,6 +31,7 @@ from ..chat import ReplyText, template_from_metadata
 from ..errors import BaseModelError, EngineError
 from ..jobs import JobContext
 from . import llama_log
+from . import alora
 from .adapter_files import file_identity, folder_identity, per_layer_file, resolve_adapter_gguf
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
 from .fused_builder import FusedBuilder, mix_signature
@@ -81,6 +82,7 @@ class LlamaCppEngine:
         self._base_info = None                                # BaseModelInfo, read for the first conversion
         self._mix: list[tuple[ActiveAdapter, _Loaded]] = []
         self._mix_key = BASE_KEY                                # the KV key of the mix (kv_snapshots.mix_key)
+        self._invocations: dict[int, tuple[int, ...]] = {}    # handle -> aLoRA invocation tokens
         self._fused: tuple[str, _Loaded] | None = None      # (mix signature, loaded fused adapter)
         self._builder: FusedBuilder | None = None
         self._abort_job: JobContext | None = None
@@ -155,14 +157,16 @@ class LlamaCppEngine:
         else:
             self._kv.store.set_budget(size)
 
+    def forget_kv(self, snapshots: bool = False) -> None:
+        """Drop the live KV cache (and every snapshot with `snapshots=True`)."""
+        if self._kv is not None:
+            self._kv.invalidate()
+            if snapshots and self._kv.store is not None:
+                self._kv.store.clear()
+
     def kv_stats(self) -> StoreStats | None:
         """What the snapshot store holds now (None: no model, or snapshots are off)."""
         return self._kv.store.stats() if self._kv is not None and self._kv.store is not None else None
-
-    def _kv_key(self) -> str:
-        """The mix as the KV cache sees it (kv_snapshots.mix_key, computed when the mix was set). The
-        fused or separate form of a mix is the same key (docs/strength-and-mixing.md says why)."""
-        return self._mix_key
 
     @property
     def llm(self):
@@ -184,6 +188,7 @@ class LlamaCppEngine:
         self._loaded.clear()
         self._mix = []
         self._mix_key = BASE_KEY
+        self._invocations.clear()
         self._fused = None
         if self._kv is not None and self._kv.store is not None:
             self._kv.store.clear()
@@ -248,30 +253,57 @@ class LlamaCppEngine:
             gguf = per_layer_file(gguf, a.layer_scales)
         return gguf
 
-    def _weighted(self) -> list[tuple[_Loaded, float]]:
+    def _weighted(self, mix=None) -> list[tuple[_Loaded, float]]:
         """The mix as (loaded adapter, total strength), zero strengths left out, duplicates summed."""
         total: dict[int, list] = {}
-        for a, loaded in self._mix:
+        for a, loaded in self._mix if mix is None else mix:
             entry = total.setdefault(loaded.handle, [loaded, 0.0])
             entry[1] += a.strength
         return [(loaded, s) for loaded, s in total.values() if s != 0.0]
 
     def _signature(self, weighted) -> str | None:
-        if len(weighted) < 2:
+        """The fused file's identity for a mix; None when it is not fused (one adapter, or an aLoRA in
+        it: an activated LoRA acts from its invocation on only, which one fused file cannot do)."""
+        if len(weighted) < 2 or any(self._invocation(w.handle) for w, _s in weighted):
             return None
         return mix_signature([(f"{w.path}|{w.identity}", s) for w, s in weighted])
 
-    def _apply(self) -> None:
-        """Put the wanted set into the context: the fused adapter if it matches the mix, else separate."""
+    def _target(self) -> list[tuple[int, float]]:
+        """The context's adapters for the whole mix: the fused adapter if it matches, else separate."""
         weighted = self._weighted()
         sig = self._signature(weighted)
         if self._fused is not None and sig is not None and self._fused[0] == sig:
-            target = [(self._fused[1].handle, 1.0)]
-        else:
-            target = [(w.handle, s) for w, s in weighted]
-        # The KV cache stays: it is tagged with the mix that computed it (_kv_key), and the next
-        # evaluation reuses it only under that same mix.
-        self._handles.set_active(target)
+            return [(self._fused[1].handle, 1.0)]
+        return [(w.handle, s) for w, s in weighted]
+
+    def _apply(self) -> None:
+        # The KV cache stays: it is tagged with the mix that computed it (llama_kv.py), and the next
+        # evaluation reuses it only as far as that is the mix it wants.
+        self._handles.set_active(self._target())
+
+    def _invocation(self, handle: int) -> tuple[int, ...]:
+        """The aLoRA invocation tokens of a loaded adapter (empty: an ordinary LoRA)."""
+        got = self._invocations.get(handle)
+        if got is None:
+            ptr = self._handles.loaded.get(handle)
+            n = int(self._lib.llama_adapter_get_alora_n_invocation_tokens(ptr)) if ptr else 0
+            arr = self._lib.llama_adapter_get_alora_invocation_tokens(ptr) if n else None
+            got = tuple(int(arr[i]) for i in range(n)) if arr else ()
+            self._invocations[handle] = got
+        return got
+
+    def _segments(self, tokens: Sequence[int], activate: bool = True) -> list[tuple[int, str, list]]:
+        """[(first position, KV key, context adapters)] for a prompt: one segment for an ordinary mix;
+        with aLoRAs, one more from each invocation on (alora.py)."""
+        invocations = [self._invocation(loaded.handle) if a.strength else () for a, loaded in self._mix]
+        if not any(invocations):
+            return [(0, self._mix_key, self._target())]
+        out = []
+        for start, active in alora.plan(tokens, invocations, activate):
+            entries = [self._mix[i] for i in sorted(active)]
+            out.append((start, mix_key([a for a, _l in entries]),
+                        [(w.handle, s) for w, s in self._weighted(entries)]))
+        return out
 
     def _free_unused(self) -> None:
         used = {loaded.handle for _a, loaded in self._mix}
@@ -318,15 +350,15 @@ class LlamaCppEngine:
         "complete"}."""
         llm = self._require_model()
         ctx = ctx or JobContext()
-        prompt = self._template.render(messages, add_generation_prompt=False)
-        tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
+        tokens = self.prompt_tokens(messages, add_generation_prompt=False)
         if not tokens or len(tokens) >= llm.n_ctx() - 1:
             return {"tokens": len(tokens), "reused": 0, "complete": False}
         self._swap_in_fused()
         if self._builder is not None:
             self._builder.set_busy(True)
         try:
-            complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation")
+            complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation",
+                                     activate=False)
             if complete:
                 self._kv.stash()
         finally:
@@ -335,26 +367,41 @@ class LlamaCppEngine:
         return {"tokens": len(tokens), "reused": self._reused, "complete": complete}
 
     def _prefill(self, tokens: Sequence[int], ctx: JobContext, chunk: int | None = None,
-                 message: str = "reading the prompt") -> bool:
-        """Bring the live cache to `tokens` under the current mix, evaluating only what no cache holds,
-        with progress reports; False if cancelled (what was read stays). Leaves the last token's logits
-        ready for sampling."""
+                 message: str = "reading the prompt", activate: bool = True) -> bool:
+        """Bring the live cache to `tokens` under the current mix, evaluating only what no cache holds
+        (segment by segment when aLoRAs start part-way), with progress reports; False if cancelled
+        (what was read stays). Leaves the last token's logits ready and the last segment's adapters
+        in the context, for sampling."""
         kv = self._kv
-        self._reused = reused = kv.prepare(self._kv_key(), tokens)
+        segments = self._segments(tokens, activate)
+        self._reused = reused = kv.prepare(tuple((s, k) for s, k, _t in segments), tokens)
         total = len(tokens)
         if kv.logits_ready(total):
+            self._handles.set_active(segments[-1][2])
             return True
         step = max(1, min(chunk or self.options["n_batch"], self.options["n_batch"]))
         report = (lambda done, n: ctx.report(done, n, message)) if total - reused > step else None
         self._set_abort(ctx)
         try:
             with llama_log.capture() as cap:
-                return kv.extend(tokens, step, ctx.cancelled, report)
+                for i, (_start, _key, target) in enumerate(segments):
+                    end = segments[i + 1][0] if i + 1 < len(segments) else total
+                    if end <= kv.n_live and i + 1 < len(segments):
+                        continue
+                    self._handles.set_active(target)
+                    if not kv.extend(tokens[:end], step, ctx.cancelled, report, total):
+                        return False
+                return True
         except RuntimeError as exc:
             kv.invalidate()
             raise EngineError(f"llama.cpp failed while reading the prompt: {cap.reason() or exc}") from exc
         finally:
             self._set_abort(None)
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> list[int]:
+        """The tokens the chat template makes of `messages` (with the assistant's turn opened, or not)."""
+        prompt = self._require_model() and self._template.render(messages, add_generation_prompt)
+        return list(self._llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True))
 
     def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
         self._require_model()

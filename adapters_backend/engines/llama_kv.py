@@ -2,9 +2,10 @@
 
 llama-cpp-python keeps one sequence (id 0) in the context and reuses the longest token prefix it
 shares with the next prompt. That is only right while the adapters are those that computed it, so
-`LlamaKV` remembers the mix key of the live cache and:
+`LlamaKV` remembers which mix computed each part of the live cache (kv_snapshots.Segments: one mix
+key, or several along the sequence when an activated LoRA starts part-way) and:
 
-- reuses the live cache only for the same mix key;
+- reuses the live cache only as far as its mixes are the wanted ones;
 - before the live cache is dropped (another mix, or a prompt that would throw most of it away), saves
   it into the `SnapshotStore` with llama.cpp's sequence-state API (`llama_state_seq_get_data`: only
   the cells of sequence 0, i.e. exactly the tokens it holds; no logits, no other state);
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .kv_snapshots import MiB, Snapshot, SnapshotStore, as_tokens, common_prefix
+from .kv_snapshots import MiB, Segments, Snapshot, SnapshotStore, agreement, as_tokens, common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class LlamaKV:
         self._lib = llama_cpp
         self._llm = llm
         self.store = store
-        self.key: str | None = None    # the mix that computed the live cache (None: empty)
+        self.segments: Segments | None = None   # the mixes that computed the live cache (None: empty)
         self.last_restored = 0         # tokens the last prepare() took from a snapshot
 
     # ------------------------------------------------------------------ the live cache
@@ -65,7 +66,7 @@ class LlamaKV:
         """Forget the live cache (it is cleared before the next evaluation)."""
         self._llm.reset()
         self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)   # noqa: SLF001
-        self.key = None
+        self.segments = None
 
     def _trim(self, n: int) -> None:
         llm = self._llm
@@ -75,15 +76,22 @@ class LlamaKV:
             llm._requires_eval = True                 # noqa: SLF001
 
     # ------------------------------------------------------------------ reuse
-    def prepare(self, key: str, tokens: Sequence[int]) -> int:
-        """Make the live cache hold the longest reusable prefix of `tokens` under mix `key` (restoring
+    def usable_live(self, segments: Segments, toks: np.ndarray) -> int:
+        """How many leading tokens of a prompt the live cache serves."""
+        if self.segments is None:
+            return 0
+        return int(min(common_prefix(self.live_tokens(), toks), agreement(self.segments, segments)))
+
+    def prepare(self, segments: Segments, tokens: Sequence[int]) -> int:
+        """Make the live cache hold the longest reusable prefix of `tokens` under `segments` (restoring
         a snapshot, saving the live cache first when it would be lost) and drop anything after it.
-        Returns the prefix length; the caller evaluates `tokens[length:]`. When the whole prompt is
-        cached but its last logits are not at hand, the last token is left to evaluate."""
+        Returns the prefix length; the caller evaluates `tokens[length:]` under `segments`. When the
+        whole prompt is cached but its last logits are not at hand, the last token is left to evaluate."""
         toks = as_tokens(tokens)
+        segments = tuple(segments)
         self.last_restored = 0
-        live = common_prefix(self.live_tokens(), toks) if self.key == key else 0
-        snap, stored = (None, 0) if self.store is None else self.store.best(key, toks)
+        live = self.usable_live(segments, toks)
+        snap, stored = (None, 0) if self.store is None else self.store.best(segments, toks)
         if snap is not None and stored >= live + RESTORE_MIN_GAIN:
             self.stash()
             if self._restore(snap):
@@ -95,12 +103,12 @@ class LlamaKV:
         else:
             if self.store is not None and snap is None and live == 0:
                 self.store.record("misses")
-            if self.key != key or self._loses_most(live):
+            mixes_differ = self.segments is not None and agreement(self.segments, segments) < self.n_live
+            if mixes_differ or self._loses_most(live):
                 self.stash()
-            if self.key != key:
+            if live == 0:
                 self.invalidate()
-                live = 0
-        self.key = key
+        self.segments = segments
         if live == len(toks) and not self.logits_ready(live):
             live -= 1
         self._trim(live)
@@ -112,14 +120,16 @@ class LlamaKV:
         return n >= STASH_MIN_TOKENS and n - keep >= n / 2
 
     def extend(self, tokens: Sequence[int], chunk: int, stop: Callable[[], bool],
-               report: Callable[[int, int], None] | None = None) -> bool:
-        """Evaluate `tokens[n_live:]` in chunks of at most `chunk` tokens. Returns True when all are
-        evaluated, False when `stop()` said so (the finished chunks stay in the cache). An error or an
-        abort inside a chunk drops that chunk's partial cells and re-raises (abort: returns False)."""
+               report: Callable[[int, int], None] | None = None, total: int | None = None) -> bool:
+        """Evaluate `tokens[n_live:]` in chunks of at most `chunk` tokens (reporting progress against
+        `total`, default len(tokens)). Returns True when all are evaluated, False when `stop()` said so
+        (the finished chunks stay in the cache). An error or an abort inside a chunk drops that chunk's
+        partial cells and re-raises (abort: returns False)."""
         toks = [int(t) for t in tokens]
-        total = len(toks)
+        end = len(toks)
+        total = end if total is None else total
         llm = self._llm
-        while llm.n_tokens < total:
+        while llm.n_tokens < end:
             if stop():
                 return False
             start = llm.n_tokens
@@ -140,10 +150,10 @@ class LlamaKV:
         """Keep the live cache in the store under its mix key (unless the store holds it already).
         Failing to keep it (budget, memory) is logged, never raised."""
         n = self.n_live
-        if self.store is None or self.key is None or n < STASH_MIN_TOKENS:
+        if self.store is None or self.segments is None or n < STASH_MIN_TOKENS:
             return False
         toks = self.live_tokens()
-        if self.store.covers(self.key, toks):
+        if self.store.covers(self.segments, toks):
             return True
         lib, ctx = self._lib, self._llm.ctx
         self._llm._ctx.kv_cache_seq_rm(-1, n, -1)   # noqa: SLF001 - exactly the live tokens
@@ -164,7 +174,7 @@ class LlamaKV:
             log.info("KV snapshot of %d tokens not kept: llama.cpp wrote %d of %d bytes", n, written, size)
             self.store.record("skipped")
             return False
-        return self.store.put(self.key, toks, buf[:written], size) is not None
+        return self.store.put(self.segments, toks, buf[:written], size) is not None
 
     def _restore(self, snap: Snapshot) -> bool:
         """Load a snapshot into sequence 0; False (and an empty cache) if llama.cpp refuses it or the

@@ -7,12 +7,13 @@ tokens being compared."""
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pytest
 
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
-from adapters_backend.engines.kv_snapshots import SnapshotStore, auto_budget, common_prefix
+from adapters_backend.engines.kv_snapshots import SnapshotStore, agreement, auto_budget, common_prefix, one_mix
 from adapters_backend.jobs import JobContext
 
 GREEDY = SamplingParams(max_tokens=12, temperature=0.0, repeat_penalty=1.0)
@@ -49,24 +50,40 @@ def mix(tiny, s1=0.7, s2=None, layers=None):
 
 
 # ---------------------------------------------------------------------------------------------- store
-def test_store_keeps_the_budget_evicts_lru_and_matches_prefixes_per_key():
+def test_store_keeps_the_budget_evicts_lru_and_matches_prefixes_per_mix():
+    A, B, C, D = (one_mix(k) for k in "ABCD")
     store = SnapshotStore(1000)
-    a = store.put("A", [1, 2, 3, 4], "a", 400)
-    store.put("B", [1, 2, 3, 4], "b", 400)
-    assert store.best("A", [1, 2, 3, 9]) == (a, 3)          # touched: A is now the most recent
-    assert store.best("C", [1, 2, 3]) == (None, 0)           # never across mixes
+    a = store.put(A, [1, 2, 3, 4], "a", 400)
+    store.put(B, [1, 2, 3, 4], "b", 400)
+    assert store.best(A, [1, 2, 3, 9]) == (a, 3)            # touched: A is now the most recent
+    assert store.best(C, [1, 2, 3]) == (None, 0)             # never across mixes
     assert store.reserve(400) and store.nbytes == 400         # B (least recently used) went first
     assert store.keys() == ["A"]
-    store.put("C", [5, 6], "c", 400)
+    store.put(C, [5, 6], "c", 400)
     assert not store.reserve(1001) and store.nbytes == 800    # larger than the whole budget: refused
-    assert store.put("D", [1], "d", 2000) is None and store.stats().skipped == 1
-    # An entry that extends another of the same key replaces it; one it covers is found by covers().
-    longer = store.put("A", [1, 2, 3, 4, 5, 6], "a2", 300)
-    assert store.keys().count("A") == 1 and store.best("A", [1, 2, 3, 4, 5])[0] is longer
-    assert store.covers("A", [1, 2, 3]) and not store.covers("A", [1, 2, 7])
+    assert store.put(D, [1], "d", 2000) is None and store.stats().skipped == 1
+    # An entry that extends another of the same mix replaces it; one it covers is found by covers().
+    longer = store.put(A, [1, 2, 3, 4, 5, 6], "a2", 300)
+    assert store.keys().count("A") == 1 and store.best(A, [1, 2, 3, 4, 5])[0] is longer
+    assert store.covers(A, [1, 2, 3]) and not store.covers(A, [1, 2, 7])
     store.set_budget(350)
     assert store.nbytes <= 350 and store.stats().budget == 350
     assert common_prefix(np.array([1, 2]), np.array([1, 2, 3])) == 2
+
+
+def test_a_snapshot_serves_a_prompt_as_far_as_its_mixes_agree():
+    """Segments: an aLoRA switches the mix part-way; the part before it is shared with the base."""
+    base_then_x = ((0, "base"), (5, "x"))
+    base_then_y = ((0, "base"), (7, "y"))
+    assert agreement(base_then_x, base_then_y) == 5
+    assert agreement(base_then_x, one_mix("base")) == 5
+    assert agreement(one_mix("base"), one_mix("base")) == math.inf
+    assert agreement(one_mix("a"), one_mix("b")) == 0
+    store = SnapshotStore(1000)
+    store.put(base_then_x, list(range(10)), "s", 10)
+    assert store.best(base_then_y, list(range(10)))[1] == 5
+    assert store.best(one_mix("base"), list(range(3)))[1] == 3
+    assert store.best(((0, "z"), (5, "x")), list(range(10)))[1] == 0
 
 
 def test_auto_budget_is_sized_from_the_model():
