@@ -64,6 +64,7 @@ class AppState(QObject):
     install_progressed = Signal(str, float, float, str)   # source, done, total, message
     install_finished = Signal(str, object, object)        # source, entry | None, error | None
     model_load_failed = Signal(str, str)      # label, user-facing reason
+    kv_stats_changed = Signal()               # what the engine's KV snapshot store holds changed
 
     def __init__(self, settings: AppSettings | None = None, errors: ErrorReporter | None = None,
                  engine_factory=None, parent=None):
@@ -86,6 +87,8 @@ class AppState(QObject):
         self.host.model_load_failed.connect(self._on_host_model_load_failed)
         self.host.load_progressed.connect(self.model_load_progressed)
         self.host.busy_changed.connect(self._on_host_busy_changed)
+        self.kv_stats: dict | None = None       # the engine's KV snapshot store (None: none)
+        self.host.kv_stats_changed.connect(self._on_host_kv_stats_changed)
 
     @property
     def presets(self) -> PresetStore:
@@ -147,6 +150,7 @@ class AppState(QObject):
     def _on_host_model_loaded(self, info: dict) -> None:
         self.loading = None
         self.model = info
+        self.kv_stats = None
         self.settings.set_last_model(info["path"], info["engine"])
         self.settings.add_recent_model(info["path"], info["engine"])
         self.model_changed.emit()
@@ -165,6 +169,15 @@ class AppState(QObject):
     def _on_host_busy_changed(self, busy: bool) -> None:
         self.busy = busy
         self.busy_changed.emit(busy)
+
+    def _on_host_kv_stats_changed(self, stats) -> None:
+        self.kv_stats = stats
+        self.kv_stats_changed.emit()
+
+    def apply_kv_budget(self) -> None:
+        """Give the engine the snapshot budget from the settings (takes effect at once)."""
+        if self.model is not None:
+            self.host.set_kv_budget(self.settings.kv_snapshot_budget())
 
     def model_label(self) -> str:
         return self.model["label"] if self.model else ""

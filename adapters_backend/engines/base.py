@@ -35,6 +35,7 @@ class EngineCapabilities:
     per_layer_strength: bool = False   # a strength factor per layer range
     merge: bool = False                # can bake adapters into the model weights
     gpu_offload: bool = False          # this build can put layers on a GPU
+    kv_snapshots: bool = False         # keeps KV caches of recent mixes and can pre-warm a conversation
     strength_range: tuple[float, float] = STRENGTH_RANGE
 
     @property

@@ -70,7 +70,8 @@ class LlamaCppEngine:
         self.fuse_mixes = bool(fuse_mixes)
         self.capabilities = EngineCapabilities(
             hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
-            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE)
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE,
+            kv_snapshots=True)
         self._lib = llama_cpp
         self._llm = None
         self._base = None                       # BaseShapes of the loaded model
