@@ -324,10 +324,15 @@ class LlamaCppEngine:
         self._require_model()
         if not self.options.get("logits_all"):
             raise EngineError("eval_logits needs an engine made with logits_all=True")
-        self._kv.invalidate()
-        self._llm.eval(list(tokens))
-        out = np.array(self._llm.scores[: len(tokens)], dtype=np.float32)
-        self._kv.invalidate()
+        tokens = [int(t) for t in tokens]
+        store, self._kv.store = self._kv.store, None      # a fresh evaluation: no snapshot takes part
+        try:
+            self._kv.invalidate()
+            self._prefill(tokens, JobContext())             # segment by segment for aLoRAs
+            out = np.array(self._llm.scores[: len(tokens)], dtype=np.float32)
+            self._kv.invalidate()
+        finally:
+            self._kv.store = store
         return out
 
     def next_token_logits(self, tokens: Sequence[int], ctx: JobContext | None = None):

@@ -259,5 +259,6 @@ def _adapter_facts(adapter) -> dict:
     ranks = Counter(m.rank for m in mods if m.rank)
     rank = ranks.most_common(1)[0][0] if ranks else None
     alpha = next((m.alpha for m in mods if m.rank == rank and m.alpha is not None), None)
-    return {"format": adapter.format_id, "variant": "+".join(adapter.variants), "rank": rank,
+    variant = "+".join(adapter.variants) + (" (aLoRA)" if adapter.alora_invocation_tokens else "")
+    return {"format": adapter.format_id, "variant": variant, "rank": rank,
             "alpha": float(alpha) if alpha is not None else None}
