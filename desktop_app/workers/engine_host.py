@@ -394,7 +394,7 @@ def describe_loaded(engine, req: LoadRequest, info) -> dict:
 ENGINE_OPTION_KEYS = {
     "llama.cpp": ("n_ctx", "n_threads", "n_threads_batch", "n_gpu_layers", "n_batch", "use_mmap", "fuse_mixes",
                   "logits_all", "kv_snapshot_budget"),
-    "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize"),
+    "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize", "kv_snapshot_budget"),
     "llama-server": ("api_key",), "vllm": ("api_key",), "lorax": ("api_key",),
 }
 REMOTE_KINDS = ("llama-server", "vllm", "lorax")
