@@ -9,6 +9,8 @@ files at --dim 2048 --layers 12 --ff 5632 --heads 16) with rank-16 LoRAs on ever
     strength change     a strength moved, the user pauses while the engine pre-warms (re-reads the
                         conversation under the new mix), then sends
     alternating A/B     each turn under the other of two mixes, sent as soon as the answer before ended
+                        and the app's after-answer step (pre-warm of the current mix, which stores
+                        its snapshot; timed and shown separately) was done
     no snapshots        one strength change with the store off and no pre-warm (what every change
                         cost before: the whole conversation is read again)
     serve               two clients alternating two mixes over one ~1k-token system prompt, against
@@ -119,7 +121,8 @@ def engine_part(args, model, loras):
     # Touch the whole KV buffer and the compute buffers once, so the RSS baseline holds everything the
     # model will ever use; only the snapshot store grows beyond it.
     e.set_kv_budget(0)
-    e.next_token_logits([1] + [300 + i % 20000 for i in range(args.n_ctx - 8)])
+    longest = min(args.n_ctx - 8, args.conversation + 100 * (4 * args.rounds + 4))
+    e.next_token_logits([1] + [300 + i % 20000 for i in range(longest)])
     e.forget_kv()
     e.set_kv_budget(None)
     budget = e.kv_stats().budget
@@ -136,7 +139,7 @@ def engine_part(args, model, loras):
     e.prewarm(chat)
     print(f"first read of the conversation: {time.perf_counter() - t0:.1f} s", flush=True)
 
-    same, change, reread, alt = [], [], [], []
+    same, change, reread, alt, after = [], [], [], [], []
     strength = 0.8
     for r in range(args.rounds):
         e.set_adapters(a)                              # (a) same mix: the previous turn's
@@ -155,17 +158,22 @@ def engine_part(args, model, loras):
         print(f"round {r + 1}/{args.rounds}: same mix {same[-1]:.2f} s, strength change after the pause "
               f"{change[-1]:.2f} s (pre-warm {reread[-1]:.1f} s, {last.prompt_cached}/{last.prompt_tokens} "
               f"prompt tokens cached)", flush=True)
-    # (c) alternating A/B with no pause and no pre-warm: each mix is read once first.
+    # (c) alternating A/B, no pause: each mix is read once first.
     for mix in (b, a):
         e.set_adapters(mix)
         turn(e, chat, rng, params)
+        e.prewarm(chat)
     for r in range(args.rounds):
         for mix in (b, a):
             e.set_adapters(mix)
             ttft, last = turn(e, chat, rng, params)
             alt.append(ttft)
+            t0 = time.perf_counter()
+            e.prewarm(chat)                            # the app's step after each answer
+            after.append(time.perf_counter() - t0)
         print(f"alternating round {r + 1}/{args.rounds}: {alt[-2]:.2f} s, {alt[-1]:.2f} s "
-              f"({last.prompt_cached}/{last.prompt_tokens} cached)", flush=True)
+              f"({last.prompt_cached}/{last.prompt_tokens} cached; after-answer step {after[-1]:.2f} s)",
+              flush=True)
     stats = e.kv_stats()
     peak = rss()[1] - base_rss
     # (d) no snapshots, no pre-warm: one strength change reads the whole conversation again.
@@ -175,7 +183,8 @@ def engine_part(args, model, loras):
     none_ttft, last = turn(e, chat, rng, params)
     print(f"no snapshots: {none_ttft:.1f} s for a {last.prompt_tokens}-token prompt", flush=True)
     e.set_kv_budget(None)
-    out = {"same": med(same), "change": med(change), "reread": med(reread), "alt": med(alt), "none": none_ttft,
+    out = {"same": med(same), "change": med(change), "reread": med(reread), "alt": med(alt), "after": med(after),
+           "alt_with_after": med([x + y for x, y in zip(alt, after)]), "none": none_ttft,
            "peak": peak, "budget": budget, "stats": stats}
 
     # (e) decode speed: this engine (snapshots, pre-warm after each answer) against a plain one.
@@ -293,6 +302,7 @@ def main() -> int:
           + verdict("strength change", res["change"] / same) + f"  (pre-warm took {res['reread']:.1f} s)")
     print(f"  alternating A/B, no pause       {res['alt']:6.2f} s  {res['alt'] / same:6.2f}× same mix   "
           + verdict("alternating A/B", res["alt"] / same))
+    print(f"    (+ the after-answer step, {res['after']:.2f} s: {res['alt_with_after'] / same:.2f}× same mix)")
     print(f"  no snapshots (as before)        {res['none']:6.2f} s  {res['none'] / same:6.2f}× same mix")
     if "serve_two" in res:
         ratio = res["serve_two"] / res["serve_single"]

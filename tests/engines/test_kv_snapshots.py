@@ -287,3 +287,22 @@ def test_a_stopped_prewarm_keeps_what_it_read_and_the_prompt_continues_from_ther
     got = e.next_token_logits(toks)
     assert e._reused == read                                     # continued, not started over
     assert_exact(got, fresh(mix(tiny, 0.5, 0.5), toks))
+
+
+def test_an_allocation_failure_skips_the_snapshot_with_a_log_line(tiny, engines, monkeypatch, caplog):
+    from adapters_backend.engines import llama_kv
+
+    e, fresh = engines
+    t = tokens(120, 14)
+    e.set_adapters(mix(tiny, 0.7))
+    e.next_token_logits(t)
+
+    def no_memory(*_a, **_k):
+        raise MemoryError
+
+    monkeypatch.setattr(llama_kv.np, "empty", no_memory)
+    e.set_adapters(mix(tiny, 1.2))
+    with caplog.at_level(logging.INFO):
+        got = e.next_token_logits(t)                            # the switch goes on, without a snapshot
+    assert "out of memory" in caplog.text and e.kv_stats().skipped == 1 and e.kv_stats().entries == 0
+    assert_exact(got, fresh(mix(tiny, 1.2), t))
