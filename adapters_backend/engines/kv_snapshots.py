@@ -96,6 +96,19 @@ def _key_at(segments: Segments, pos: int) -> str | None:
     return key
 
 
+def resized(store, budget: int):
+    """The store for a new budget: None for 0 (snapshots off), else `store` with the budget (a new one
+    if there was none). Entries beyond a smaller budget are evicted at once."""
+    if budget <= 0:
+        if store is not None:
+            store.clear()
+        return None
+    if store is None:
+        return SnapshotStore(budget)
+    store.set_budget(budget)
+    return store
+
+
 def as_tokens(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.asarray(tokens, dtype=np.int32).reshape(-1)
 
@@ -248,4 +261,5 @@ class SnapshotStore:
 
 
 __all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",
-           "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "source_identity"]
+           "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "resized",
+           "source_identity"]

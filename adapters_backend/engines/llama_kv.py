@@ -40,6 +40,17 @@ RESTORE_MIN_GAIN = 8                   # a snapshot must spare at least this man
 _U8P = ctypes.POINTER(ctypes.c_uint8)
 
 
+def kv_bytes_per_token(llm, architecture: str, f32: bool) -> int:
+    """KV-cache bytes one token takes in a context of this model (K and V of every layer)."""
+    import llama_cpp as lib
+
+    model = llm.model
+    n_embd, n_head = lib.llama_model_n_embd(model), max(1, lib.llama_model_n_head(model))
+    head_k = int(llm.metadata.get(f"{architecture}.attention.key_length", n_embd // n_head))
+    head_v = int(llm.metadata.get(f"{architecture}.attention.value_length", head_k))
+    return int(lib.llama_model_n_layer(model) * lib.llama_model_n_head_kv(model) * (head_k + head_v) * (4 if f32 else 2))
+
+
 class LlamaKV:
     def __init__(self, llm, store: SnapshotStore | None):
         import llama_cpp
@@ -200,4 +211,4 @@ class LlamaKV:
         return True
 
 
-__all__ = ["LlamaKV", "RESTORE_MIN_GAIN", "STASH_MIN_TOKENS"]
+__all__ = ["LlamaKV", "RESTORE_MIN_GAIN", "STASH_MIN_TOKENS", "kv_bytes_per_token"]

@@ -27,7 +27,7 @@ from . import alora
 from .adapter_files import file_identity, folder_identity
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk, \
     layer_factor
-from .kv_snapshots import BASE_KEY, SnapshotStore, StoreStats, auto_budget, mix_key
+from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
 from .torch_kv import TorchKV
 
 PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
@@ -166,13 +166,8 @@ class TorchEngine:
         self._kv_budget = budget
         if self.model is None:
             return
-        size = auto_budget(self.kv_bytes_per_token(), self.info["n_ctx"]) if budget is None else int(budget)
-        if size <= 0:
-            self._kv.store = None
-        elif self._kv.store is None:
-            self._kv.store = SnapshotStore(size)
-        else:
-            self._kv.store.set_budget(size)
+        size = auto_budget(self.kv_bytes_per_token(), self.info["n_ctx"]) if budget is None else budget
+        self._kv.store = resized(self._kv.store, int(size))
 
     def kv_stats(self) -> StoreStats | None:
         return self._kv.store.stats() if self._kv.store is not None else None
