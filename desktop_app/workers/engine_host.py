@@ -153,11 +153,12 @@ class EngineHost(QObject):
         self._kv_budget_requested.emit(budget)
 
     def cancel(self) -> None:
-        """Stop the running generation (or load) and drop every generation queued so far."""
+        """Stop the running generation (or load) and drop every generation queued so far (pre-warms too)."""
         with self._cancel_lock:
             self._cancel_all_before = self._next_id
             if self._current is not None:
                 self._current.cancel()
+        self.cancel_prewarm()
 
     def unload(self) -> None:
         self.cancel()
