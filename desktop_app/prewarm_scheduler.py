@@ -4,7 +4,10 @@
   for SETTLE_MS, then ask the engine host to pre-warm the open conversation under the new mix. A
   further change stops a running pre-warm at its next chunk and starts the wait again.
 - An answer finished, or another conversation was opened: pre-warm at once (after an answer there is
-  usually nothing left to read; the engine then just keeps a snapshot of the mix).
+  usually nothing left to read; the engine then just keeps a snapshot of the mix). After an answer,
+  the mix used before the current one is brought up to date too, quietly, when the engine still
+  holds most of the conversation under it: someone alternating two mixes then pays for one turn,
+  not two (the engine reads nothing for it otherwise, see `min_reuse`).
 - Never while the engine generates or loads: the request is simply not made, and the end of the
   answer brings the next chance. The host itself stops a pre-warm as soon as a generation is asked
   for, and that generation continues from what the pre-warm read.
@@ -19,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 SETTLE_MS = 300
 DONE_MESSAGE_MS = 4000
+PREVIOUS_MIX_MIN_REUSE = 0.5           # bring the previous mix up to date only if it holds this much
 
 
 def reading_text(done: float, total: float, new_mix: bool) -> str:
@@ -37,6 +41,11 @@ class PrewarmScheduler(QObject):
         self._job: int | None = None            # the pre-warm running or queued on the host
         self._new_mix = False                  # the pending/running pre-warm follows a mix change
         self._showing = False                  # a "reading …" text is on the status bar
+        self._quiet = False                    # the running pre-warm is for the previous mix
+        self._after_answer = False             # the pending pre-warm follows an answer
+        self._last_mix: list | None = None     # the mix of the last pre-warm of the current mix …
+        self._previous_mix: list | None = None  # … and the different one before it
+        self._followup: list | None = None     # the previous mix, to bring up to date next
         self._timer = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
         host = state.host
@@ -59,10 +68,13 @@ class PrewarmScheduler(QObject):
             self.state.host.cancel_prewarm()
             self._job = None
         self._new_mix = True
+        self._after_answer = False
+        self._followup = None
         self._timer.start(SETTLE_MS)
 
     def conversation_changed(self) -> None:
         """An answer finished, or the user opened another conversation: read it now."""
+        self._after_answer = True
         self._timer.start(0)
 
     def _on_host_generation_ended(self, *_args) -> None:
@@ -89,10 +101,16 @@ class PrewarmScheduler(QObject):
             return
         if self._job is not None:
             self.state.host.cancel_prewarm()
-        self._job = self.state.host.prewarm(messages, self.state.engine_mix())
+        mix = self.state.engine_mix()
+        if mix != self._last_mix:
+            self._previous_mix, self._last_mix = self._last_mix, mix
+        self._followup = self._previous_mix if self._after_answer else None
+        self._after_answer = False
+        self._quiet = False
+        self._job = self.state.host.prewarm(messages, mix)
 
     def _on_host_prewarm_progressed(self, job: int, done: float, total: float) -> None:
-        if job != self._job:
+        if job != self._job or self._quiet:
             return
         self._showing = True
         self.status_changed.emit(reading_text(done, total, self._new_mix), 0)
@@ -101,7 +119,14 @@ class PrewarmScheduler(QObject):
         if job != self._job:
             return
         self._job = None
+        if self._quiet:
+            return
         complete = bool(result and result.get("complete"))
+        followup, self._followup = self._followup, None
+        if complete and followup is not None and followup != self._last_mix and self._enabled():
+            messages = self._conversation() or []
+            self._quiet = True
+            self._job = self.state.host.prewarm(messages, followup, PREVIOUS_MIX_MIN_REUSE)
         if self._showing or (complete and self._new_mix):
             where = "the new mix" if self._new_mix else "this mix"
             self.status_changed.emit(f"Conversation read under {where}: the next answer starts at once"

@@ -93,6 +93,12 @@ class LlamaKV:
             return 0
         return int(min(common_prefix(self.live_tokens(), toks), agreement(self.segments, segments)))
 
+    def reusable(self, segments: Segments, tokens: Sequence[int]) -> int:
+        """How many leading tokens of a prompt the live cache or a snapshot could serve (no change)."""
+        toks = as_tokens(tokens)
+        stored = self.store.best(tuple(segments), toks)[1] if self.store is not None else 0
+        return max(self.usable_live(tuple(segments), toks), stored)
+
     def prepare(self, segments: Segments, tokens: Sequence[int]) -> int:
         """Make the live cache hold the longest reusable prefix of `tokens` under `segments` (restoring
         a snapshot, saving the live cache first when it would be lost) and drop anything after it.

@@ -83,17 +83,23 @@ class PromptReading:
         row = self._lib.llama_get_logits_ith(self._llm.ctx, -1)
         return np.ctypeslib.as_array(row, shape=(self._llm.n_vocab(),)).copy()
 
-    def prewarm(self, messages: Sequence[ChatMessage], ctx: JobContext | None = None) -> dict:
+    def prewarm(self, messages: Sequence[ChatMessage], ctx: JobContext | None = None,
+                min_reuse: float = 0.0) -> dict:
         """Read the conversation `messages` under the current mix into the KV cache ahead of the next
         prompt, in chunks; `ctx.cancel()` stops it within one chunk, keeping what it read (a prompt sent
         then continues from there). Progress goes to `ctx.report(done, total, …)`. The result is kept as
-        a snapshot too, so leaving this mix later costs nothing. Returns {"tokens", "reused",
-        "complete"}."""
+        a snapshot too, so leaving this mix later costs nothing. With `min_reuse`, nothing is read unless
+        a cache of this mix already holds that fraction of the conversation (bringing a recent mix up to
+        date, never reading a whole conversation for it). Returns {"tokens", "reused", "complete"}."""
         llm = self._require_model()
         ctx = ctx or JobContext()
         tokens = self.prompt_tokens(messages, add_generation_prompt=False)
         if not tokens or len(tokens) >= llm.n_ctx() - 1:
             return {"tokens": len(tokens), "reused": 0, "complete": False}
+        if min_reuse > 0:
+            segments = tuple((s, k) for s, k, _t in self._segments(tokens, activate=False))
+            if self._kv.reusable(segments, tokens) < min_reuse * len(tokens):
+                return {"tokens": len(tokens), "reused": 0, "complete": False}
         self._swap_in_fused()
         if self._builder is not None:
             self._builder.set_busy(True)

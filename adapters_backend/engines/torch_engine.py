@@ -301,13 +301,17 @@ class TorchEngine:
             raise EngineError("cancelled")
         return out.logits[0, -1].float().cpu().numpy()
 
-    def prewarm(self, messages: Sequence[ChatMessage], ctx: JobContext | None = None) -> dict:
+    def prewarm(self, messages: Sequence[ChatMessage], ctx: JobContext | None = None,
+                 min_reuse: float = 0.0) -> dict:
         """Read the conversation under the current mix into the KV cache ahead of the next prompt, in
-        chunks; `ctx.cancel()` stops it within one chunk, keeping what it read (see the llama.cpp engine)."""
+        chunks; `ctx.cancel()` stops it within one chunk, keeping what it read (see the llama.cpp engine,
+        also for `min_reuse`)."""
         self._require()
         ctx = ctx or JobContext()
         tokens = self.prompt_tokens(messages, add_generation_prompt=False)
         if not tokens or len(tokens) >= self.info["n_ctx"]:
+            return {"tokens": len(tokens), "reused": 0, "complete": False}
+        if min_reuse > 0 and self._kv.reusable(self._segments(tokens, activate=False), tokens) < min_reuse * len(tokens):
             return {"tokens": len(tokens), "reused": 0, "complete": False}
         complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation",
                                  activate=False) is not None

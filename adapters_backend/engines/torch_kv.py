@@ -64,6 +64,15 @@ class TorchKV:
         self.cache, self.segments = None, None
         self.tokens = np.zeros(0, dtype=np.int32)
 
+    def reusable(self, segments: Segments, tokens: Sequence[int]) -> int:
+        """How many leading tokens of a prompt the live cache or a snapshot could serve (no change)."""
+        toks, segments = as_tokens(tokens), tuple(segments)
+        live = 0
+        if self.segments is not None and self.cache is not None:
+            live = int(min(common_prefix(self.tokens, toks), agreement(self.segments, segments)))
+        stored = self.store.best(segments, toks)[1] if self.store is not None else 0
+        return max(live, stored)
+
     def prepare(self, segments: Segments, tokens: Sequence[int]) -> int:
         """Make the live cache hold the longest reusable prefix of `tokens` under `segments` (at most all
         but the last token); returns its length. The caller evaluates the rest on `self.cache`."""

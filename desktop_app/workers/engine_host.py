@@ -54,6 +54,7 @@ class PrewarmRequest:
     job_id: int
     messages: list                        # [(role, content)] — the conversation so far
     adapters: list                        # the whole mix, as in GenerateRequest
+    min_reuse: float = 0.0                # read nothing unless a cache of the mix holds this fraction
 
 
 @dataclass
@@ -134,11 +135,12 @@ class EngineHost(QObject):
                                                       list(adapters), tag))
         return self._next_id
 
-    def prewarm(self, messages, adapters: list) -> int:
+    def prewarm(self, messages, adapters: list, min_reuse: float = 0.0) -> int:
         """Read `messages` under `adapters` into the engine's KV cache in the background (no-op for
         engines without KV snapshots). Progress and the end come as prewarm_progressed/_finished."""
         self._next_prewarm += 1
-        self._prewarm_requested.emit(PrewarmRequest(self._next_prewarm, list(messages), list(adapters)))
+        self._prewarm_requested.emit(PrewarmRequest(self._next_prewarm, list(messages), list(adapters),
+                                                    float(min_reuse)))
         return self._next_prewarm
 
     def cancel_prewarm(self) -> None:
@@ -255,7 +257,9 @@ class EngineHost(QObject):
                 engine.set_adapters([_active(active_cls, a) for a in req.adapters])
                 self._applied = list(req.adapters)
             _active_cls, ChatMessage, _params = _engine_types()
-            result = engine.prewarm([ChatMessage(role=r, content=c) for r, c in req.messages], ctx)
+            messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
+            result = (engine.prewarm(messages, ctx, min_reuse=req.min_reuse) if req.min_reuse
+                      else engine.prewarm(messages, ctx))
         except Exception as exc:  # noqa: BLE001 - a pre-warm only saves time; the generation reports errors
             log.info("pre-warm skipped: %s", exc)
         finally:

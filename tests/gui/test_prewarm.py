@@ -168,3 +168,34 @@ def test_settings_show_the_snapshot_memory_and_change_it(make_app, qtbot):
     assert state.settings.kv_snapshot_budget() == 0 and not state.settings.prewarm
     qtbot.waitUntil(lambda: state.kv_stats is None, timeout=TIMEOUT)
     assert state.settings.engine_options()["kv_snapshot_budget"] == 0
+
+
+def test_after_an_answer_the_previous_mix_is_brought_up_to_date_too(make_app, direct_reply, qtbot):
+    """Alternating two mixes: after an answer under one, the other (still cached) reads the new turn
+    in the background, so switching back finds nothing left to read."""
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    greedy(w.chat)
+    w.chat.new_chat()
+    w.chat.system_edit.setPlainText(LONG_SYSTEM)
+    ask(qtbot, app, "What is the capital of France?")                 # mix A: no adapter
+    settle(qtbot, app)
+    click_switch(qtbot, w.mixer.rows[0])                               # mix B: shout
+    settle(qtbot, app)
+    results = []
+    state.host.prewarm_finished.connect(lambda job, result: results.append(result))
+    ask(qtbot, app, "And of Italy?")
+    settle(qtbot, app)
+    current, previous = results[-2], results[-1]
+    assert current["complete"] and previous["complete"]
+    assert previous["tokens"] // 2 <= previous["reused"] < previous["tokens"]   # A read the new turn only
+    results.clear()
+    click_switch(qtbot, w.mixer.rows[0])                               # back to A
+    settle(qtbot, app)
+    assert results[-1]["reused"] >= results[-1]["tokens"] - 1          # nothing left to read
+    stats = ask(qtbot, app, "And of Spain?")
+    assert stats.prompt_tokens - stats.prompt_cached < 40
+    messages = w.chat.conversation.chat_messages()[:-1]
+    assert w.chat.last_reply_text() == direct_reply(state.settings, state.model["path"], [], messages,
+                                                    w.chat.sampling.params())
