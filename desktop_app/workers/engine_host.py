@@ -261,7 +261,7 @@ class EngineHost(QObject):
             result = (engine.prewarm(messages, ctx, min_reuse=req.min_reuse) if req.min_reuse
                       else engine.prewarm(messages, ctx))
         except Exception as exc:  # noqa: BLE001 - a pre-warm only saves time; the generation reports errors
-            log.info("pre-warm skipped: %s", exc)
+            log.warning("pre-warm skipped: %s", exc)
         finally:
             with self._cancel_lock:
                 self._prewarm_ctx = None
