@@ -209,11 +209,17 @@ class AppState(QObject):
     # ------------------------------------------------------------------ generation
     def generate(self, messages, params: dict, mix: list | None = None, tag=None) -> int:
         """Queue a generation with `mix` (default: the mixer's current mix)."""
+        return self.host.generate(messages, params, self._named(mix), tag)
+
+    def prewarm(self, messages, mix: list | None = None, min_reuse: float = 0.0) -> int:
+        """Queue reading `messages` ahead under `mix` (default: the mixer's current mix)."""
+        return self.host.prewarm(messages, self._named(mix), min_reuse)
+
+    def _named(self, mix: list | None) -> list:
         mix = self.engine_mix() if mix is None else mix
         # The library name goes along: a remote server matches adapters by name (its own copies).
         names = {e.path: e.name for e in self.mix_model.entries()}
-        mix = [(*m[:3], names.get(m[0])) if len(m) == 3 else m for m in mix]
-        return self.host.generate(messages, params, mix, tag)
+        return [(*m[:3], names.get(m[0])) if len(m) == 3 else m for m in mix]
 
     def engine_mix(self) -> list:
         return self.mix_model.engine_mix()

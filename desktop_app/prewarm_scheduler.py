@@ -107,7 +107,7 @@ class PrewarmScheduler(QObject):
         self._followup = self._previous_mix if self._after_answer else None
         self._after_answer = False
         self._quiet = False
-        self._job = self.state.host.prewarm(messages, mix)
+        self._job = self.state.prewarm(messages, mix)
 
     def _on_host_prewarm_progressed(self, job: int, done: float, total: float) -> None:
         if job != self._job or self._quiet:
@@ -126,7 +126,7 @@ class PrewarmScheduler(QObject):
         if complete and followup is not None and followup != self._last_mix and self._enabled():
             messages = self._conversation() or []
             self._quiet = True
-            self._job = self.state.host.prewarm(messages, followup, PREVIOUS_MIX_MIN_REUSE)
+            self._job = self.state.prewarm(messages, followup, PREVIOUS_MIX_MIN_REUSE)
         if self._showing or (complete and self._new_mix):
             where = "the new mix" if self._new_mix else "this mix"
             self.status_changed.emit(f"Conversation read under {where}: the next answer starts at once"

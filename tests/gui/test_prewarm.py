@@ -98,8 +98,8 @@ def test_no_prewarm_while_an_answer_is_written(make_app, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
     greedy(w.chat, max_tokens=400)
     during = []
-    real = state.host.prewarm
-    monkeypatch.setattr(state.host, "prewarm", lambda *a: (during.append(w.chat.generating), real(*a))[1])
+    real = state.prewarm
+    monkeypatch.setattr(state, "prewarm", lambda *a: (during.append(w.chat.generating), real(*a))[1])
     w.chat.prompt.setPlainText("Tell me a long story.")
     w.chat.send()
     assert w.chat.generating
