@@ -20,8 +20,9 @@ engines, so a busy machine slows every scenario alike:
     serve               two clients alternating two mixes over one ~1k-token system prompt, against
                         one client with one mix on a second server (first-token time at the client)
     decode tokens/s     an engine with snapshots and pre-warm against one without, same turns
-    peak RSS            in a separate process: one engine, its whole KV buffer touched first, then
-                        strength changes until the store has evicted; peak RSS above that baseline
+    peak RSS            in a separate process: one engine (weights loaded, not mapped), its whole KV
+                        buffer touched first, then strength changes until the store has evicted;
+                        peak RSS above that baseline
 
 First-token time is the wall time from `generate()` (or the HTTP request) to the first token.
 
@@ -206,8 +207,10 @@ def rss_part(args, model, loras) -> dict:
     from adapters_backend.engines.base import ActiveAdapter
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
 
+    # Weights read into memory (no mmap): file pages the kernel may drop under memory pressure would
+    # make RSS move for reasons that have nothing to do with the store.
     e = LlamaCppEngine(n_ctx=args.n_ctx, n_threads=args.threads, n_threads_batch=args.threads,
-                       kv_snapshot_budget=args.rss_budget_mib * 2**20)
+                       kv_snapshot_budget=args.rss_budget_mib * 2**20, use_mmap=False)
     e.load(model)
     chat = Chat(e, args.conversation, seed=4)
     e.set_kv_budget(0)
