@@ -66,11 +66,11 @@ def base_weights(dim, layers, ff, vocab, seed=0) -> dict[str, np.ndarray]:
     return w
 
 
-def write_model(path: Path, weights, dim, layers, ff, heads) -> Path:
+def write_model(path: Path, weights, dim, layers, ff, heads, context_length: int = 2048) -> Path:
     import gguf
     w = gguf.GGUFWriter(str(path) + ".incomplete", "llama")
     w.add_name("LoRA Deck engine benchmark (random weights)")
-    w.add_context_length(2048)
+    w.add_context_length(context_length)
     w.add_embedding_length(dim)
     w.add_block_count(layers)
     w.add_feed_forward_length(ff)

@@ -52,6 +52,7 @@ class AppState(QObject):
     install_finished = Signal(str, object, object)        # source, entry | None, error | None
     model_load_failed = Signal(str, str)      # label, user-facing reason
     adapter_installed = Signal(object, object)            # LibraryEntry, its Verdict for the loaded model | None
+    kv_stats_changed = Signal()               # what the engine's KV snapshot store holds changed
 
     def __init__(self, settings: AppSettings | None = None, errors: ErrorReporter | None = None,
                  engine_factory=None, parent=None):
@@ -80,6 +81,8 @@ class AppState(QObject):
         self.host.model_load_failed.connect(self._on_host_model_load_failed)
         self.host.load_progressed.connect(self.model_load_progressed)
         self.host.busy_changed.connect(self._on_host_busy_changed)
+        self.kv_stats: dict | None = None       # the engine's KV snapshot store (None: none)
+        self.host.kv_stats_changed.connect(self._on_host_kv_stats_changed)
 
     @property
     def presets(self) -> PresetStore:
@@ -145,6 +148,7 @@ class AppState(QObject):
         self.settings.set_last_model(model.path, model.engine)
         self.settings.add_recent_model(model.path, model.engine)
         self._mix_checked = False
+        self.kv_stats = None
         self.model_changed.emit()
         self.refresh_compat()
 
@@ -161,6 +165,15 @@ class AppState(QObject):
     def _on_host_busy_changed(self, busy: bool) -> None:
         self.busy = busy
         self.busy_changed.emit(busy)
+
+    def _on_host_kv_stats_changed(self, stats) -> None:
+        self.kv_stats = stats
+        self.kv_stats_changed.emit()
+
+    def apply_kv_budget(self) -> None:
+        """Give the engine the snapshot budget from the settings (takes effect at once)."""
+        if self.model is not None:
+            self.host.set_kv_budget(self.settings.kv_snapshot_budget())
 
     def model_label(self) -> str:
         return self.model.label if self.model else ""
@@ -196,6 +209,10 @@ class AppState(QObject):
             self._held.append((request_id, list(messages), dict(params), None if mix is None else list(mix), tag))
             return request_id
         return self.host.generate(messages, params, self._fitting(mix), tag)
+
+    def prewarm(self, messages, mix: list[ActiveAdapter] | None = None, min_reuse: float = 0.0) -> int:
+        """Queue reading `messages` ahead under `mix` (default: the mixer's current mix)."""
+        return self.host.prewarm(messages, self._fitting(mix), min_reuse)
 
     def cancel_generation(self) -> None:
         """Stop the running answer and drop the queued ones (held ones end as cancelled at once)."""

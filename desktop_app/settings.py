@@ -61,8 +61,24 @@ class AppSettings:
     def n_ctx(self) -> int:
         return self.get("engine/n_ctx", 2048, int)
 
+    @property
+    def kv_snapshot_mib(self) -> int:
+        """Memory for KV snapshots of recent mixes, in MiB: -1 automatic (sized from the model), 0 none."""
+        return self.get("engine/kv_snapshot_mib", -1, int)
+
+    def kv_snapshot_budget(self) -> int | None:
+        """The engine's `kv_snapshot_budget`: bytes, or None for automatic."""
+        mib = self.kv_snapshot_mib
+        return None if mib < 0 else mib * 2**20
+
+    @property
+    def prewarm(self) -> bool:
+        """Read the conversation under a new mix once it settles, before the next Send."""
+        return self.get("engine/prewarm", True, bool)
+
     def engine_options(self) -> dict:
-        opts = {"n_ctx": self.n_ctx, "n_gpu_layers": self.n_gpu_layers}
+        opts = {"n_ctx": self.n_ctx, "n_gpu_layers": self.n_gpu_layers,
+                "kv_snapshot_budget": self.kv_snapshot_budget()}
         if self.n_threads > 0:
             opts["n_threads"] = self.n_threads
         return opts

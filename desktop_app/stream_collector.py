@@ -91,7 +91,10 @@ class StreamCollector(QObject):
         elif stats.cancelled:
             pane.set_info("stopped")
         else:
-            pane.set_info(f"{stats.tokens} tokens · {stats.tokens_per_second:.1f} tok/s")
+            info = f"{stats.tokens} tokens · {stats.tokens_per_second:.1f} tok/s"
+            if stats.prompt_cached:                # this mix had read the prompt before (KV snapshot)
+                info += f" · prompt {stats.prompt_cached}/{stats.prompt_tokens} tokens reused"
+            pane.set_info(info)
         self.one_finished.emit(pane, stats, error)
         if not self._panes:
             self.all_finished.emit()

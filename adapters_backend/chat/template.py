@@ -43,21 +43,25 @@ class ChatTemplate:
         self.template = template
         self._stops = tuple(stops)
         try:
-            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token,
-                                                  add_generation_prompt=True)
+            self._formatters = {flag: Jinja2ChatFormatter(template=template, eos_token=eos_token,
+                                                          bos_token=bos_token, add_generation_prompt=flag)
+                                for flag in (True, False)}
         except Exception as exc:  # noqa: BLE001 - a broken template in a GGUF is the file's fault
             raise EngineError(f"the model's chat template cannot be parsed ({exc})") from exc
 
-    def render(self, messages: Sequence) -> RenderedPrompt:
+    def render(self, messages: Sequence, add_generation_prompt: bool = True) -> RenderedPrompt:
+        """The prompt for `messages`; without the generation prompt it is the conversation so far (what
+        the next prompt starts with, for reading it ahead)."""
+        formatter = self._formatters[add_generation_prompt]
         dicts = [{"role": _get(m, "role"), "content": _get(m, "content")} for m in messages]
         try:
-            result = self._formatter(messages=dicts)
+            result = formatter(messages=dicts)
         except Exception as exc:  # noqa: BLE001 - templates raise_exception() on inputs they refuse
             folded = _fold_system(dicts)
             if folded is None:
                 raise EngineError(f"the model's chat template refused this conversation: {exc}") from exc
             try:
-                result = self._formatter(messages=folded)
+                result = formatter(messages=folded)
             except Exception as exc2:  # noqa: BLE001
                 raise EngineError(f"the model's chat template refused this conversation: {exc2}") from exc2
         stops = tuple(s for s in self._stops if s)

@@ -40,6 +40,10 @@ def add_parser(sub) -> None:
                    help="context length in tokens (0 = the model's)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
     p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1 = all)")
+    p.add_argument("--kv-cache-mib", type=int, default=None,
+                   help="memory for the KV caches of recent mixes, in MiB (default: automatic, room for four full "
+                        "contexts, at most 1024; 0 = none): a request reuses the longest prompt prefix that one "
+                        "of its own mix holds")
     p.add_argument("--no-compat-check", action="store_true", help="skip the compatibility check of adapters")
     p.set_defaults(func=run)
 
@@ -67,7 +71,9 @@ def run(args) -> int:
 
     def engine_factory():
         from ..engines.llama_cpp_engine import LlamaCppEngine
-        return LlamaCppEngine(n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
+        budget = None if args.kv_cache_mib is None or args.kv_cache_mib < 0 else args.kv_cache_mib * 2**20
+        return LlamaCppEngine(n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
+                              kv_snapshot_budget=budget)
 
     print(f"loading {model} ...", file=sys.stderr)
     worker = EngineWorker(engine_factory, model)

@@ -112,6 +112,13 @@ class Adapter:
             seen[m.variant] = None
         return list(seen)
 
+    @property
+    def alora_invocation_tokens(self) -> list[int] | None:
+        """An activated LoRA's invocation tokens (PEFT `alora_invocation_tokens`, GGUF
+        `adapter.alora.invocation_tokens`): it acts only from their last occurrence on. None: a LoRA."""
+        tokens = self.config.get("alora_invocation_tokens") if isinstance(self.config, dict) else None
+        return [int(t) for t in tokens] if tokens else None
+
     def tensors(self, module: ModuleDelta | str) -> dict[str, np.ndarray]:
         """Read one module's tensors (float32), keyed by role."""
         mod = self.modules[module] if isinstance(module, str) else module

@@ -35,6 +35,7 @@ class EngineCapabilities:
     per_layer_strength: bool = False   # a strength factor per layer range
     merge: bool = False                # can bake adapters into the model weights
     gpu_offload: bool = False          # this build can put layers on a GPU
+    kv_snapshots: bool = False         # keeps KV caches of recent mixes and can pre-warm a conversation
     strength_range: tuple[float, float] = STRENGTH_RANGE
 
     @property
@@ -146,6 +147,7 @@ class TokenChunk:
     completion_tokens: int = 0         # tokens generated so far
     tokens_per_second: float | None = None   # decode speed so far (None until two tokens)
     prompt_seconds: float | None = None      # time to evaluate the prompt (prefill)
+    prompt_cached: int | None = None         # prompt tokens taken from a KV cache or snapshot, not evaluated
 
 
 @runtime_checkable

@@ -10,8 +10,11 @@ How a mix runs:
   ONE adapter file (factors stacked, strengths folded into B) and swapped in before the next
   generation: llama.cpp's cost grows with the number of adapters, hardly with rank. Any slider move
   switches straight back to the separate adapters, so a change still applies before the next token.
-- After every change of the context's adapter set the KV cache is invalidated (`Llama.reset()`):
-  llama-cpp-python would otherwise reuse the prompt prefix computed under the previous adapters.
+- The KV cache is keyed by the mix that computed it (llama_kv.py): a prompt reuses the live cache
+  only under the same mix; a change of mix saves the live cache as a snapshot (kv_snapshots.py, a
+  memory-bounded LRU store) and restores the stored snapshot of the new mix that shares the longest
+  prefix with the prompt, so going back to a recent mix evaluates only the new tokens. `prewarm()`
+  reads a conversation under the current mix ahead of the next prompt, in chunks that stop when asked.
 
 Single-threaded: call it from one thread. `JobContext.cancel()` from any thread stops a generation
 before its next token, and a long prompt evaluation through llama.cpp's abort callback.
@@ -35,9 +38,13 @@ from .adapter_files import file_identity, folder_identity, per_layer_file, resol
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
 from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
+from .kv_snapshots import BASE_KEY, mix_key
+from .llama_kv import LlamaKV
+from .llama_prompts import PromptReading
 from .llama_runtime import AdapterHandles, open_model, token_bytes
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -50,10 +57,12 @@ class _Loaded:
     label: str
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(PromptReading):
     def __init__(self, n_ctx: int = 4096, n_threads: int | None = None, n_threads_batch: int | None = None,
                  n_gpu_layers: int = 0, n_batch: int = 512, fuse_mixes: bool = True, use_mmap: bool = True,
-                 logits_all: bool = False):
+                 logits_all: bool = False, kv_snapshot_budget: int | None = None):
+        """`kv_snapshot_budget`: bytes of KV snapshots kept for recent mixes (None: sized from the model,
+        see kv_snapshots.auto_budget; 0: keep none)."""
         import llama_cpp
 
         self.options = dict(n_ctx=int(n_ctx), n_threads=n_threads, n_threads_batch=n_threads_batch or n_threads,
@@ -63,7 +72,8 @@ class LlamaCppEngine:
         self.fuse_mixes = bool(fuse_mixes)
         self.capabilities = EngineCapabilities(
             hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
-            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE)
+            gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE,
+            kv_snapshots=True)
         self._lib = llama_cpp
         self._llm = None
         self._base = None                       # BaseModelInfo of the loaded model
@@ -73,12 +83,16 @@ class LlamaCppEngine:
         self._resolved: dict[tuple[str, str], Path] = {}     # (user path, identity) -> gguf path
         self._notes: dict[str, list[str]] = {}                # user path -> converter warnings/notes
         self._mix: list[tuple[ActiveAdapter, _Loaded]] = []
+        self._mix_key = BASE_KEY                                # the KV key of the mix (kv_snapshots.mix_key)
+        self._invocations: dict[int, tuple[int, ...]] = {}    # handle -> aLoRA invocation tokens
         self._fused: tuple[str, _Loaded] | None = None      # (mix signature, loaded fused adapter)
         self._builder: FusedBuilder | None = None
         self._abort_job: JobContext | None = None
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)   # kept referenced
         self._no_abort = llama_cpp.ggml_abort_callback()                      # a NULL callback
         self._vocab = None
+        self._kv_budget = kv_snapshot_budget
+        self._kv: LlamaKV | None = None
         self.info: dict = {}
 
     # ------------------------------------------------------------------ model
@@ -108,13 +122,15 @@ class LlamaCppEngine:
             self._template = template_from_metadata({}, **tokens)
             self._template.note = f"The chat template in this GGUF cannot be used ({exc}). " + self._template.note
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
+        self._kv = LlamaKV(llm, None)
+        self.set_kv_budget(self._kv_budget)
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
             "name": llm.metadata.get("general.name", path.stem), "n_ctx": int(llm.n_ctx()),
             "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
             "n_params": int(self._lib.llama_model_n_params(llm.model)),
             "n_gpu_layers": self.options["n_gpu_layers"], "chat_template": self._template.source,
-            "note": self._template.note,
+            "note": self._template.note, "kv_bytes_per_token": self.kv_bytes_per_token(),
         }
         return dict(self.info)
 
@@ -137,7 +153,12 @@ class LlamaCppEngine:
             self._handles = None
         self._loaded.clear()
         self._mix = []
+        self._mix_key = BASE_KEY
+        self._invocations.clear()
         self._fused = None
+        if self._kv is not None and self._kv.store is not None:
+            self._kv.store.clear()
+        self._kv = None
         if self._llm is not None:
             self._llm.close()
             self._llm = None
@@ -176,6 +197,7 @@ class LlamaCppEngine:
                 self._handles.free(loaded.handle)
             raise
         self._mix = mix
+        self._mix_key = mix_key(adapters)
         self._apply()
         self._free_unused()
 
@@ -194,35 +216,33 @@ class LlamaCppEngine:
             gguf = per_layer_file(gguf, a.layer_scales)
         return gguf
 
-    def _weighted(self) -> list[tuple[_Loaded, float]]:
+    def _weighted(self, mix=None) -> list[tuple[_Loaded, float]]:
         """The mix as (loaded adapter, total strength), zero strengths left out, duplicates summed."""
         total: dict[int, list] = {}
-        for a, loaded in self._mix:
+        for a, loaded in self._mix if mix is None else mix:
             entry = total.setdefault(loaded.handle, [loaded, 0.0])
             entry[1] += a.strength
         return [(loaded, s) for loaded, s in total.values() if s != 0.0]
 
     def _signature(self, weighted) -> str | None:
-        if len(weighted) < 2:
+        """The fused file's identity for a mix; None when it is not fused (one adapter, or an aLoRA in
+        it: an activated LoRA acts from its invocation on only, which one fused file cannot do)."""
+        if len(weighted) < 2 or any(self._invocation(w.handle) for w, _s in weighted):
             return None
         return mix_signature([(f"{w.path}|{w.identity}", s) for w, s in weighted])
 
-    def _apply(self) -> None:
-        """Put the wanted set into the context: the fused adapter if it matches the mix, else separate."""
+    def _target(self) -> list[tuple[int, float]]:
+        """The context's adapters for the whole mix: the fused adapter if it matches, else separate."""
         weighted = self._weighted()
         sig = self._signature(weighted)
         if self._fused is not None and sig is not None and self._fused[0] == sig:
-            target = [(self._fused[1].handle, 1.0)]
-        else:
-            target = [(w.handle, s) for w, s in weighted]
-        if self._handles.set_active(target):
-            self._invalidate_kv()
+            return [(self._fused[1].handle, 1.0)]
+        return [(w.handle, s) for w, s in weighted]
 
-    def _invalidate_kv(self) -> None:
-        # KV and the prompt-prefix cache were computed under the previous adapters: never reuse them.
-        self._llm.reset()
-        if getattr(self._llm, "cache", None) is not None:
-            self._llm.set_cache(None)
+    def _apply(self) -> None:
+        # The KV cache stays: it is tagged with the mix that computed it (llama_kv.py), and the next
+        # evaluation reuses it only as far as that is the mix it wants.
+        self._handles.set_active(self._target())
 
     def _free_unused(self) -> None:
         used = {loaded.handle for _a, loaded in self._mix}
@@ -242,10 +262,15 @@ class LlamaCppEngine:
         self._require_model()
         if not self.options.get("logits_all"):
             raise EngineError("eval_logits needs an engine made with logits_all=True")
-        self._llm.reset()
-        self._llm.eval(list(tokens))
-        out = np.array(self._llm.scores[: len(tokens)], dtype=np.float32)
-        self._llm.reset()
+        tokens = [int(t) for t in tokens]
+        store, self._kv.store = self._kv.store, None      # a fresh evaluation: no snapshot takes part
+        try:
+            self._kv.invalidate()
+            self._prefill(tokens, JobContext())             # segment by segment for aLoRAs
+            out = np.array(self._llm.scores[: len(tokens)], dtype=np.float32)
+            self._kv.invalidate()
+        finally:
+            self._kv.store = store
         return out
 
     def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
@@ -383,17 +408,20 @@ class LlamaCppEngine:
         t0 = time.perf_counter()
         t_first = t_last = None
         prompt_seconds = None
+        cached = None
 
         def stats(text: str, tok, k: int = 1, done: bool = False) -> TokenChunk:
             tps = (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else None
-            return TokenChunk(text, tok, k, done, finish if done else None, n_prompt, n, tps, prompt_seconds)
+            return TokenChunk(text, tok, k, done, finish if done else None, n_prompt, n, tps, prompt_seconds,
+                              cached)
 
         try:
             if self._builder is not None:
                 self._builder.set_busy(True)       # no fused-file building while we decode
-            if ctx.cancelled():
+            if ctx.cancelled() or not self._prefill(tokens, ctx):
                 finish = "cancelled"
             else:
+                cached = self._reused
                 token = self._first_token(gen, ctx)
                 prompt_seconds = time.perf_counter() - t0
                 if token is None:
@@ -436,7 +464,7 @@ class LlamaCppEngine:
         except StopIteration:
             return None
         except RuntimeError as exc:
-            self._llm.reset()                  # aborted or failed: the KV holds a partial prompt
+            self._kv.invalidate()              # aborted or failed: the KV holds a partial prompt
             if ctx.cancelled():
                 return None
             raise EngineError(f"llama.cpp failed while reading the prompt: {cap.reason() or exc}") from exc
@@ -450,7 +478,7 @@ class LlamaCppEngine:
         except StopIteration:
             return None
         except RuntimeError as exc:
-            self._llm.reset()
+            self._kv.invalidate()
             raise EngineError(f"llama.cpp failed while generating: {cap.reason() or exc}") from exc
 
 

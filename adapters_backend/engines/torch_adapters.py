@@ -9,6 +9,10 @@ DoRA uses LoRA Deck's linear strength, W + s·(W'(1) − W), the same definition
 bakes into its GGUF: with D = m/‖W + cBA‖ per output row (precomputed once),
     Δy = s·[(D − 1)⊙(Wx) + D⊙c·B(Ax)]        and Wx = y − bias, so no extra matmul with W.
 Column-axis DoRA (LyCORIS wd_on_out=False) and full replacement weights use a dense ΔW.
+
+An activated LoRA (alora.py) acts only from a position on: `activation[key]` is that position (None:
+nowhere in this prompt) and `offset` the position of the first token of the current forward pass, so
+the hook adds its update to the later tokens of a chunk only.
 """
 from __future__ import annotations
 
@@ -65,6 +69,8 @@ class AdapterBank:
         self.mix: dict[str, tuple[float, object]] = {}
         self.adapters: dict[str, list[str]] = {}       # adapter key -> module names it touches
         self.skipped: dict[str, list[str]] = {}
+        self.activation: dict[str, int | None] = {}    # aLoRA key -> first position it acts on (None: none)
+        self.offset = 0                                # position of the current forward's first token
 
     def _tensor(self, x: np.ndarray, like):
         import torch
@@ -173,7 +179,16 @@ class AdapterBank:
                 s = strength * (layer_fn(f.layer) if layer_fn is not None else 1.0)
                 if s == 0.0:
                     continue
+                first = 0
+                if f.adapter in self.activation:          # an aLoRA: from its invocation on only
+                    start = self.activation[f.adapter]
+                    first = output.shape[-2] if start is None else start - self.offset
+                    if first >= output.shape[-2]:
+                        continue
                 d = self._delta(slot, module, f, x, output)
+                if first > 0:
+                    d = d.clone()
+                    d[..., :first, :] = 0
                 extra = s * d if extra is None else extra + s * d
             return output if extra is None else output + extra.to(output.dtype)
         return hook

@@ -6,6 +6,11 @@ strength change applies at the next token without reloading anything. Generation
 token-by-token loop over the model's KV cache, which is what makes cancellation land within one token
 and lets the sampler follow the same parameters as the llama.cpp engine. The prompt is rendered with
 the same Jinja formatter as the llama.cpp engine, from the tokenizer's chat template.
+
+The KV cache follows the llama.cpp engine's rules (torch_kv.py): it is keyed by mix, a cache about to
+be dropped is kept as a snapshot of its mix, a prompt continues from the longest prefix held under
+its own mix, `prewarm()` reads a conversation ahead in chunks, and activated LoRAs act from their
+invocation tokens on (alora.py) with the cache before them shared.
 """
 from __future__ import annotations
 
@@ -18,9 +23,14 @@ import numpy as np
 
 from ..errors import BaseModelError, EngineError, EngineUnavailable
 from ..jobs import JobContext
+from . import alora
 from .adapter_files import file_identity, folder_identity
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk, \
     layer_factor
+from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
+from .torch_kv import TorchKV
+
+PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
 
 INSTALL_HINT = ("the PyTorch engine needs the optional packages torch, transformers and peft: "
                 "pip install 'loradeck[torch]' (see the README for CUDA/MPS builds of torch)")
@@ -94,7 +104,7 @@ def pick_dtype(device: str, requested: str | None = None):
 
 class TorchEngine:
     def __init__(self, device: str | None = None, dtype: str | None = None, n_ctx: int = 4096,
-                 quantize: str | None = None, n_threads: int | None = None):
+                 quantize: str | None = None, n_threads: int | None = None, kv_snapshot_budget: int | None = None):
         torch = _torch()
         if n_threads:
             torch.set_num_threads(int(n_threads))
@@ -103,9 +113,15 @@ class TorchEngine:
         self.n_ctx_limit, self.quantize = int(n_ctx), quantize
         self.capabilities = EngineCapabilities(
             hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
-            gpu_offload=self.device != "cpu", strength_range=STRENGTH_RANGE)
+            gpu_offload=self.device != "cpu", strength_range=STRENGTH_RANGE, kv_snapshots=True)
         self.model = self.tokenizer = self._bank = self._template = self._base_info = None
         self._mix: list[ActiveAdapter] = []
+        self._mix_keys: list[str] = []                       # the bank key of each mix entry
+        self._mix_key = BASE_KEY                              # the KV key of the mix
+        self._invocations: dict[str, tuple[int, ...]] = {}   # bank key -> aLoRA invocation tokens
+        self._kv_budget = kv_snapshot_budget
+        self._kv = TorchKV(None)
+        self._reused = 0
         self._notes: dict[str, list[str]] = {}
         self.info: dict = {}
 
@@ -159,8 +175,77 @@ class TorchEngine:
             "n_params": int(sum(p.numel() for p in model.parameters())),
             "chat_template": self._template.source, "note": self._template.note,
         }
+        self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
+        self._kv = TorchKV(None)
+        self.set_kv_budget(self._kv_budget)
         ctx.report(3, 3, "ready")
         return dict(self.info)
+
+    # ------------------------------------------------------------------ KV snapshots
+    def kv_bytes_per_token(self) -> int:
+        cfg = self.model.config
+        text = getattr(cfg, "get_text_config", lambda: cfg)()
+        heads = int(getattr(text, "num_attention_heads", 1) or 1)
+        kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+        head_dim = int(getattr(text, "head_dim", None) or int(getattr(text, "hidden_size", 0)) // heads)
+        elt = _torch().tensor([], dtype=self.dtype).element_size()
+        return int(getattr(text, "num_hidden_layers", 0)) * kv_heads * head_dim * 2 * elt
+
+    def set_kv_budget(self, budget: int | None) -> None:
+        """Bytes of KV snapshots to keep (None: automatic, 0: none)."""
+        self._kv_budget = budget
+        if self.model is None:
+            return
+        size = auto_budget(self.kv_bytes_per_token(), self.info["n_ctx"]) if budget is None else budget
+        self._kv.store = resized(self._kv.store, int(size))
+
+    def kv_stats(self) -> StoreStats | None:
+        return self._kv.store.stats() if self._kv.store is not None else None
+
+    def forget_kv(self, snapshots: bool = False) -> None:
+        self._kv.invalidate()
+        if snapshots and self._kv.store is not None:
+            self._kv.store.clear()
+
+    def _segments(self, tokens: Sequence[int], activate: bool = True) -> list[tuple[int, str]]:
+        """The prompt's mix segments (alora.py) and, as a side effect, where each aLoRA acts from."""
+        invocations = [self._invocations.get(k, ()) if a.strength else () for a, k in zip(self._mix, self._mix_keys)]
+        if not any(invocations):
+            self._bank.activation = {}
+            return [(0, self._mix_key)]
+        plan = alora.plan(tokens, invocations, activate)
+        starts: dict[str, int | None] = {k: None for k, inv in zip(self._mix_keys, invocations) if inv}
+        for start, active in plan:
+            for i in active:
+                if invocations[i] and starts[self._mix_keys[i]] is None:
+                    starts[self._mix_keys[i]] = start
+        self._bank.activation = starts
+        return [(start, mix_key([self._mix[i] for i in sorted(active)])) for start, active in plan]
+
+    def _prefill(self, tokens: Sequence[int], ctx: JobContext, chunk: int | None = None,
+                 message: str = "reading the prompt", activate: bool = True):
+        """Bring the live cache to all of `tokens` but the last under the current mix, evaluating what no
+        cache holds in chunks; then the last token. Returns the model output (None: cancelled)."""
+        torch = _torch()
+        segments = self._segments(tokens, activate)
+        self._reused = done = self._kv.prepare(segments, tokens)
+        cache, total = self._kv.cache, len(tokens)
+        step = chunk or total
+        out = None
+        with torch.inference_mode():
+            while done < total:
+                if ctx.cancelled():
+                    return None
+                end = min(total, done + step)
+                self._bank.offset = done
+                kwargs = {self._cache_arg: cache} if cache is not None else {}
+                out = self.model(input_ids=torch.tensor([list(tokens[done:end])], device=self.device),
+                                 use_cache=True, **kwargs)
+                cache, done = out.get(self._cache_arg), end
+                self._kv.extended(cache, tokens[:done])
+                if total - self._reused > step:
+                    ctx.report(done, total, message)
+        return out
 
     def _require(self):
         if self.model is None:
@@ -170,7 +255,9 @@ class TorchEngine:
         if self._bank is not None:
             self._bank.close()
         self.model = self.tokenizer = self._bank = self._template = self._base_info = None
-        self._mix = []
+        self._mix, self._mix_keys = [], []
+        self._invocations.clear()
+        self._kv = TorchKV(None)
 
     # ------------------------------------------------------------------ adapters
     def _base(self):
@@ -203,10 +290,15 @@ class TorchEngine:
                 adapter = read_adapter(p, base=self._base())
                 require_compatible(adapter, self._base(), "torch", label=a.display_name)
                 self._notes[a.path] = [*adapter.warnings, *self._bank.add(key, adapter)]
+                self._invocations[key] = tuple(adapter.alora_invocation_tokens or ())
             keys[key] = a
         for key in [k for k in self._bank.adapters if k not in keys]:
             self._bank.remove(key)
+            self._invocations.pop(key, None)
         self._mix = list(adapters)
+        self._mix_keys = [f"{a.path}|{file_identity(Path(a.path)) if Path(a.path).is_file() else folder_identity(Path(a.path))}"
+                          for a in adapters]
+        self._mix_key = mix_key(adapters)
         self._bank.set_mix({k: (a.strength, (lambda layer, r=a.layer_scales: layer_factor(r, layer))
                                 if a.layer_scales else None) for k, a in keys.items()})
 
@@ -221,12 +313,48 @@ class TorchEngine:
 
     # ------------------------------------------------------------------ generation
     def eval_logits(self, tokens: Sequence[int]) -> np.ndarray:
-        """Logits (n_tokens, n_vocab) for a token sequence under the current mix (parity checks)."""
+        """Logits (n_tokens, n_vocab) for a token sequence under the current mix, evaluated fresh
+        (parity checks)."""
         torch = _torch()
         self._require()
+        self._segments(tokens)                     # where aLoRAs act
+        self._bank.offset = 0
         with torch.inference_mode():
             ids = torch.tensor([list(tokens)], dtype=torch.long, device=self.device)
             return self.model(input_ids=ids).logits[0].float().cpu().numpy()
+
+    def next_token_logits(self, tokens: Sequence[int], ctx: JobContext | None = None) -> np.ndarray:
+        """Logits after `tokens` under the current mix, evaluated the way a prompt is (reusing the live
+        cache or a stored snapshot of this mix); the cache then holds all of `tokens`."""
+        self._require()
+        tokens = [int(t) for t in tokens]
+        out = self._prefill(tokens, ctx or JobContext())
+        if out is None:
+            raise EngineError("cancelled")
+        return out.logits[0, -1].float().cpu().numpy()
+
+    def prewarm(self, messages: Sequence[ChatMessage], ctx: JobContext | None = None,
+                 min_reuse: float = 0.0) -> dict:
+        """Read the conversation under the current mix into the KV cache ahead of the next prompt, in
+        chunks; `ctx.cancel()` stops it within one chunk, keeping what it read (see the llama.cpp engine,
+        also for `min_reuse`)."""
+        self._require()
+        ctx = ctx or JobContext()
+        tokens = self.prompt_tokens(messages, add_generation_prompt=False)
+        if not tokens or len(tokens) >= self.info["n_ctx"]:
+            return {"tokens": len(tokens), "reused": 0, "complete": False}
+        if min_reuse > 0 and self._kv.reusable(self._segments(tokens, activate=False), tokens) < min_reuse * len(tokens):
+            return {"tokens": len(tokens), "reused": 0, "complete": False}
+        complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation",
+                                 activate=False) is not None
+        if complete:
+            self._kv.stash()
+        return {"tokens": len(tokens), "reused": self._reused, "complete": complete}
+
+    def prompt_tokens(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> list[int]:
+        self._require()
+        rendered = self._template.render(messages, add_generation_prompt)
+        return self.tokenize(rendered.text, add_bos=rendered.add_bos)
 
     def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
         self._require()
@@ -264,9 +392,15 @@ class TorchEngine:
         t0 = time.perf_counter()
         t_first = None
         reason = "length"
+        out = self._prefill(prompt, ctx)
+        prompt_seconds = time.perf_counter() - t0
+        cached = self._reused
+        fed = list(prompt)
+        if out is None:
+            yield TokenChunk("", None, 0, finished=True, finish_reason="cancelled", prompt_tokens=len(prompt),
+                             prompt_seconds=prompt_seconds, prompt_cached=cached)
+            return
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([prompt], device=self.device), use_cache=True)
-            prompt_seconds = time.perf_counter() - t0
             for _ in range(max_new):
                 if ctx.cancelled():
                     reason = "cancelled"
@@ -285,15 +419,18 @@ class TorchEngine:
                 elapsed = time.perf_counter() - t_first
                 yield TokenChunk(piece, tok, 1, prompt_tokens=len(prompt), completion_tokens=len(generated),
                                  tokens_per_second=(len(generated) - 1) / elapsed if len(generated) > 1 and elapsed else None,
-                                 prompt_seconds=prompt_seconds)
+                                 prompt_seconds=prompt_seconds, prompt_cached=cached)
                 if reply.stopped:
                     reason = "stop"
                     break
+                self._bank.offset = len(fed)
                 out = self.model(input_ids=torch.tensor([[tok]], device=self.device), use_cache=True,
                                  **{self._cache_arg: out.get(self._cache_arg)})
+                fed.append(tok)
+                self._kv.extended(out.get(self._cache_arg), fed)
         tail = reply.flush()
         yield TokenChunk(tail, None, 0, finished=True, finish_reason=reason, prompt_tokens=len(prompt),
-                         completion_tokens=len(generated), prompt_seconds=prompt_seconds)
+                         completion_tokens=len(generated), prompt_seconds=prompt_seconds, prompt_cached=cached)
 
 
 def _bnb_config(mode: str):

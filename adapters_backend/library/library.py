@@ -274,7 +274,8 @@ def _adapter_facts(adapter) -> dict:
     rank = ranks.most_common(1)[0][0] if ranks else None
     alpha = next((m.alpha for m in mods if m.rank == rank and m.alpha is not None), None)
     alphas = [float(m.alpha) for m in mods if m.rank and m.alpha is not None]
-    return {"format": adapter.format_id, "variant": "+".join(adapter.variants), "rank": rank,
+    variant = "+".join(adapter.variants) + (" (aLoRA)" if adapter.alora_invocation_tokens else "")
+    return {"format": adapter.format_id, "variant": variant, "rank": rank,
             "alpha": float(alpha) if alpha is not None else None,
             "rank_range": [min(ranks), max(ranks)] if ranks else None,
             "alpha_range": [min(alphas), max(alphas)] if alphas else None}

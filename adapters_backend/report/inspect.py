@@ -82,6 +82,7 @@ def inspect_adapter(path: str | Path, base=None, adapter: Adapter | None = None)
         "size_bytes": content_size(path),
         "sha256": content_sha256(path),
         "task_name": adapter.task_name,
+        "alora_invocation_tokens": adapter.alora_invocation_tokens,
         "metadata": {k: v for k, v in adapter.metadata.items() if isinstance(v, (str, int, float, bool, type(None)))},
         "warnings": list(adapter.warnings),
         "modules": [
@@ -146,6 +147,10 @@ def format_report(report: dict) -> str:
     ]
     if report.get("task_name"):
         lines.append(f"Task         {report['task_name']}")
+    if report.get("alora_invocation_tokens"):
+        tokens = report["alora_invocation_tokens"]
+        lines.append(f"Activated    aLoRA: acts only from its invocation tokens {tokens} on (their last "
+                     "occurrence in the prompt); the cache before them is the base model's")
     uniform = all(isinstance(report[k], (int, float, type(None))) for k in ("rank", "alpha", "scale"))
     if not uniform:
         lines.append("")

@@ -43,11 +43,12 @@ class Generation:
         self._reply = ReplyText(stops, strip_leading=False)   # the engine already stripped what it should
         self.finish = "stop"
         self.prompt_tokens: int | None = None
+        self.prompt_cached: int | None = None
         self.completion_tokens = 0
 
     @property
     def usage(self) -> dict:
-        return usage(self.prompt_tokens, self.completion_tokens)
+        return usage(self.prompt_tokens, self.completion_tokens, self.prompt_cached)
 
     async def pieces(self):
         """Text pieces; the first one ("" possibly) comes once the engine accepted the request.
@@ -59,6 +60,7 @@ class Generation:
                     raise item.error
                 return                                   # cancelled (the server is stopping)
             self.prompt_tokens = item.prompt_tokens
+            self.prompt_cached = getattr(item, "prompt_cached", None)
             self.completion_tokens = item.completion_tokens
             text = self._reply.push(item.text.encode("utf-8")) if item.text else ""
             if self._reply.stopped:                     # one of the request's stop strings

@@ -160,6 +160,11 @@ class Reply:
         return {**self._head(obj), "choices": [], "usage": usage}
 
 
-def usage(prompt_tokens: int | None, completion_tokens: int) -> dict:
+def usage(prompt_tokens: int | None, completion_tokens: int, cached_tokens: int | None = None) -> dict:
+    """OpenAI's usage object; `cached_tokens`: prompt tokens the engine took from a KV cache of the
+    request's own mix (OpenAI reports its prompt cache the same way)."""
     p = int(prompt_tokens or 0)
-    return {"prompt_tokens": p, "completion_tokens": int(completion_tokens), "total_tokens": p + int(completion_tokens)}
+    out = {"prompt_tokens": p, "completion_tokens": int(completion_tokens), "total_tokens": p + int(completion_tokens)}
+    if cached_tokens is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": int(cached_tokens)}
+    return out

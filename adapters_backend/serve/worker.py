@@ -2,7 +2,10 @@
 
 An engine is single-threaded (engines/base.py), and a llama.cpp context holds one adapter mix at a
 time, so the server never runs two generations at once: each job sets its own mix (the engine's hot
-switch, which drops the KV cache whenever the mix changes) and then generates. Chunks travel back to
+switch) and then generates. The engine keys its KV cache by mix: a request reuses the longest prompt
+prefix that the live cache or a stored snapshot *of its own mix* holds (as vLLM keys prefix blocks by
+adapter), so clients alternating mixes over one long system prompt pay only for their new tokens, and
+nothing computed under one mix is ever used under another. Chunks travel back to
 the request's event loop through `call_soon_threadsafe`, so no request ever blocks a thread while it
 waits for its turn. Cancelling a job (client gone, stop string reached) stops it before its next
 token, or skips it if it has not started.
@@ -192,7 +195,7 @@ class EngineWorker:
             return
         last = None
         try:
-            engine.set_adapters(job.mix)   # the request's own mix; the engine resets the KV if it changed
+            engine.set_adapters(job.mix)   # the request's own mix; the engine reuses KV of that mix only
             if job.kind == "complete" and hasattr(engine, "complete"):
                 chunks = engine.complete(job.prompt, job.params, job.ctx)
             elif job.kind == "complete":   # an engine without raw completion: the prompt as one user turn

@@ -39,6 +39,7 @@ class PromptEdit(QPlainTextEdit):
 
 class ChatView(QWidget):
     status_message = Signal(str)            # tokens/s, context use … for the status bar
+    conversation_settled = Signal()         # an answer ended or another conversation is open: read it ahead
 
     def __init__(self, state, parent=None):
         super().__init__(parent)
@@ -234,6 +235,13 @@ class ChatView(QWidget):
                     self._append_widget(m)
         self._refresh_regenerate()
         self._update_enabled()
+        self.conversation_settled.emit()
+
+    def prewarm_messages(self) -> list[tuple[str, str]] | None:
+        """The open conversation as the engine will get it (None: none open, or an answer is running)."""
+        if self.conversation is None or self.generating:
+            return None
+        return self.conversation.chat_messages()
 
     def select_first_conversation(self) -> None:
         self.sidebar.select_row(0)
@@ -370,6 +378,8 @@ class ChatView(QWidget):
             self.status_message.emit(self._status_text(stats))
         self._refresh_regenerate()
         self._update_enabled()
+        if error is None:
+            self.conversation_settled.emit()
 
     def _status_text(self, stats) -> str:
         parts = [f"{stats.tokens} tokens", f"{stats.tokens_per_second:.1f} tok/s"]

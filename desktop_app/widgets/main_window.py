@@ -8,6 +8,7 @@ from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
+from ..prewarm_scheduler import PrewarmScheduler
 from .adapter_mixer import AdapterMixer
 from .chat_view import ChatView
 from .model_picker import ModelPicker
@@ -68,6 +69,9 @@ class MainWindow(QMainWindow):
         self.status_label.setAccessibleName("Generation statistics")
         self.statusBar().addPermanentWidget(self.status_label)
         self.chat.status_message.connect(self.status_label.setText)
+        self.prewarm = PrewarmScheduler(state, self.chat.prewarm_messages, self)
+        self.chat.conversation_settled.connect(self.prewarm.conversation_changed)
+        self.prewarm.status_changed.connect(self._on_prewarm_status_changed)
         state.model_loading.connect(lambda label: self.statusBar().showMessage(f"Loading {label}…"))
         state.model_changed.connect(self._on_state_model_changed)
         state.adapter_installed.connect(self._on_adapter_installed)
@@ -76,6 +80,12 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._restore_geometry()
 
+
+    def _on_prewarm_status_changed(self, text: str, timeout_ms: int) -> None:
+        if text:
+            self.statusBar().showMessage(text, timeout_ms)
+        else:
+            self.statusBar().clearMessage()
 
     # ------------------------------------------------------------------ views built on first use
     def _view(self, name: str):

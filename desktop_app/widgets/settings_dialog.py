@@ -1,12 +1,14 @@
 """Settings: data folder, Hugging Face token, light or dark (or as the system), engine threads / GPU
-layers / context, the web pages allowed to use the local API server, default sampling."""
+layers / context, switching mixes (memory for KV snapshots of recent mixes, pre-warm), the web pages
+allowed to use the local API server, default sampling."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from adapters_backend.paths import data_dir
-from PySide6.QtWidgets import (QApplication, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
+                               QVBoxLayout)
 
 from .. import hub_access as hub
 from .. import theme
@@ -70,6 +72,24 @@ class SettingsDialog(QDialog):
                                 "it: any page you visit could otherwise use your model.")
         self.origins_error = QLabel()
         self.origins_error.setWordWrap(True)
+        self.kv_memory = QSpinBox()
+        self.kv_memory.setRange(-1, 1 << 20)
+        self.kv_memory.setSingleStep(256)
+        self.kv_memory.setSuffix(" MiB")
+        self.kv_memory.setSpecialValueText("automatic")
+        self.kv_memory.setValue(s.kv_snapshot_mib)
+        self.kv_memory.setAccessibleName("Memory for recent mixes")
+        self.kv_memory.setToolTip("Keeps what the model read of a conversation under each recent mix, so going back "
+                                  "to a mix answers at once. Automatic: room for four full contexts of the model, "
+                                  "at most 1 GiB. 0 keeps none.")
+        self.kv_held = QLabel(kv_store_text(state.kv_stats))
+        self.kv_held.setWordWrap(True)
+        self.kv_held.setAccessibleName("Memory for recent mixes in use")
+        state.kv_stats_changed.connect(lambda: self.kv_held.setText(kv_store_text(state.kv_stats)))
+        self.prewarm = QCheckBox("Read the conversation under a new mix once the sliders rest")
+        self.prewarm.setChecked(s.prewarm)
+        self.prewarm.setAccessibleName("Pre-warm")
+        self.prewarm.setToolTip("In the background, 0.3 s after the last change; never while an answer is written")
 
         general = QGroupBox("General")
         f1 = QFormLayout(general)
@@ -87,6 +107,11 @@ class SettingsDialog(QDialog):
         f3 = QFormLayout(server)
         f3.addRow("Allowed web pages", self.origins)
         f3.addRow("", self.origins_error)
+        switching = QGroupBox("Switching mixes")
+        f4 = QFormLayout(switching)
+        f4.addRow("Memory for recent mixes", self.kv_memory)
+        f4.addRow("", self.kv_held)
+        f4.addRow("", self.prewarm)
         self.sampling = SamplingPanel(s.default_sampling(), "Default sampling", collapsed=False)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -96,6 +121,7 @@ class SettingsDialog(QDialog):
         lay.addWidget(general)
         lay.addWidget(engine)
         lay.addWidget(server)
+        lay.addWidget(switching)
         lay.addWidget(self.sampling)
         lay.addWidget(buttons)
 
@@ -131,6 +157,11 @@ class SettingsDialog(QDialog):
         s.set("engine/n_ctx", self.n_ctx.value())
         s.set("appearance/theme", self.theme.currentData())
         theme.apply(QApplication.instance(), self.theme.currentData())
+        budget_changed = self.kv_memory.value() != s.kv_snapshot_mib
+        s.set("engine/kv_snapshot_mib", self.kv_memory.value())
+        s.set("engine/prewarm", self.prewarm.isChecked())
+        if budget_changed:
+            self.state.apply_kv_budget()
         s.set_default_sampling(self.sampling.params())
         token = self.token.text().strip()
         if token:
@@ -141,3 +172,13 @@ class SettingsDialog(QDialog):
                 return
         s.sync()
         super().accept()
+
+
+def kv_store_text(stats: dict | None) -> str:
+    """"Holds 3 mixes (412 of 1,024 MiB) covering 4,210 tokens" for the loaded model's snapshot store."""
+    if not stats:
+        return "Load a llama.cpp model to see what is kept."
+    mib = 2 ** 20
+    kinds = "snapshot" if stats["entries"] == 1 else "snapshots"
+    return (f"Holds {stats['entries']} {kinds} ({stats['nbytes'] / mib:,.0f} of {stats['budget'] / mib:,.0f} MiB) "
+            f"covering {stats['tokens']:,} tokens; {stats['hits']:,} answers started from one.")

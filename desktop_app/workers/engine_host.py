@@ -9,6 +9,11 @@ once even while the engine thread is busy.
 Each generation request carries the full adapter mix it must run with; the host applies it only
 when it differs from what the engine has, so a slider moved between two generations changes the
 second one, and compare/sweep runs can interleave mixes safely.
+
+A pre-warm (read the conversation under the current mix ahead of the next Send, engines with KV
+snapshots only) is a job like the others, with two rules: it never delays a generation (a generation
+asked for while it runs stops it at its next chunk, and one already waiting makes it skip), and what
+it read stays in the engine's cache, so the generation continues from there.
 """
 from __future__ import annotations
 
@@ -68,6 +73,14 @@ class LoadedModel:
 
 
 @dataclass
+class PrewarmRequest:
+    job_id: int
+    messages: list                        # [(role, content)] — the conversation so far
+    adapters: list                        # the whole mix, as in GenerateRequest
+    min_reuse: float = 0.0                # read nothing unless a cache of the mix holds this fraction
+
+
+@dataclass
 class GenerationStats:
     request_id: int
     tokens: int
@@ -77,6 +90,7 @@ class GenerationStats:
     finish_reason: str | None = None
     engine_tps: float | None = None       # the engine's own figure, when it reports one
     tag: object = None
+    prompt_cached: int | None = None      # prompt tokens the engine took from a KV cache or snapshot
 
     @property
     def tokens_per_second(self) -> float:
@@ -96,9 +110,15 @@ class EngineHost(QObject):
     generation_finished = Signal(object)    # GenerationStats
     generation_failed = Signal(int, object)
     busy_changed = Signal(bool)
+    prompt_progressed = Signal(int, float, float)     # request id, prompt tokens read, of total
+    prewarm_progressed = Signal(int, float, float)    # pre-warm id, tokens read, of total
+    prewarm_finished = Signal(int, object)            # pre-warm id, engine's result dict (None: not run)
+    kv_stats_changed = Signal(object)                 # dict of the engine's KV snapshot store (None: none)
     # -- requests (emitted on the GUI thread; slots run on the engine thread) --
     _load_requested = Signal(object)
     _generate_requested = Signal(object)
+    _prewarm_requested = Signal(object)
+    _kv_budget_requested = Signal(object)
     _unload_requested = Signal()
 
     def __init__(self, engine_factory=None):
@@ -111,11 +131,17 @@ class EngineHost(QObject):
         self._current: JobContext | None = None
         self._next_id = 0
         self._pending = 0
+        self._generations_waiting = 0         # asked for, not started yet (a pre-warm yields to them)
+        self._next_prewarm = 0
+        self._prewarm_cancel_before = 0       # pre-warms with id <= this are dropped or stopped
+        self._prewarm_ctx: JobContext | None = None
         self.thread = QThread()
         self.thread.setObjectName("EngineHost")
         self.moveToThread(self.thread)
         self._load_requested.connect(self._do_load)
         self._generate_requested.connect(self._do_generate)
+        self._prewarm_requested.connect(self._do_prewarm)
+        self._kv_budget_requested.connect(self._do_set_kv_budget)
         self._unload_requested.connect(self._do_unload)
         self.thread.start()
 
@@ -129,6 +155,8 @@ class EngineHost(QObject):
         """Queue a generation; `request_id` is one from reserve_id() for a request sent later than asked."""
         if request_id is None:
             request_id = self.reserve_id()
+        with self._cancel_lock:
+            self._generations_waiting += 1    # a running pre-warm stops at its next chunk
         self._generate_requested.emit(GenerateRequest(request_id, list(messages), dict(params), list(adapters), tag))
         return request_id
 
@@ -137,12 +165,32 @@ class EngineHost(QObject):
         self._next_id += 1
         return self._next_id
 
+    def prewarm(self, messages, adapters: list, min_reuse: float = 0.0) -> int:
+        """Read `messages` under `adapters` into the engine's KV cache in the background (no-op for
+        engines without KV snapshots). Progress and the end come as prewarm_progressed/_finished."""
+        self._next_prewarm += 1
+        self._prewarm_requested.emit(PrewarmRequest(self._next_prewarm, list(messages), list(adapters),
+                                                    float(min_reuse)))
+        return self._next_prewarm
+
+    def cancel_prewarm(self) -> None:
+        """Stop the running pre-warm at its next chunk (keeping what it read) and drop queued ones."""
+        with self._cancel_lock:
+            self._prewarm_cancel_before = self._next_prewarm
+            if self._prewarm_ctx is not None:
+                self._prewarm_ctx.cancel()
+
+    def set_kv_budget(self, budget: int | None) -> None:
+        """Bytes of KV snapshots the engine keeps (None: automatic, 0: none), from now on."""
+        self._kv_budget_requested.emit(budget)
+
     def cancel(self) -> None:
-        """Stop the running generation (or load) and drop every generation queued so far."""
+        """Stop the running generation (or load) and drop every generation queued so far (pre-warms too)."""
         with self._cancel_lock:
             self._cancel_all_before = self._next_id
             if self._current is not None:
                 self._current.cancel()
+        self.cancel_prewarm()
 
     def unload(self) -> None:
         self.cancel()
@@ -191,6 +239,7 @@ class EngineHost(QObject):
     @Slot(object)
     def _do_generate(self, req: GenerateRequest) -> None:
         with self._cancel_lock:
+            self._generations_waiting = max(0, self._generations_waiting - 1)
             dropped = req.request_id <= self._cancel_all_before
         if dropped:
             self.generation_finished.emit(GenerationStats(req.request_id, 0, 0.0, None, True, "cancelled",
@@ -200,7 +249,7 @@ class EngineHost(QObject):
             self.generation_failed.emit(req.request_id, RuntimeError("No model is loaded. Load a model first."))
             return
         self._set_busy(True)
-        ctx = self._new_ctx()
+        ctx = self._new_ctx(lambda d, t, _m: self.prompt_progressed.emit(req.request_id, float(d), float(t)))
         try:
             if req.adapters != self._applied:
                 try:
@@ -216,13 +265,54 @@ class EngineHost(QObject):
             with self._cancel_lock:
                 self._current = None
             self._set_busy(False)
+            self._emit_kv_stats()
+
+    @Slot(object)
+    def _do_prewarm(self, req: PrewarmRequest) -> None:
+        engine = self._engine
+        with self._cancel_lock:
+            skip = (req.job_id <= self._prewarm_cancel_before or self._generations_waiting > 0
+                    or engine is None or not callable(getattr(engine, "prewarm", None)))
+            if not skip:
+                ctx = self._prewarm_ctx = _PrewarmContext(
+                    self, lambda d, t, _m: self.prewarm_progressed.emit(req.job_id, float(d), float(t)))
+        if skip:
+            self.prewarm_finished.emit(req.job_id, None)
+            return
+        result = None
+        try:
+            if req.adapters != self._applied:
+                engine.set_adapters(list(req.adapters))
+                self._applied = list(req.adapters)
+            from adapters_backend.engines.base import ChatMessage  # noqa: PLC0415 - after start-up
+            messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
+            result = (engine.prewarm(messages, ctx, min_reuse=req.min_reuse) if req.min_reuse
+                      else engine.prewarm(messages, ctx))
+        except Exception as exc:  # noqa: BLE001 - a pre-warm only saves time; the generation reports errors
+            log.warning("pre-warm skipped: %s", exc)
+        finally:
+            with self._cancel_lock:
+                self._prewarm_ctx = None
+        self.prewarm_finished.emit(req.job_id, result)
+        self._emit_kv_stats()
+
+    @Slot(object)
+    def _do_set_kv_budget(self, budget) -> None:
+        if self._engine is not None and callable(getattr(self._engine, "set_kv_budget", None)):
+            self._engine.set_kv_budget(budget)
+            self._emit_kv_stats()
+
+    def _emit_kv_stats(self) -> None:
+        stats = getattr(self._engine, "kv_stats", None) if self._engine is not None else None
+        got = stats() if callable(stats) else None
+        self.kv_stats_changed.emit(got.as_dict() if got is not None else None)
 
     def _stream(self, req: GenerateRequest, ctx: JobContext) -> None:
         from adapters_backend.engines.base import ChatMessage, SamplingParams  # noqa: PLC0415 - after start-up
         messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
         params = SamplingParams(**req.params)
         tokens, first, last = 0, None, None
-        finish, prompt_tokens, engine_tps = None, None, None
+        finish, prompt_tokens, engine_tps, cached = None, None, None, None
         cancelled = False
         # Pieces are sent in batches at most every BATCH_S (the first at once), so a fast engine costs
         # the GUI thread a few dozen slot calls a second instead of one per token.
@@ -254,6 +344,7 @@ class EngineHost(QObject):
                 last = now
                 finish = getattr(chunk, "finish_reason", None) or finish
                 prompt_tokens = getattr(chunk, "prompt_tokens", None) or prompt_tokens
+                cached = getattr(chunk, "prompt_cached", None) if cached is None else cached
                 engine_tps = getattr(chunk, "tokens_per_second", None) or engine_tps
                 if ctx.cancelled():
                     cancelled = True
@@ -269,7 +360,7 @@ class EngineHost(QObject):
         seconds = (last - first) if (first and last) else 0.0
         self.generation_finished.emit(GenerationStats(
             req.request_id, tokens, seconds, prompt_tokens, cancelled,
-            "cancelled" if cancelled else finish, engine_tps, req.tag))
+            "cancelled" if cancelled else finish, engine_tps, req.tag, cached))
 
     @Slot()
     def _do_unload(self) -> None:
@@ -283,6 +374,17 @@ class EngineHost(QObject):
                 log.exception("closing the engine failed")
             self._engine = None
             self._applied = None
+
+
+class _PrewarmContext(JobContext):
+    """A pre-warm's context: cancelled by cancel_prewarm(), and whenever a generation is waiting."""
+
+    def __init__(self, host: EngineHost, on_progress):
+        super().__init__(on_progress)
+        self._host = host
+
+    def cancelled(self) -> bool:
+        return super().cancelled() or self._host._generations_waiting > 0   # noqa: SLF001
 
 
 def _takes_ctx(fn) -> bool:
@@ -306,8 +408,8 @@ def describe_loaded(engine, req: LoadRequest, info) -> LoadedModel:
 # n_gpu_layers, LlamaCppEngine no device/dtype), so unknown keys are dropped rather than failing the load.
 ENGINE_OPTION_KEYS = {
     "llama.cpp": ("n_ctx", "n_threads", "n_threads_batch", "n_gpu_layers", "n_batch", "use_mmap", "fuse_mixes",
-                  "logits_all"),
-    "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize"),
+                  "logits_all", "kv_snapshot_budget"),
+    "torch": ("n_ctx", "n_threads", "device", "dtype", "quantize", "kv_snapshot_budget"),
     **{kind: ("api_key",) for kind in REMOTE_ENGINES},
 }
 

@@ -91,11 +91,14 @@ def test_strength_change_between_generations_equals_a_fresh_load(tiny, make_engi
     assert changed == reply(fresh, follow_up)
 
 
-def test_without_the_kv_reset_the_stale_answer_shows(tiny, make_engine, monkeypatch):
-    """The test above fails when the engine keeps the KV cache across a strength change (the bug it
-    guards against: llama-cpp-python reuses the prompt prefix computed under the old adapters)."""
+def test_without_the_mix_key_the_stale_answer_shows(tiny, make_engine, monkeypatch):
+    """The test above fails when the engine reuses the KV cache across a strength change (the bug it
+    guards against: llama-cpp-python reuses the prompt prefix computed under the old adapters): here
+    every mix gets the same KV key."""
+    from adapters_backend.engines import llama_cpp_engine
+
+    monkeypatch.setattr(llama_cpp_engine, "mix_key", lambda adapters: "one key for every mix")
     e = make_engine(tiny.base)
-    monkeypatch.setattr(e, "_invalidate_kv", lambda: None)
     follow_up, changed = _history_then_change(e, tiny, 0.3, 1.4)
     fresh = make_engine(tiny.base)
     fresh.set_adapters([ActiveAdapter(tiny.l1_path, 1.4), ActiveAdapter(tiny.l2_path, 0.5)])

@@ -1,0 +1,265 @@
+"""A memory-bounded LRU store of KV-cache snapshots, keyed by the adapter mix that computed them.
+
+A snapshot is the attention cache of one token sequence under one mix: the same tokens under another
+mix (another adapter, strength, per-layer factor) have other keys and values, so a snapshot is only
+ever used where its mix is the wanted one. The mix may change along a sequence (an activated LoRA acts
+only from its invocation tokens on), so a sequence's mix is a list of segments, (first position, mix
+key); a plain mix is one segment from 0. A snapshot serves a prompt up to the first position where the
+tokens or the mixes differ, and the entry serving the longest prefix wins; only the tokens after it
+need evaluating.
+
+The store is engine-neutral: the payload is whatever the engine saves (llama.cpp's sequence-state
+bytes, a PyTorch cache) and `nbytes` its size. The budget is never exceeded: `reserve()` evicts the
+least recently used entries before the engine allocates a new payload, and a payload larger than the
+whole budget is not kept. Only the engine's thread changes the store; `stats()` may be read from any
+thread.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+GiB = 1 << 30
+AUTO_MAX = 1 * GiB                     # automatic budget: at most this much…
+AUTO_MIN = 64 * MiB                    # …and at least this much
+AUTO_CONTEXTS = 4                      # …sized to hold this many full contexts of the model
+
+
+def auto_budget(bytes_per_token: int, n_ctx: int) -> int:
+    """The default budget for a model: room for a few full contexts, within [64 MiB, 1 GiB]."""
+    return int(min(AUTO_MAX, max(AUTO_MIN, AUTO_CONTEXTS * max(1, n_ctx) * max(1, bytes_per_token))))
+
+
+BASE_KEY = "base"                      # the model without adapters
+
+
+def source_identity(path: str | Path) -> str:
+    """What an adapter the user picked is: its resolved path and its content's cheap identity (size and
+    modification time of the file, or of every file of a folder adapter)."""
+    from .adapter_files import file_identity, folder_identity
+
+    src = Path(path).expanduser()
+    try:
+        return file_identity(src) if src.is_file() else f"{src.resolve()}|{folder_identity(src)}"
+    except OSError:
+        return str(src)
+
+
+def mix_key(adapters) -> str:
+    """The KV key of a mix (a sequence of ActiveAdapter): each adapter's source identity, per-layer
+    factors and strength; adapters at strength 0 are not part of it. Equal keys mean equal weights in
+    every layer. The order is not part of it (llama.cpp keeps a context's adapters in a map keyed by
+    adapter, so the order of the list does not change the sum), nor is the form the engine runs the
+    mix in (fused or separate)."""
+    parts = sorted((source_identity(a.path), tuple(a.layer_scales or ()), float(a.strength))
+                   for a in adapters if a.strength)
+    if not parts:
+        return BASE_KEY
+    return "mix:" + hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+Segments = tuple[tuple[int, str], ...]    # (first position, mix key), ascending, the first at 0
+
+
+def one_mix(key: str) -> Segments:
+    return ((0, key),)
+
+
+def agreement(a: Segments, b: Segments) -> float:
+    """The first position where two segment lists name different mixes (infinity: nowhere)."""
+    if a == b:
+        return math.inf
+    starts = sorted({s for s, _k in a} | {s for s, _k in b})
+    for pos in starts:
+        if _key_at(a, pos) != _key_at(b, pos):
+            return pos
+    return math.inf
+
+
+def _key_at(segments: Segments, pos: int) -> str | None:
+    key = None
+    for start, k in segments:
+        if start > pos:
+            break
+        key = k
+    return key
+
+
+def resized(store, budget: int):
+    """The store for a new budget: None for 0 (snapshots off), else `store` with the budget (a new one
+    if there was none). Entries beyond a smaller budget are evicted at once."""
+    if budget <= 0:
+        if store is not None:
+            store.clear()
+        return None
+    if store is None:
+        return SnapshotStore(budget)
+    store.set_budget(budget)
+    return store
+
+
+def as_tokens(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+    return np.asarray(tokens, dtype=np.int32).reshape(-1)
+
+
+def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest common prefix of two token arrays."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n
+
+
+@dataclass(eq=False)
+class Snapshot:
+    segments: Segments                 # the mixes that computed it
+    tokens: np.ndarray                 # int32, the sequence it covers (positions 0 … len-1)
+    payload: object                    # the engine's saved state
+    nbytes: int
+
+    def usable(self, segments: Segments, tokens: np.ndarray) -> int:
+        """How many leading tokens of a prompt (`tokens` under `segments`) this snapshot serves."""
+        return int(min(common_prefix(self.tokens, tokens), agreement(self.segments, segments)))
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    entries: int
+    nbytes: int
+    budget: int
+    tokens: int                        # tokens covered, summed over entries
+    hits: int                          # lookups that found a usable prefix
+    misses: int
+    evicted: int
+    skipped: int                       # snapshots not stored (budget, allocation failure)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class SnapshotStore:
+    def __init__(self, budget: int):
+        self._budget = max(0, int(budget))
+        self._entries: OrderedDict[int, Snapshot] = OrderedDict()     # id -> snapshot, oldest use first
+        self._nbytes = 0
+        self._lock = threading.Lock()
+        self._counts = {"hits": 0, "misses": 0, "evicted": 0, "skipped": 0}
+
+    # ------------------------------------------------------------------ budget
+    @property
+    def budget(self) -> int:
+        return self._budget
+
+    def set_budget(self, budget: int) -> None:
+        """Change the budget; entries beyond it are evicted at once (least recently used first)."""
+        with self._lock:
+            self._budget = max(0, int(budget))
+            self._evict_until(self._budget)
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def reserve(self, nbytes: int) -> bool:
+        """Make room for a payload of `nbytes` (evicting LRU entries); False if it can never fit."""
+        with self._lock:
+            if nbytes > self._budget:
+                return False
+            self._evict_until(self._budget - nbytes)
+            return True
+
+    def _evict_until(self, limit: int) -> None:
+        while self._nbytes > limit and self._entries:
+            _id, snap = self._entries.popitem(last=False)
+            self._nbytes -= snap.nbytes
+            self._counts["evicted"] += 1
+            log.debug("KV snapshot evicted (%d tokens, %.1f MiB)", len(snap.tokens), snap.nbytes / MiB)
+
+    # ------------------------------------------------------------------ entries
+    def best(self, segments: Segments, tokens: Sequence[int] | np.ndarray) -> tuple[Snapshot | None, int]:
+        """The entry serving the longest prefix of `tokens` under `segments`, and that length (0: none)."""
+        toks = as_tokens(tokens)
+        found, length = None, 0
+        with self._lock:
+            for snap in self._entries.values():
+                n = snap.usable(segments, toks)
+                if n > length:
+                    found, length = snap, n
+            if found is not None:
+                self._entries.move_to_end(id(found))
+        return found, length
+
+    def covers(self, segments: Segments, tokens: Sequence[int] | np.ndarray) -> bool:
+        """Whether an entry already holds all of `tokens` under `segments`."""
+        toks = as_tokens(tokens)
+        with self._lock:
+            for snap in self._entries.values():
+                if snap.usable(segments, toks) >= len(toks):
+                    self._entries.move_to_end(id(snap))
+                    return True
+        return False
+
+    def put(self, segments: Segments, tokens: Sequence[int] | np.ndarray, payload, nbytes: int) -> Snapshot | None:
+        """Keep a snapshot (call `reserve(nbytes)` before allocating the payload). Entries that it
+        extends are dropped: it serves every prompt they served. None if it does not fit."""
+        toks = as_tokens(tokens).copy()
+        toks.flags.writeable = False
+        snap = Snapshot(tuple(segments), toks, payload, int(nbytes))
+        with self._lock:
+            if snap.nbytes > self._budget:
+                self._counts["skipped"] += 1
+                return None
+            for sid, old in list(self._entries.items()):
+                if old.usable(snap.segments, toks) >= len(old.tokens):
+                    del self._entries[sid]
+                    self._nbytes -= old.nbytes
+            self._evict_until(self._budget - snap.nbytes)
+            self._entries[id(snap)] = snap
+            self._nbytes += snap.nbytes
+        return snap
+
+    def discard(self, snap: Snapshot) -> None:
+        """Forget one entry (it failed to restore, or it is stale)."""
+        with self._lock:
+            if self._entries.pop(id(snap), None) is not None:
+                self._nbytes -= snap.nbytes
+
+    def record(self, event: str) -> None:
+        """Count a "hits" (a prompt restored from a snapshot), "misses" or "skipped" event."""
+        with self._lock:
+            self._counts[event] += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+    def keys(self) -> list[str]:
+        """The mix key of each entry's last segment, oldest use first."""
+        with self._lock:
+            return [s.segments[-1][1] for s in self._entries.values()]
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            return StoreStats(len(self._entries), self._nbytes, self._budget,
+                              sum(len(s.tokens) for s in self._entries.values()), **self._counts)
+
+
+__all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",
+           "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "resized",
+           "source_identity"]

@@ -1,0 +1,210 @@
+"""Switching mixes in the app at conversation scale: after the sliders rest the conversation is read
+under the new mix in the background (pre-warm), so the next answer reads only the new message; a Send
+while it runs continues from where it got; it never runs during an answer; answers stay exactly what
+a fresh engine gives; compare re-runs and the Settings budget use the same snapshot store."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from desktop_app import prewarm_scheduler
+
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+TIMEOUT = 60000
+LONG_SYSTEM = " ".join(["The harbour keeper writes the weather in a ledger every morning."] * 35)
+
+
+def greedy(chat, max_tokens=12):
+    chat.sampling.temperature.setValue(0.0)
+    chat.sampling.max_tokens.setValue(max_tokens)
+    chat.sampling.seed.setValue(7)
+
+
+def finished_stats(qtbot, app, send):
+    """Run `send()` and return the GenerationStats of the answer it starts."""
+    chat = app.window.chat
+    got = []
+    app.state.host.generation_finished.connect(got.append)
+    send()
+    qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
+    return [s for s in got if not s.cancelled][-1]
+
+
+def ask(qtbot, app, text):
+    chat = app.window.chat
+    chat.prompt.setPlainText(text)
+    return finished_stats(qtbot, app, chat.send)
+
+
+def settle(qtbot, app):
+    """Wait until the scheduler has nothing pending (the pre-warm ran, or was not needed)."""
+    qtbot.waitUntil(lambda: not app.window.prewarm.pending, timeout=TIMEOUT)
+
+
+def collect_prewarms(qtbot, app) -> list:
+    """Results of the pre-warms that finish from now on (wait on the list itself: the scheduler may see
+    a pre-warm end a moment before this list does)."""
+    results = []
+    app.state.host.prewarm_finished.connect(lambda _job, result: results.append(result))
+    return results
+
+
+def click_switch(qtbot, row):
+    sw = row.switch
+    qtbot.mouseClick(sw, Qt.MouseButton.LeftButton, pos=QPoint(8, sw.height() // 2))
+
+
+def test_after_a_slider_move_the_next_answer_reads_only_the_new_message(make_app, direct_reply, qtbot):
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    greedy(w.chat)
+    w.chat.new_chat()
+    w.chat.system_edit.setPlainText(LONG_SYSTEM)
+    ask(qtbot, app, "What is the capital of France?")
+    settle(qtbot, app)
+    statuses = []
+    w.prewarm.status_changed.connect(lambda text, _ms: statuses.append(text))
+    finished = collect_prewarms(qtbot, app)
+    click_switch(qtbot, w.mixer.rows[0])                  # shout on
+    w.mixer.rows[0].spin.setValue(0.7)                    # … and moved: one pre-warm, after it rests
+    assert w.prewarm.pending
+    qtbot.waitUntil(lambda: any(r for r in finished), timeout=TIMEOUT)
+    settle(qtbot, app)
+    done = [r for r in finished if r]
+    assert len(done) == 1 and done[0]["complete"]
+    assert any("Reading the conversation under the new mix" in t for t in statuses)
+    assert state.kv_stats["entries"] >= 2                  # the old mix and the new one
+    conversation_tokens = done[0]["tokens"]
+    stats = ask(qtbot, app, "And of Italy?")
+    assert stats.prompt_cached >= conversation_tokens - 2  # only the new message was read
+    messages = w.chat.conversation.chat_messages()[:-1]
+    assert w.chat.last_reply_text() == direct_reply(state.settings, state.model.path, state.engine_mix(),
+                                                    messages, w.chat.sampling.params())
+    # Going back to the first mix restores its snapshot: again only the new tokens are read.
+    click_switch(qtbot, w.mixer.rows[0])                  # shout off: the mix of the first answer
+    settle(qtbot, app)
+    stats = ask(qtbot, app, "And of Spain?")
+    assert stats.prompt_cached > conversation_tokens // 2
+    messages = w.chat.conversation.chat_messages()[:-1]
+    assert w.chat.last_reply_text() == direct_reply(state.settings, state.model.path, state.engine_mix(),
+                                                    messages, w.chat.sampling.params())
+
+
+def test_no_prewarm_while_an_answer_is_written(make_app, qtbot, monkeypatch):
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    greedy(w.chat, max_tokens=400)
+    during = []
+    real = state.prewarm
+    monkeypatch.setattr(state, "prewarm", lambda *a: (during.append(w.chat.generating), real(*a))[1])
+    w.chat.prompt.setPlainText("Tell me a long story.")
+    w.chat.send()
+    assert w.chat.generating
+    w.mixer.rows[1].spin.setValue(0.5)                     # moved while the answer streams
+    click_switch(qtbot, w.mixer.rows[1])
+    qtbot.wait(2 * prewarm_scheduler.SETTLE_MS)
+    qtbot.waitUntil(lambda: not w.chat.generating, timeout=TIMEOUT)
+    settle(qtbot, app)
+    assert during and not any(during)                     # asked only after the answer ended
+
+
+def test_a_send_during_the_prewarm_continues_from_where_it_got(make_app, qtbot):
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    greedy(w.chat, max_tokens=4)
+    w.chat.new_chat()
+    w.chat.system_edit.setPlainText(LONG_SYSTEM)
+    ask(qtbot, app, "Hello.")
+    settle(qtbot, app)
+    progress = []
+    state.host.prewarm_progressed.connect(lambda job, done, total: progress.append(done))
+    ends = collect_prewarms(qtbot, app)
+    click_switch(qtbot, w.mixer.rows[2])
+    qtbot.waitUntil(lambda: bool(progress), timeout=TIMEOUT)  # the pre-warm is reading
+    stats = ask(qtbot, app, "Go on.")                        # Send now: the pre-warm yields
+    qtbot.waitUntil(lambda: bool(ends), timeout=TIMEOUT)
+    assert ends[0] is not None and not ends[0]["complete"]  # stopped part-way …
+    assert stats.prompt_cached >= progress[0]               # … and the answer went on from there
+
+
+def test_compare_rerun_reuses_each_sides_snapshot(make_app, direct_reply, qtbot):
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    w.mixer.rows[0].switch.setChecked(True)
+    compare = w.show_view("compare")
+    compare.prompt.setPlainText("What does a cow say? " * 6)
+    compare.mix_a.setCurrentIndex(compare.mix_a.findData("current"))
+    compare.mix_b.setCurrentIndex(compare.mix_b.findData("base"))
+    compare.sampling.temperature.setValue(0.0)
+    compare.sampling.max_tokens.setValue(16)
+    runs = []
+    for _ in range(2):
+        stats = []
+        compare.collector.one_finished.connect(lambda _pane, s, _error, out=stats: out.append(s))
+        qtbot.mouseClick(compare.run_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not compare.collector.running, timeout=TIMEOUT)
+        runs.append((stats, compare.pane_a.content(), compare.pane_b.content()))
+    (first, a1, b1), (second, a2, b2) = runs
+    assert (a1, b1) == (a2, b2)
+    assert all(s.prompt_cached >= s.prompt_tokens - 1 for s in second)      # nothing re-read
+    assert "reused" in compare.pane_a.info.text()
+    msgs, params = [("user", compare.prompt.toPlainText().strip())], compare.sampling.params()
+    assert a2 == direct_reply(state.settings, state.model.path, state.engine_mix(), msgs, params)
+    assert b2 == direct_reply(state.settings, state.model.path, [], msgs, params)
+
+
+def test_settings_show_the_snapshot_memory_and_change_it(make_app, qtbot):
+    app = make_app().start()
+    state, w = app.state, app.window
+    greedy(w.chat)
+    ask(qtbot, app, "Hello there, how are you today?")
+    settle(qtbot, app)
+    w.show_settings()
+    dlg = w.settings_dialog
+    assert dlg.kv_memory.value() == -1 and dlg.kv_memory.text() == "automatic"
+    assert dlg.kv_held.text().startswith("Holds 1 snapshot")
+    assert dlg.prewarm.isChecked()
+    dlg.kv_memory.setValue(0)                               # keep none
+    dlg.prewarm.setChecked(False)
+    dlg.accept()
+    assert state.settings.kv_snapshot_budget() == 0 and not state.settings.prewarm
+    qtbot.waitUntil(lambda: state.kv_stats is None, timeout=TIMEOUT)
+    assert state.settings.engine_options()["kv_snapshot_budget"] == 0
+
+
+def test_after_an_answer_the_previous_mix_is_brought_up_to_date_too(make_app, direct_reply, qtbot):
+    """Alternating two mixes: after an answer under one, the other (still cached) reads the new turn
+    in the background, so switching back finds nothing left to read."""
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    greedy(w.chat)
+    w.chat.new_chat()
+    w.chat.system_edit.setPlainText(LONG_SYSTEM)
+    ask(qtbot, app, "What is the capital of France?")                 # mix A: no adapter
+    settle(qtbot, app)
+    click_switch(qtbot, w.mixer.rows[0])                               # mix B: shout
+    settle(qtbot, app)
+    results = collect_prewarms(qtbot, app)
+    ask(qtbot, app, "And of Italy?")
+    qtbot.waitUntil(lambda: len([r for r in results if r]) >= 2, timeout=TIMEOUT)
+    settle(qtbot, app)
+    current, previous = [r for r in results if r][-2:]
+    assert current["complete"] and previous["complete"]
+    assert previous["tokens"] // 2 <= previous["reused"] < previous["tokens"]   # A read the new turn only
+    results.clear()
+    click_switch(qtbot, w.mixer.rows[0])                               # back to A
+    qtbot.waitUntil(lambda: any(r for r in results), timeout=TIMEOUT)
+    settle(qtbot, app)
+    back = [r for r in results if r][-1]
+    assert back["reused"] >= back["tokens"] - 1                         # nothing left to read
+    stats = ask(qtbot, app, "And of Spain?")
+    assert stats.prompt_tokens - stats.prompt_cached < 40
+    messages = w.chat.conversation.chat_messages()[:-1]
+    assert w.chat.last_reply_text() == direct_reply(state.settings, state.model.path, [], messages,
+                                                    w.chat.sampling.params())
