@@ -152,5 +152,5 @@ def test_dropped_pickle_adapter_runs_nothing_from_its_folder(make_app, demo_engi
     assert drop_on(w.mixer, [folder])
     qtbot.waitUntil(lambda: bool(outcome), timeout=TIMEOUT)
     assert outcome[0][0] == "installed", outcome
-    assert outcome[0][1] == str(folder) and outcome[0][2]["format"] == "peft"
+    assert outcome[0][1] == str(folder) and outcome[0][2].format == "peft"
     assert not list(markers.iterdir()), [p.name for p in markers.iterdir()]
