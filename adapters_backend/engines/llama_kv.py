@@ -175,10 +175,7 @@ class LlamaKV:
         lib, ctx = self._lib, self._llm.ctx
         self._llm._ctx.kv_cache_seq_rm(-1, n, -1)  # exactly the live tokens
         size = int(lib.llama_state_seq_get_size(ctx, SEQ))
-        if not self.store.reserve(size):
-            log.info("KV snapshot of %d tokens (%.0f MiB) not kept: larger than the snapshot budget (%.0f MiB)",
-                     n, size / MiB, self.store.budget / MiB)
-            self.store.record("skipped")
+        if not self.store.admit(size, n):
             return False
         try:
             buf = np.empty(size, dtype=np.uint8)
