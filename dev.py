@@ -2,7 +2,8 @@
 """Set LoRA Deck up in ./.venv and run it.
 
     python3 dev.py app      install (if needed) and launch the desktop app on the built-in demo
-    python3 dev.py test     install (if needed, with the torch and test extras) and run the test suite
+    python3 dev.py test     install (if needed, with the torch and test extras), lint (ruff) and run the
+                            test suite; `python3 dev.py test ARGS...` passes ARGS to pytest, no lint
     python3 dev.py loradeck ARGS...   run the CLI inside the environment
 
 Idempotent: a stamp file records what was installed from which pyproject.toml, so a second run
@@ -113,6 +114,14 @@ def compile_bytecode() -> None:
                    cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
 
 
+def lint() -> int:
+    """ruff with the project's rules (pyproject.toml): a lint error fails the run as a test would."""
+    done = subprocess.run([str(_bin("ruff")), "check", "--quiet", "."], cwd=ROOT, check=False)
+    if done.returncode:
+        print("dev.py: ruff found the problems above (`.venv/bin/ruff check --fix .` fixes some)", file=sys.stderr)
+    return done.returncode
+
+
 def hand_over(cmd: list[str], env: dict) -> int:
     """Run `cmd` in dev.py's place, so Ctrl+C and SIGTERM reach the app, the CLI or pytest directly.
 
@@ -142,6 +151,8 @@ def main(argv: list[str]) -> int:
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
         if not env.get("LORADECK_LLAMA_CPP_SRC"):
             env["LORADECK_LLAMA_CPP_SRC"] = str(ensure_llama_cpp_sources())
+        if not rest and lint():
+            return 1
         cmd = [str(_bin("python")), "-m", "pytest", *rest]
     elif what == "app":
         cmd = [str(_bin("loradeck")), *rest]

@@ -17,8 +17,17 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lora_bench_models import (REPO, adapter_r64, base_gguf, base_hf, compile_bytecode, llama_cpp_src, mb,  # noqa: E402
-                               measure, timed)  # noqa: E402
+from lora_bench_models import (  # noqa: E402
+    REPO,
+    adapter_r64,
+    base_gguf,
+    base_hf,
+    compile_bytecode,
+    llama_cpp_src,
+    mb,
+    measure,  # noqa: E402
+    timed,
+)
 
 GOAL_TIME, GOAL_MEM = 0.10, 0.25
 

@@ -142,9 +142,7 @@ def build_files(folder: Path, dim, layers, ff, heads, rank, lora_dtype):
 def decode_tps(engine, tokens: int) -> float:
     from adapters_backend.engines.base import ChatMessage, SamplingParams
     msgs = [ChatMessage("user", "Write a long story about a lighthouse keeper and the sea.")]
-    last = None
-    for last in engine.generate(msgs, SamplingParams(max_tokens=tokens, temperature=0.0, repeat_penalty=1.0)):
-        pass
+    *_, last = engine.generate(msgs, SamplingParams(max_tokens=tokens, temperature=0.0, repeat_penalty=1.0))
     if last.completion_tokens < tokens // 2:
         print(f"  (note: reply ended after {last.completion_tokens} tokens)")
     return float(last.tokens_per_second)
@@ -208,7 +206,7 @@ def main() -> int:
         "merged": (merged_engine, []),
     }
     results: dict[str, list[float]] = {k: [] for k in configs}
-    for name, (engine, mix) in configs.items():          # warm-up
+    for engine, mix in configs.values():                   # warm-up
         if mix is not None:
             engine.set_adapters(mix)
         decode_tps(engine, 16)

@@ -125,6 +125,7 @@ def run_live(only: set[str], tokens: int):
     chat.sampling.seed.setValue(1)
     # A model of realistic size with one rank-16 adapter on every linear layer (see make_bench_model.py).
     from make_bench_model import bench_files  # noqa: PLC0415
+
     from adapters_backend.mix_presets import MixEntry  # noqa: PLC0415
     model_file, lora_file = bench_files()
     state.load_model(str(model_file), "llama.cpp", label="Benchmark model")
@@ -154,7 +155,7 @@ def run_live(only: set[str], tokens: int):
         model_path, mix, settings = state.model.path, state.engine_mix(), state.settings
 
     if "stall" in only:
-        from bench_gui_jobs import download_stall, convert_stall  # noqa: PLC0415
+        from bench_gui_jobs import convert_stall, download_stall  # noqa: PLC0415
         for label, fn in (("downloading", download_stall), ("converting", convert_stall)):
             try:
                 stall = fn(app, state, window, meter, wait_until)

@@ -57,9 +57,8 @@ def words(rng, n: int) -> str:
 
 
 def make_files(folder: Path, dim: int, layers: int, ff: int, heads: int, rank: int, n_ctx: int):
-    import gguf
-
     import bench_engine as be
+    import gguf
     folder.mkdir(parents=True, exist_ok=True)
     tag = f"d{dim}-l{layers}-f{ff}-h{heads}-c{n_ctx}"
     model = folder / f"base-{tag}.gguf"

@@ -40,7 +40,7 @@ def make_models(layers: int, dim: int, ff: int) -> tuple[Path, Path, Path]:
     shutil.rmtree(root, ignore_errors=True)
     torch.manual_seed(0)
     sys.path.insert(0, str(REPO / "tests"))
-    from fixtures.tiny_gguf import tiny_hf_model     # a real SentencePiece tokenizer, made by the tests
+    from fixtures.tiny_gguf import tiny_hf_model  # a real SentencePiece tokenizer, made by the tests
     tok = AutoTokenizer.from_pretrained(tiny_hf_model("llama"))
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=dim, intermediate_size=ff, num_hidden_layers=layers,
                       num_attention_heads=dim // 64, num_key_value_heads=dim // 64, max_position_embeddings=2048,

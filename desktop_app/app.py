@@ -9,12 +9,12 @@ from pathlib import Path
 
 def create_app(argv: list[str] | None = None):
     argv = list(argv if argv is not None else sys.argv)
-    from . import system_libraries  # noqa: PLC0415
+    from . import system_libraries
     # Before any Qt GUI library loads: name the missing system packages instead of Qt's abort.
     system_libraries.exit_unless_qt_can_start(argv)
-    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication
 
-    from . import qt_fixes  # noqa: PLC0415
+    from . import qt_fixes
     qt_fixes.apply()
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("LoRA Deck")
@@ -28,10 +28,10 @@ def quit_on_signals(app) -> None:
     """Ctrl+C and SIGTERM close the windows and end the event loop, as closing the window does (the
     session is saved, engines stop). Qt's event loop runs no Python while idle, so a Python signal
     handler alone would wait for the next event: the signal also writes to a socket Qt watches."""
-    import signal  # noqa: PLC0415
-    import socket  # noqa: PLC0415
+    import signal
+    import socket
 
-    from PySide6.QtCore import QSocketNotifier  # noqa: PLC0415
+    from PySide6.QtCore import QSocketNotifier
 
     wake_read, wake_write = socket.socketpair()
     for end in (wake_read, wake_write):
@@ -51,13 +51,13 @@ def quit_on_signals(app) -> None:
 
 def build_main_window(engine_factory=None):
     """AppState + MainWindow with the error reporter hooked in (shared by run() and the tests)."""
-    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication
 
-    from . import qt_fixes, theme  # noqa: PLC0415
-    from .app_state import AppState  # noqa: PLC0415
-    from .errors import ErrorReporter  # noqa: PLC0415
-    from .settings import AppSettings  # noqa: PLC0415
-    from .widgets.main_window import MainWindow  # noqa: PLC0415
+    from . import qt_fixes, theme
+    from .app_state import AppState
+    from .errors import ErrorReporter
+    from .settings import AppSettings
+    from .widgets.main_window import MainWindow
 
     qt_fixes.apply()
     settings = AppSettings()
@@ -87,7 +87,7 @@ def run(argv: list[str] | None = None, files=()) -> int:
     window.show()
     window.start()
     if files:
-        from PySide6.QtCore import QTimer  # noqa: PLC0415
+        from PySide6.QtCore import QTimer
         QTimer.singleShot(0, lambda: window.drops.handle_paths([Path(f) for f in files]))
     return app.exec()
 

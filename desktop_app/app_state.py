@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 
 from adapters_backend.model_ref import engine_for, is_url
 
+from . import library_access as lib
 from .conversation_store import ConversationStore
 from .errors import ErrorReporter
 from .models.conversation_model import ConversationListModel
@@ -21,7 +22,6 @@ from .models.mix_model import MixListModel
 from .settings import AppSettings
 from .workers.engine_host import EngineHost, LoadedModel, LoadRequest
 from .workers.job_runner import JobRunner
-from . import library_access as lib
 
 if TYPE_CHECKING:
     from adapters_backend.core.compat import Verdict
@@ -36,7 +36,7 @@ HOW_TO_GET_A_MODEL = ("To use a real model: <b>File → Open GGUF model…</b> (
 
 
 def _data_dir() -> Path:
-    from adapters_backend.paths import data_dir  # noqa: PLC0415 - platformdirs, after start-up
+    from adapters_backend.paths import data_dir  # platformdirs, after start-up
     return data_dir()
 
 
@@ -87,7 +87,7 @@ class AppState(QObject):
     @property
     def presets(self) -> PresetStore:
         if self._presets is None:
-            from adapters_backend.mix_presets import PresetStore  # noqa: PLC0415 - after start-up
+            from adapters_backend.mix_presets import PresetStore  # after start-up
             self._presets = PresetStore()
         return self._presets
 
@@ -158,7 +158,7 @@ class AppState(QObject):
         self.model = None
         self.model_changed.emit()
         self.refresh_compat()              # verdicts of the previous model no longer apply
-        from .errors import error_text  # noqa: PLC0415
+        from .errors import error_text
         self.model_load_failed.emit(label, error_text(exc)[0])
         self.errors.report(exc, f"Loading {label}")
 
@@ -242,7 +242,7 @@ class AppState(QObject):
 
     def describe_error(self, exc: BaseException) -> str:
         """An error's text for the user, each library adapter named by its name, never by its path."""
-        from .errors import error_text, with_names  # noqa: PLC0415
+        from .errors import error_text, with_names
         names = {str(e.path): e.name for e in self.library_model.entries()}
         names.update({e.path: e.name for e in self.mix_model.entries() if e.path})
         return with_names(error_text(exc)[0], names)
@@ -261,19 +261,19 @@ class AppState(QObject):
         verdict = self.compat.get(adapter_id)
         if verdict is not None and not verdict.usable:
             return False
-        from adapters_backend.mix_presets import MixEntry  # noqa: PLC0415 - after start-up
+        from adapters_backend.mix_presets import MixEntry  # after start-up
         self.mix_model.add(MixEntry(adapter_id, entry.name, str(entry.path), strength, enabled))
         self._save_mix()
         return True
 
     def _save_mix(self) -> None:
-        import json  # noqa: PLC0415
+        import json
         self.settings.set("mix/current", json.dumps([e.to_json() for e in self.mix_model.entries()]))
 
     def _restore_mix(self) -> None:
-        import json  # noqa: PLC0415
+        import json
 
-        from adapters_backend.mix_presets import entries_from_json  # noqa: PLC0415
+        from adapters_backend.mix_presets import entries_from_json
         try:
             saved = json.loads(self.settings.get("mix/current", "[]") or "[]")
         except ValueError:

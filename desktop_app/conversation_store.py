@@ -72,7 +72,7 @@ class ConversationStore:
         out = []
         if not self.folder.is_dir():
             return out
-        from adapters_backend.atomic import read_json  # noqa: PLC0415 - json is not needed to paint the window
+        from adapters_backend.atomic import read_json  # json is not needed to paint the window
         for f in self.folder.glob("*.json"):
             d = read_json(f)
             if isinstance(d, dict) and d.get("schema") == SCHEMA and "id" in d:
@@ -84,7 +84,7 @@ class ConversationStore:
         return out
 
     def save(self, conv: Conversation) -> None:
-        from adapters_backend.atomic import write_json_atomic  # noqa: PLC0415
+        from adapters_backend.atomic import write_json_atomic
         conv.updated = time.time()
         write_json_atomic(self._file(conv.id), conv.to_json())
 

@@ -86,7 +86,7 @@ class DropInstaller(QObject):
         self.installed.emit(str(p), entry)
 
     def _on_failed(self, act, p: Path, exc) -> None:
-        from adapters_backend.errors import JobCancelled  # noqa: PLC0415
+        from adapters_backend.errors import JobCancelled
         if isinstance(exc, JobCancelled):
             self.activities.update(act, state="cancelled")
             return

@@ -29,7 +29,7 @@ def error_text(exc: BaseException) -> tuple[str, str]:
 def with_names(text: str, names: dict[str, str]) -> str:
     """`text` with each adapter path in `names` ({path: display name}) replaced by the name: errors
     speak of adapters as the user knows them, never by where their files are."""
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
     forms: dict[str, str] = {}
     for path, name in names.items():
         for form in (str(path), str(Path(path).expanduser().resolve(strict=False))):
@@ -59,7 +59,7 @@ class ErrorReporter(QObject):
         self.error_raised.emit(exc, context)
 
     def _show(self, exc: BaseException, context: str) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         message, details = error_text(exc)
         self.history.append((context, message))
         log.error("%s%s", f"{context}: " if context else "", message)

@@ -33,7 +33,7 @@ def open_folder(folder: str, ctx=None) -> str | None:
     """Open `folder` in the file manager; None when it worked, else why not (a sentence for the user)."""
     if sys.platform == "win32":
         try:
-            os.startfile(folder)                    # noqa: S606 - opens Explorer on a folder
+            os.startfile(folder)  # opens Explorer on a folder
         except OSError as exc:
             return f"Windows could not open it ({exc})"
         return None
@@ -59,7 +59,7 @@ def open_folder(folder: str, ctx=None) -> str | None:
 
 def home_relative(path) -> str:
     """`/home/me/.local/share/x` → `~/.local/share/x`, as file managers show it (other paths as they are)."""
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
     p, home = Path(path), Path.home()
     try:
         return str(Path("~") / p.relative_to(home))

@@ -13,9 +13,9 @@ log = logging.getLogger(__name__)
 def upstream_base_of(model_path: str) -> str | None:
     """The Hub id a local model comes from (GGUF `general.base_model.*`), if it says."""
     try:
-        from adapters_backend.core.base_model import load_base_model  # noqa: PLC0415
+        from adapters_backend.core.base_model import load_base_model
         ids = load_base_model(model_path).upstream_ids
-    except Exception as exc:  # noqa: BLE001 - no upstream id just means the user types one
+    except Exception as exc:  # no upstream id just means the user types one
         log.info("no upstream id for %s: %s", model_path, exc)
         return None
     return ids[0] if ids else None
@@ -23,17 +23,17 @@ def upstream_base_of(model_path: str) -> str | None:
 
 def retry_offline() -> None:
     """The user asked again: find out afresh whether the Hub can be reached (a flag; no network here)."""
-    from adapters_backend.hub import reach  # noqa: PLC0415
+    from adapters_backend.hub import reach
     reach.retry()
 
 
 def is_offline_error(exc) -> bool:
-    from adapters_backend.errors import HubOfflineError  # noqa: PLC0415
+    from adapters_backend.errors import HubOfflineError
     return isinstance(exc, HubOfflineError)
 
 
 def search(params: dict, page: int, page_size: int, ctx=None) -> list[dict]:
-    from adapters_backend import hub  # noqa: PLC0415
+    from adapters_backend import hub
     rows = hub.search(params.get("text"), base=params.get("base"), fmt=params.get("format"),
                       sort=params.get("sort") or "downloads", limit=page_size, offset=page * page_size,
                       kind=params.get("kind") or "adapter")
@@ -42,8 +42,8 @@ def search(params: dict, page: int, page_size: int, ctx=None) -> list[dict]:
 
 def details(repo_id: str, kind: str, base: dict | None, ctx=None) -> dict:
     """Repository details; for adapters with a loaded model, the verdict against it."""
-    from adapters_backend import hub  # noqa: PLC0415
-    from adapters_backend.core.compat import ENGINES, Verdict  # noqa: PLC0415
+    from adapters_backend import hub
+    from adapters_backend.core.compat import ENGINES, Verdict
     target, engine = None, "llama.cpp"
     if base and kind != "model":
         target = base.get("path") or base.get("id")
@@ -59,16 +59,16 @@ def details(repo_id: str, kind: str, base: dict | None, ctx=None) -> dict:
 
 def download_and_install(repo_id: str, revision: str | None, ctx=None):
     """The adapter's new (or already present) `LibraryEntry`."""
-    from adapters_backend import hub  # noqa: PLC0415
+    from adapters_backend import hub
     return hub.install_from_hub(repo_id, revision=revision, ctx=ctx)
 
 
 def download_install_and_check(repo_id: str, revision: str | None, model_path: str | None = None,
                                engine: str | None = None, ctx=None):
     """(LibraryEntry, its Verdict against the loaded model or None): the install says whether it fits."""
-    from adapters_backend.model_ref import is_url  # noqa: PLC0415
+    from adapters_backend.model_ref import is_url
 
-    from .library_access import verdict_for  # noqa: PLC0415
+    from .library_access import verdict_for
     entry = download_and_install(repo_id, revision, ctx=ctx)
     if not model_path or not engine or is_url(model_path):
         return entry, None
@@ -76,21 +76,21 @@ def download_install_and_check(repo_id: str, revision: str | None, model_path: s
 
 
 def download_model_file(repo_id: str, filename: str, revision: str | None, ctx=None) -> str:
-    from adapters_backend import hub  # noqa: PLC0415
+    from adapters_backend import hub
     return str(hub.download_files(repo_id, [filename], revision, ctx) / filename)
 
 
 def token_status() -> str:
     """Where the Hub token comes from, without showing it."""
     try:
-        from huggingface_hub import get_token  # noqa: PLC0415
+        from huggingface_hub import get_token
         token = get_token()
-    except Exception:  # noqa: BLE001
+    except Exception:
         token = None
     return "A token is set (gated and private repositories work)." if token else \
         "No token: public repositories only. Paste one from huggingface.co/settings/tokens."
 
 
 def set_token(token: str) -> None:
-    from adapters_backend import hub  # noqa: PLC0415
+    from adapters_backend import hub
     hub.set_token(token)

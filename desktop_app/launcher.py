@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and files is None:
         from adapters_backend.cli import main as cli_main
         return cli_main(argv)
-    from desktop_app.app import run  # noqa: PLC0415 - the GUI is imported only when launched
+    from desktop_app.app import run  # the GUI is imported only when launched
     return run(files=files or [])
 
 

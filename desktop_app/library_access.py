@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------- demo
 def demo_model() -> Path | None:
-    from adapters_backend import demo  # noqa: PLC0415
-    from adapters_backend.errors import BaseModelError  # noqa: PLC0415
+    from adapters_backend import demo
+    from adapters_backend.errors import BaseModelError
     try:
         return demo.demo_model_path()
     except BaseModelError as exc:      # no demo is not fatal: the user opens a model
@@ -30,18 +30,18 @@ def demo_model() -> Path | None:
 
 
 def is_demo_model(path) -> bool:
-    from adapters_backend import demo  # noqa: PLC0415
+    from adapters_backend import demo
     return demo.is_demo_model(path)
 
 
 def demo_note() -> str:
-    from adapters_backend import demo  # noqa: PLC0415
+    from adapters_backend import demo
     return demo.DEMO_NOTE
 
 
 def demo_prompts() -> list[str]:
-    from adapters_backend import demo  # noqa: PLC0415
-    from adapters_backend.errors import BaseModelError  # noqa: PLC0415
+    from adapters_backend import demo
+    from adapters_backend.errors import BaseModelError
     try:
         return demo.demo_prompts()
     except BaseModelError:
@@ -50,14 +50,14 @@ def demo_prompts() -> list[str]:
 
 # ---------------------------------------------------------------------- entries
 def _library():
-    from adapters_backend.library import Library  # noqa: PLC0415
+    from adapters_backend.library import Library
     return Library()
 
 
 def _shown(entries: list[LibraryEntry]) -> list[LibraryEntry]:
     """Demo adapters say "built-in demo" as their source, also in libraries that recorded the path of
     the demo files (before the demo had its own provenance)."""
-    from adapters_backend.demo import DEMO_SOURCE, is_demo_source  # noqa: PLC0415
+    from adapters_backend.demo import DEMO_SOURCE, is_demo_source
     return [dataclasses.replace(e, source=DEMO_SOURCE) if e.source != DEMO_SOURCE and is_demo_source(e.source)
             else e for e in entries]
 
@@ -69,8 +69,8 @@ def list_entries(ctx=None) -> list[LibraryEntry]:
 def startup_entries(first_run: bool, ctx=None) -> tuple[list[LibraryEntry], list[str]]:
     """The library at start; on first run the demo adapters are registered in it first.
     Returns (entries, ids of the demo adapters)."""
-    from adapters_backend import demo  # noqa: PLC0415
-    from adapters_backend.errors import BaseModelError  # noqa: PLC0415
+    from adapters_backend import demo
+    from adapters_backend.errors import BaseModelError
     library = _library()
     try:
         adapters = demo.demo_adapters()
@@ -86,7 +86,7 @@ def startup_entries(first_run: bool, ctx=None) -> tuple[list[LibraryEntry], list
                 continue
             try:
                 library.install(str(a.path), name=a.name, provenance=demo.DEMO_SOURCE)
-            except Exception as exc:  # noqa: BLE001 - the app still starts; the adapter is just missing
+            except Exception as exc:  # the app still starts; the adapter is just missing
                 log.warning("could not register the demo adapter %s: %s", a.name, exc)
     entries = _shown(library.list())
     demo_names = {a.name for a in adapters}
@@ -111,9 +111,9 @@ def set_notes(adapter_id: str, notes: str, ctx=None) -> None:
 
 def inspect_with_anatomy(path: str, ctx=None):
     """(inspect report as text, Anatomy) for the library's details pane; reads the adapter once."""
-    from adapters_backend.formats.registry import read_adapter  # noqa: PLC0415
-    from adapters_backend.report.anatomy import compute_anatomy  # noqa: PLC0415
-    from adapters_backend.report.inspect import format_report, inspect_adapter  # noqa: PLC0415
+    from adapters_backend.formats.registry import read_adapter
+    from adapters_backend.report.anatomy import compute_anatomy
+    from adapters_backend.report.inspect import format_report, inspect_adapter
     adapter = read_adapter(path)
     if ctx is not None:
         ctx.check()
@@ -123,11 +123,11 @@ def inspect_with_anatomy(path: str, ctx=None):
 
 def gguf_kind(path: str, ctx=None) -> str:
     """"adapter" for a LoRA GGUF, "model" for a base model (from `general.type`)."""
-    from adapters_backend.errors import AdapterFormatError  # noqa: PLC0415
+    from adapters_backend.errors import AdapterFormatError
     try:
-        from adapters_backend.gguf.header import read_header  # noqa: PLC0415 - bounded and fast
+        from adapters_backend.gguf.header import read_header  # bounded and fast
         kind = read_header(path).general_type
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file, said plainly
+    except Exception as exc:  # any parse failure is a bad file, said plainly
         raise AdapterFormatError(path, f"not a readable GGUF file ({type(exc).__name__}: {exc})") from None
     return "adapter" if kind == "adapter" else "model"
 
@@ -138,7 +138,7 @@ def check_all(entries: list[LibraryEntry], model_path: str, engine: str, first: 
     """{adapter id: Verdict} for every entry against the model. When `first` > 0, the verdicts of the
     first `first` entries (the active mix's) are also handed over early, as a partial result: a
     generation waiting on them need not wait for the whole library."""
-    from adapters_backend.model_ref import is_url  # noqa: PLC0415
+    from adapters_backend.model_ref import is_url
     if is_url(model_path):
         return {}      # a remote server's model is not here to check against; the server refuses what won't fit
     out = {}
@@ -154,10 +154,10 @@ def check_all(entries: list[LibraryEntry], model_path: str, engine: str, first: 
 
 def verdict_for(adapter_path, model_path: str, engine: str) -> Verdict:
     """One adapter's verdict against the model, by the compatibility check every part of LoRA Deck uses."""
-    from adapters_backend.core.compat import Verdict, check_compatibility  # noqa: PLC0415
+    from adapters_backend.core.compat import Verdict, check_compatibility
     try:
         return Verdict.of(check_compatibility(adapter_path, model_path, engine))
-    except Exception as exc:  # noqa: BLE001 - one bad adapter must not hide the others' verdicts
+    except Exception as exc:  # one bad adapter must not hide the others' verdicts
         return Verdict.unreadable(exc)
 
 
@@ -165,7 +165,7 @@ def install_and_check(source: str, name: str | None = None, model_path: str | No
                       engine: str | None = None, ctx=None) -> tuple[LibraryEntry, Verdict | None]:
     """Install into the library, then check the new adapter against the loaded model (None: no model,
     or a remote one that cannot be checked here)."""
-    from adapters_backend.model_ref import is_url  # noqa: PLC0415
+    from adapters_backend.model_ref import is_url
     entry = install(source, name, ctx=ctx)
     if not model_path or not engine or is_url(model_path):
         return entry, None

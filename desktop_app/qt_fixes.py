@@ -31,7 +31,7 @@ _applied = False
 
 def signal_delivery_leaks_bool() -> bool:
     """True if delivering a signal to a Python slot loses a reference to True (the PySide6 bug)."""
-    from PySide6.QtCore import QObject, Signal  # noqa: PLC0415
+    from PySide6.QtCore import QObject, Signal
 
     class _Probe(QObject):
         fired = Signal(int)
@@ -50,7 +50,7 @@ def signal_delivery_leaks_bool() -> bool:
 
 def void_call_leaks_none() -> bool:
     """True if calling a Qt method that returns nothing loses a reference to None (the PySide6 bug)."""
-    from PySide6.QtCore import QObject  # noqa: PLC0415
+    from PySide6.QtCore import QObject
 
     probe = QObject()
     before = sys.getrefcount(None)
@@ -74,7 +74,7 @@ def apply() -> bool:
         return True
     if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
         return False
-    import PySide6  # noqa: PLC0415
+    import PySide6
     if signal_delivery_leaks_bool():
         log.info("PySide6 %s leaks references to True on signal delivery; applying the work-around "
                  "(install PySide6 != 6.12.0 to avoid it)", PySide6.__version__)
@@ -115,7 +115,7 @@ class _GuiThreadCollector:
 def collect_garbage_on_gui_thread(owner) -> None:
     """While the QObject `owner` (a main window) lives, no other thread starts a garbage collection.
     Call on the GUI thread; several owners may overlap."""
-    from PySide6.QtCore import QTimer  # noqa: PLC0415
+    from PySide6.QtCore import QTimer
 
     collector = _GuiThreadCollector()
     timer = QTimer(owner)

@@ -35,11 +35,11 @@ class ServeAccess:
         Port `port`, or any free one when it is taken. `allow_origins`: web pages (e.g.
         "http://localhost:3000") allowed to use it. `n_ctx`: the context length (Settings' one, so the
         API reports and uses what the app does; default: the loaded model's)."""
-        from adapters_backend.demo import demo_model_path  # noqa: PLC0415 - not needed to paint the window
-        from adapters_backend.errors import BackendError  # noqa: PLC0415
-        from adapters_backend.serve import create_app  # noqa: PLC0415
-        from adapters_backend.serve.guard import normalize_origin  # noqa: PLC0415
-        from adapters_backend.serve.runner import BackgroundServer  # noqa: PLC0415
+        from adapters_backend.demo import demo_model_path  # not needed to paint the window
+        from adapters_backend.errors import BackendError
+        from adapters_backend.serve import create_app
+        from adapters_backend.serve.guard import normalize_origin
+        from adapters_backend.serve.runner import BackgroundServer
 
         self.stop()
         note = ""

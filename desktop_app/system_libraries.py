@@ -76,7 +76,7 @@ def qt_platform(argv: Sequence[str], environ: Mapping[str, str]) -> str:
 
 def xcb_plugin() -> Path | None:
     """Qt's xcb platform plugin file, where this Qt looks for it (None if it has none)."""
-    from PySide6.QtCore import QLibraryInfo  # noqa: PLC0415 - QtCore only: loads no GUI library
+    from PySide6.QtCore import QLibraryInfo  # QtCore only: loads no GUI library
 
     folder = os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH") or \
         os.path.join(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath), "platforms")

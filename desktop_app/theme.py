@@ -76,7 +76,7 @@ def apply(app, choice: str = "system") -> None:
 
 
 def _light_palette(app) -> QPalette:
-    from PySide6.QtWidgets import QStyleFactory  # noqa: PLC0415
+    from PySide6.QtWidgets import QStyleFactory
     style = QStyleFactory.create("Fusion")
     return style.standardPalette()
 

@@ -16,13 +16,13 @@ def blend_methods() -> list[str]:
 
 
 def _library_install(path: Path, ctx) -> None:
-    from adapters_backend.library import Library  # noqa: PLC0415
+    from adapters_backend.library import Library
     Library().install(str(path), ctx=ctx, provenance={"source": "local:" + str(path)})
 
 
 def convert(src: str, out: str, base: str | None, outtype: str, add_to_library: bool, ctx=None) -> str:
     """A llama.cpp LoRA GGUF of `src` for `base` (a GGUF model or HF folder) at `out`."""
-    from adapters_backend.convert.to_gguf import convert_to_gguf  # noqa: PLC0415
+    from adapters_backend.convert.to_gguf import convert_to_gguf
     if not base:
         raise ValueError("Choose the base model the adapter is for (a GGUF file or a model folder): the "
                          "converter takes tensor names and shapes from it.")
@@ -34,7 +34,7 @@ def convert(src: str, out: str, base: str | None, outtype: str, add_to_library: 
 
 def blend(entries: list[tuple[str, float]], out: str, method: str, ctx=None) -> str:
     """Several adapters at fixed strengths → one PEFT adapter folder (added to the library)."""
-    from adapters_backend.merge.blend import blend as blend_adapters  # noqa: PLC0415
+    from adapters_backend.merge.blend import blend as blend_adapters
     out_path = Path(out)
     if out_path.suffix:                      # a PEFT adapter is a folder
         out_path = out_path.with_suffix("")
@@ -47,8 +47,8 @@ def merge_into_base(base: str, entries: list[tuple[str, float]], out: str, ctx=N
     """Bake adapters into a copy of the base model: GGUF → GGUF, HF folder → HF folder."""
     specs = [(p, s) for p, s in entries]
     if Path(base).is_dir():
-        from adapters_backend.merge.hf_merge import merge_into_hf  # noqa: PLC0415
+        from adapters_backend.merge.hf_merge import merge_into_hf
         out_path = Path(out).with_suffix("") if Path(out).suffix == ".gguf" else Path(out)
         return str(merge_into_hf(base, specs, out_path, ctx=ctx).path)
-    from adapters_backend.merge.gguf_merge import merge_into_gguf  # noqa: PLC0415
+    from adapters_backend.merge.gguf_merge import merge_into_gguf
     return str(merge_into_gguf(base, specs, Path(out), ctx=ctx).path)

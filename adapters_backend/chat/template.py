@@ -46,7 +46,7 @@ class ChatTemplate:
             self._formatters = {flag: Jinja2ChatFormatter(template=template, eos_token=eos_token,
                                                           bos_token=bos_token, add_generation_prompt=flag)
                                 for flag in (True, False)}
-        except Exception as exc:  # noqa: BLE001 - a broken template in a GGUF is the file's fault
+        except Exception as exc:  # a broken template in a GGUF is the file's fault
             raise EngineError(f"the model's chat template cannot be parsed ({exc})") from exc
 
     def render(self, messages: Sequence, add_generation_prompt: bool = True) -> RenderedPrompt:
@@ -56,13 +56,13 @@ class ChatTemplate:
         dicts = [{"role": _get(m, "role"), "content": _get(m, "content")} for m in messages]
         try:
             result = formatter(messages=dicts)
-        except Exception as exc:  # noqa: BLE001 - templates raise_exception() on inputs they refuse
+        except Exception as exc:  # templates raise_exception() on inputs they refuse
             folded = _fold_system(dicts)
             if folded is None:
                 raise EngineError(f"the model's chat template refused this conversation: {exc}") from exc
             try:
                 result = formatter(messages=folded)
-            except Exception as exc2:  # noqa: BLE001
+            except Exception as exc2:
                 raise EngineError(f"the model's chat template refused this conversation: {exc2}") from exc2
         stops = tuple(s for s in self._stops if s)
         return RenderedPrompt(result.prompt, stops, add_bos=not result.added_special)

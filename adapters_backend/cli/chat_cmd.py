@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import BackendError
 from ..model_ref import REMOTE_ENGINES as REMOTE
 from ..model_ref import engine_for, is_url, split_strength
+
 HELP = __doc__.split("between turns, without reloading the model:", 1)[1].strip("\n")
 
 

@@ -50,8 +50,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..serve.app import create_app
-    from ..serve.resolver import AdapterResolver
     from ..serve.guard import normalize_origin
+    from ..serve.resolver import AdapterResolver
     from ..serve.runner import base_url, bind_socket, is_loopback, run_forever
     from ..serve.worker import EngineWorker
 

@@ -58,7 +58,7 @@ class HFTensors:
     def read(self, key: str) -> np.ndarray:
         try:
             return self.source(self.files[key]).read(key)
-        except Exception as exc:  # noqa: BLE001 - report against the base model
+        except Exception as exc:  # report against the base model
             raise BaseModelError(self.files[key], f"cannot read tensor {key}: {exc}") from None
 
     def close(self) -> None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.adapter import Adapter, ModuleDelta
 from ..arch import transforms
+from ..core.adapter import Adapter, ModuleDelta
 from ..core.base_model import BaseModelInfo
 from .base_weights import BaseWeights
 from .svd import truncate

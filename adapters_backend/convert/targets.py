@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.adapter import Adapter, ModuleDelta
 from ..arch.name_map import gguf_tensor_name
+from ..core.adapter import Adapter, ModuleDelta
 from ..core.base_model import BaseModelInfo
 
 _FULL = ("a full replacement tensor ({what}), not a low-rank update: a llama.cpp LoRA cannot carry it "

@@ -24,10 +24,10 @@ from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo, load_base_model
 from ..core.compat import require_compatible
 from ..errors import AdapterFormatError, IncompatibleAdapterError
-from ..jobs import JobContext
-from .factors import FactorBuilder, assemble_lora, is_dense
 from ..gguf.tensors import OUTTYPES, can_encode, qtype_of
 from ..gguf.writer import StreamedGGUFWriter
+from ..jobs import JobContext
+from .factors import FactorBuilder, assemble_lora, is_dense
 from .targets import plan_targets
 
 log = logging.getLogger(__name__)

@@ -52,7 +52,7 @@ def _config_of(declared: str) -> Path | None:
 
         from ..hub.client import cache_dir
         found = try_to_load_from_cache(declared.strip(), "config.json", cache_dir=cache_dir())
-    except Exception as exc:  # noqa: BLE001 - a broken cache only means "unknown"
+    except Exception as exc:  # a broken cache only means "unknown"
         log.debug("no cached config for %s: %s", declared, exc)
         return None
     return Path(found) if isinstance(found, str) else None

@@ -77,7 +77,7 @@ def _convert(path: Path, base: BaseModelInfo, ctx: JobContext | None) -> tuple[P
         result = convert_cached(path, base, ctx=ctx)
     except BackendError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a converter bug must not look like a crash of the engine
+    except Exception as exc:  # a converter bug must not look like a crash of the engine
         raise AdapterFormatError(path, f"conversion to llama.cpp GGUF failed ({type(exc).__name__}: {exc})") from exc
     out = Path(result.path)
     if not out.is_file():

@@ -137,7 +137,7 @@ class FusedBuilder:
                     self._building = None
                     self._lock.notify_all()
                 continue
-            except Exception as exc:  # noqa: BLE001 - a failed fusion only costs speed; the engine keeps going
+            except Exception as exc:  # a failed fusion only costs speed; the engine keeps going
                 log.warning("could not fuse the adapter mix (%s); it runs as separate adapters", exc)
                 with self._lock:
                     self._failed[sig] = str(exc)

@@ -183,6 +183,15 @@ class SnapshotStore:
             self._evict_until(self._budget - nbytes)
             return True
 
+    def admit(self, nbytes: int, n_tokens: int) -> bool:
+        """reserve(), logging and counting a snapshot that can never fit as "skipped"."""
+        if self.reserve(nbytes):
+            return True
+        log.info("KV snapshot of %d tokens (%.0f MiB) not kept: larger than the snapshot budget (%.0f MiB)",
+                 n_tokens, nbytes / MiB, self.budget / MiB)
+        self.record("skipped")
+        return False
+
     def _evict_until(self, limit: int) -> None:
         while self._nbytes > limit and self._entries:
             _id, snap = self._entries.popitem(last=False)

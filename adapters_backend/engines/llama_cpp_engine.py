@@ -114,7 +114,7 @@ class LlamaCppEngine(PromptReading):
         self._handles = AdapterHandles(llm)
         self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
         eos, bos = llm.token_eos(), llm.token_bos()
-        text = llm._model.token_get_text    # noqa: SLF001 - the token strings the template needs
+        text = llm._model.token_get_text  # the token strings the template needs
         tokens = {"bos_token": text(bos) if bos >= 0 else "", "eos_token": text(eos) if eos >= 0 else ""}
         try:
             self._template = template_from_metadata(llm.metadata, **tokens)
@@ -322,7 +322,7 @@ class LlamaCppEngine(PromptReading):
             return False
         try:
             handle = self._handles.init(path, "fused mix")
-        except Exception as exc:  # noqa: BLE001 - keep running the separate adapters
+        except Exception as exc:  # keep running the separate adapters
             log.warning("could not load the fused mix (%s); running the adapters separately", exc)
             return False
         old = self._fused

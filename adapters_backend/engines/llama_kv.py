@@ -71,20 +71,20 @@ class LlamaKV:
 
     def logits_ready(self, n_tokens: int) -> bool:
         """Whether the context's current logits are those after exactly `n_tokens` live tokens."""
-        return self.n_live == n_tokens and not self._llm._requires_eval   # noqa: SLF001
+        return self.n_live == n_tokens and not self._llm._requires_eval
 
     def invalidate(self) -> None:
         """Forget the live cache (it is cleared before the next evaluation)."""
         self._llm.reset()
-        self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)   # noqa: SLF001
+        self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         self.segments = None
 
     def _trim(self, n: int) -> None:
         llm = self._llm
         if n < llm.n_tokens or n == 0:
-            llm._ctx.kv_cache_seq_rm(-1, n, -1)     # noqa: SLF001
+            llm._ctx.kv_cache_seq_rm(-1, n, -1)
             llm.n_tokens = n
-            llm._requires_eval = True                 # noqa: SLF001
+            llm._requires_eval = True
 
     # ------------------------------------------------------------------ reuse
     def usable_live(self, segments: Segments, toks: np.ndarray) -> int:
@@ -153,8 +153,8 @@ class LlamaKV:
             try:
                 llm.eval(toks[start:start + chunk])
             except RuntimeError:
-                llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)   # noqa: SLF001 - cells of the broken chunk
-                llm._requires_eval = True                           # noqa: SLF001
+                llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)  # cells of the broken chunk
+                llm._requires_eval = True
                 if stop():
                     return False
                 raise
@@ -173,12 +173,9 @@ class LlamaKV:
         if self.store.covers(self.segments, toks):
             return True
         lib, ctx = self._lib, self._llm.ctx
-        self._llm._ctx.kv_cache_seq_rm(-1, n, -1)   # noqa: SLF001 - exactly the live tokens
+        self._llm._ctx.kv_cache_seq_rm(-1, n, -1)  # exactly the live tokens
         size = int(lib.llama_state_seq_get_size(ctx, SEQ))
-        if not self.store.reserve(size):
-            log.info("KV snapshot of %d tokens (%.0f MiB) not kept: larger than the snapshot budget (%.0f MiB)",
-                     n, size / MiB, self.store.budget / MiB)
-            self.store.record("skipped")
+        if not self.store.admit(size, n):
             return False
         try:
             buf = np.empty(size, dtype=np.uint8)
@@ -201,7 +198,7 @@ class LlamaKV:
         n = len(snap.tokens)
         ok = n <= llm.n_ctx()
         if ok:
-            llm._ctx.kv_cache_seq_rm(-1, 0, -1)                 # noqa: SLF001
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
             read = int(lib.llama_state_seq_set_data(llm.ctx, buf.ctypes.data_as(_U8P), buf.nbytes, SEQ))
             mem = lib.llama_get_memory(llm.ctx)
             ok = (read == buf.nbytes and lib.llama_memory_seq_pos_min(mem, SEQ) == 0
@@ -213,7 +210,7 @@ class LlamaKV:
             return False
         llm.input_ids[:n] = snap.tokens
         llm.n_tokens = n
-        llm._requires_eval = True                               # noqa: SLF001 - no logits came with it
+        llm._requires_eval = True  # no logits came with it
         return True
 
 

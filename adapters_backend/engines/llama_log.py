@@ -47,7 +47,7 @@ def _on_log(level: int, text: bytes, _user_data) -> None:
             listener = _listeners.get(threading.get_ident())
             if listener is not None:
                 listener(msg)
-    except Exception:  # noqa: BLE001 - an exception must never cross back into C
+    except Exception:  # an exception must never cross back into C
         pass
 
 
@@ -57,7 +57,7 @@ def install() -> None:
     if _callback is not None:
         return
     import llama_cpp
-    import llama_cpp.llama  # noqa: F401 - its import installs llama-cpp-python's logger; ours goes after
+    import llama_cpp.llama  # its import installs llama-cpp-python's logger; ours goes after
 
     _callback = llama_cpp.llama_log_callback(_on_log)
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))

@@ -81,7 +81,7 @@ def open_model(path: Path, ctx: JobContext | None, **llama_kwargs):
         try:
             ctx.report(float(progress), 1.0, "loading model")
             return not ctx.cancelled()
-        except Exception:  # noqa: BLE001 - never raise into C
+        except Exception:  # never raise into C
             return True
 
     callback = lib.llama_progress_callback(on_progress)

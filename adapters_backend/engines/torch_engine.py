@@ -25,8 +25,15 @@ from ..errors import BaseModelError, EngineError, EngineUnavailable
 from ..jobs import JobContext
 from . import alora
 from .adapter_files import file_identity, folder_identity
-from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk, \
-    layer_factor
+from .base import (
+    STRENGTH_RANGE,
+    ActiveAdapter,
+    ChatMessage,
+    EngineCapabilities,
+    SamplingParams,
+    TokenChunk,
+    layer_factor,
+)
 from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
 from .torch_kv import TorchKV
 

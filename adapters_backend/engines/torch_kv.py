@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .kv_snapshots import MiB, Segments, SnapshotStore, agreement, as_tokens, common_prefix
+from .kv_snapshots import Segments, SnapshotStore, agreement, as_tokens, common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,7 @@ class TorchKV:
         if self.store.covers(self.segments, self.tokens):
             return True
         size = cache_nbytes(self.cache)
-        if not self.store.reserve(size):
-            log.info("KV snapshot of %d tokens (%.0f MiB) not kept: larger than the snapshot budget (%.0f MiB)",
-                     n, size / MiB, self.store.budget / MiB)
-            self.store.record("skipped")
+        if not self.store.admit(size, n):
             return False
         try:
             payload = copy.deepcopy(self.cache)

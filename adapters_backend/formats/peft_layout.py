@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 
 from ..core.adapter import ModuleDelta
+from ..core.variants import ADALORA_EPS
 from ..errors import AdapterFormatError
 from .module_patterns import PatternKeyError, PatternTable, WorkBudget
 from .safetensors_io import SafetensorsSource
-from ..core.variants import ADALORA_EPS
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"

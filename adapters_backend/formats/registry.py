@@ -15,10 +15,10 @@ import zipfile
 from pathlib import Path
 
 from ..core.adapter import Adapter
-from .archive import extract_zip, file_sha256, unpacked_root
 from ..errors import AdapterFormatError, BackendError, PluginLoadError
 from ..paths import cache_dir
 from ..plugins.manager import PluginRegistry, default_registry, sniff_score
+from .archive import extract_zip, file_sha256, unpacked_root
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def read_adapter(path: str | os.PathLike, base=None, format_id: str | None = Non
         raise
     except (MemoryError, RecursionError) as exc:
         raise AdapterFormatError(original, f"too large or too deeply nested to read ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - plugin code; report it against the file and the plugin
+    except Exception as exc:  # plugin code; report it against the file and the plugin
         record = registry.formats[format_id][1]
         log.exception("format plugin %s failed on %s", record.name, original)
         record.record_error(f"read of format '{format_id}' raised {type(exc).__name__}: {exc} (on {original})")

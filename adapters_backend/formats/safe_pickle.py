@@ -22,9 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .archive import file_sha256
 from ..errors import UnsafeFileError
 from ..paths import cache_dir
+from .archive import file_sha256
 
 MIN_TORCH = (2, 10)
 TIMEOUT = 300
@@ -57,7 +57,7 @@ def _torch_version() -> tuple[int, int] | None:
         from importlib.metadata import version
         parts = version("torch").split("+")[0].split(".")
         return int(parts[0]), int(parts[1])
-    except Exception:  # noqa: BLE001 - not installed or an odd version string
+    except Exception:  # not installed or an odd version string
         return None
 
 

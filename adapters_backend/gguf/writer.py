@@ -25,6 +25,7 @@ from ..atomic import PUBLIC, AtomicFile
 from .header import GGUFHeader
 from .tensors import encode
 
+
 def _pad(n: int, align: int) -> int:
     return (align - n % align) % align
 
@@ -83,7 +84,7 @@ class _GGUFBase:
             if self.kv.fout:
                 for f in self.kv.fout:
                     f.close()
-        except Exception:  # noqa: BLE001 - closing on the error path must not hide the first error
+        except Exception:  # closing on the error path must not hide the first error
             pass
         self._out.discard()
 

@@ -18,9 +18,9 @@ def token_source() -> str | None:
 def set_token(token: str) -> str:
     """Check the token with the Hub and store it where every HF tool finds it; returns the user name."""
     from huggingface_hub import login
+    from huggingface_hub.errors import HfHubHTTPError
 
     from .client import api
-    from huggingface_hub.errors import HfHubHTTPError
     token = (token or "").strip()
     if not token:
         raise HubAccessError(None, "the token is empty; copy one from huggingface.co/settings/tokens")

@@ -63,6 +63,6 @@ def _card(readme: Path) -> dict:
     try:
         from huggingface_hub import metadata_load
         return metadata_load(readme) or {}
-    except Exception as exc:  # noqa: BLE001 - a broken card only costs the licence and base lines
+    except Exception as exc:  # a broken card only costs the licence and base lines
         log.info("%s: unreadable model card: %s", readme, exc)
         return {}

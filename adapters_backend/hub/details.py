@@ -24,10 +24,8 @@ _QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?![A-Z
 
 def quant_of(filename: str) -> str | None:
     """"Q4_K_M" from "model-Q4_K_M.gguf" (None if the name does not say)."""
-    m = None
-    for m in _QUANT.finditer(Path(filename).stem):
-        pass
-    return m.group(1).upper() if m else None
+    found = _QUANT.findall(Path(filename).stem)      # the last match: "…-Q4_K_M" after "Q8" in a name
+    return found[-1].upper() if found else None
 
 
 @dataclass

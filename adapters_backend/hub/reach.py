@@ -76,7 +76,7 @@ def _probe(url: str) -> bool:
             # The session huggingface_hub itself uses: the same proxies and certificates as the real calls.
             get_session().head(url + "/", timeout=seconds, follow_redirects=False)
             answer.append(None)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"; kept for the log
+        except Exception as exc:  # any failure means "not reachable"; kept for the log
             answer.append(exc)
 
     t0 = time.monotonic()

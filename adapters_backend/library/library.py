@@ -27,6 +27,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..atomic import write_json_atomic
 from ..errors import LibraryError
 from ..jobs import JobContext
 from ..paths import data_dir, unsafe_name_reason
@@ -34,7 +35,7 @@ from .entry import ENTRY_FILE, LibraryEntry
 from .lock import FileLock, LockTimeout
 from .recovery import COMMIT_SUFFIX, LOCK_SUFFIX, recover
 from .stage import stage_copy
-from .store import IndexStore, write_json_atomic
+from .store import IndexStore
 
 log = logging.getLogger(__name__)
 

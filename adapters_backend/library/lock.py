@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filelock import FileLock, Timeout as LockTimeout
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
 
 __all__ = ["FileLock", "LockTimeout", "held_by_a_live_process"]
 

@@ -25,9 +25,9 @@ import numpy as np
 
 from ..convert.factors import is_dense
 from ..convert.svd import reduce_factors, truncate
+from ..formats.safetensors_io import SafetensorsWriter, encode_as
 from ..jobs import JobContext
 from .common import MergeError, finish_output_dir, prepare_output_dir, read_adapters
-from ..formats.safetensors_io import SafetensorsWriter, encode_as
 
 
 @dataclass

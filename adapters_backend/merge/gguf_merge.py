@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.base_model import load_base_model
+from ..atomic import PUBLIC, AtomicFile
 from ..convert.factors import FactorBuilder, assemble_lora, is_dense
 from ..convert.targets import plan_targets
+from ..core.base_model import load_base_model
 from ..core.compat import require_compatible
-from ..atomic import PUBLIC, AtomicFile
 from ..errors import BaseModelError
 from ..gguf.header import GGUFError, GGUFHeader, TensorInfo, read_header
 from ..gguf.tensors import TensorFile, can_encode, decode, encode, nbytes_of, qtype_of

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.base_model import load_base_model
-from ..convert.factors import is_dense
 from ..convert.base_weights import HFTensors
+from ..convert.factors import is_dense
+from ..core.base_model import load_base_model
 from ..core.compat import require_compatible
-from ..jobs import JobContext
 from ..fileio import read_exactly
 from ..formats.safetensors_io import FLOAT_DTYPES, SafetensorsWriter, decode_from, encode_as, read_safetensors_header
+from ..jobs import JobContext
 from .common import MergeError, MergeResult, finish_output_dir, prepare_output_dir, read_adapters
 
 CHUNK_BYTES = 32 * 1024 * 1024

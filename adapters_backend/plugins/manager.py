@@ -110,7 +110,7 @@ def _entry_points(group: str) -> list[_EntryPointLike]:
             eps.append(_EntryPointLike(str(ep.name), str(ep.value),
                                        getattr(dist, "name", None) if dist else None,
                                        getattr(dist, "version", None) if dist else None))
-        except Exception as exc:  # noqa: BLE001 - a damaged dist-info must not stop discovery
+        except Exception as exc:  # a damaged dist-info must not stop discovery
             log.warning("skipping an unreadable entry point of %s: %s", group, exc)
     # The same distribution can be visible twice (editable install + a copy on sys.path); keep one.
     unique: dict[tuple[str, str], _EntryPointLike] = {}
@@ -135,7 +135,7 @@ class PluginRegistry:
         self.plugins.append(record)
         try:
             manifest = validate_manifest(manifest_obj)
-        except BaseException as exc:  # noqa: BLE001 - ValueError as a rule; anything from a hostile object
+        except BaseException as exc:  # ValueError as a rule; anything from a hostile object
             if isinstance(exc, KeyboardInterrupt):
                 raise
             record.errors.append(f"bad manifest: {_describe(exc, with_type=not isinstance(exc, ValueError))}")
@@ -167,7 +167,7 @@ class PluginRegistry:
                 return self._resolved[ref]
         try:
             obj = pkgutil.resolve_name(ref)
-        except BaseException as exc:  # noqa: BLE001 - any failure inside a plugin is the plugin's (SystemExit too)
+        except BaseException as exc:  # any failure inside a plugin is the plugin's (SystemExit too)
             if isinstance(exc, KeyboardInterrupt):
                 raise
             msg = f"cannot load '{ref}': {type(exc).__name__}: {exc}"
@@ -201,12 +201,12 @@ class PluginRegistry:
         """Resolve every contribution and call each format's `sniff` on an empty file and an empty
         folder (it must answer 0 there, cheaply, without raising), recording what fails on its
         plugin; returns every plugin. Errors already met in this process stay listed."""
-        from ..arch.registry import find_archs     # checks tables (type, id) and records failures
+        from ..arch.registry import find_archs  # checks tables (type, id) and records failures
 
         for arch_id in list(self.architectures):
             try:
                 find_archs(arch_id=arch_id, registry=self)
-            except Exception as exc:  # noqa: BLE001 - recorded on the plugin record
+            except Exception as exc:  # recorded on the plugin record
                 log.debug("architecture %s: %s", arch_id, exc)
         with tempfile.TemporaryDirectory(prefix="loradeck-plugin-check-") as tmp:
             probes = [Path(tmp) / "empty", Path(tmp) / "empty.bin"]
@@ -230,7 +230,7 @@ def _describe(exc: BaseException, with_type: bool = True) -> str:
     """An exception as text, even when its own __str__ is broken (it comes from plugin code)."""
     try:
         text = str(exc)
-    except Exception:  # noqa: BLE001
+    except Exception:
         text = "(its message cannot be shown)"
     return f"{type(exc).__name__}: {text}" if with_type else text
 
@@ -240,7 +240,7 @@ def sniff_score(registry: PluginRegistry, fmt_id: str, sniff, path: Path) -> flo
     included) is recorded on the plugin and raised as PluginLoadError."""
     try:
         score = sniff(Path(path))
-    except Exception as exc:  # noqa: BLE001 - a plugin bug must not stop detection
+    except Exception as exc:  # a plugin bug must not stop detection
         problem = f"raised {type(exc).__name__}: {exc}"
     else:
         if not isinstance(score, bool) and isinstance(score, (int, float)) and 0 <= score <= 1:   # NaN fails too
@@ -257,7 +257,7 @@ def discover(group: str = GROUP, entry_points: Iterable | None = None,
     """Find every plugin of `group`. Never raises because of a plugin."""
     try:
         eps = list(entry_points) if entry_points is not None else _entry_points(group)
-    except Exception as exc:  # noqa: BLE001 - a damaged installation: fall back to the built-ins
+    except Exception as exc:  # a damaged installation: fall back to the built-ins
         log.warning("cannot list the %s entry points (%s); using the built-in plugins only", group, exc)
         eps = []
     if use_builtin_fallback and entry_points is None and group == GROUP:
@@ -275,7 +275,7 @@ def discover(group: str = GROUP, entry_points: Iterable | None = None,
                               version=getattr(ep, "dist_version", None))
         try:
             obj = ep.load()
-        except BaseException as exc:  # noqa: BLE001 - includes SystemExit from a hostile plugin
+        except BaseException as exc:  # includes SystemExit from a hostile plugin
             if isinstance(exc, KeyboardInterrupt):
                 raise
             record.errors.append(f"import failed: {_describe(exc)}")

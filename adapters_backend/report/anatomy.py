@@ -83,7 +83,7 @@ def compute_anatomy(adapter: Adapter, ctx=None) -> Anatomy:
     cols = list(columns)
     row_of = {layer: i for i, layer in enumerate(layers)}
     col_of = {name: j for j, name in enumerate(cols)}
-    empty = lambda: [[None] * len(cols) for _ in layers]  # noqa: E731
+    empty = lambda: [[None] * len(cols) for _ in layers]
     norms, ranks, scales, names = empty(), empty(), empty(), empty()
     skipped, max_norm = [], 0.0
     for i, m in enumerate(mods):

@@ -33,7 +33,7 @@ def guess_architecture(adapter: Adapter) -> str | None:
         try:
             # only the blocks the adapter names: `layers.300000000` must not build 300 million names
             known = set(hf_module_names(spec, n_layers, blocks=layers))
-        except Exception as exc:  # noqa: BLE001 - a broken third-party table must not stop inspect
+        except Exception as exc:  # a broken third-party table must not stop inspect
             log.warning("architecture table %s failed: %s", getattr(spec, "id", spec), exc)
             continue
         if names <= known:

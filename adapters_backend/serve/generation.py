@@ -106,7 +106,7 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
             text = await wait_for(request, job, collect())
         except ClientGone:
             return JSONResponse(error_body("client closed the request", 499), status_code=499)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise engine_error(exc) from exc
         return JSONResponse(reply.full(text, gen.finish, gen.usage))
 
@@ -119,7 +119,7 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
         first, done = "", True
     except ClientGone:
         return JSONResponse(error_body("client closed the request", 499), status_code=499)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise engine_error(exc) from exc
 
     async def events():
@@ -136,14 +136,14 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
             if include_usage:
                 yield _sse(reply.usage_chunk(gen.usage))
             yield "data: [DONE]\n\n"
-        except Exception as exc:  # noqa: BLE001 - headers are sent: report in the stream, as OpenAI does
+        except Exception as exc:  # headers are sent: report in the stream, as OpenAI does
             err = engine_error(exc)
             yield _sse(err.body(request))
         finally:
             job.cancel()            # the client left (this generator was cancelled) or we are done
             try:
                 await pieces.aclose()
-            except Exception:  # noqa: BLE001 - already ended by the cancellation
+            except Exception:  # already ended by the cancellation
                 pass
 
     return StreamingResponse(events(), media_type="text/event-stream",

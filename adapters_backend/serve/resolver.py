@@ -51,7 +51,7 @@ class AdapterResolver:
             from ..library import Library
             try:
                 self._library = Library()
-            except Exception as exc:  # noqa: BLE001 - a broken library must not stop the server
+            except Exception as exc:  # a broken library must not stop the server
                 log.warning("the adapter library cannot be opened: %s", exc)
                 return None                  # retried on the next request
         return self._library
@@ -62,7 +62,7 @@ class AdapterResolver:
             return []
         try:
             entries = lib.list()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("the adapter library cannot be read: %s", exc)
             return []
         return [ResolvedAdapter(e.name, Path(e.path), "library", e.id, e.format, e.notes or "")
@@ -75,7 +75,7 @@ class AdapterResolver:
         try:
             return [ResolvedAdapter(a.name, demo.demo_lora_gguf(a.name), "demo", a.name, a.format, a.description)
                     for a in demo.demo_adapters()]
-        except Exception as exc:  # noqa: BLE001 - missing demo files: just no demo adapters
+        except Exception as exc:  # missing demo files: just no demo adapters
             log.warning("demo adapters unavailable: %s", exc)
             return []
 

@@ -80,7 +80,7 @@ class BackgroundServer:
         def run():
             try:
                 server.run(sockets=[sock])
-            except BaseException as exc:  # noqa: BLE001 - reported by start()/stop()
+            except BaseException as exc:  # reported by start()/stop()
                 self.error = exc
             finally:
                 sock.close()

@@ -152,7 +152,7 @@ class EngineWorker:
             engine = self._factory()
             self.info = dict(engine.load(self.model_path))
             self.capabilities = engine.capabilities
-        except BaseException as exc:  # noqa: BLE001 - reported to start()
+        except BaseException as exc:  # reported to start()
             self._load_error = exc
             self._ready.set()
             return
@@ -164,7 +164,7 @@ class EngineWorker:
                 self.busy = False
                 with self._live_lock:
                     self._live.discard(job)
-        except BaseException as exc:  # noqa: BLE001 - the thread ends here; the requests must not wait for it
+        except BaseException as exc:  # the thread ends here; the requests must not wait for it
             self.busy = False
             log.error("the engine thread stopped", exc_info=exc)
             self._death = f"the engine stopped ({type(exc).__name__}: {exc}); restart the server"
@@ -172,7 +172,7 @@ class EngineWorker:
         finally:
             try:
                 engine.close()
-            except Exception as exc:  # noqa: BLE001 - closing a broken engine may fail too
+            except Exception as exc:  # closing a broken engine may fail too
                 log.warning("closing the engine failed: %s", exc)
 
     def _fail_live(self) -> None:
@@ -206,7 +206,7 @@ class EngineWorker:
                 if last.finished:          # count before the client can see the end of its reply
                     self.stats["cancelled" if last.finish_reason == "cancelled" else "served"] += 1
                 job.emit(last)
-        except Exception as exc:  # noqa: BLE001 - goes back to the request as an error response
+        except Exception as exc:  # goes back to the request as an error response
             log.info("request failed: %s", exc)
             self.stats["failed"] += 1
             job.emit(JobEnd(exc))

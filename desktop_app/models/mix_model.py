@@ -106,7 +106,7 @@ class MixListModel(QAbstractListModel):
         self.remove(self.row_of(adapter_id))
 
     def set_strength(self, row: int, strength: float) -> None:
-        from adapters_backend.mix_presets import clamp_strength  # noqa: PLC0415
+        from adapters_backend.mix_presets import clamp_strength
         s = round(clamp_strength(float(strength)), 4)
         if self._entries[row].strength == s:
             return
@@ -120,7 +120,7 @@ class MixListModel(QAbstractListModel):
         self._changed(row)
 
     def set_layer_strengths(self, row: int, ranges: list) -> None:
-        from adapters_backend.engines.base import normalize_layer_scales  # noqa: PLC0415
+        from adapters_backend.engines.base import normalize_layer_scales
         self._entries[row].layer_strengths = normalize_layer_scales(ranges)
         self._changed(row)
 

@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel,
-                               QListView, QPushButton, QScrollArea, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..models.available_model import AvailableAdaptersModel
 from .elided_label import ElidedLabel
@@ -76,7 +90,7 @@ class MixRow(QFrame):
         self.remove_button.setAccessibleName(f"Remove adapter {entry.name}")
         self.remove_button.setAutoRaise(True)
         # (imported here: the mix gets its rows once the window is painted)
-        from adapters_backend.engines.base import STRENGTH_RANGE  # noqa: PLC0415
+        from adapters_backend.engines.base import STRENGTH_RANGE
         self.slider = StrengthSlider(STRENGTH_RANGE)
         self.slider.setAccessibleName(f"Strength of {entry.name}")
         self.slider.setToolTip("Strength −2…2 (double-click: 1)")
@@ -160,7 +174,7 @@ class MixRow(QFrame):
     def _on_layers_button_clicked(self) -> None:
         e = self.mixer.state.mix_model.entry(self.row)
         n_layers = self.mixer.state.model_layers()
-        from .layer_strength_dialog import LayerStrengthDialog  # noqa: PLC0415
+        from .layer_strength_dialog import LayerStrengthDialog
         dlg = LayerStrengthDialog(e.name, e.layer_strengths, n_layers, self)
         if dlg.exec():
             self.mixer.state.mix_model.set_layer_strengths(self.row, dlg.ranges())
@@ -340,14 +354,14 @@ class AdapterMixer(QWidget):
             self.preset_combo.setPlaceholderText("No presets yet")
 
     def _on_save_preset_clicked(self) -> None:
-        from PySide6.QtWidgets import QInputDialog  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QInputDialog  # only when shown
         name, ok = QInputDialog.getText(self, "Save mix", "Preset name:", text=self.preset_combo.currentText())
         if ok and name.strip():
             self.state.save_preset(name.strip())
             self.preset_combo.setCurrentText(name.strip())
 
     def _on_load_preset_clicked(self) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         name = self.preset_combo.currentText()
         if not name:
             return
@@ -358,7 +372,7 @@ class AdapterMixer(QWidget):
                                     + ", ".join(missing))
 
     def _on_delete_preset_clicked(self) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         name = self.preset_combo.currentText()
         if not name:
             return
@@ -373,7 +387,7 @@ class AdapterMixer(QWidget):
 
 def warn_cannot_add(parent, state, adapter_id: str):
     """A warning (non-blocking) that an adapter cannot join the mix, with the check's reason; returns the box."""
-    from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+    from PySide6.QtWidgets import QMessageBox  # only when shown
     entry = state.library_model.entry_by_id(adapter_id)
     verdict = state.compat.get(adapter_id)
     name = entry.name if entry else "This adapter"

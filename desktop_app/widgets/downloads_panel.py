@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtWidgets import (QApplication, QHBoxLayout, QListView, QPushButton, QStyle, QStyledItemDelegate,
-                               QStyleOptionProgressBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QListView,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..activity import ActivityListModel
 

@@ -26,7 +26,7 @@ class ElidedLabel(QLabel):
         self._elide()
         self.updateGeometry()
 
-    def setText(self, text: str) -> None:          # noqa: N802 - Qt's name; keeps QLabel's API working
+    def setText(self, text: str) -> None:  # Qt's name; keeps QLabel's API working
         self.set_full_text(text)
 
     def set_tooltip(self, tip: str) -> None:

@@ -7,9 +7,25 @@ import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
-                               QRadioButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from adapters_backend.model_ref import is_hub_id
 from adapters_backend.units import format_bytes
@@ -365,7 +381,7 @@ class HubBrowser(QWidget):
         self.state.load_model(str(path), "llama.cpp")
 
     def _on_download_failed(self, act, exc) -> None:
-        from adapters_backend.errors import JobCancelled  # noqa: PLC0415
+        from adapters_backend.errors import JobCancelled
         if isinstance(exc, JobCancelled):
             self.activities.update(act, state="cancelled", message="")
         else:

@@ -93,17 +93,17 @@ class MainWindow(QMainWindow):
         if holder.layout().count():
             return holder.layout().itemAt(0).widget()
         if name == "compare":
-            from .compare_view import CompareView  # noqa: PLC0415
+            from .compare_view import CompareView
             view = CompareView(self.state)
         elif name == "sweep":
-            from .sweep_view import SweepView  # noqa: PLC0415
+            from .sweep_view import SweepView
             view = SweepView(self.state)
         elif name == "library":
-            from .library_view import LibraryView  # noqa: PLC0415
+            from .library_view import LibraryView
             view = LibraryView(self.state)
             view.add_to_mix_requested.connect(self._on_library_add_to_mix)
         else:
-            from .hub_browser import HubBrowser  # noqa: PLC0415
+            from .hub_browser import HubBrowser
             view = HubBrowser(self.state, self.activities)
         holder.layout().addWidget(view)
         self._claim_file_drops()
@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
     def activities(self):
         """Installs and downloads (built on first use)."""
         if self._activities is None:
-            from ..activity import ActivityListModel  # noqa: PLC0415
+            from ..activity import ActivityListModel
             self._activities = ActivityListModel(self)
             self._activities.rowsInserted.connect(self._on_activity_started)
         return self._activities
@@ -159,14 +159,14 @@ class MainWindow(QMainWindow):
     @property
     def drops(self):
         if self._drops is None:
-            from ..drop_install import DropInstaller  # noqa: PLC0415
+            from ..drop_install import DropInstaller
             self._drops = DropInstaller(self.state, self.activities, self)
         return self._drops
 
     @property
     def downloads_dock(self) -> QDockWidget:
         if self._downloads_dock is None:
-            from .downloads_panel import DownloadsPanel  # noqa: PLC0415
+            from .downloads_panel import DownloadsPanel
             self.downloads = DownloadsPanel(self.activities)
             self._downloads_dock = self._dock("Downloads", "DownloadsDock", self.downloads,
                                               Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         self.state.cancel_generation()
 
     def _copy_last(self) -> None:
-        from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
+        from PySide6.QtGui import QGuiApplication
         text = self.chat.last_reply_text()
         if text:
             QGuiApplication.clipboard().setText(text)
@@ -260,7 +260,7 @@ class MainWindow(QMainWindow):
         self.show_view("hub").show_models()
 
     def _on_library_add_to_mix(self, adapter_id: str) -> None:
-        from .adapter_mixer import warn_cannot_add  # noqa: PLC0415
+        from .adapter_mixer import warn_cannot_add
         if not self.state.add_to_mix(adapter_id):
             self.misfit_box = warn_cannot_add(self, self.state, adapter_id)
 
@@ -270,7 +270,7 @@ class MainWindow(QMainWindow):
             note = f" — {verdict.reason}" if verdict is not None and verdict.status == "partial" else ""
             self.statusBar().showMessage(f"Installed “{entry.name}”{note}", 8000)
             return
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         reason = verdict.reason.removeprefix("incompatible: ")
         self.statusBar().showMessage(f"Installed “{entry.name}”, but it does not fit {self.state.model_label()}", 8000)
         box = QMessageBox(QMessageBox.Icon.Warning, "Installed, but it does not fit",
@@ -288,17 +288,17 @@ class MainWindow(QMainWindow):
 
     # -- dialogs (imported when first opened: start-up stays light) --
     def show_convert(self) -> None:
-        from .convert_dialog import ConvertDialog  # noqa: PLC0415
+        from .convert_dialog import ConvertDialog
         ConvertDialog(self.state, self).open()
 
     def show_merge(self) -> None:
-        from .merge_dialog import MergeDialog  # noqa: PLC0415
+        from .merge_dialog import MergeDialog
         MergeDialog(self.state, self).open()
 
     def _toggle_server(self, checked: bool) -> None:
         """Start or stop `loradeck serve` in the background (see desktop_app/serve_access.py)."""
         if self._serve is None:
-            from ..serve_access import ServeAccess  # noqa: PLC0415 - the server stack loads on first use
+            from ..serve_access import ServeAccess  # the server stack loads on first use
             self._serve = ServeAccess()
         self.serve_action.setEnabled(False)
         # Kept referenced, with slots on this window: queued to the GUI thread, never lost with the job.
@@ -343,17 +343,17 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Local API server stopped", 3000)
 
     def show_plugins(self) -> None:
-        from .plugins_dialog import PluginsDialog  # noqa: PLC0415
+        from .plugins_dialog import PluginsDialog
         self.plugins_dialog = PluginsDialog(self.state, self)
         self.plugins_dialog.open()
 
     def show_settings(self) -> None:
-        from .settings_dialog import SettingsDialog  # noqa: PLC0415
+        from .settings_dialog import SettingsDialog
         self.settings_dialog = SettingsDialog(self.state, self)
         self.settings_dialog.open()
 
     def _help_models(self) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         QMessageBox.information(
             self, "Getting a real model",
             "LoRA Deck runs GGUF models with llama.cpp.\n\n"
@@ -364,7 +364,7 @@ class MainWindow(QMainWindow):
             "loaded model.")
 
     def _about(self) -> None:
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         box = QMessageBox(QMessageBox.Icon.Information, "About LoRA Deck",
                           f"LoRA Deck {app_version()}\n\nRun local LLMs with LoRA adapters: mix several, give each a "
                           "strength, switch them instantly.\n\nApache-2.0.", QMessageBox.StandardButton.Ok, self)
@@ -461,9 +461,9 @@ class MainWindow(QMainWindow):
         if self.state.settings.theme == "system":
             # Asking the platform for its colour scheme takes ~20 ms (a D-Bus call on Linux): not
             # before the window is on screen. Qt's own palette already follows most systems.
-            from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+            from PySide6.QtWidgets import QApplication
 
-            from .. import theme  # noqa: PLC0415
+            from .. import theme
             theme.apply(QApplication.instance(), "system")
         self.state.start()
 
@@ -474,7 +474,7 @@ class MainWindow(QMainWindow):
 def app_version() -> str:
     """The version of the installed distribution (pip, dev.py's editable install and the installers'
     bundled dist-info all carry it)."""
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
     try:
         return metadata.version("loradeck")
     except metadata.PackageNotFoundError:

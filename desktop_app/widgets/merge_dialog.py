@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
-                               QPushButton, QRadioButton, QTableWidget, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QTableWidget,
+    QVBoxLayout,
+)
 
 from adapters_backend.engines.base import STRENGTH_RANGE
 
@@ -77,7 +87,7 @@ class MergeDialog(JobDialog):
             return
         r = self.table.rowCount()
         self.table.insertRow(r)
-        from PySide6.QtWidgets import QTableWidgetItem  # noqa: PLC0415
+        from PySide6.QtWidgets import QTableWidgetItem
         item = QTableWidgetItem(name)
         item.setToolTip(path)
         item.setData(256, path)
@@ -99,7 +109,7 @@ class MergeDialog(JobDialog):
             self.output.setText(path)
 
     def _suggest_output(self, *_args) -> None:
-        from adapters_backend.paths import data_dir  # noqa: PLC0415
+        from adapters_backend.paths import data_dir
         folder = data_dir() / "merged"
         name = "blend" if self.blend.isChecked() else "merged-model.gguf"   # a blend is a PEFT folder
         if self.into_base.isChecked() and self.state.model:

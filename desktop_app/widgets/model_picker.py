@@ -131,7 +131,7 @@ class ModelPicker(QWidget):
 
     def connect_server(self):
         """Ask for a serving system's kind, address and key (non-blocking); connects when accepted."""
-        from .server_dialog import ServerDialog  # noqa: PLC0415
+        from .server_dialog import ServerDialog
         dlg = ServerDialog(SERVER_KINDS, self)
         dlg.chosen.connect(lambda url, kind, key: self.state.load_model(url, kind, options={"api_key": key or None}))
         dlg.rejected.connect(self.refresh)
@@ -140,7 +140,7 @@ class ModelPicker(QWidget):
         return dlg
 
     def open_gguf(self) -> None:
-        from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QFileDialog  # only when shown
         path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),
                                               "GGUF models (*.gguf);;All files (*)")
         if path:
@@ -149,7 +149,7 @@ class ModelPicker(QWidget):
             self.refresh()
 
     def open_folder(self) -> None:
-        from PySide6.QtWidgets import QFileDialog  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QFileDialog  # only when shown
         if not self._torch_ready():
             return
         path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", str(Path.home()))
@@ -160,7 +160,7 @@ class ModelPicker(QWidget):
 
     def open_hub_id(self) -> QInputDialog | None:
         """Ask for a Hub model id (non-blocking dialog); it loads on the PyTorch engine when accepted."""
-        from PySide6.QtWidgets import QInputDialog  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QInputDialog  # only when shown
         if not self._torch_ready():
             return None
         dlg = QInputDialog(self)
@@ -184,7 +184,7 @@ class ModelPicker(QWidget):
 
     def _torch_ready(self) -> bool:
         """HF folders and Hub ids need PyTorch: say how to get it instead of failing after a file dialog."""
-        from PySide6.QtWidgets import QMessageBox  # noqa: PLC0415 - only when shown
+        from PySide6.QtWidgets import QMessageBox  # only when shown
         if torch_available():
             return True
         self.status.setText("PyTorch engine not installed")

@@ -3,15 +3,23 @@ the errors of broken ones. Discovery runs off the GUI thread."""
 from __future__ import annotations
 
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QPlainTextEdit, QPushButton,
-                               QTreeView, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTreeView,
+    QVBoxLayout,
+)
 
 HEADERS = ["Plugin", "Status", "Distribution", "Adds"]
 
 
 def plugin_rows(reload: bool = False, ctx=None) -> list[dict]:
     """Discover plugins and resolve their code, so plugins that break on use show their errors too."""
-    from adapters_backend.plugins.manager import default_registry, reset_default_registry  # noqa: PLC0415
+    from adapters_backend.plugins.manager import default_registry, reset_default_registry
     if reload:
         reset_default_registry()
     # Also lists the errors plugins met earlier in this session (a reader that raised on a file).

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QSpinBox, QToolButton, QVBoxLayout, QWidget
 
 
 class SamplingPanel(QWidget):

@@ -5,10 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+
 from adapters_backend.paths import data_dir
-from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
-                               QVBoxLayout)
 
 from .. import hub_access as hub
 from .. import theme
@@ -135,8 +149,8 @@ class SettingsDialog(QDialog):
         items = self.origins.text().replace(",", " ").split()
         if not items:
             return []
-        from adapters_backend.errors import BackendError  # noqa: PLC0415
-        from adapters_backend.serve.guard import normalize_origin  # noqa: PLC0415 - loads the server stack
+        from adapters_backend.errors import BackendError
+        from adapters_backend.serve.guard import normalize_origin  # loads the server stack
         try:
             return [normalize_origin(o) for o in items]
         except BackendError as exc:
@@ -167,7 +181,7 @@ class SettingsDialog(QDialog):
         if token:
             try:
                 hub.set_token(token)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, dialog stays open
+            except Exception as exc:  # shown to the user, dialog stays open
                 self.token_status.setText(f"Could not save the token: {exc}")
                 return
         s.sync()

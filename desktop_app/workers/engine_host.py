@@ -228,7 +228,7 @@ class EngineHost(QObject):
             self._engine = engine
             self._applied = []
             self.model_loaded.emit(describe_loaded(engine, req, info))
-        except BaseException as exc:  # noqa: BLE001 - a failed load is reported, the host lives on
+        except BaseException as exc:  # a failed load is reported, the host lives on
             self._engine = None
             self.model_load_failed.emit(_as_exception(exc))
         finally:
@@ -254,7 +254,7 @@ class EngineHost(QObject):
             if req.adapters != self._applied:
                 try:
                     self._engine.set_adapters(list(req.adapters))
-                except BaseException as exc:  # noqa: BLE001 - engine keeps its previous mix
+                except BaseException as exc:  # engine keeps its previous mix
                     self.adapters_failed.emit(req.request_id, _as_exception(exc))
                     self.generation_failed.emit(req.request_id, _as_exception(exc))
                     return
@@ -284,11 +284,11 @@ class EngineHost(QObject):
             if req.adapters != self._applied:
                 engine.set_adapters(list(req.adapters))
                 self._applied = list(req.adapters)
-            from adapters_backend.engines.base import ChatMessage  # noqa: PLC0415 - after start-up
+            from adapters_backend.engines.base import ChatMessage  # after start-up
             messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
             result = (engine.prewarm(messages, ctx, min_reuse=req.min_reuse) if req.min_reuse
                       else engine.prewarm(messages, ctx))
-        except Exception as exc:  # noqa: BLE001 - a pre-warm only saves time; the generation reports errors
+        except Exception as exc:  # a pre-warm only saves time; the generation reports errors
             log.warning("pre-warm skipped: %s", exc)
         finally:
             with self._cancel_lock:
@@ -308,7 +308,7 @@ class EngineHost(QObject):
         self.kv_stats_changed.emit(got.as_dict() if got is not None else None)
 
     def _stream(self, req: GenerateRequest, ctx: JobContext) -> None:
-        from adapters_backend.engines.base import ChatMessage, SamplingParams  # noqa: PLC0415 - after start-up
+        from adapters_backend.engines.base import ChatMessage, SamplingParams  # after start-up
         messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
         params = SamplingParams(**req.params)
         tokens, first, last = 0, None, None
@@ -351,7 +351,7 @@ class EngineHost(QObject):
                     break
         except JobCancelled:
             cancelled = True
-        except BaseException as exc:  # noqa: BLE001 - reported, not fatal
+        except BaseException as exc:  # reported, not fatal
             flush()
             self.generation_failed.emit(req.request_id, _as_exception(exc))
             return
@@ -370,7 +370,7 @@ class EngineHost(QObject):
         if self._engine is not None:
             try:
                 self._engine.close()
-            except Exception:  # noqa: BLE001 - closing must not fail the next load
+            except Exception:  # closing must not fail the next load
                 log.exception("closing the engine failed")
             self._engine = None
             self._applied = None
@@ -384,11 +384,11 @@ class _PrewarmContext(JobContext):
         self._host = host
 
     def cancelled(self) -> bool:
-        return super().cancelled() or self._host._generations_waiting > 0   # noqa: SLF001
+        return super().cancelled() or self._host._generations_waiting > 0
 
 
 def _takes_ctx(fn) -> bool:
-    import inspect  # noqa: PLC0415
+    import inspect
     try:
         return len(inspect.signature(fn).parameters) >= 2
     except (TypeError, ValueError):
@@ -421,7 +421,7 @@ def engine_options(kind: str, options: dict) -> dict:
 
 def torch_available() -> bool:
     """Whether the PyTorch engine's packages are installed (looked up, not imported: start-up stays fast)."""
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
     try:
         return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
     except (ImportError, ValueError):
@@ -433,16 +433,16 @@ TORCH_HINT = "Install the PyTorch extra: pip install 'loradeck[torch]'"
 
 def default_engine_factory(kind: str, options: dict):
     """Create an engine by kind; imports the engine module only now (never at app start)."""
-    from adapters_backend.errors import EngineUnavailable  # noqa: PLC0415
+    from adapters_backend.errors import EngineUnavailable
     try:
         if kind == "llama.cpp":
-            from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine  # noqa: PLC0415
+            from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
             return LlamaCppEngine(**engine_options(kind, options))
         if kind == "torch":
-            from adapters_backend.engines.torch_engine import TorchEngine  # noqa: PLC0415
+            from adapters_backend.engines.torch_engine import TorchEngine
             return TorchEngine(**engine_options(kind, options))
         if kind in REMOTE_ENGINES:     # a serving system elsewhere; load() takes its URL
-            from adapters_backend.engines import create_engine  # noqa: PLC0415
+            from adapters_backend.engines import create_engine
             return create_engine(kind, **engine_options(kind, options))
     except ImportError as exc:
         raise EngineUnavailable(f"The {kind} engine is not available in this installation ({exc}). "

@@ -50,7 +50,7 @@ class _Runnable(QRunnable):
             if self._ctx.cancelled():          # cancelled before a pool thread took it: do no work
                 raise JobCancelled("cancelled before it started")
             value = self._fn(*self._args, ctx=self._ctx, **self._kwargs)
-        except BaseException as exc:  # noqa: BLE001 - any failure becomes an error signal, never a dead app
+        except BaseException as exc:  # any failure becomes an error signal, never a dead app
             if not isinstance(exc, Exception):
                 exc = RuntimeError(f"{type(exc).__name__}: {exc}")
             log.debug("job %s failed:\n%s", getattr(self._fn, "__name__", self._fn), traceback.format_exc())

@@ -74,6 +74,7 @@ def start_loopback_hub():
     try:
         from fixtures.fake_hub import FakeHub
         from fixtures.small_adapters import write_peft
+
         from adapters_backend import demo
     except ImportError as exc:
         print("no loopback hub for the Hub screenshot:", exc)
@@ -137,7 +138,7 @@ def main() -> int:
     dark = "--dark" in sys.argv
     from desktop_app.app import build_main_window, create_app
     from desktop_app.settings import AppSettings
-    app = create_app(sys.argv[:1])
+    _app = create_app(sys.argv[:1])        # held: the QApplication must outlive this function's windows
     AppSettings().set("appearance/theme", "dark" if dark else "light")    # not this machine's desktop theme
     state, w = build_main_window()
     state.errors.show_dialogs = False

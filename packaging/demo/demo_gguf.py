@@ -63,7 +63,6 @@ def write_model_gguf(path: Path, state: dict[str, np.ndarray], config, tokenizer
     Matrices are stored as F16, norms as F32 (what llama.cpp expects for a "mostly F16" file).
     """
     import gguf
-
     from demo_tokenizer import BOS_ID, IM_END_ID, UNK_ID
 
     w = gguf.GGUFWriter(str(path), arch="llama")

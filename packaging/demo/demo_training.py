@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
 from demo_data import qa_pairs, sample_conversation
 from demo_tokenizer import IM_END_ID, ChatTokenizer
 
@@ -55,9 +54,8 @@ def make_reproducible(seed: int, threads: int) -> None:
 
 
 def new_base_model(shape: ModelShape):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from demo_tokenizer import BOS_ID
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
         vocab_size=shape.vocab_size, hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
@@ -139,9 +137,8 @@ def train_adapters(base, tok: ChatTokenizer, specs: list[tuple[str, int, float]]
     a user mixes them. Every attention and MLP linear is adapted. Returns the PeftModel, with the
     adapters named after their styles.
     """
-    from peft import LoraConfig, get_peft_model
-
     from demo_data import STYLE_ORDER
+    from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)  # LoRA A initialisation
     model = None

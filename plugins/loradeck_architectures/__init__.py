@@ -1,5 +1,5 @@
 """The model families LoRA Deck knows, as data (see tables.py)."""
-from adapters_backend.plugins.manifest import ArchitectureContribution, PluginManifest
+from adapters_backend.plugins.api import ArchitectureContribution, PluginManifest
 
 _IDS = ("llama", "mistral", "mixtral", "gemma", "gemma2", "phi3", "phi2", "qwen2", "qwen", "command-r", "dbrx",
         "gpt2", "bloom")

@@ -1,5 +1,5 @@
 """llama.cpp LoRA adapters in GGUF."""
-from adapters_backend.plugins.manifest import FormatContribution, PluginManifest
+from adapters_backend.plugins.api import FormatContribution, PluginManifest
 
 MANIFEST = PluginManifest(
     name="GGUF LoRA adapters",

@@ -22,8 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters_backend.plugins.api import (Adapter, AdapterFormatError, GGUFError, ModuleDelta, TensorFile,
-                                          TensorNameMap, find_archs, inverse_transform, read_gguf_header)
+from adapters_backend.plugins.api import (
+    Adapter,
+    AdapterFormatError,
+    GGUFError,
+    ModuleDelta,
+    TensorFile,
+    TensorNameMap,
+    find_archs,
+    inverse_transform,
+    read_gguf_header,
+)
 
 _BLK = re.compile(r"^blk\.(\d{1,9})\.")
 _PAIR_SUFFIXES = (".lora_a", ".lora_b")

@@ -1,5 +1,5 @@
 """Kohya sd-scripts and LyCORIS single-file adapters for language models."""
-from adapters_backend.plugins.manifest import FormatContribution, PluginManifest
+from adapters_backend.plugins.api import FormatContribution, PluginManifest
 
 MANIFEST = PluginManifest(
     name="Kohya / LyCORIS adapters",

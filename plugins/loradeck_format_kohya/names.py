@@ -97,7 +97,7 @@ def resolve(stems: list[str], base=None) -> tuple[dict[str, str], list[str], str
     for spec in all_archs():
         try:
             mapping = _table_map(spec, stems, shapes)
-        except Exception as exc:  # noqa: BLE001 - a broken third-party table must not stop reading
+        except Exception as exc:  # a broken third-party table must not stop reading
             notes.append(f"architecture table {getattr(spec, 'id', spec)} failed: {exc}")
             continue
         found, missing = _apply(stems, mapping, [])

@@ -11,8 +11,14 @@ import json
 import math
 from pathlib import Path
 
-from adapters_backend.plugins.api import (Adapter, AdapterFormatError, ModuleDelta, SafetensorsSource, lokr_module,
-                                          read_safetensors_header)
+from adapters_backend.plugins.api import (
+    Adapter,
+    AdapterFormatError,
+    ModuleDelta,
+    SafetensorsSource,
+    lokr_module,
+    read_safetensors_header,
+)
 
 from .names import resolve
 

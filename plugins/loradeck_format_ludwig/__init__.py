@@ -1,5 +1,5 @@
 """Ludwig LLM fine-tunes (model folder, or a Ludwig upload on the Hub)."""
-from adapters_backend.plugins.manifest import FormatContribution, PluginManifest
+from adapters_backend.plugins.api import FormatContribution, PluginManifest
 
 MANIFEST = PluginManifest(
     name="Ludwig adapters",

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters_backend.plugins.api import (CONFIG_NAME, Adapter, AdapterFormatError, card_metadata, modules_from_peft,
-                                          open_weights, read_config)
+from adapters_backend.plugins.api import (
+    CONFIG_NAME,
+    Adapter,
+    AdapterFormatError,
+    card_metadata,
+    modules_from_peft,
+    open_weights,
+    read_config,
+)
 
 HYPERPARAMETERS = "model_hyperparameters.json"
 HUB_CONFIG = "ludwig_config.json"

@@ -1,5 +1,5 @@
 """PEFT adapters (folder with adapter_config.json + adapter_model.safetensors)."""
-from adapters_backend.plugins.manifest import FormatContribution, PluginManifest
+from adapters_backend.plugins.api import FormatContribution, PluginManifest
 
 MANIFEST = PluginManifest(
     name="PEFT adapters",

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters_backend.plugins.api import (CONFIG_NAME, Adapter, card_metadata, modules_from_peft, open_weights,
-                                          read_config)
+from adapters_backend.plugins.api import (
+    CONFIG_NAME,
+    Adapter,
+    card_metadata,
+    modules_from_peft,
+    open_weights,
+    read_config,
+)
 
 # A Ludwig folder holds a PEFT save too; its own plugin claims it with a higher score.
 _LUDWIG_MARKERS = ("ludwig_config.json", "model_hyperparameters.json")

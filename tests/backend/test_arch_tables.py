@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arch_testlib import TRANSFORMERS_FAMILIES, llama_cpp_src, make_adapter, meta_model, write_gguf
 
 from adapters_backend.arch.name_map import TensorNameMap, gguf_tensor_name, hf_module_names
 from adapters_backend.arch.registry import all_archs, find_arch, find_archs, resolve_arch_name
 from adapters_backend.arch.transforms import TRANSFORMS, RowTransform, apply, get_transform
 from adapters_backend.core.base_model import base_info_from_hf
 from adapters_backend.plugins.manager import default_registry, reset_default_registry
-
-from arch_testlib import TRANSFORMERS_FAMILIES, llama_cpp_src, make_adapter, meta_model, write_gguf
 
 ALL_IDS = ("llama", "mistral", "mixtral", "gemma", "gemma2", "phi3", "phi2", "qwen2", "qwen", "command-r", "dbrx",
            "gpt2", "bloom")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters_backend.formats.archive import MAX_FILES, check_zip, extract_zip, unpacked_root
 from adapters_backend.errors import AdapterFormatError
+from adapters_backend.formats.archive import MAX_FILES, check_zip, extract_zip, unpacked_root
 
 
 def _zip(path: Path, entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> Path:

@@ -7,11 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+from arch_testlib import llama_gguf_tensors, real_model, write_gguf
 
 from adapters_backend.core.base_model import load_base_model
 from adapters_backend.errors import BaseModelError
-
-from arch_testlib import llama_gguf_tensors, real_model, write_gguf
 
 
 # ------------------------------------------------------------------------------------------- GGUF

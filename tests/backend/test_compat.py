@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from arch_testlib import llama_gguf_tensors, make_adapter, peft_adapter, real_model, write_gguf
 
 from adapters_backend.core.base_model import load_base_model
 from adapters_backend.core.compat import check_compatibility
-
-from arch_testlib import llama_gguf_tensors, make_adapter, peft_adapter, real_model, write_gguf
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arch_testlib import llama_gguf_tensors, peft_adapter, real_model, write_gguf
 
 from adapters_backend.cli.main import main as cli
 from adapters_backend.core.base_model import load_base_model
@@ -15,8 +16,6 @@ from adapters_backend.core.compat import check_compatibility
 from adapters_backend.engines.fold import FoldPart, write_folded
 from adapters_backend.errors import IncompatibleAdapterError
 from adapters_backend.formats.registry import read_adapter
-
-from arch_testlib import llama_gguf_tensors, peft_adapter, real_model, write_gguf
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

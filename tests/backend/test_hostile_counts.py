@@ -12,6 +12,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from arch_testlib import llama_gguf_tensors
 from safetensors.numpy import save_file
 
 from adapters_backend.core.base_model import base_info_from_hf, load_base_model
@@ -19,8 +20,6 @@ from adapters_backend.errors import AdapterFormatError, BaseModelError
 from adapters_backend.formats.registry import read_adapter
 from adapters_backend.gguf.header import GGUFError, read_header
 from adapters_backend.report.inspect import inspect_adapter
-
-from arch_testlib import llama_gguf_tensors
 
 
 @contextmanager
@@ -195,7 +194,7 @@ def test_header_refuses_unknown_tensor_sizes_counts_beyond_the_file_and_empty_fi
     path.write_bytes(_raw_gguf([], info, n_tensors=1) + b"\0" * 128)
     head = read_header(path)      # llama.cpp may know the type: its size is asked only when needed
     with pytest.raises(GGUFError, match="unknown type 999"):
-        head.tensors["blk.0.attn_q.weight"].nbytes
+        _ = head.tensors["blk.0.attn_q.weight"].nbytes
     path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2**62, 2**62) + b"\0" * 64)
     with deadline(), pytest.raises(GGUFError, match=r"more than the\s+file holds"):
         read_header(path)

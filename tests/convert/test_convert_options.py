@@ -109,9 +109,9 @@ def test_fused_module_onto_a_split_base(tiny_models, tiny_adapters, tmp_path):
     """A LoRA on the fused remote-code phi2 `mixer.Wqkv` lands on the split attn_q/k/v of a
     transformers-converted base (rows split, A shared) and equals the separate q/k/v LoRA."""
     from adapters_backend.core.adapter import Adapter, ModuleDelta
+    from adapters_backend.core.variants import lowrank
     from adapters_backend.formats.registry import read_adapter
     from adapters_backend.formats.safetensors_io import DictSource
-    from adapters_backend.core.variants import lowrank
 
     arch = "phi2"
     src = read_adapter(tiny_adapters.make(arch, "lora"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fixtures.tiny_adapters import VARIANTS, supported
 from fixtures.tiny_gguf import ARCHS
 

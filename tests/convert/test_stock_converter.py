@@ -7,9 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from gguf import GGUFReader
-
 from fixtures.tiny_gguf import TOKENS
+from gguf import GGUFReader
 
 TOL = 3e-4
 

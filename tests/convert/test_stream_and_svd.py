@@ -6,9 +6,9 @@ import pytest
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 
+from adapters_backend.convert.svd import reduce_factors, truncate
 from adapters_backend.gguf.tensors import can_encode, decode, encode
 from adapters_backend.gguf.writer import DeclaredGGUFWriter, StreamedGGUFWriter
-from adapters_backend.convert.svd import reduce_factors, truncate
 
 
 def _lora_kv(kv):

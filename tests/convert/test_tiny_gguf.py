@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fixtures.tiny_gguf import ARCHS, TOKENS, tiny_gguf_bases
 
 

@@ -26,9 +26,8 @@ pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def hf_config_dir(tmp_path_factory) -> Path:
     """config.json of the demo model, as the converter's --base (it needs nothing else)."""
-    from demo_training import ModelShape, new_base_model
-
     import torch
+    from demo_training import ModelShape, new_base_model
 
     with torch.device("meta"):
         model = new_base_model(ModelShape())

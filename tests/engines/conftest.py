@@ -4,10 +4,9 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import engine_models as em
 import numpy as np
 import pytest
-
-import engine_models as em
 
 pytest.importorskip("llama_cpp")
 

@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-
-from adapters_backend.engines.base import ActiveAdapter
 from fixtures.tiny_alora import INVOCATION, OTHER_INVOCATION, make_alora, peft_logits
 from fixtures.tiny_gguf import tiny_models  # noqa: F401  (pytest fixture)
+
+from adapters_backend.engines.base import ActiveAdapter
 
 pytest.importorskip("peft")
 TOL = 3e-4                              # HF f32 vs llama.cpp f32 (tests/convert/test_parity.py)
@@ -137,8 +137,8 @@ def _scaled_copy(folder, strength):
 
 
 def test_inspect_and_the_library_show_an_alora(engine, tmp_path):
-    from adapters_backend.report.inspect import format_report, inspect_adapter
     from adapters_backend.library import Library
+    from adapters_backend.report.inspect import format_report, inspect_adapter
 
     folder = make_alora(1)
     report = inspect_adapter(folder)

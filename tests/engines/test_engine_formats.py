@@ -54,8 +54,9 @@ def test_peft_and_loha_adapters_run_through_the_converter(lib, make_engine):
 
 
 def test_an_adapter_for_another_model_gets_the_compatibility_message(lib, make_engine):
-    from adapters_backend.errors import IncompatibleAdapterError
     from fixtures.tiny_gguf import tiny_gguf_base
+
+    from adapters_backend.errors import IncompatibleAdapterError
 
     e = make_engine(tiny_gguf_base("llama"))
     e.set_adapters([ActiveAdapter(lib.make_adapter("llama", "lora"), 0.5)])

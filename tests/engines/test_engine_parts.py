@@ -4,17 +4,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import engine_models as em
 import numpy as np
 import pytest
 
-import engine_models as em
 from adapters_backend.chat import ReplyText, template_from_metadata
 from adapters_backend.chat.template import ChatTemplate
 from adapters_backend.engines import available_engines, create_engine
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, layer_factor
 from adapters_backend.engines.fold import FoldPart, read_pairs, write_folded
-from adapters_backend.formats.registry import read_adapter
 from adapters_backend.errors import AdapterFormatError, EngineError, EngineUnavailable
+from adapters_backend.formats.registry import read_adapter
 
 
 def test_active_adapter_accepts_the_gui_spelling():

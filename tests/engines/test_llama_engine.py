@@ -237,6 +237,7 @@ def test_a_converted_adapter_that_does_not_fit_is_named_as_the_user_calls_it(tin
 
 def test_bad_model_files_give_clear_errors(tiny, make_engine, tmp_path):
     import engine_models as em
+
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
 
     odd = em.write_base(tmp_path / "odd.gguf", tiny.weights, tiny.vocab, arch="frobnicator")

@@ -1,3 +1,3 @@
 """Fixtures for the format reader tests: tiny models and real PEFT adapters made on them."""
-from fixtures.tiny_gguf import tiny_models  # noqa: F401  (pytest fixture)
 from fixtures.tiny_adapters import tiny_adapters  # noqa: F401  (pytest fixture)
+from fixtures.tiny_gguf import tiny_models  # noqa: F401  (pytest fixture)

@@ -24,10 +24,9 @@ def _peft_truth(arch, folder):
     import warnings
 
     import torch
+    from fixtures.tiny_gguf import tiny_hf_model
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from fixtures.tiny_gguf import tiny_hf_model
     base = AutoModelForCausalLM.from_pretrained(tiny_hf_model(arch), dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

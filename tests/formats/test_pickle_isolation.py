@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.pickle_traps import booby_trapped_pickle_adapter
 
 from adapters_backend.library import Library
-from fixtures.pickle_traps import booby_trapped_pickle_adapter
+
 
 @pytest.fixture
 def trap(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-from adapters_backend.formats.registry import read_adapter
 from adapters_backend.core.variants import dense_delta, lowrank
+from adapters_backend.formats.registry import read_adapter
 
 ARCHS_BY_VARIANT = [("llama", v) for v in ("lora", "rslora", "patterns", "dora", "loha", "lokr", "adalora", "embed")] + \
     [("gpt2", "lora"), ("phi3", "patterns"), ("bloom", "rslora"), ("qwen2", "loha")]
@@ -22,10 +22,9 @@ TOL = 1e-5
 
 def _peft_model(arch, folder):
     import torch
+    from fixtures.tiny_gguf import tiny_hf_model
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from fixtures.tiny_gguf import tiny_hf_model
 
     base = AutoModelForCausalLM.from_pretrained(tiny_hf_model(arch), dtype=torch.float32)
     with warnings.catch_warnings():
@@ -123,8 +122,8 @@ def test_kohya_with_a_base_and_other_prefixes(tiny_models, tiny_adapters):
 @pytest.mark.parametrize("arch", ["llama", "phi3", "gpt2", "bloom"])
 def test_gguf_adapter_reads_back_with_base(arch, tiny_models, tiny_adapters, tmp_path):
     """A LoRA GGUF written by the converter reads back to the PEFT ΔW, q/k rows put back in HF order."""
-    from adapters_backend.core.base_model import load_base_model
     from adapters_backend.convert.to_gguf import convert_to_gguf
+    from adapters_backend.core.base_model import load_base_model
 
     src = read_adapter(tiny_adapters.make(arch, "rslora"))
     gguf_base = tiny_models.gguf(arch)

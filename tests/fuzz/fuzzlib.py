@@ -337,7 +337,7 @@ def _exercise_model(path: Path, seeds: dict[str, Path]) -> None:
     base = load_base_model(path)
     base.module_names()
     base.summary()
-    for kind, adapter in _seed_adapters(seeds).items():
+    for adapter in _seed_adapters(seeds).values():
         for engine in ("llama.cpp", "torch"):
             check_compatibility(adapter, base, engine=engine).as_dict()
     read_adapter(seeds["kohya"], base=base)      # Kohya names resolved through the base's module names

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from adapters_backend.core.adapter import Adapter, ModuleDelta
-from adapters_backend.report.anatomy import compute_anatomy, lowrank_fro_norm
 from adapters_backend.formats.safetensors_io import DictSource
+from adapters_backend.report.anatomy import compute_anatomy, lowrank_fro_norm
 
 # Qt warnings fail the test, except the offscreen platform's note about size hints of dialogs.
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]

@@ -8,13 +8,12 @@ import json
 import shutil
 
 import pytest
-from PySide6.QtCore import Qt
-
 from fixtures.black_holes import full_backlog  # noqa: F401  (pytest fixture)
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
 from fixtures.small_adapters import write_peft
 from fixtures.tiny_adapters import tiny_adapters  # noqa: F401  (pytest fixture)
 from fixtures.tiny_gguf import tiny_models  # noqa: F401  (pytest fixture)
+from PySide6.QtCore import Qt
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
 

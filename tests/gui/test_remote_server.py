@@ -4,10 +4,9 @@ adapter makes it; off again, the base answer comes back."""
 from __future__ import annotations
 
 import pytest
+from fixtures.llama_server import llama_server  # noqa: F401  (pytest fixture)
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
-
-from fixtures.llama_server import llama_server  # noqa: F401  (pytest fixture)
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints"),
               pytest.mark.timeout(2400)]   # the first run may build llama-server

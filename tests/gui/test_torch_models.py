@@ -7,10 +7,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from PySide6.QtCore import Qt
-
 from fixtures.tiny_adapters import tiny_adapters  # noqa: F401  (pytest fixture)
 from fixtures.tiny_gguf import tiny_models  # noqa: F401  (pytest fixture)
+from PySide6.QtCore import Qt
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
 
@@ -63,6 +62,7 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
 
     # File → "Open model folder (PyTorch)…": the folder dialog answers with the tiny Llama folder.
     from PySide6.QtWidgets import QFileDialog
+
     from desktop_app.widgets import model_picker
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
     assert picker.engine_combo.currentText() == "Auto"

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
 from fixtures.small_adapters import write_base, write_peft
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
-from adapters_backend.cli.main import main
 from hub.conftest import BASE_ID
+
+from adapters_backend.cli.main import main
 
 
 def run(capsys, *argv):

@@ -1,8 +1,9 @@
 """desktop_app.hub_access / library_access on the real backend (plain functions, no Qt needed)."""
 from __future__ import annotations
 
-from desktop_app import hub_access, library_access
 from hub.conftest import BASE_ID
+
+from desktop_app import hub_access, library_access
 
 
 def test_hub_access_round_trip(hub):

@@ -5,13 +5,13 @@ import hashlib
 import threading
 
 import pytest
+from hub.conftest import BASE_ID
 
 from adapters_backend import hub as h
 from adapters_backend.errors import HubAccessError, HubError, HubNotFoundError, HubOfflineError, JobCancelled
 from adapters_backend.hub.download import storage_folder
 from adapters_backend.jobs import JobContext
 from adapters_backend.library import Library
-from hub.conftest import BASE_ID
 
 
 def ids(results):

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.fake_hub import TOKEN, FakeHub
+from hub.conftest import BASE_ID, peft_repo
 
 from adapters_backend import hub as h
 from adapters_backend.errors import HubError, HubOfflineError
 from adapters_backend.hub.download import storage_folder
 from adapters_backend.library import Library
-from fixtures.fake_hub import TOKEN, FakeHub
-from hub.conftest import BASE_ID, peft_repo
 
 WEIGHTS = "adapter_model.safetensors"
 

@@ -10,12 +10,12 @@ import sys
 import time
 
 import pytest
+from fixtures.black_holes import full_backlog, hanging_resolver, silent_server  # noqa: F401  (fixtures)
 
 from adapters_backend import hub as h
 from adapters_backend.errors import HubOfflineError
 from adapters_backend.hub import reach
 from adapters_backend.hub.client import OFFLINE_HINT, OFFLINE_SETTING_HINT
-from fixtures.black_holes import full_backlog, hanging_resolver, silent_server  # noqa: F401  (fixtures)
 
 REPO = "alice/tiny-style-lora"
 DEADLINE = 3.5          # the probe gives up after 2.5 s; the rest is slack for a loaded test machine

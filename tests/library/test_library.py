@@ -6,13 +6,12 @@ import time
 import zipfile
 
 import pytest
+from library.conftest import snapshot
 
 from adapters_backend.errors import AdapterFormatError, JobCancelled, LibraryError
 from adapters_backend.jobs import JobContext
-from adapters_backend.library import Library, LibraryEntry
-from adapters_backend.library import stage
+from adapters_backend.library import Library, LibraryEntry, stage
 from adapters_backend.library.store import IndexStore
-from library.conftest import snapshot
 
 
 def test_install_records_facts_and_copies(env_dirs, make_peft):

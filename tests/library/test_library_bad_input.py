@@ -7,11 +7,11 @@ import os
 import zipfile
 
 import pytest
+from fixtures.small_adapters import write_peft
 
 from adapters_backend.cli.main import main
 from adapters_backend.errors import BackendError
 from adapters_backend.library import Library
-from fixtures.small_adapters import write_peft
 
 
 def _snapshot(lib_root):

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fixtures.small_adapters import write_peft
 
 from adapters_backend.library import Library
-from fixtures.small_adapters import write_peft
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLER = """

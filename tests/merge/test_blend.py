@@ -7,11 +7,11 @@ import re
 
 import numpy as np
 import pytest
+from fixtures.tiny_adapters import _load_base, _merge_at
+from fixtures.tiny_gguf import TOKENS
 
 from adapters_backend.merge.blend import blend
 from adapters_backend.merge.common import MergeError
-from fixtures.tiny_adapters import _load_base, _merge_at
-from fixtures.tiny_gguf import TOKENS
 
 TOL = 3e-4
 
@@ -47,8 +47,8 @@ def test_exact_blend_loads_in_peft_and_equals_the_mix(tiny_models, tiny_adapters
 
 
 def test_rank_reduction_reports_its_error(tiny_models, tiny_adapters, tmp_path):
-    from adapters_backend.formats.registry import read_adapter
     from adapters_backend.core.variants import lowrank
+    from adapters_backend.formats.registry import read_adapter
     arch = "qwen2"
     specs = [(tiny_adapters.make(arch, "lora"), 1.0), (tiny_adapters.make(arch, "patterns"), -0.5)]
     exact = blend(specs, tmp_path / "exact")

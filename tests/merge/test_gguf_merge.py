@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
-from adapters_backend.gguf.tensors import decode
 from adapters_backend.errors import IncompatibleAdapterError, JobCancelled
+from adapters_backend.gguf.tensors import decode
 from adapters_backend.jobs import JobContext
 from adapters_backend.merge.gguf_merge import merge_into_gguf
 

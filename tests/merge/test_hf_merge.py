@@ -7,11 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
+from fixtures.tiny_adapters import _load_base, _merge_at
+from fixtures.tiny_gguf import TOKENS
 
 from adapters_backend.merge.common import MergeError
 from adapters_backend.merge.hf_merge import merge_into_hf
-from fixtures.tiny_adapters import _load_base, _merge_at
-from fixtures.tiny_gguf import TOKENS
 
 
 def torch_logits(model):

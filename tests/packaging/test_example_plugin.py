@@ -125,8 +125,8 @@ def test_the_example_adapter_fits_the_demo_model_and_converts(installed, sample,
 def test_in_process_delta_matches_the_format_definition(installed, sample, monkeypatch):
     """ΔW = scale · up @ down, read through LoRA Deck's registry like the app does."""
     from adapters_backend.formats.registry import read_adapter
-    from adapters_backend.plugins.manager import discover, reset_default_registry
     from adapters_backend.formats.safetensors_io import SafetensorsSource
+    from adapters_backend.plugins.manager import discover, reset_default_registry
 
     monkeypatch.syspath_prepend(str(installed))
     importlib.invalidate_caches()

@@ -4,14 +4,13 @@ demo LoRA GGUFs."""
 from __future__ import annotations
 
 import pytest
+from fixtures.llama_server import _free_port, llama_server  # noqa: F401  (pytest fixture)
 
 from adapters_backend import demo
 from adapters_backend.engines import create_engine
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
 from adapters_backend.errors import EngineError
 from adapters_backend.jobs import JobContext
-
-from fixtures.llama_server import _free_port, llama_server  # noqa: F401  (pytest fixture)
 
 # The first run may build llama-server (~2 min on 2 cores; the whole tree where that fails) inside the fixture.
 pytestmark = pytest.mark.timeout(2400)

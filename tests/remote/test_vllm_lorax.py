@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+from fake_servers import FakeLorax, FakeVllm
 
 from adapters_backend.engines import create_engine
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
 from adapters_backend.errors import EngineError
 from adapters_backend.jobs import JobContext
-
-from fake_servers import FakeLorax, FakeVllm
 
 MSGS = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi?")]
 GREEDY = SamplingParams(max_tokens=16, temperature=0.0, seed=7)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from adapters_backend.mix_presets import SCHEMA as PRESETS_SCHEMA
-
 from serve_testlib import GREEDY, QUESTION, ask, capital_fraction, http
+
+from adapters_backend.mix_presets import SCHEMA as PRESETS_SCHEMA
 
 
 def test_whole_reply(client):

@@ -11,10 +11,10 @@ import time
 
 import openai
 import pytest
+from serve_testlib import ask, raw
 
 from adapters_backend.cli.main import main
 from adapters_backend.serve.runner import is_loopback
-from serve_testlib import ask, raw
 
 
 def test_loopback_detection():

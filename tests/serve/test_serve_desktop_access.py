@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import openai
-
 from serve_testlib import ask, raw
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from serve_testlib import GREEDY, start_server
 
 from adapters_backend import demo
-from serve_testlib import GREEDY, start_server
 
 SYSTEM = " ".join(["You answer questions about harbours, lanterns and the weather at sea."] * 12)
 MIXES = {"shout": [{"name": "shout", "strength": 0.9}],

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import openai
 import pytest
+from serve_testlib import GREEDY, QUESTION, ask, capital_fraction, http, start_server
 
 from adapters_backend import demo
-from serve_testlib import GREEDY, QUESTION, ask, capital_fraction, http, start_server
 
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from serve_testlib import GREEDY, QUESTION, raw, start_server
 
 from adapters_backend import demo
-from serve_testlib import GREEDY, QUESTION, raw, start_server
 
 CHAT = json.dumps({"model": "tiny-deck-demo", "messages": [{"role": "user", "content": QUESTION}],
                    **GREEDY}).encode()

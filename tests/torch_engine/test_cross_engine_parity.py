@@ -27,8 +27,8 @@ def test_parity_command_agrees(arch, variant, tiny_models, tiny_adapters, capsys
 
 def test_a_wrong_scale_is_a_mismatch(tiny_models, tiny_adapters, tmp_path):
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
-    from adapters_backend.engines.torch_engine import TorchEngine
     from adapters_backend.engines.parity import compare
+    from adapters_backend.engines.torch_engine import TorchEngine
 
     good = tiny_adapters.make("llama", "lora")
     wrong = tmp_path / "wrong"

@@ -3,8 +3,6 @@ tests' loopback Hub), giving exactly the local folder's logits; a second load wo
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
 
 TOKENS = [1, 17, 42, 99, 7]

@@ -17,7 +17,6 @@ TOKENS = [1, 17, 42, 99, 7, 150, 3, 64, 12, 200]
 def _reference_logits(arch, mix):
     """Logits of the tiny HF base with each (adapter folder, strength) merged by PEFT."""
     import torch
-
     from fixtures.tiny_adapters import _load_base, _merge_at
 
     model = _load_base(arch)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.tiny_alora import INVOCATION, OTHER_INVOCATION, make_alora, peft_logits
 
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
 from adapters_backend.jobs import JobContext
-from fixtures.tiny_alora import INVOCATION, OTHER_INVOCATION, make_alora, peft_logits
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -27,8 +27,9 @@ def assert_exact(got, want):
 
 @pytest.fixture
 def engine():
-    from adapters_backend.engines.torch_engine import TorchEngine
     from fixtures.tiny_gguf import tiny_hf_model
+
+    from adapters_backend.engines.torch_engine import TorchEngine
 
     made = []
 

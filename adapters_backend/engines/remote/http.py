@@ -135,7 +135,7 @@ class RemoteClient:
                             return
                         q.put(("line", line))
                 q.put(("end", None))
-            except Exception as exc:  # noqa: BLE001 - handed to the engine thread, raised there
+            except Exception as exc:  # handed to the engine thread, raised there
                 q.put(("error", exc))
 
         worker = threading.Thread(target=reader, name=f"{self.kind} stream", daemon=True)

@@ -157,7 +157,7 @@ def _hub_template(model_id: str | None, bos: str, eos: str):
         from huggingface_hub import hf_hub_download
 
         cfg = json.loads(Path(hf_hub_download(model_id, "tokenizer_config.json")).read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - offline, gated, not a Hub id: the caller explains what to do
+    except Exception:  # offline, gated, not a Hub id: the caller explains what to do
         return None, bos, eos
 
     def tok(v):
