@@ -5,6 +5,7 @@ already in the HF cache is described from there (cached.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -12,13 +13,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import BackendError, HubAccessError, HubNotFoundError, HubOfflineError
+from ..model_ref import is_hub_id
 from . import safe_names
-from .client import endpoint, hub_errors
+from .client import cache_dir, endpoint, hub_errors
 from .http import hub_get
 from .reach import require_hub
 from .search import base_of, format_of
 from .skeleton import adapter_skeleton, download_small
 
+log = logging.getLogger(__name__)
+MAX_BASE_CONFIG_BYTES = 4 * 1024 * 1024     # a real config.json is a few kB; core/declared_base reads up to this
 _QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?![A-Za-z0-9])", re.IGNORECASE)
 
 
@@ -98,8 +102,32 @@ def repo_details(repo_id: str, revision: str | None = None, base=None, engine: s
             return d
         read_adapter_config(d, cfg)
     if base is not None:
+        fetch_declared_base_config(d.base_model)
         d.compat = _compat(d, names, base, engine)
     return d
+
+
+def fetch_declared_base_config(declared: str | None) -> Path | None:
+    """Bring the config.json of the base model an adapter says it was trained on into the HF cache,
+    where the compatibility check reads its model family (core/declared_base.py, which never goes
+    online). Best effort, one small file once: offline, unknown, gated or oversized gives None."""
+    if not isinstance(declared, str) or not is_hub_id(declared.strip()):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+    repo = declared.strip()
+    try:
+        cached = try_to_load_from_cache(repo, "config.json", cache_dir=cache_dir())
+        if isinstance(cached, str):
+            return Path(cached)
+        info = model_info(repo)
+        size = next((s.size for s in info.siblings or [] if s.rfilename == "config.json"), None)
+        if size is None or size > MAX_BASE_CONFIG_BYTES:
+            log.info("declared base %s: no config.json of at most %d bytes", repo, MAX_BASE_CONFIG_BYTES)
+            return None
+        return download_small(repo, "config.json", None)      # "main", as the check looks it up
+    except (BackendError, OSError, ValueError) as exc:
+        log.info("declared base %s: config.json not fetched (%s)", repo, exc)
+        return None
 
 
 def read_adapter_config(d: RepoDetails, cfg) -> None:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from ..atomic import read_json
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
 from .client import offline_hint
-from .details import model_info
+from .details import fetch_declared_base_config, model_info
 from .download import _from_cache, cached_commit, download_files
+from .search import base_of
 
 _WEIGHTS = (".safetensors", ".gguf")
 _PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -47,7 +49,17 @@ def download_adapter(repo_id: str, revision: str | None = None, ctx: JobContext 
     snap = download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha)
     card = info.card_data
     facts["license"] = getattr(card, "license", None) if card else None
+    # The declared base's family decides compatibility too: have its config.json at hand for the check.
+    fetch_declared_base_config(_declared_base(snap, base_of(list(info.tags or []),
+                                                            getattr(card, "base_model", None) if card else None)))
     return _target(snap, files), info.sha, facts
+
+
+def _declared_base(snapshot, from_listing: str | None) -> str | None:
+    """The base the adapter's own config names (what the check compares), else the Hub's tag."""
+    cfg = read_json(snapshot / "adapter_config.json") if (snapshot / "adapter_config.json").is_file() else None
+    named = cfg.get("base_model_name_or_path") if isinstance(cfg, dict) else None
+    return named if isinstance(named, str) and named else from_listing
 
 
 def _snapshot_offline(repo_id: str, commit: str):
