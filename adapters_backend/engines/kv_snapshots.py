@@ -13,12 +13,20 @@ bytes, a PyTorch cache) and `nbytes` its size. The budget is never exceeded: `re
 least recently used entries before the engine allocates a new payload, and a payload larger than the
 whole budget is not kept. Only the engine's thread changes the store; `stats()` may be read from any
 thread.
+
+Byte buffers (llama.cpp's payloads) are recycled: `buffer()` hands out the buffer of an entry that was
+superseded or evicted when it is large enough, and new buffers get headroom so that a conversation
+growing by a few turns still fits. Fresh memory is not free: mapped page by page on first write it
+cost 1.0-1.2 s per 100 MB on this project's CI machine (a VM; a few ms on bare metal), more than
+reading a hundred tokens, so on Linux new buffers are mapped with MAP_POPULATE (33 ms per 100 MB
+there). Spare buffers count against the budget like entries.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
+import mmap
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,6 +42,7 @@ GiB = 1 << 30
 AUTO_MAX = 1 * GiB                     # automatic budget: at most this much…
 AUTO_MIN = 64 * MiB                    # …and at least this much
 AUTO_CONTEXTS = 4                      # …sized to hold this many full contexts of the model
+HEADROOM = 0.25                        # a new buffer is this much larger than asked (the next turns fit)
 
 
 def auto_budget(bytes_per_token: int, n_ctx: int) -> int:
@@ -128,6 +137,7 @@ class Snapshot:
     tokens: np.ndarray                 # int32, the sequence it covers (positions 0 … len-1)
     payload: object                    # the engine's saved state
     nbytes: int
+    buffer: np.ndarray | None = None   # the byte buffer the payload lies in (recycled when it goes)
 
     def usable(self, segments: Segments, tokens: np.ndarray) -> int:
         """How many leading tokens of a prompt (`tokens` under `segments`) this snapshot serves."""
@@ -153,7 +163,8 @@ class SnapshotStore:
     def __init__(self, budget: int):
         self._budget = max(0, int(budget))
         self._entries: OrderedDict[int, Snapshot] = OrderedDict()     # id -> snapshot, oldest use first
-        self._nbytes = 0
+        self._nbytes = 0                                                # entries and spare buffers
+        self._spare: list[np.ndarray] = []                              # buffers of dropped entries
         self._lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "evicted": 0, "skipped": 0}
 
@@ -184,20 +195,61 @@ class SnapshotStore:
             return True
 
     def admit(self, nbytes: int, n_tokens: int) -> bool:
-        """reserve(), logging and counting a snapshot that can never fit as "skipped"."""
-        if self.reserve(nbytes):
+        """Whether a payload of `nbytes` can be kept at all; one that can never fit is logged and counted
+        as "skipped". (Room is made by reserve() or buffer().)"""
+        if nbytes <= self._budget:
             return True
         log.info("KV snapshot of %d tokens (%.0f MiB) not kept: larger than the snapshot budget (%.0f MiB)",
                  n_tokens, nbytes / MiB, self.budget / MiB)
         self.record("skipped")
         return False
 
+    def buffer(self, nbytes: int) -> np.ndarray | None:
+        """A byte buffer of at least `nbytes` for a new payload, with room made for it: a recycled one
+        when a spare or the least recently used entry's buffer is large enough, else a new one with
+        headroom. None when it cannot fit the budget or memory. Pass the buffer's own `nbytes` to put()."""
+        with self._lock:
+            if nbytes > self._budget:
+                return None
+            fitting = [b for b in self._spare if b.nbytes >= nbytes]
+            if fitting:
+                buf = min(fitting, key=lambda b: b.nbytes)
+                self._spare = [b for b in self._spare if b is not buf]
+                self._nbytes -= buf.nbytes
+                return buf
+            cap = min(self._budget, max(nbytes, int(nbytes * (1 + HEADROOM))))
+            while self._nbytes + cap > self._budget:
+                if self._spare:                                  # none of them is large enough
+                    self._nbytes -= self._spare.pop().nbytes
+                    continue
+                if not self._entries:
+                    break
+                snap = self._pop_oldest()
+                if snap.buffer is not None and snap.buffer.nbytes >= nbytes:
+                    return snap.buffer
+        try:
+            return _new_buffer(cap)
+        except (MemoryError, OSError):
+            return None
+
+    def _pop_oldest(self) -> Snapshot:
+        _id, snap = self._entries.popitem(last=False)
+        self._nbytes -= snap.nbytes
+        self._counts["evicted"] += 1
+        log.debug("KV snapshot evicted (%d tokens, %.1f MiB)", len(snap.tokens), snap.nbytes / MiB)
+        return snap
+
     def _evict_until(self, limit: int) -> None:
+        while self._nbytes > limit and self._spare:
+            self._nbytes -= self._spare.pop().nbytes
         while self._nbytes > limit and self._entries:
-            _id, snap = self._entries.popitem(last=False)
-            self._nbytes -= snap.nbytes
-            self._counts["evicted"] += 1
-            log.debug("KV snapshot evicted (%d tokens, %.1f MiB)", len(snap.tokens), snap.nbytes / MiB)
+            self._pop_oldest()
+
+    def _recycle(self, snap: Snapshot) -> None:
+        """An entry leaves the store: its buffer (if it has one of its own size) becomes a spare."""
+        if snap.buffer is not None and snap.buffer.nbytes == snap.nbytes:
+            self._spare.append(snap.buffer)
+            self._nbytes += snap.nbytes
 
     # ------------------------------------------------------------------ entries
     def best(self, segments: Segments, tokens: Sequence[int] | np.ndarray) -> tuple[Snapshot | None, int]:
@@ -223,12 +275,14 @@ class SnapshotStore:
                     return True
         return False
 
-    def put(self, segments: Segments, tokens: Sequence[int] | np.ndarray, payload, nbytes: int) -> Snapshot | None:
-        """Keep a snapshot (call `reserve(nbytes)` before allocating the payload). Entries that it
-        extends are dropped: it serves every prompt they served. None if it does not fit."""
+    def put(self, segments: Segments, tokens: Sequence[int] | np.ndarray, payload, nbytes: int,
+            buffer: np.ndarray | None = None) -> Snapshot | None:
+        """Keep a snapshot (call `reserve(nbytes)` before allocating the payload, or take its `buffer`
+        from buffer(): then `nbytes` is the buffer's size). Entries that it extends are dropped: it
+        serves every prompt they served. None if it does not fit."""
         toks = as_tokens(tokens).copy()
         toks.flags.writeable = False
-        snap = Snapshot(tuple(segments), toks, payload, int(nbytes))
+        snap = Snapshot(tuple(segments), toks, payload, int(nbytes), buffer)
         with self._lock:
             if snap.nbytes > self._budget:
                 self._counts["skipped"] += 1
@@ -237,6 +291,7 @@ class SnapshotStore:
                 if old.usable(snap.segments, toks) >= len(old.tokens):
                     del self._entries[sid]
                     self._nbytes -= old.nbytes
+                    self._recycle(old)
             self._evict_until(self._budget - snap.nbytes)
             self._entries[id(snap)] = snap
             self._nbytes += snap.nbytes
@@ -256,6 +311,7 @@ class SnapshotStore:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._spare.clear()
             self._nbytes = 0
 
     def keys(self) -> list[str]:
@@ -267,6 +323,15 @@ class SnapshotStore:
         with self._lock:
             return StoreStats(len(self._entries), self._nbytes, self._budget,
                               sum(len(s.tokens) for s in self._entries.values()), **self._counts)
+
+
+def _new_buffer(nbytes: int) -> np.ndarray:
+    """A writable byte buffer whose pages are mapped at once where the OS can (Linux: MAP_POPULATE)."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if not populate:
+        return np.empty(nbytes, dtype=np.uint8)
+    area = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    return np.frombuffer(area, dtype=np.uint8)        # the array keeps the mapping alive
 
 
 __all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",

@@ -177,9 +177,8 @@ class LlamaKV:
         size = int(lib.llama_state_seq_get_size(ctx, SEQ))
         if not self.store.admit(size, n):
             return False
-        try:
-            buf = np.empty(size, dtype=np.uint8)
-        except MemoryError:
+        buf = self.store.buffer(size)              # a recycled one when it can: fresh pages cost time
+        if buf is None:
             log.info("KV snapshot of %d tokens (%.0f MiB) not kept: out of memory", n, size / MiB)
             self.store.record("skipped")
             return False
@@ -188,7 +187,7 @@ class LlamaKV:
             log.info("KV snapshot of %d tokens not kept: llama.cpp wrote %d of %d bytes", n, written, size)
             self.store.record("skipped")
             return False
-        return self.store.put(self.segments, toks, buf[:written], size) is not None
+        return self.store.put(self.segments, toks, buf[:written], buf.nbytes, buffer=buf) is not None
 
     def _restore(self, snap: Snapshot) -> bool:
         """Load a snapshot into sequence 0; False (and an empty cache) if llama.cpp refuses it or the

@@ -123,7 +123,7 @@ class TorchKV:
         if self.store.covers(self.segments, self.tokens):
             return True
         size = cache_nbytes(self.cache)
-        if not self.store.admit(size, n):
+        if not self.store.admit(size, n) or not self.store.reserve(size):
             return False
         try:
             payload = copy.deepcopy(self.cache)

@@ -71,6 +71,35 @@ def test_store_keeps_the_budget_evicts_lru_and_matches_prefixes_per_mix():
     assert common_prefix(np.array([1, 2]), np.array([1, 2, 3])) == 2
 
 
+def test_byte_buffers_are_recycled_within_the_budget():
+    """Fresh memory costs page faults (seconds per GB on a VM): a stash reuses the buffer of the entry
+    its mix superseded or of the least recently used one, and spare buffers count against the budget."""
+    A, B, C = (one_mix(k) for k in "ABC")
+    store = SnapshotStore(1000)
+
+    def stash(segments, toks, size):
+        buf = store.buffer(size)
+        assert buf is not None and buf.nbytes >= size
+        store.put(segments, toks, buf[:size], buf.nbytes, buffer=buf)
+        assert store.nbytes <= store.budget
+        return buf
+
+    a1 = stash(A, [1, 2], 200)
+    assert a1.nbytes == 250                                   # headroom for the next turns
+    a2 = stash(A, [1, 2, 3], 210)                             # supersedes a1: a1 becomes a spare
+    assert a2 is not a1 and store.nbytes == 250 + 262
+    b1 = stash(B, [1, 2, 3, 4], 220)                          # the spare fits: no new memory
+    assert b1 is a1 and store.nbytes == 250 + 262
+    c1 = stash(C, [7], 400)                                   # full: the oldest entry (a2) is too small,
+    assert c1 is not a2 and store.keys() == ["B", "C"]        # so it is dropped and a new buffer comes
+    assert store.nbytes == 250 + 500
+    d = store.buffer(240)                                     # the oldest entry's buffer (b1) is reused
+    assert d is b1 and store.keys() == ["C"] and store.nbytes == 500
+    assert store.buffer(1001) is None
+    store.clear()
+    assert store.nbytes == 0 and store.buffer(100).nbytes == 125
+
+
 def test_a_snapshot_serves_a_prompt_as_far_as_its_mixes_agree():
     """Segments: an aLoRA switches the mix part-way; the part before it is shared with the base."""
     base_then_x = ((0, "base"), (5, "x"))
@@ -290,7 +319,7 @@ def test_a_stopped_prewarm_keeps_what_it_read_and_the_prompt_continues_from_ther
 
 
 def test_an_allocation_failure_skips_the_snapshot_with_a_log_line(tiny, engines, monkeypatch, caplog):
-    from adapters_backend.engines import llama_kv
+    from adapters_backend.engines import kv_snapshots
 
     e, fresh = engines
     t = tokens(120, 14)
@@ -300,7 +329,7 @@ def test_an_allocation_failure_skips_the_snapshot_with_a_log_line(tiny, engines,
     def no_memory(*_a, **_k):
         raise MemoryError
 
-    monkeypatch.setattr(llama_kv.np, "empty", no_memory)
+    monkeypatch.setattr(kv_snapshots, "_new_buffer", no_memory)
     e.set_adapters(mix(tiny, 1.2))
     with caplog.at_level(logging.INFO):
         got = e.next_token_logits(t)                            # the switch goes on, without a snapshot
