@@ -22,6 +22,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))            # fixtures
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fuzz"))
 from fuzzlib import mutate_case, run_case_isolated, write_seeds  # noqa: E402
 from hostile_corpus import hostile_case  # noqa: E402

@@ -4,15 +4,14 @@ count ends at once with a LoRA Deck error naming the file and the key (or with a
 from __future__ import annotations
 
 import json
-import signal
 import struct
-from contextlib import contextmanager
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 from arch_testlib import llama_gguf_tensors
+from fixtures.deadline import deadline as _deadline
 from safetensors.numpy import save_file
 
 from adapters_backend.core.base_model import base_info_from_hf, load_base_model
@@ -22,18 +21,9 @@ from adapters_backend.gguf.header import GGUFError, read_header
 from adapters_backend.report.inspect import inspect_adapter
 
 
-@contextmanager
 def deadline(seconds: float = 20):
     """Fail instead of hanging: every case here used to run for minutes (or forever)."""
-    def _raise(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    return _deadline(seconds)
 
 
 def _peft(folder: Path, modules: list[str]) -> Path:

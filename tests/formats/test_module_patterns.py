@@ -6,30 +6,15 @@ from __future__ import annotations
 import json
 import random
 import re
-import signal
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from fixtures.deadline import deadline
 from safetensors.numpy import save_file
 
 from adapters_backend.errors import AdapterFormatError
 from adapters_backend.formats.module_patterns import ModulePattern, PatternKeyError, PatternTable, WorkBudget
 from adapters_backend.formats.registry import read_adapter
-
-
-@contextmanager
-def deadline(seconds: float):
-    """Fail (instead of hanging the suite) when the body runs longer than `seconds`."""
-    def _raise(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def peft_reference(key: str, name: str) -> bool:

@@ -25,11 +25,11 @@ import struct
 import time
 import traceback
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fixtures.deadline import deadline
 
 from adapters_backend.errors import BackendError
 
@@ -276,19 +276,6 @@ class CaseTimeout(BaseException):
     """Not an Exception, so no reader's `except Exception` (plugin fault isolation) can swallow it."""
 
 
-@contextmanager
-def time_limit(seconds: float):
-    def _raise(signum, frame):
-        raise CaseTimeout(f"took longer than {seconds} s")
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @dataclass
 class Outcome:
     description: str
@@ -350,7 +337,7 @@ def run_case(description: str, path: Path, seconds: float = 10.0, seeds: dict[st
     kind = description.split(":", 1)[0]
     start = time.perf_counter()
     try:
-        with time_limit(seconds):
+        with deadline(seconds, CaseTimeout):
             if kind.startswith("model"):
                 _exercise_model(path, seeds)
             else:
