@@ -265,7 +265,6 @@ class EngineHost(QObject):
             with self._cancel_lock:
                 self._current = None
             self._set_busy(False)
-            self._emit_kv_stats()
 
     @Slot(object)
     def _do_prewarm(self, req: PrewarmRequest) -> None:
@@ -293,8 +292,8 @@ class EngineHost(QObject):
         finally:
             with self._cancel_lock:
                 self._prewarm_ctx = None
+        self._emit_kv_stats()                  # first: whoever hears "finished" sees what the store holds
         self.prewarm_finished.emit(req.job_id, result)
-        self._emit_kv_stats()
 
     @Slot(object)
     def _do_set_kv_budget(self, budget) -> None:
@@ -353,9 +352,11 @@ class EngineHost(QObject):
             cancelled = True
         except BaseException as exc:  # reported, not fatal
             flush()
+            self._emit_kv_stats()
             self.generation_failed.emit(req.request_id, _as_exception(exc))
             return
         flush()
+        self._emit_kv_stats()                  # before "finished": the GUI reacts to that with the stats
         cancelled = cancelled or ctx.cancelled()
         seconds = (last - first) if (first and last) else 0.0
         self.generation_finished.emit(GenerationStats(

@@ -209,9 +209,24 @@ def test_dead_engine_thread_fails_requests_at_once(tmp_path):
         s.server.stop()
 
 
-def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path, llama_cpp_src):
+def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path, llama_cpp_src, monkeypatch):
     """A random-weight model (it almost never stops) is generating for one request, three wait behind
-    it; the thread dies: all four end with 503 at once, none waits for ever."""
+    it; the thread dies: all four end with 503 at once, none waits for ever.
+
+    The crash is raised between two tokens, in the engine thread's own Python code: an asynchronous
+    exception would mostly land in llama.cpp's abort callback, where ctypes swallows it (and llama.cpp
+    sees an abort: the request fails as a broken decode, not as a dead thread)."""
+    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
+    die = threading.Event()
+    real_generate = LlamaCppEngine.generate
+
+    def generate(self, *args, **kwargs):
+        for chunk in real_generate(self, *args, **kwargs):
+            if die.is_set():
+                raise SystemExit("a crash that escapes the request handling")
+            yield chunk
+
+    monkeypatch.setattr(LlamaCppEngine, "generate", generate)
     sys.path.insert(0, str(TESTS / "engines"))
     import engine_models as em
     vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
@@ -236,7 +251,7 @@ def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path
             time.sleep(0.005)
         assert worker.busy and worker.queued == 3
         t0 = time.monotonic()
-        _kill_thread(worker._thread)
+        die.set()
         for t in threads:
             t.join(30)
         assert not any(t.is_alive() for t in threads) and time.monotonic() - t0 < 10
