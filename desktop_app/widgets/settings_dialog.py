@@ -86,6 +86,7 @@ class SettingsDialog(QDialog):
                                 "it: any page you visit could otherwise use your model.")
         self.origins_error = QLabel()
         self.origins_error.setWordWrap(True)
+        self.origins_error.hide()                          # shown with a message only
         self.kv_memory = QSpinBox()
         self.kv_memory.setRange(-1, 1 << 20)
         self.kv_memory.setSingleStep(256)
@@ -126,7 +127,7 @@ class SettingsDialog(QDialog):
         f4.addRow("Memory for recent mixes", self.kv_memory)
         f4.addRow("", self.kv_held)
         f4.addRow("", self.prewarm)
-        self.sampling = SamplingPanel(s.default_sampling(), "Default sampling", collapsed=False)
+        self.sampling = SamplingPanel(s.default_sampling(), "Default sampling")   # folded: the dialog fits 700 px
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -138,6 +139,8 @@ class SettingsDialog(QDialog):
         lay.addWidget(switching)
         lay.addWidget(self.sampling)
         lay.addWidget(buttons)
+        # Qt sizes a dialog below its hint when wrapped labels are in it, clipping them: take the hint.
+        self.resize(self.sizeHint())
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Data folder", str(Path(self.data_folder.text()).expanduser()))
@@ -155,6 +158,7 @@ class SettingsDialog(QDialog):
             return [normalize_origin(o) for o in items]
         except BackendError as exc:
             self.origins_error.setText(str(exc).replace("--allow-origin ", ""))
+            self.origins_error.show()
             return None
 
     def accept(self) -> None:
