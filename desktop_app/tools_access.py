@@ -32,13 +32,16 @@ def convert(src: str, out: str, base: str | None, outtype: str, add_to_library: 
     return str(result.path)
 
 
-def blend(entries: list[tuple[str, float]], out: str, method: str, ctx=None) -> str:
-    """Several adapters at fixed strengths → one PEFT adapter folder (added to the library)."""
+def blend(entries: list[tuple[str, float]], out: str, method: str, base: str | None = None, ctx=None) -> str:
+    """Several adapters at fixed strengths → one PEFT adapter folder (added to the library). With `base`
+    (the loaded model) each adapter is checked against it, and DoRA adapters can be blended at all:
+    their exact update needs the base weights."""
     from adapters_backend.merge.blend import blend as blend_adapters
     out_path = Path(out)
     if out_path.suffix:                      # a PEFT adapter is a folder
         out_path = out_path.with_suffix("")
-    result = blend_adapters([(p, s) for p, s in entries], out_path, rank=BLEND_METHODS.get(method), ctx=ctx)
+    result = blend_adapters([(p, s) for p, s in entries], out_path, rank=BLEND_METHODS.get(method), base=base,
+                            ctx=ctx)
     _library_install(Path(result.path), ctx)
     return str(result.path)
 

@@ -32,6 +32,8 @@ class MergeDialog(JobDialog):
         self.blend = QRadioButton("Blend into one adapter")
         self.into_base = QRadioButton("Merge into the loaded base model (a new model file or folder)")
         self.blend.setChecked(True)
+        self.blend.setToolTip("One PEFT adapter with the weighted sum of the chosen ones, checked against the loaded "
+                              "model (DoRA adapters need it: their exact update depends on the base weights)")
         self.blend.toggled.connect(self._suggest_output)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Adapter", "Weight"])
@@ -128,7 +130,9 @@ class MergeDialog(JobDialog):
         if self.blend.isChecked():
             if len(entries) < 2:
                 raise ValueError("Blending needs at least two adapters.")
-            return tools.blend, (entries, out, self.method.currentText())
+            model = self.state.model
+            base = model.path if model is not None and Path(model.path).exists() else None   # a local model
+            return tools.blend, (entries, out, self.method.currentText(), base)
         if self.state.model is None:
             raise ValueError("Load the base model to merge into first.")
         return tools.merge_into_base, (self.state.model.path, entries, out)

@@ -116,6 +116,8 @@ def test_blend_and_merge_into_base(make_app, demo_engine, library_backend_ready,
     entry = wait_library_source(qtbot, state, f"local:{blend_out}")
     assert entry.format == "peft"
     qtbot.waitUntil(lambda: entry.id in state.compat and state.compat[entry.id].usable, timeout=TIMEOUT)
+    _fn, args = dlg.job_call()
+    assert args[3] == state.model.path                  # blends are checked against the loaded model
 
     # Merge one adapter into the loaded demo GGUF: a new GGUF model file.
     dlg.into_base.setChecked(True)

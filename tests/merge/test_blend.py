@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,16 @@ def test_cli_blend_dora_errors_and_reports(tiny_models, tiny_adapters, tmp_path,
     rc = main(["blend", f"{dora}:1", "--base", str(base), "-o", str(tmp_path / "full")])
     out, err = capsys.readouterr()
     assert rc == 0 and "max relative error" in out and "(exact)" not in out
+
+
+def test_the_apps_blend_of_a_dora_adapter_uses_the_loaded_model(tiny_models, tiny_adapters, tmp_path, monkeypatch):
+    """Merge → Blend in the app passes the loaded model: a DoRA adapter blends (its exact update needs
+    the base weights) instead of failing with "needs the base model"."""
+    from desktop_app import tools_access as tools
+    monkeypatch.setenv("LORADECK_DATA_DIR", str(tmp_path / "data"))       # the blend goes into a library
+    dora, lora = tiny_adapters.make("llama", "dora"), tiny_adapters.make("llama", "lora")
+    entries = [(str(dora), 0.7), (str(lora), 0.5)]
+    with pytest.raises(MergeError, match="DoRA, which is not low-rank; blending it needs the base"):
+        tools.blend(entries, str(tmp_path / "without"), "exact (sum of ranks)")
+    out = tools.blend(entries, str(tmp_path / "with"), "exact (sum of ranks)", str(tiny_models.gguf("llama")))
+    assert Path(out).is_dir() and (Path(out) / "adapter_model.safetensors").is_file()
