@@ -34,6 +34,21 @@ def start_server(model_path=None, *, api_key=None, n_ctx=512, library_root: Path
                                                                    max_retries=0, timeout=60, **kw))
 
 
+def random_model_server(tmp_path: Path, llama_cpp_src: Path):
+    """A server on a random-weight 32k-vocabulary Llama (it almost never emits end-of-text: a request
+    generates for as long as it is allowed), n_ctx 4096; skips the test without llama.cpp's vocab."""
+    import sys
+
+    import pytest
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines"))
+    import engine_models as em
+    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
+    if not vocab.exists():
+        pytest.skip(f"{vocab} is missing")
+    model = em.write_base(tmp_path / "random.gguf", em.base_weights(32000, seed=0), vocab)
+    return start_server(model, n_ctx=4096, library_root=tmp_path / "lib")
+
+
 def ask(client, content=QUESTION, adapters=None, model="tiny-deck-demo", **kw) -> str:
     extra = {"adapters": adapters} if adapters is not None else None
     r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from serve_testlib import GREEDY, QUESTION, ask, capital_fraction, http, start_server
+from serve_testlib import GREEDY, QUESTION, ask, capital_fraction, http, random_model_server, start_server
 
 from adapters_backend import demo
 
@@ -150,13 +150,7 @@ def test_concurrent_clients_are_queued_and_each_gets_its_own_mix(served, client)
 def test_client_disconnect_cancels_generation(tmp_path, llama_cpp_src):
     """A random-weight model (it almost never emits end-of-text) streams thousands of tokens; closing
     the stream after the first chunks must stop the engine, and the next request is served at once."""
-    sys.path.insert(0, str(TESTS / "engines"))
-    import engine_models as em
-    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not vocab.exists():
-        pytest.skip(f"{vocab} is missing")
-    model = em.write_base(tmp_path / "random.gguf", em.base_weights(32000, seed=0), vocab)
-    s = start_server(model, n_ctx=4096, library_root=tmp_path / "lib")
+    s = random_model_server(tmp_path, llama_cpp_src)
     try:
         stats = s.app.state.worker.stats
         with s.client() as c:

@@ -7,13 +7,12 @@ import ctypes
 import json
 import shutil
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from serve_testlib import GREEDY, QUESTION, raw, start_server
+from serve_testlib import GREEDY, QUESTION, random_model_server, raw, start_server
 
 from adapters_backend import demo
 
@@ -227,13 +226,7 @@ def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path
             yield chunk
 
     monkeypatch.setattr(LlamaCppEngine, "generate", generate)
-    sys.path.insert(0, str(TESTS / "engines"))
-    import engine_models as em
-    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not vocab.exists():
-        pytest.skip(f"{vocab} is missing")
-    model = em.write_base(tmp_path / "random.gguf", em.base_weights(32000, seed=0), vocab)
-    s = start_server(model, n_ctx=4096, library_root=tmp_path / "lib")
+    s = random_model_server(tmp_path, llama_cpp_src)
     try:
         worker = s.app.state.worker
         long = json.dumps({"messages": [{"role": "user", "content": "Go on"}], "max_tokens": 4000,
