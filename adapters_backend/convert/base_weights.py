@@ -9,13 +9,12 @@ transformed), so callers work in one space whatever the base is.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..arch import transforms
-from ..core.base_model import BaseModelInfo
+from ..core.base_model import BaseModelInfo, checkpoint_shards
 from ..errors import BaseModelError
 from ..formats.safetensors_io import SafetensorsSource
 from ..gguf.header import GGUFError
@@ -31,13 +30,8 @@ class HFTensors:
         self.folder = Path(folder)
         self.files: dict[str, Path] = {}
         self._sources: dict[Path, SafetensorsSource] = {}
-        index = self.folder / "model.safetensors.index.json"
-        if index.is_file():
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            self.files = {key: self.folder / shard for key, shard in weight_map.items()}
-        else:
-            single = self.folder / "model.safetensors"
-            self.files = {k: single for k in self.source(single).keys()}
+        shards, weight_map = checkpoint_shards(self.folder)
+        self.files = weight_map if weight_map is not None else {k: shards[0] for k in self.source(shards[0]).keys()}
 
     def source(self, path: Path) -> SafetensorsSource:
         if path not in self._sources:

@@ -418,6 +418,35 @@ def _read_header_shapes(path: Path, folder: Path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v["shape"]) for k, v in tensors.items()}
 
 
+def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]:
+    """The safetensors files of an HF checkpoint folder, and (sharded) which file holds each tensor.
+
+    The one reader of model.safetensors.index.json: every shard must be a file directly in `folder`
+    (an index is input like any other: a name such as ../../x must not reach outside)."""
+    folder = Path(folder)
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if not index.is_file():
+        if single.is_file():
+            return [single], None
+        raise BaseModelError(folder, "no model.safetensors or model.safetensors.index.json "
+                                     "(only safetensors checkpoints are read)")
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as exc:
+        raise BaseModelError(index, f"cannot read the safetensors index ({exc})") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise BaseModelError(index, "the safetensors index has no valid weight_map")
+    root, files = folder.resolve(), {}
+    for shard in sorted(set(weight_map.values())):
+        path = (folder / shard).resolve()
+        if path.parent != root:
+            raise BaseModelError(index, f"shard name {shard!r} points outside the model folder")
+        if not path.is_file():
+            raise BaseModelError(folder, f"shard {shard} listed in the index is missing")
+        files[shard] = folder / shard
+    return list(files.values()), {key: files[shard] for key, shard in weight_map.items()}
+
+
 def load_hf_base(folder: Path) -> BaseModelInfo:
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
@@ -427,26 +456,8 @@ def load_hf_base(folder: Path) -> BaseModelInfo:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:   # ValueError: also huge numbers
         raise BaseModelError(cfg_path, f"cannot read config.json ({exc})") from None
     shapes: dict[str, tuple[int, ...]] = {}
-    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as exc:
-            raise BaseModelError(index, f"cannot read the safetensors index ({exc})") from None
-        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-            raise BaseModelError(index, "the safetensors index has no valid weight_map")
-        for shard in sorted(set(weight_map.values())):
-            shard_path = (folder / shard).resolve()
-            if shard_path.parent != folder.resolve():
-                raise BaseModelError(index, f"shard name {shard!r} points outside the model folder")
-            if not shard_path.is_file():
-                raise BaseModelError(folder, f"shard {shard} listed in the index is missing")
-            shapes.update(_read_header_shapes(shard_path, folder))
-    elif single.is_file():
-        shapes = _read_header_shapes(single, folder)
-    else:
-        raise BaseModelError(folder, "no model.safetensors or model.safetensors.index.json "
-                                     "(only safetensors checkpoints are read)")
+    for shard in checkpoint_shards(folder)[0]:
+        shapes.update(_read_header_shapes(shard, folder))
     info = base_info_from_hf(config, shapes, path=folder, name=folder.name)
     base = config.get("_name_or_path")
     if isinstance(base, str) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", base):

@@ -8,7 +8,6 @@ left out, since they would still hold the unmerged weights. The new folder appea
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from ..convert.base_weights import HFTensors
 from ..convert.factors import is_dense
-from ..core.base_model import load_base_model
+from ..core.base_model import checkpoint_shards, load_base_model
 from ..core.compat import require_compatible
 from ..fileio import read_exactly
 from ..formats.safetensors_io import FLOAT_DTYPES, SafetensorsWriter, decode_from, encode_as, read_safetensors_header
@@ -25,14 +24,6 @@ from .common import MergeError, MergeResult, finish_output_dir, prepare_output_d
 
 CHUNK_BYTES = 32 * 1024 * 1024
 _STALE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".safetensors")
-
-
-def _shards(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        return [folder / s for s in sorted(set(weight_map.values()))]
-    return [folder / "model.safetensors"]
 
 
 def _read(f, offset: int, n: int) -> bytearray:
@@ -113,7 +104,7 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
 
     staging = prepare_output_dir(Path(out))
     try:
-        shards = _shards(base_folder)
+        shards = checkpoint_shards(base_folder)[0]
         names = [n for shard in shards for n in read_safetensors_header(shard)[0]]
         done, total = 0, len(names)
         for shard in shards:

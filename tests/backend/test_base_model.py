@@ -173,6 +173,27 @@ def test_hf_folder_errors(tmp_path, hf_folders):
         load_base_model(sharded)
 
 
+def test_every_reader_of_a_safetensors_index_refuses_a_shard_outside_the_folder(tmp_path, hf_folders):
+    """The index is input: model loading, the converter's tensor reader and the merge all read it
+    through one checker, so a shard named ../x is refused before any of them opens it."""
+    from adapters_backend.convert.base_weights import HFTensors
+    from adapters_backend.core.base_model import checkpoint_shards
+    folders, _ = hf_folders
+    sharded = tmp_path / "model" / "sharded"
+    shutil.copytree(folders["llama-sharded"], sharded)
+    shards, weight_map = checkpoint_shards(sharded)
+    assert len(shards) > 1 and set(weight_map.values()) == set(shards)
+    outside = tmp_path / "model" / "outside.safetensors"
+    shutil.copy(shards[0], outside)                      # a real shard, one folder up
+    index = sharded / "model.safetensors.index.json"
+    doc = json.loads(index.read_text())
+    doc["weight_map"] = {key: "../outside.safetensors" for key in doc["weight_map"]}
+    index.write_text(json.dumps(doc))
+    for read in (checkpoint_shards, load_base_model, HFTensors):
+        with pytest.raises(BaseModelError, match="points outside the model folder"):
+            read(sharded)
+
+
 def test_hf_reads_headers_only(hf_folders, tmp_path):
     """Tensor data is never read: a folder whose data bytes are garbage loads the same."""
     folders, _ = hf_folders
