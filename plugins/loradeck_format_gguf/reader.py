@@ -116,8 +116,9 @@ def read(path: Path, base=None) -> Adapter:
     meta = head.metadata
     if head.general_type != "adapter" or meta.get("adapter.type") != "lora":
         what = "a model, not a LoRA adapter" if head.general_type in ("", "model") else "not a LoRA adapter"
-        raise AdapterFormatError(path, f"is a GGUF file but {what} (general.type={meta.get('general.type')!r}, "
-                                       f"adapter.type={meta.get('adapter.type')!r}); load it as the model, or "
+        found = ", ".join(f"{key} = {meta[key]!r}" if meta.get(key) is not None else f"no {key}"
+                          for key in ("general.type", "adapter.type"))
+        raise AdapterFormatError(path, f"is a GGUF file but {what} ({found}); load it as the model, or "
                                        "choose its adapter file")
     alpha = _alpha(path, meta.get("adapter.lora.alpha"))
     warnings: list[str] = []

@@ -152,7 +152,8 @@ def test_a_gguf_base_model_is_not_an_adapter(tmp_path):
     w.add_type(gguf.GGUFType.MODEL)
     w.add_tensor("token_embd.weight", np.ones((4, 4), np.float32))
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
-    with pytest.raises(AdapterFormatError, match="model.gguf: is a GGUF file but a model, not a LoRA adapter"):
+    with pytest.raises(AdapterFormatError, match="model.gguf: is a GGUF file but a model, not a LoRA adapter "
+                                                 r"\(general.type = 'model', no adapter.type\)"):
         read_adapter(f)
 
 
