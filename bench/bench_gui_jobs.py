@@ -3,12 +3,21 @@ browser's download-and-install, the convert dialog's tools_access.convert job) a
 fake Hub of the tests and the demo adapters."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _scratch() -> Path:
+    """A temporary folder removed when the benchmark ends."""
+    folder = tempfile.mkdtemp(prefix="loradeck-bench-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return Path(folder)
 
 
 def _loopback_hub():
@@ -21,7 +30,7 @@ def _loopback_hub():
         raise ImportError(f"the fake Hub test server or huggingface_hub is missing ({exc})") from None
     hub = FakeHub().start()
     # ~8 MB: long enough to measure, throttled a little so the download lasts a few seconds.
-    folder = write_peft(Path(tempfile.mkdtemp()) / "big", hidden=256, layers=8, r=128,
+    folder = write_peft(_scratch() / "big", hidden=256, layers=8, r=128,
                         targets=("q_proj", "o_proj"), seed=1)
     hub.add("bench/big-lora", {p.name: p.read_bytes() for p in folder.iterdir()}, tags=["peft", "lora"],
             library_name="peft")
@@ -53,7 +62,7 @@ def download_stall(app, state, window, meter, wait_until) -> float:
 def convert_stall(app, state, window, meter, wait_until) -> float:
     from adapters_backend import demo
     from desktop_app import tools_access
-    out = Path(tempfile.mkdtemp()) / "converted.gguf"
+    out = _scratch() / "converted.gguf"
     src = next(a.path for a in demo.demo_adapters() if a.format == "peft")
     meter.begin()
     done = []

@@ -9,7 +9,9 @@ Measured in one process with the real main window on the demo model (temporary d
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -105,6 +107,7 @@ def _direct_rate(settings, model_path, mix, params, prompts) -> tuple[int, float
 
 def run_live(only: set[str], tokens: int):
     tmp = tempfile.mkdtemp(prefix="loradeck-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)    # the app's data, cache and settings
     for name in ("LORADECK_DATA_DIR", "LORADECK_CACHE_DIR", "LORADECK_SETTINGS_DIR"):
         os.environ[name] = str(Path(tmp) / name.lower())
     from desktop_app.app import build_main_window, create_app
