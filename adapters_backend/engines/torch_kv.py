@@ -4,7 +4,9 @@
 The live cache is tagged with the mixes that computed it (kv_snapshots.Segments) and reused only as
 far as they are the wanted ones; a cache about to be dropped is kept in the `SnapshotStore` (a copy of
 its tensors, `nbytes` their size), and the stored cache serving the longest prefix of a prompt comes
-back as a copy cropped to that prefix. At least the prompt's last token is always evaluated (its
+back as a copy cropped to that prefix. transformers' dynamic cache layers never write into their
+tensors, so those copies share the tensors (`detached_copy`): keeping or restoring a snapshot moves no
+memory. At least the prompt's last token is always evaluated (its
 logits are not cached). A cache that cannot be cropped (sliding-window layers past their window) is
 not reused.
 """
@@ -25,14 +27,47 @@ RESTORE_MIN_GAIN = 8
 
 
 def cache_nbytes(cache) -> int:
-    """Bytes of the key/value tensors of a transformers cache."""
-    total = 0
+    """Bytes the key/value tensors of a transformers cache keep alive: whole storages, once each (a
+    cropped layer is a view that holds its uncropped storage)."""
+    total, seen = 0, set()
     for layer in getattr(cache, "layers", ()) or ():
         for name in ("keys", "values"):
             t = getattr(layer, name, None)
-            if t is not None and hasattr(t, "element_size"):
-                total += t.numel() * t.element_size()
+            if t is None or not hasattr(t, "element_size"):
+                continue
+            try:
+                storage = t.untyped_storage()
+                key, n = storage.data_ptr(), storage.nbytes()
+            except (RuntimeError, NotImplementedError):
+                key, n = id(t), t.numel() * t.element_size()
+            if key not in seen:
+                seen.add(key)
+                total += max(n, t.numel() * t.element_size())
     return total
+
+
+def _sharable_layers() -> tuple[type, ...]:
+    try:
+        from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+    except ImportError:                      # an older transformers: always deep copies
+        return ()
+    return DynamicLayer, DynamicSlidingWindowLayer
+
+
+def detached_copy(cache):
+    """A copy of `cache` that later updates of either one do not change.
+
+    A dynamic layer's update concatenates into new tensors and its crop slices, so a copy of the
+    layer objects that shares their tensors is enough, and costs nothing (a deep copy of a 2k-token
+    cache is ~100 MB of fresh memory). Any other layer type (static, quantized, linear attention:
+    written in place), a subclass, or an offloading cache is deep-copied."""
+    layers, sharable = getattr(cache, "layers", None), _sharable_layers()
+    if (not isinstance(layers, list) or getattr(cache, "offloading", False)
+            or not all(type(layer) in sharable for layer in layers)):
+        return copy.deepcopy(cache)
+    twin = copy.copy(cache)
+    twin.layers = [copy.copy(layer) for layer in layers]
+    return twin
 
 
 def crop(cache, n: int) -> bool:
@@ -87,7 +122,7 @@ class TorchKV:
         stored = min(stored, limit)
         if snap is not None and stored >= live + RESTORE_MIN_GAIN:
             self.stash()
-            cache = copy.deepcopy(snap.payload)
+            cache = detached_copy(snap.payload)
             if crop(cache, stored):
                 self.store.record("hits")
                 self.cache, self.tokens = cache, snap.tokens[:stored].copy()
@@ -126,7 +161,7 @@ class TorchKV:
         if not self.store.admit(size, n) or not self.store.reserve(size):
             return False
         try:
-            payload = copy.deepcopy(self.cache)
+            payload = detached_copy(self.cache)
         except (MemoryError, RuntimeError) as exc:     # torch raises RuntimeError for out-of-memory
             log.info("KV snapshot of %d tokens not kept: %s", n, exc)
             self.store.record("skipped")
@@ -134,4 +169,4 @@ class TorchKV:
         return self.store.put(self.segments, self.tokens, payload, size) is not None
 
 
-__all__ = ["TorchKV", "cache_nbytes", "crop"]
+__all__ = ["TorchKV", "cache_nbytes", "crop", "detached_copy"]

@@ -149,3 +149,33 @@ def test_switching_aloras_shares_the_base_prefix_and_stays_exact(engine):
     got = e.next_token_logits(second)
     assert e._reused <= len(second) - 1
     assert_exact(got, peft_logits(a1, second)[-1])
+
+
+def test_a_snapshot_copy_shares_dynamic_tensors_and_stays_apart_from_the_live_cache():
+    """Dynamic layers are copied by reference (they never write into their tensors), anything else
+    deep; either way the copy does not change when the live cache grows or is cropped."""
+    import torch
+    from transformers import DynamicCache, StaticCache
+
+    from adapters_backend.engines.torch_kv import cache_nbytes, crop, detached_copy
+
+    live = DynamicCache()
+    for layer in range(2):
+        live.update(torch.randn(1, 2, 6, 4), torch.randn(1, 2, 6, 4), layer)
+    snap = detached_copy(live)
+    assert snap.layers[0].keys is live.layers[0].keys and snap.layers is not live.layers
+    want = snap.layers[1].values.clone()
+    for layer in range(2):
+        live.update(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4), layer)
+    assert crop(live, 4) and live.get_seq_length() == 4 and snap.get_seq_length() == 6
+    assert torch.equal(snap.layers[1].values, want)
+    assert cache_nbytes(live) == 2 * 2 * (1 * 2 * 9 * 4) * 4          # a cropped view holds its whole storage
+
+    from fixtures.tiny_gguf import tiny_hf_model
+    from transformers import AutoConfig
+    static = StaticCache(config=AutoConfig.from_pretrained(tiny_hf_model("llama")), max_cache_len=8)
+    static.update(torch.ones(1, 2, 1, 16), torch.ones(1, 2, 1, 16), 0, {"cache_position": torch.tensor([0])})
+    copied = detached_copy(static)
+    assert copied.layers[0].keys is not static.layers[0].keys
+    static.update(torch.full((1, 2, 1, 16), 5.0), torch.ones(1, 2, 1, 16), 0, {"cache_position": torch.tensor([0])})
+    assert copied.layers[0].keys[0, 0, 0, 0] == 1.0                  # written in place: the copy is its own
