@@ -46,6 +46,7 @@ class AppState(QObject):
     model_changed = Signal()                  # a model was loaded (or failed/unloaded)
     library_changed = Signal()
     compat_changed = Signal()
+    mix_checked = Signal()                    # a newly loaded model's mix check ended (see checking_mix)
     presets_changed = Signal()
     busy_changed = Signal(bool)               # the engine is generating or loading
     install_progressed = Signal(str, float, float, str)   # source, done, total, message
@@ -467,6 +468,7 @@ class AppState(QObject):
         if not self._mix_checked:
             self._mix_checked = True
             self._release_held()
+            self.mix_checked.emit()
 
     @property
     def checking_mix(self) -> bool:

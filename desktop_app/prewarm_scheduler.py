@@ -9,7 +9,8 @@
   holds most of the conversation under it: someone alternating two mixes then pays for one turn,
   not two (the engine reads nothing for it otherwise, see `min_reuse`).
 - Never while the engine generates or loads: the request is simply not made, and the end of the
-  answer brings the next chance. The host itself stops a pre-warm as soon as a generation is asked
+  answer brings the next chance. Nor while a newly loaded model's mix is being checked (an adapter
+  that does not fit would fail the read): the check's end brings the chance. The host itself stops a pre-warm as soon as a generation is asked
   for, and that generation continues from what the pre-warm read.
 
 Nothing here blocks: the engine host does the work on its thread and reports progress by signal.
@@ -46,6 +47,7 @@ class PrewarmScheduler(QObject):
         self._last_mix: list | None = None     # the mix of the last pre-warm of the current mix …
         self._previous_mix: list | None = None  # … and the different one before it
         self._followup: list | None = None     # the previous mix, to bring up to date next
+        self._after_check = False              # a pre-warm waits for the mix check to end
         self._timer = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
         host = state.host
@@ -56,6 +58,7 @@ class PrewarmScheduler(QObject):
         host.generation_failed.connect(self._on_host_generation_ended)
         state.mix_model.mix_edited.connect(self.mix_changed)
         state.model_changed.connect(self._on_state_model_changed)
+        state.mix_checked.connect(self._on_state_mix_checked)
 
     @property
     def pending(self) -> bool:
@@ -87,6 +90,11 @@ class PrewarmScheduler(QObject):
         self._timer.stop()
         self._job = None
 
+    def _on_state_mix_checked(self) -> None:
+        if self._after_check:
+            self._after_check = False
+            self._timer.start(0)
+
     # ------------------------------------------------------------------ running
     def _enabled(self) -> bool:
         s = self.state
@@ -95,6 +103,9 @@ class PrewarmScheduler(QObject):
 
     def _on_timer_timeout(self) -> None:
         if not self._enabled():
+            return
+        if self.state.checking_mix:
+            self._after_check = True
             return
         messages = self._conversation() or []
         if not any(role in ("user", "assistant") for role, _c in messages):

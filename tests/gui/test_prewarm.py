@@ -208,3 +208,31 @@ def test_after_an_answer_the_previous_mix_is_brought_up_to_date_too(make_app, di
     messages = w.chat.conversation.chat_messages()[:-1]
     assert w.chat.last_reply_text() == direct_reply(state.settings, state.model.path, [], messages,
                                                     w.chat.sampling.params())
+
+
+def test_no_prewarm_before_a_new_models_mix_is_checked(make_app, qtbot, monkeypatch):
+    """Right after a model load the mix is checked against it (off the GUI thread); a pre-warm asked
+    for meanwhile waits for the check, so an adapter that does not fit is never read."""
+    import threading
+
+    from desktop_app import library_access
+    app = make_app().start()
+    state, w = app.state, app.window
+    qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
+    greedy(w.chat, max_tokens=4)
+    click_switch(qtbot, w.mixer.rows[0])
+    ask(qtbot, app, "Hello.")
+    settle(qtbot, app)
+    gate, real_check = threading.Event(), library_access.check_all
+    monkeypatch.setattr(library_access, "check_all", lambda *a, **k: (gate.wait(TIMEOUT / 1000), real_check(*a, **k))[1])
+    asked, real_prewarm = [], state.prewarm
+    monkeypatch.setattr(state, "prewarm", lambda *a: (asked.append(state.checking_mix), real_prewarm(*a))[1])
+    state.load_model(state.model.path, state.model.engine, label="Demo model")
+    qtbot.waitUntil(lambda: state.loading is None and state.checking_mix, timeout=TIMEOUT)
+    w.prewarm.conversation_changed()                        # e.g. the user opens a conversation
+    qtbot.wait(3 * prewarm_scheduler.SETTLE_MS)
+    assert asked == [] and state.checking_mix
+    gate.set()
+    qtbot.waitUntil(lambda: bool(asked), timeout=TIMEOUT)   # the check's end brings the pre-warm
+    settle(qtbot, app)
+    assert asked == [False]
