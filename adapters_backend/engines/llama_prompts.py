@@ -106,7 +106,7 @@ class PromptReading:
         try:
             complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation",
                                      activate=False)
-            if complete:
+            if complete and not ctx.cancelled():   # cancelled: an answer waits; it needs no snapshot
                 self._kv.stash()
         finally:
             if self._builder is not None:

@@ -354,7 +354,7 @@ class TorchEngine:
             return {"tokens": len(tokens), "reused": 0, "complete": False}
         complete = self._prefill(tokens, ctx, chunk=PREWARM_CHUNK, message="reading the conversation",
                                  activate=False) is not None
-        if complete:
+        if complete and not ctx.cancelled():       # cancelled: an answer waits; it needs no snapshot
             self._kv.stash()
         return {"tokens": len(tokens), "reused": self._reused, "complete": complete}
 

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 
+from adapters_backend.engines import llama_prompts
 from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
 from adapters_backend.engines.kv_snapshots import SnapshotStore, agreement, auto_budget, common_prefix, one_mix
 from adapters_backend.jobs import JobContext
@@ -316,6 +317,22 @@ def test_a_stopped_prewarm_keeps_what_it_read_and_the_prompt_continues_from_ther
     got = e.next_token_logits(toks)
     assert e._reused == read                                     # continued, not started over
     assert_exact(got, fresh(mix(tiny, 0.5, 0.5), toks))
+
+
+def test_a_prewarm_stopped_after_its_last_chunk_leaves_the_snapshot_to_the_next_switch(tiny, engines):
+    """A Send arriving as the pre-warm reads its last chunk must not wait for a snapshot copy: the
+    answer continues on the live cache, and a later switch keeps it as usual."""
+    e, fresh = engines
+    chat = [ChatMessage("system", "word " * 300), ChatMessage("user", "Go on.")]
+    e.set_adapters(mix(tiny, 0.5, 0.5))
+    n_chunks = -(-len(e.prompt_tokens(chat, add_generation_prompt=False)) // llama_prompts.PREWARM_CHUNK)
+    result = e.prewarm(chat, StopAfter(n_chunks))                 # cancelled at the last report
+    assert result["complete"] and e._kv.n_live == result["tokens"]
+    assert e.kv_stats().entries == 0                              # no copy made for the waiting answer
+    e.set_adapters(mix(tiny, 0.9))
+    toks = e.prompt_tokens(chat)
+    assert_exact(e.next_token_logits(toks), fresh(mix(tiny, 0.9), toks))
+    assert e.kv_stats().entries == 1                              # the switch kept the live cache
 
 
 def test_an_allocation_failure_skips_the_snapshot_with_a_log_line(tiny, engines, monkeypatch, caplog):

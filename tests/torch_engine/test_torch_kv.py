@@ -179,3 +179,20 @@ def test_a_snapshot_copy_shares_dynamic_tensors_and_stays_apart_from_the_live_ca
     assert copied.layers[0].keys is not static.layers[0].keys
     static.update(torch.full((1, 2, 1, 16), 5.0), torch.ones(1, 2, 1, 16), 0, {"cache_position": torch.tensor([0])})
     assert copied.layers[0].keys[0, 0, 0, 0] == 1.0                  # written in place: the copy is its own
+
+
+def test_a_prewarm_stopped_after_its_last_chunk_makes_no_snapshot(engine, tiny_adapters):
+    """A Send arriving as the pre-warm reads its last chunk does not wait for a snapshot copy."""
+    from adapters_backend.engines.torch_engine import PREWARM_CHUNK
+    e, ref = engine(), fresh(engine)
+    mix = [ActiveAdapter(str(tiny_adapters.make("llama", "lora")), 0.5)]
+    e.set_adapters(mix)
+    chat = [ChatMessage("system", "the quick brown fox " * 11), ChatMessage("user", "hello")]
+    n_chunks = -(-len(e.prompt_tokens(chat, add_generation_prompt=False)) // PREWARM_CHUNK)
+    assert n_chunks >= 2
+    reports = []
+    ctx = JobContext(on_progress=lambda d, t, m: (reports.append(d), len(reports) >= n_chunks and ctx.cancel()))
+    result = e.prewarm(chat, ctx)
+    assert (result["complete"], e._kv.n_live, e.kv_stats().entries) == (True, result["tokens"], 0)
+    toks = e.prompt_tokens(chat)
+    assert_exact(e.next_token_logits(toks), ref(mix, toks))
