@@ -10,8 +10,9 @@
   not two (the engine reads nothing for it otherwise, see `min_reuse`).
 - Never while the engine generates or loads: the request is simply not made, and the end of the
   answer brings the next chance. Nor while a newly loaded model's mix is being checked (an adapter
-  that does not fit would fail the read): the check's end brings the chance. The host itself stops a pre-warm as soon as a generation is asked
-  for, and that generation continues from what the pre-warm read.
+  that does not fit would fail the read): the check's end brings the chance. The host itself stops
+  a pre-warm as soon as a generation is asked for, and that generation continues from what the
+  pre-warm read.
 
 Nothing here blocks: the engine host does the work on its thread and reports progress by signal.
 """

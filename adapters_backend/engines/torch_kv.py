@@ -6,9 +6,8 @@ far as they are the wanted ones; a cache about to be dropped is kept in the `Sna
 its tensors, `nbytes` their size), and the stored cache serving the longest prefix of a prompt comes
 back as a copy cropped to that prefix. transformers' dynamic cache layers never write into their
 tensors, so those copies share the tensors (`detached_copy`): keeping or restoring a snapshot moves no
-memory. At least the prompt's last token is always evaluated (its
-logits are not cached). A cache that cannot be cropped (sliding-window layers past their window) is
-not reused.
+memory. At least the prompt's last token is always evaluated (its logits are not cached). A cache
+that cannot be cropped (sliding-window layers past their window) is not reused.
 """
 from __future__ import annotations
 
