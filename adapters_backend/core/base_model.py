@@ -20,6 +20,7 @@ from ..arch.name_map import NameMatch, TensorNameMap, hf_module_names
 from ..arch.registry import all_archs, find_archs
 from ..arch.spec import ArchSpec
 from ..errors import AdapterFormatError, BaseModelError
+from ..paths import unsafe_name_reason
 
 _PREFIXES = ("", "transformer.", "model.")   # checkpoints sometimes drop or add the root module name
 # Counts a model file states about itself, checked before any work proportional to them (module
@@ -422,7 +423,9 @@ def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]
     """The safetensors files of an HF checkpoint folder, and (sharded) which file holds each tensor.
 
     The one reader of model.safetensors.index.json: every shard must be a file directly in `folder`
-    (an index is input like any other: a name such as ../../x must not reach outside)."""
+    (an index is input like any other: a name such as ../../x must not reach outside). The check is
+    on the name, one plain path component: in the Hugging Face cache every shard is a symbolic link
+    into ../../blobs, which is where it is meant to lead."""
     folder = Path(folder)
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if not index.is_file():
@@ -436,12 +439,12 @@ def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]
         raise BaseModelError(index, f"cannot read the safetensors index ({exc})") from None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise BaseModelError(index, "the safetensors index has no valid weight_map")
-    root, files = folder.resolve(), {}
+    files = {}
     for shard in sorted(set(weight_map.values())):
-        path = (folder / shard).resolve()
-        if path.parent != root:
-            raise BaseModelError(index, f"shard name {shard!r} points outside the model folder")
-        if not path.is_file():
+        problem = unsafe_name_reason(shard)
+        if problem is not None:
+            raise BaseModelError(index, f"shard name {shard!r} is not a file name inside the model folder: {problem}")
+        if not (folder / shard).is_file():
             raise BaseModelError(folder, f"shard {shard} listed in the index is missing")
         files[shard] = folder / shard
     return list(files.values()), {key: files[shard] for key, shard in weight_map.items()}

@@ -3,6 +3,7 @@ folders (save_pretrained of tiny models), read from headers only."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -190,8 +191,30 @@ def test_every_reader_of_a_safetensors_index_refuses_a_shard_outside_the_folder(
     doc["weight_map"] = {key: "../outside.safetensors" for key in doc["weight_map"]}
     index.write_text(json.dumps(doc))
     for read in (checkpoint_shards, load_base_model, HFTensors):
-        with pytest.raises(BaseModelError, match="points outside the model folder"):
+        with pytest.raises(BaseModelError, match="'../outside.safetensors' is not a file name inside the model folder"):
             read(sharded)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_sharded_model_in_the_hugging_face_cache_layout_loads(tmp_path, hf_folders):
+    """In the HF cache a snapshot folder holds symbolic links into ../../blobs: a shard name is
+    checked as a name (one plain component), not by where its link leads."""
+    from adapters_backend.convert.base_weights import HFTensors
+    from adapters_backend.core.base_model import checkpoint_shards
+    folders, _ = hf_folders
+    repo = tmp_path / "models--org--tiny"
+    snapshot, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for i, f in enumerate(sorted(folders["llama-sharded"].iterdir())):
+        shutil.copy(f, blobs / f"blob{i}")
+        try:
+            os.symlink(os.path.relpath(blobs / f"blob{i}", snapshot), snapshot / f.name)
+        except OSError:
+            pytest.skip("this system does not allow symbolic links")
+    want = load_base_model(folders["llama-sharded"]).module_names()
+    assert load_base_model(snapshot).module_names() == want
+    assert len(checkpoint_shards(snapshot)[0]) > 1 and HFTensors(snapshot).keys()
 
 
 def test_hf_reads_headers_only(hf_folders, tmp_path):
