@@ -67,7 +67,8 @@ class BaseWeights:
         self.info = info
         if info.path is None:
             raise BaseModelError(None, "the base model's weights are needed (DoRA, merge) but no file was given")
-        self.gguf = TensorFile(info.path) if info.kind == "gguf" else None
+        # A split GGUF: a tensor may be in any of its parts.
+        self.gguf = [TensorFile(p) for p in (info.path, *info.gguf_parts)] if info.kind == "gguf" else None
         self.hf = HFTensors(info.path) if info.kind == "hf" else None
         self._hf_by_gguf: dict[str, tuple[str, str, str]] | None = None
 
@@ -88,10 +89,13 @@ class BaseWeights:
         """The base tensor `gguf` (".weight" optional) as float32 in GGUF layout."""
         name = gguf.removesuffix(".weight")
         if self.gguf is not None:
+            part = next((f for f in self.gguf if name + ".weight" in f), None)
+            if part is None:
+                raise BaseModelError(self.info.path, f"no tensor {name}.weight in the model")
             try:
-                return self.gguf.read(name + ".weight")
+                return part.read(name + ".weight")
             except GGUFError as exc:
-                raise BaseModelError(self.info.path, str(exc)) from None
+                raise BaseModelError(part.path, str(exc)) from None
         entry = self._hf_index().get(name)
         if entry is None:
             raise BaseModelError(self.info.path, f"no checkpoint tensor for {name}")
@@ -104,5 +108,5 @@ class BaseWeights:
     def close(self) -> None:
         if self.hf is not None:
             self.hf.close()
-        if self.gguf is not None:
-            self.gguf.close()
+        for part in self.gguf or ():
+            part.close()

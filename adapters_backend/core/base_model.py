@@ -52,6 +52,7 @@ class BaseModelInfo:
     file_type: int | None = None                # GGUF general.file_type (llama_ftype)
     tensor_types: dict[str, str] = field(default_factory=dict)   # GGUF tensor -> GGML type name ("F16", "Q4_K")
     warnings: list[str] = field(default_factory=list)
+    gguf_parts: list[Path] = field(default_factory=list)   # a split GGUF's parts after the first (`path`)
 
     def __post_init__(self) -> None:
         self._map = TensorNameMap(self.arch, self.n_layers, self.n_experts or None) if self.arch else None
@@ -284,6 +285,7 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
     # The bounded header reader: gguf-py's GGUFReader builds an object per vocabulary entry (seconds on
     # a real model); only scalars, a few small arrays and the tensor shapes are needed here.
     from ..gguf.header import read_header
+    from ..gguf.splits import all_tensors, read_other_parts
 
     def wanted(key: str) -> bool:
         return key.startswith("general.") or key.endswith(("head_count", "head_count_kv"))
@@ -294,8 +296,13 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
         raise BaseModelError(path, f"not a readable GGUF file: it is damaged or incomplete ({exc})") from None
     meta: dict[str, object] = dict(head.metadata)
     array_len: dict[str, int] = dict(head.array_lengths)
-    shapes = {name: tuple(int(d) for d in info.shape) for name, info in head.tensors.items()}
-    types = {name: info.type_name for name, info in head.tensors.items()}
+    try:
+        parts = read_other_parts(path, meta)
+        tensors = all_tensors(head, parts)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise BaseModelError(path, f"split model: {exc}") from None
+    shapes = {name: tuple(int(d) for d in info.shape) for name, info in tensors.items()}
+    types = {name: info.type_name for name, info in tensors.items()}
 
     if meta.get("general.type") == "adapter":
         raise BaseModelError(path, "this GGUF is a LoRA adapter, not a model (general.type = 'adapter'); load the "
@@ -344,7 +351,7 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
         upstream_ids=upstream, name=meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
         head_dim=head_dim, intermediate=intermediate, n_experts=n_experts,
         tied="output.weight" not in shapes, file_type=_int(meta.get("general.file_type"), -1),
-        tensor_types=types,
+        tensor_types=types, gguf_parts=[part.path for part in parts],
     )
     if info.file_type == -1:
         info.file_type = None

@@ -63,6 +63,10 @@ def merge_into_gguf(base_path, adapters, out, *, outtype: str | None = None,
         raise MergeError(f"{base_path}: not a GGUF file (use an HF folder output for HF bases)")
     if Path(out).resolve() == Path(base_path).resolve():
         raise MergeError(f"{out}: the output must not be the base model file itself")
+    if base.gguf_parts:
+        raise MergeError(f"{base_path}: a model split in {len(base.gguf_parts) + 1} parts; a merge writes one "
+                         "file from one, so join the parts first (llama.cpp: llama-gguf-split --merge) or use "
+                         "the adapters at run time")
     loaded = read_adapters(adapters, base)
     warnings: list[str] = []
     notes: set[str] = set()

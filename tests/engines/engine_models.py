@@ -63,8 +63,11 @@ def base_weights(n_vocab: int, seed: int = 0, arch_dim: int = DIM) -> dict[str, 
 
 
 def write_base(path: Path, weights: dict[str, np.ndarray], vocab_gguf: Path, *, arch: str = "llama",
-               chat_template: str | None = CHAT_TEMPLATE, name: str = "tiny test llama") -> Path:
-    w = gguf.GGUFWriter(str(path), arch)
+               chat_template: str | None = CHAT_TEMPLATE, name: str = "tiny test llama",
+               split_max_tensors: int = 0) -> Path:
+    """The model file; with `split_max_tensors`, a split model (gguf-py names the parts
+    STEM-0000i-of-0000n.gguf) and the first part is returned."""
+    w = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     w.add_name(name)
     w.add_context_length(CTX)
     w.add_embedding_length(DIM)
@@ -85,7 +88,7 @@ def write_base(path: Path, weights: dict[str, np.ndarray], vocab_gguf: Path, *, 
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return path
+    return next(path.parent.glob(f"{path.stem}-00001-of-*.gguf")) if split_max_tensors else path
 
 
 @dataclass
