@@ -300,7 +300,7 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
         parts = read_other_parts(path, meta)
         tensors = all_tensors(head, parts)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise BaseModelError(path, f"split model: {exc}") from None
+        raise BaseModelError(path, str(exc)) from None
     shapes = {name: tuple(int(d) for d in info.shape) for name, info in tensors.items()}
     types = {name: info.type_name for name, info in tensors.items()}
 

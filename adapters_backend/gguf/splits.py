@@ -51,9 +51,9 @@ def read_other_parts(path: Path, metadata: Mapping) -> list[GGUFHeader]:
         try:
             head = read_header(part)
         except GGUFError as exc:
-            raise GGUFError(f"part {part.name}: {exc}") from None
+            raise GGUFError(f"part {part.name} of this split model: {exc}") from None
         if head.metadata.get(SPLIT_NO) != i or head.metadata.get(SPLIT_COUNT) != count:
-            raise GGUFError(f"{part.name} does not say it is part {i + 1} of {count} of this model")
+            raise GGUFError(f"{part.name} does not say it is part {i + 1} of {count} of this split model")
         heads.append(head)
     return heads
 
@@ -67,11 +67,12 @@ def all_tensors(first: GGUFHeader, others: list[GGUFHeader]) -> dict:
     for head in (first, *others):
         for name, info in head.tensors.items():
             if name in tensors:
-                raise GGUFError(f"tensor {name} is in two parts")
+                raise GGUFError(f"tensor {name} is in two parts of this split model")
             tensors[name] = info
     declared = first.metadata.get(SPLIT_TENSORS)
     if declared != len(tensors):
-        raise GGUFError(f"its parts hold {len(tensors)} tensors, the first part says {declared!r}")
+        raise GGUFError(f"the parts of this split model hold {len(tensors)} tensors, the first part says "
+                        f"{declared!r}")
     return tensors
 
 

@@ -99,3 +99,31 @@ def test_a_hostile_part_count_is_refused_before_any_part_is_looked_for(tiny, tmp
     w.close()
     with pytest.raises(BaseModelError, match="split.count .* is not a number of parts"):
         load_base_model(path)
+
+
+def _part(path, no: int, names: list[str], tensors_count: int | None = None):
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_uint16("split.no", no)
+    w.add_uint16("split.count", 2)
+    if no == 0:
+        w.add_int32("split.tensors.count", tensors_count)
+        w.add_block_count(1)
+        w.add_embedding_length(64)
+    for name in names:
+        w.add_tensor(name, np.ones((8, 64), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("second, announced, problem", [
+    (["token_embd.weight"], 2, "tensor token_embd.weight is in two parts of this split model"),
+    (["output.weight"], 5, "the parts of this split model hold 2 tensors, the first part says 5"),
+])
+def test_parts_that_do_not_add_up_are_refused(tmp_path, second, announced, problem):
+    first = tmp_path / "m-00001-of-00002.gguf"
+    _part(first, 0, ["token_embd.weight"], announced)
+    _part(tmp_path / "m-00002-of-00002.gguf", 1, second)
+    with pytest.raises(BaseModelError, match=problem):
+        load_base_model(first)
