@@ -29,9 +29,9 @@ class HFTensors:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._sources: dict[Path, SafetensorsSource] = {}
-        shards, weight_map = checkpoint_shards(self.folder)
+        self.shards, weight_map = checkpoint_shards(self.folder)
         self.files: dict[str, Path] = weight_map if weight_map is not None else \
-            {key: shards[0] for key in self.source(shards[0]).keys()}
+            {key: self.shards[0] for key in self.source(self.shards[0]).keys()}
 
     def source(self, path: Path) -> SafetensorsSource:
         if path not in self._sources:

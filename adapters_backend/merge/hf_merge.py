@@ -15,7 +15,7 @@ import numpy as np
 
 from ..convert.base_weights import HFTensors
 from ..convert.factors import is_dense
-from ..core.base_model import checkpoint_shards, load_base_model
+from ..core.base_model import load_base_model
 from ..core.compat import require_compatible
 from ..fileio import read_exactly
 from ..formats.safetensors_io import FLOAT_DTYPES, SafetensorsWriter, decode_from, encode_as, read_safetensors_header
@@ -104,7 +104,7 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
 
     staging = prepare_output_dir(Path(out))
     try:
-        shards = checkpoint_shards(base_folder)[0]
+        shards = ckpt.shards
         names = [n for shard in shards for n in read_safetensors_header(shard)[0]]
         done, total = 0, len(names)
         for shard in shards:
