@@ -41,7 +41,7 @@ def cache_nbytes(cache) -> int:
                 key, n = id(t), t.numel() * t.element_size()
             if key not in seen:
                 seen.add(key)
-                total += max(n, t.numel() * t.element_size())
+                total += n
     return total
 
 
