@@ -39,7 +39,7 @@ from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities
 from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
 from .kv_snapshots import BASE_KEY, mix_key
-from .llama_kv import LlamaKV
+from .llama_kv import LlamaKV, context_tokens
 from .llama_prompts import PromptReading
 from .llama_runtime import AdapterHandles, open_model, token_bytes
 
@@ -126,7 +126,7 @@ class LlamaCppEngine(PromptReading):
         self.set_kv_budget(self._kv_budget)
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
-            "name": llm.metadata.get("general.name", path.stem), "n_ctx": int(llm.n_ctx()),
+            "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
             "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
             "n_params": int(self._lib.llama_model_n_params(llm.model)),
             "n_gpu_layers": self.options["n_gpu_layers"], "chat_template": self._template.source,
@@ -375,7 +375,7 @@ class LlamaCppEngine(PromptReading):
         ctx = ctx or JobContext()
         prompt = self._template.render(messages)
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
-        n_ctx = llm.n_ctx()
+        n_ctx = context_tokens(llm)
         if len(tokens) >= n_ctx - 1:
             raise EngineError(f"the conversation ({len(tokens)} tokens) does not fit the context of {n_ctx} "
                               "tokens; start a new chat or load the model with a longer context")
@@ -388,7 +388,7 @@ class LlamaCppEngine(PromptReading):
         llm = self._require_model()
         params = params or SamplingParams()
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
-        n_ctx = llm.n_ctx()
+        n_ctx = context_tokens(llm)
         if len(tokens) >= n_ctx - 1:
             raise EngineError(f"the prompt ({len(tokens)} tokens) does not fit the context of {n_ctx} tokens")
         self._swap_in_fused()

@@ -40,6 +40,13 @@ RESTORE_MIN_GAIN = 8                   # a snapshot must spare at least this man
 _U8P = ctypes.POINTER(ctypes.c_uint8)
 
 
+def context_tokens(llm) -> int:
+    """How many tokens the context holds. llama.cpp rounds the context it is asked for up to a multiple
+    of 256, but llama-cpp-python sizes its token arrays (input_ids, scores) to the number asked for:
+    a prompt or an answer past that fails inside its eval with a numpy error. The smaller of the two."""
+    return min(int(llm.n_ctx()), len(llm.input_ids))
+
+
 def kv_bytes_per_token(llm, architecture: str, f32: bool) -> int:
     """KV-cache bytes one token takes in a context of this model (K and V of every layer)."""
     import llama_cpp as lib
@@ -195,7 +202,7 @@ class LlamaKV:
         lib, llm = self._lib, self._llm
         buf: np.ndarray = snap.payload
         n = len(snap.tokens)
-        ok = n <= llm.n_ctx()
+        ok = n <= context_tokens(llm)
         if ok:
             llm._ctx.kv_cache_seq_rm(-1, 0, -1)
             read = int(lib.llama_state_seq_set_data(llm.ctx, buf.ctypes.data_as(_U8P), buf.nbytes, SEQ))

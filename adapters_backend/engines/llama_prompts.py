@@ -16,7 +16,7 @@ from ..jobs import JobContext
 from . import alora, llama_log
 from .base import ChatMessage
 from .kv_snapshots import StoreStats, auto_budget, mix_key, resized
-from .llama_kv import kv_bytes_per_token
+from .llama_kv import context_tokens, kv_bytes_per_token
 
 PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
 
@@ -32,7 +32,7 @@ class PromptReading:
         """Bytes of KV snapshots to keep (None: automatic, 0: none). Takes effect at once."""
         self._kv_budget = budget
         if self._kv is not None:
-            size = auto_budget(self.kv_bytes_per_token(), int(self._llm.n_ctx())) if budget is None else budget
+            size = auto_budget(self.kv_bytes_per_token(), context_tokens(self._llm)) if budget is None else budget
             self._kv.store = resized(self._kv.store, int(size))
 
     def forget_kv(self, snapshots: bool = False) -> None:
@@ -94,7 +94,7 @@ class PromptReading:
         llm = self._require_model()
         ctx = ctx or JobContext()
         tokens = self.prompt_tokens(messages, add_generation_prompt=False)
-        if not tokens or len(tokens) >= llm.n_ctx() - 1:
+        if not tokens or len(tokens) >= context_tokens(llm) - 1:
             return {"tokens": len(tokens), "reused": 0, "complete": False}
         if min_reuse > 0:
             segments = tuple((s, k) for s, k, _t in self._segments(tokens, activate=False))

@@ -200,6 +200,20 @@ def test_sampling_seed_stats_and_limits(tiny, make_engine):
         e.generate([ChatMessage("user", "word " * 600)], p)
 
 
+def test_a_context_that_is_not_a_multiple_of_256_holds_what_was_asked_for(tiny, make_engine):
+    """llama.cpp rounds a context of 300 up to 512, llama-cpp-python's token arrays keep 300: a prompt or
+    an answer past 300 tokens was a numpy error inside llama-cpp-python instead of the engine's limits."""
+    e = make_engine(tiny.base, n_ctx=300)
+    assert e.llm.n_ctx() > 300 and e.info["n_ctx"] == 300
+    with pytest.raises(EngineError, match="does not fit the context of 300 tokens"):
+        e.generate([ChatMessage("user", "word " * 305)], SamplingParams(max_tokens=4))
+    ask = [ChatMessage("user", "word " * 272)]
+    n = len(e.prompt_tokens(ask))
+    assert 280 < n < 299
+    chunks = list(e.generate(ask, SamplingParams(max_tokens=40, temperature=0.0, repeat_penalty=1.0)))
+    assert chunks[-1].finish_reason == "length" and chunks[-1].completion_tokens == 300 - n
+
+
 def test_wrong_adapters_are_refused_and_the_mix_stays(tiny, make_engine):
     e = make_engine(tiny.base)
     e.set_adapters([ActiveAdapter(tiny.l1_path, 0.7)])
