@@ -202,14 +202,17 @@ class AppState(QObject):
         return self.model.n_ctx or self.settings.n_ctx
 
     # ------------------------------------------------------------------ generation
-    def generate(self, messages, params: dict, mix: list[ActiveAdapter] | None = None, tag=None) -> int:
+    def generate(self, messages, params: dict, mix: list[ActiveAdapter] | None = None, tag=None,
+                 fit_context: bool = False) -> int:
         """Queue a generation with `mix` (default: the mixer's current mix). Adapters known not to fit
-        the loaded model are left out; right after a model change it waits until the mix is checked."""
+        the loaded model are left out; right after a model change it waits until the mix is checked.
+        `fit_context`: a chat, whose oldest turns are left out once it outgrows the context."""
         if not self._mix_checked:
             request_id = self.host.reserve_id()
-            self._held.append((request_id, list(messages), dict(params), None if mix is None else list(mix), tag))
+            self._held.append((request_id, list(messages), dict(params), None if mix is None else list(mix), tag,
+                               fit_context))
             return request_id
-        return self.host.generate(messages, params, self._fitting(mix), tag)
+        return self.host.generate(messages, params, self._fitting(mix), tag, fit_context=fit_context)
 
     def prewarm(self, messages, mix: list[ActiveAdapter] | None = None, min_reuse: float = 0.0) -> int:
         """Queue reading `messages` ahead under `mix` (default: the mixer's current mix)."""
@@ -222,8 +225,9 @@ class AppState(QObject):
 
     def _release_held(self) -> None:
         held, self._held = self._held, []
-        for request_id, messages, params, mix, tag in held:
-            self.host.generate(messages, params, self._fitting(mix), tag, request_id=request_id)
+        for request_id, messages, params, mix, tag, fit_context in held:
+            self.host.generate(messages, params, self._fitting(mix), tag, request_id=request_id,
+                               fit_context=fit_context)
 
     def _fitting(self, mix: list[ActiveAdapter] | None) -> list[ActiveAdapter]:
         if mix is None:

@@ -59,9 +59,13 @@ def add_parser(sub) -> None:
 class ChatSession:
     """The conversation and the mix of an interactive chat; every mix change goes to the engine at once."""
 
-    def __init__(self, engine, params, system: str | None, out=sys.stdout, err=sys.stderr, stats: bool = False):
+    def __init__(self, engine, params, system: str | None, out=sys.stdout, err=sys.stderr, stats: bool = False,
+                 n_ctx: int | None = None):
+        """`n_ctx`: the model's context; once the chat outgrows it, its oldest turns are left out."""
         self.engine, self.params, self.system = engine, params, system
         self.out, self.err, self.stats = out, err, stats
+        self.n_ctx = n_ctx
+        self.left_out = 0              # oldest messages the model is no longer given
         self.history: list = []
         self.mix: list = []            # ActiveAdapter, in the order added
 
@@ -126,6 +130,13 @@ class ChatSession:
 
         messages = ([ChatMessage("system", self.system)] if self.system else []) + self.history
         messages.append(ChatMessage("user", text))
+        from ..engines.context_window import can_fit, fit_engine_window
+        if self.n_ctx and can_fit(self.engine):
+            window = fit_engine_window(self.engine, messages, self.n_ctx)
+            if window.left_out > self.left_out:
+                self.err.write(f"[the oldest {window.left_out} messages are no longer given to the model: the chat "
+                               f"outgrew its context of {self.n_ctx} tokens]\n")
+            messages, self.left_out = window.messages, window.left_out
         ctx = JobContext()
         previous = _on_sigint(lambda *_: ctx.cancel())
         pieces, last = [], None
@@ -229,7 +240,7 @@ def run(args) -> int:
         if engine_id not in REMOTE and Path(model).expanduser().exists():
             model = Path(model).expanduser()
         info = engine.load(model)
-        session = ChatSession(engine, params, args.system, stats=args.stats)
+        session = ChatSession(engine, params, args.system, stats=args.stats, n_ctx=info.get("n_ctx"))
         mix = []
         for spec in args.adapter:
             path, strength = split_strength(spec)

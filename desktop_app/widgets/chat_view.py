@@ -30,6 +30,7 @@ from adapters_backend.errors import BackendError
 from .. import library_access as lib
 from ..conversation_store import Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
+from .chat_reply import StreamedReply, info_text, title_from
 from .conversation_list import ConversationList
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
@@ -115,6 +116,13 @@ class ChatView(QWidget):
         self.empty_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.empty_label.setWordWrap(True)
         self.transcript_layout.insertWidget(0, self.empty_label)
+        # Above the oldest message the model is still given, once a chat outgrew the context.
+        self.window_marker = QLabel()
+        self.window_marker.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.window_marker.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.window_marker.setWordWrap(True)
+        self.window_marker.setAccessibleName("Context window")
+        self.window_marker.hide()
         # Suggested prompts (the demo model knows these) under the empty-chat hint.
         self.suggestions = QWidget()
         self.suggestions_layout = QHBoxLayout(self.suggestions)
@@ -244,6 +252,7 @@ class ChatView(QWidget):
             for m in conv.messages:
                 if m.role in ("user", "assistant"):
                     self._append_widget(m)
+        self._place_window_marker()
         self._refresh_regenerate()
         self._update_enabled()
         self.conversation_settled.emit()
@@ -285,7 +294,7 @@ class ChatView(QWidget):
             self.new_chat()
         conv = self.conversation
         if not any(m.role == "user" for m in conv.messages):
-            conv.title = _title_from(text)
+            conv.title = title_from(text)
         msg = Message("user", text)
         conv.messages.append(msg)
         self._append_widget(msg)
@@ -337,12 +346,13 @@ class ChatView(QWidget):
             w.set_unanswered("")
         self._reply_msg = Message("assistant", "", {})
         self._reply = self._append_widget(self._reply_msg)
+        self._place_window_marker()                # an edit or a regenerate may have removed its place
         self._reply.set_model(self.state.model_label())
         self._reply.set_info("checking the adapters against the model…" if self.state.checking_mix else "…")
         self._t_request = time.perf_counter()
         self._stick_to_bottom = True
-        self._request_id = self.state.generate(messages, params)
-        pane = _StreamedReply(self._reply_msg, self._reply)
+        self._request_id = self.state.generate(messages, params, fit_context=True)
+        pane = StreamedReply(self._reply_msg, self._reply)
         self._arrival = pane.arrival = self.collector.track(self._request_id, pane)
         self._reply_msg.info = {"model": self.state.model_label(), "mix": self.state.mix_summary(),
                                 "seed": params.get("seed")}
@@ -370,11 +380,12 @@ class ChatView(QWidget):
         info = dict(msg.info)
         if stats is not None:
             info.update({"tokens": stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
-                         "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason})
+                         "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason,
+                         "left_out": stats.left_out})
         if error is not None:
             info["error"] = self.state.describe_error(error)
         msg.info = info
-        widget.set_info(_info_text(info))
+        widget.set_info(info_text(info))
         if msg.content or stats is not None:
             self.conversation.messages.append(msg)
             self.state.conversations.save(self.conversation)
@@ -387,6 +398,7 @@ class ChatView(QWidget):
                 asked[-1].set_unanswered(info["error"])
         if stats is not None:
             self.status_message.emit(self._status_text(stats))
+        self._place_window_marker()
         self._refresh_regenerate()
         self._update_enabled()
         if error is None:
@@ -403,10 +415,28 @@ class ChatView(QWidget):
         return " · ".join(parts)
 
     # ------------------------------------------------------------------ transcript helpers
+    def _place_window_marker(self) -> None:
+        """Show where the model's view of the chat begins, as of the latest answer (left_out: the oldest
+        messages it was not given; see adapters_backend.engines.context_window)."""
+        answers = [m for m in (self.conversation.messages if self.conversation else []) if m.role == "assistant"]
+        left_out = answers[-1].info.get("left_out", 0) if answers else 0
+        left_out = left_out if isinstance(left_out, int) else 0          # a hand-edited file: no line
+        widgets = self._message_widgets()
+        self.transcript_layout.removeWidget(self.window_marker)
+        if not 0 < left_out < len(widgets):
+            self.window_marker.hide()
+            return
+        n_ctx = self.state.context_size()
+        self.window_marker.setText(
+            f"The model no longer sees the {left_out} message{'s' if left_out > 1 else ''} above: this chat outgrew "
+            f"its context{f' of {n_ctx:,} tokens' if n_ctx else ''}, so the oldest turns are left out.")
+        self.transcript_layout.insertWidget(self.transcript_layout.indexOf(widgets[left_out]), self.window_marker)
+        self.window_marker.show()
+
     def _append_widget(self, msg: Message) -> MessageWidget:
         self.empty_label.hide()
         self.suggestions.hide()
-        w = MessageWidget(msg.role, msg.content, _info_text(msg.info) if msg.role == "assistant" else "")
+        w = MessageWidget(msg.role, msg.content, info_text(msg.info) if msg.role == "assistant" else "")
         w.message = msg
         if msg.role == "assistant":
             w.set_model(msg.info.get("model", ""))
@@ -439,44 +469,3 @@ class ChatView(QWidget):
     def last_reply_text(self) -> str:
         ws = [w for w in self._message_widgets() if w.role == "assistant"]
         return ws[-1].text() if ws else ""
-
-
-class _StreamedReply:
-    """The reply being written, as the StreamCollector's pane: the text grows, the info line shows
-    the speed at which tokens arrive."""
-
-    def __init__(self, msg: Message, widget: MessageWidget):
-        self.msg, self.widget = msg, widget
-        self.arrival: Arrival | None = None
-
-    def append(self, text: str) -> None:
-        self.msg.content += text
-        self.widget.set_text(self.msg.content)
-        tps = self.arrival.tokens_per_second
-        if tps:
-            self.widget.set_info(f"{self.arrival.tokens} tokens · {tps:.1f} tok/s")
-
-    def set_info(self, text: str) -> None:
-        self.widget.set_info(text)
-
-
-def _title_from(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= 40 else line[:39] + "…"
-
-
-def _info_text(info: dict) -> str:
-    if not info:
-        return ""
-    parts = []
-    if info.get("mix"):
-        parts.append(info["mix"])
-    if info.get("tokens") is not None:
-        parts.append(f"{info['tokens']} tokens")
-    if info.get("tokens_per_second"):
-        parts.append(f"{info['tokens_per_second']:.1f} tok/s")
-    if info.get("finish") == "cancelled":
-        parts.append("stopped")
-    if info.get("error"):
-        parts.append(f"failed: {info['error']}")
-    return " · ".join(parts)

@@ -52,6 +52,7 @@ class GenerateRequest:
     params: dict                          # sampling parameters by name
     adapters: list[ActiveAdapter]         # the whole mix
     tag: object = None                    # caller's marker (which pane the answer belongs to)
+    fit_context: bool = False             # a chat: leave out its oldest turns when it outgrows the context
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class GenerationStats:
     engine_tps: float | None = None       # the engine's own figure, when it reports one
     tag: object = None
     prompt_cached: int | None = None      # prompt tokens the engine took from a KV cache or snapshot
+    left_out: int = 0                     # oldest messages the model was not given (fit_context)
 
     @property
     def tokens_per_second(self) -> float:
@@ -125,6 +127,7 @@ class EngineHost(QObject):
         super().__init__()
         self._engine_factory = engine_factory or default_engine_factory
         self._engine = None
+        self._n_ctx: int | None = None        # the loaded model's context, for fit_context
         self._applied: list | None = None
         self._cancel_lock = threading.Lock()
         self._cancel_all_before = 0           # requests with id <= this are cancelled
@@ -151,13 +154,16 @@ class EngineHost(QObject):
         self._load_requested.emit(request)
 
     def generate(self, messages, params: dict, adapters: list[ActiveAdapter], tag=None,
-                 request_id: int | None = None) -> int:
-        """Queue a generation; `request_id` is one from reserve_id() for a request sent later than asked."""
+                 request_id: int | None = None, fit_context: bool = False) -> int:
+        """Queue a generation; `request_id` is one from reserve_id() for a request sent later than asked.
+        With `fit_context`, a chat that outgrew the context is given without its oldest turns
+        (engines.context_window; the stats say how many messages were left out)."""
         if request_id is None:
             request_id = self.reserve_id()
         with self._cancel_lock:
             self._generations_waiting += 1    # a running pre-warm stops at its next chunk
-        self._generate_requested.emit(GenerateRequest(request_id, list(messages), dict(params), list(adapters), tag))
+        self._generate_requested.emit(GenerateRequest(request_id, list(messages), dict(params), list(adapters), tag,
+                                                      fit_context))
         return request_id
 
     def reserve_id(self) -> int:
@@ -166,8 +172,9 @@ class EngineHost(QObject):
         return self._next_id
 
     def prewarm(self, messages, adapters: list, min_reuse: float = 0.0) -> int:
-        """Read `messages` under `adapters` into the engine's KV cache in the background (no-op for
-        engines without KV snapshots). Progress and the end come as prewarm_progressed/_finished."""
+        """Read the chat `messages` under `adapters` into the engine's KV cache in the background (no-op
+        for engines without KV snapshots), as a `fit_context` generation will be given them. Progress and
+        the end come as prewarm_progressed/_finished."""
         self._next_prewarm += 1
         self._prewarm_requested.emit(PrewarmRequest(self._next_prewarm, list(messages), list(adapters),
                                                     float(min_reuse)))
@@ -227,7 +234,9 @@ class EngineHost(QObject):
             info = engine.load(req.path, ctx) if _takes_ctx(engine.load) else engine.load(req.path)
             self._engine = engine
             self._applied = []
-            self.model_loaded.emit(describe_loaded(engine, req, info))
+            loaded = describe_loaded(engine, req, info)
+            self._n_ctx = loaded.n_ctx
+            self.model_loaded.emit(loaded)
         except BaseException as exc:  # a failed load is reported, the host lives on
             self._engine = None
             self.model_load_failed.emit(_as_exception(exc))
@@ -284,9 +293,10 @@ class EngineHost(QObject):
                 engine.set_adapters(list(req.adapters))
                 self._applied = list(req.adapters)
             from adapters_backend.engines.base import ChatMessage  # after start-up
-            messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
+            messages, left_out = self._fit([ChatMessage(role=r, content=c) for r, c in req.messages])
             result = (engine.prewarm(messages, ctx, min_reuse=req.min_reuse) if req.min_reuse
                       else engine.prewarm(messages, ctx))
+            result = dict(result or {}, left_out=left_out)
         except Exception as exc:  # a pre-warm only saves time; the generation reports errors
             log.warning("pre-warm skipped: %s", exc)
         finally:
@@ -306,10 +316,20 @@ class EngineHost(QObject):
         got = stats() if callable(stats) else None
         self.kv_stats_changed.emit(got.as_dict() if got is not None else None)
 
+    def _fit(self, messages: list) -> tuple[list, int]:
+        """The part of a chat the model is given (its oldest turns left out once it outgrows the context),
+        and how many messages were left out. Engines that cannot count tokens get it whole."""
+        from adapters_backend.engines.context_window import can_fit, fit_engine_window  # after start-up
+        if not self._n_ctx or not can_fit(self._engine):
+            return messages, 0
+        window = fit_engine_window(self._engine, messages, self._n_ctx)
+        return window.messages, window.left_out
+
     def _stream(self, req: GenerateRequest, ctx: JobContext) -> None:
         from adapters_backend.engines.base import ChatMessage, SamplingParams  # after start-up
         messages = [ChatMessage(role=r, content=c) for r, c in req.messages]
         params = SamplingParams(**req.params)
+        left_out = 0
         tokens, first, last = 0, None, None
         finish, prompt_tokens, engine_tps, cached = None, None, None, None
         cancelled = False
@@ -328,6 +348,8 @@ class EngineHost(QObject):
                 last_emit = time.perf_counter()
 
         try:
+            if req.fit_context:
+                messages, left_out = self._fit(messages)
             for chunk in self._engine.generate(messages, params, ctx):
                 now = time.perf_counter()
                 n = getattr(chunk, "n_tokens", None)
@@ -361,7 +383,7 @@ class EngineHost(QObject):
         seconds = (last - first) if (first and last) else 0.0
         self.generation_finished.emit(GenerationStats(
             req.request_id, tokens, seconds, prompt_tokens, cancelled,
-            "cancelled" if cancelled else finish, engine_tps, req.tag, cached))
+            "cancelled" if cancelled else finish, engine_tps, req.tag, cached, left_out))
 
     @Slot()
     def _do_unload(self) -> None:

@@ -77,6 +77,27 @@ def test_interactive_chat_changes_the_mix_between_turns(tiny, make_engine):
     assert "l1" in err.splitlines()[-1] and "l2" not in err.splitlines()[-1], final_listing
 
 
+def test_a_chat_longer_than_the_context_keeps_going(tiny, make_engine):
+    """--ctx 256 and twelve questions: every one answered, the oldest turns left out (said once per
+    move), the last answer what the engine gives that window directly."""
+    from adapters_backend.engines.context_window import fit_engine_window
+    questions = [f"Tell me about the ship number {i} that sails from the harbour at dawn." for i in range(12)]
+    args = ["chat", "--model", tiny.base, "--temperature", "0", "--max-tokens", "20", "--threads", "1",
+            "--ctx", "256"]
+    run = loradeck(*args, stdin="\n".join(questions) + "\n")
+    assert run.returncode == 0 and "error" not in run.stderr, run.stderr
+    replies = run.stdout.splitlines()
+    assert len(replies) == 12
+    notes = [line for line in run.stderr.splitlines() if "no longer given to the model" in line]
+    assert len(notes) >= 2 and all("context of 256 tokens" in n for n in notes)
+    e = make_engine(tiny.base, n_ctx=256)
+    history = [m for q, r in zip(questions, replies) for m in (ChatMessage("user", q), ChatMessage("assistant", r))]
+    window = fit_engine_window(e, history[:-1], 256)
+    assert window.left_out > 0
+    assert run_to_text(e, window.messages, SamplingParams(max_tokens=20, temperature=0.0, top_p=0.95, top_k=40,
+                                                          repeat_penalty=1.1)) == replies[-1]
+
+
 def test_bad_model_is_one_clear_line(tiny):
     run = loradeck("chat", "--model", tiny.l1_path, "--prompt", "hi")
     assert run.returncode == 2

@@ -236,3 +236,44 @@ def test_no_prewarm_before_a_new_models_mix_is_checked(make_app, qtbot, monkeypa
     qtbot.waitUntil(lambda: bool(asked), timeout=TIMEOUT)   # the check's end brings the pre-warm
     settle(qtbot, app)
     assert asked == [False]
+
+
+def test_a_chat_longer_than_the_context_keeps_going_and_shows_where_the_model_stops_seeing(
+        make_app, direct_reply, qtbot):
+    """The oldest turns are left out in blocks; the pre-warm after each answer reads the window the
+    next Send uses, so even the turn after a move reads only its question; the answers are what the
+    engine gives those turns directly; a line shows where the model's view begins, also on reopening."""
+    app = make_app()
+    app.state.settings.set("engine/n_ctx", 256)
+    app.start()
+    state, chat = app.state, app.window.chat
+    assert state.context_size() == 256
+    greedy(chat, max_tokens=20)
+    chat.new_chat()
+    left_out = []
+    for i in range(12):
+        question = f"Tell me about the ship number {i} that sails from the harbour at dawn."
+        stats = ask(qtbot, app, question)
+        assert "error" not in chat.conversation.messages[-1].info and stats.finish_reason
+        if i:
+            asked = len(question.split()) * 3 + 16                 # the question, generously, with its template
+            assert stats.prompt_tokens - stats.prompt_cached <= asked, i
+        left_out.append(stats.left_out)
+        settle(qtbot, app)
+    assert left_out[0] == 0 and left_out == sorted(left_out) and len(set(left_out)) >= 3
+    body = chat.conversation.chat_messages()[:-1]
+    window = body[left_out[-1]:]
+    assert window[0][0] == "user"
+    assert chat.last_reply_text() == direct_reply(state.settings, state.model.path, state.engine_mix(), window,
+                                                  chat.sampling.params())
+    marker = chat.window_marker
+    widgets = chat._message_widgets()
+
+    def marker_at() -> int:
+        return chat.transcript_layout.indexOf(marker)
+
+    assert marker.isVisible() and "256 tokens" in marker.text() and f"{left_out[-1]} messages" in marker.text()
+    assert marker_at() == chat.transcript_layout.indexOf(widgets[left_out[-1]]) - 1
+    chat.open_conversation(chat.conversation)                      # reopened: the line is where it was
+    widgets = chat._message_widgets()
+    assert marker.isVisible() and marker_at() == chat.transcript_layout.indexOf(widgets[left_out[-1]]) - 1

@@ -89,15 +89,15 @@ def test_pieces_are_painted_in_batches_and_finished_in_order(qtbot):
 
 
 def test_chat_paints_the_reply_in_batches(make_app, demo_engine, qtbot, monkeypatch):
-    from desktop_app.widgets import chat_view
+    from desktop_app.widgets import chat_reply
     painted = []
-    append = chat_view._StreamedReply.append
+    append = chat_reply.StreamedReply.append
 
     def recording_append(self, text):
         painted.append(time.perf_counter())
         append(self, text)
 
-    monkeypatch.setattr(chat_view._StreamedReply, "append", recording_append)
+    monkeypatch.setattr(chat_reply.StreamedReply, "append", recording_append)
     # Every token its own signal: the demo model writes a joke faster than the host's own batching
     # interval, and it is the chat view's painting in batches that is measured here.
     from desktop_app.workers import engine_host

@@ -1,0 +1,95 @@
+"""Which part of a long chat the model is given once the whole chat no longer fits its context.
+
+The oldest turns are left out, whole turns at a time: a window starts at a user message, and the
+leading system messages are always kept. The window moves in blocks of about half the room, never a
+turn at a time, because every move changes the tokens right after the system prompt, and the kept
+conversation must then be read again under the mix (an exact cache cannot shift its positions). A
+block move makes that happen once per half a context of new conversation instead of on every turn.
+
+The start depends only on the conversation before the question being asked, with room kept for a
+question and an answer: the pre-warm after an answer and the Send that follows compute the same
+window, so the re-read a move costs happens in the background, not while the user waits. Only a
+question too long for the room kept moves the window further at Send.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .base import ChatMessage
+
+ANSWER_SHARE = 4          # a quarter of the context stays free for the answer …
+QUESTION_SHARE = 8        # … and an eighth for the next question, when the history decides the window
+ROLE_TOKENS = 8           # a message's template tokens besides its text (role markers), for the estimate
+
+
+@dataclass(frozen=True)
+class Window:
+    messages: list[ChatMessage]        # what the model is given: the system messages, then the turns kept
+    left_out: int                      # messages left out, the oldest after the system messages
+
+
+def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable[[Sequence[ChatMessage]], int],
+               text_len: Callable[[str], int]) -> Window:
+    """The window of `messages` that fits a context of `n_ctx` tokens. `prompt_len(msgs)` counts the
+    tokens of the prompt the template makes of `msgs`, exactly; `text_len(text)` those of one text,
+    used only to place the block boundaries. A conversation that fits is given whole. When even the
+    last question alone does not fit, the window holds just that question (the engine then says so)."""
+    messages = list(messages)
+    head = 0
+    while head < len(messages) and messages[head].role == "system":
+        head += 1
+    body = messages[head:]
+    asking = bool(body) and body[-1].role == "user"
+    history = len(body) - 1 if asking else len(body)          # the turns before the question
+
+    answer_room = max(1, n_ctx // ANSWER_SHARE)
+
+    def fits(start: int, end: int, room: int) -> bool:
+        given = messages[:head] + body[start:end]
+        return (prompt_len(given) if given else 0) + room <= n_ctx
+
+    # Turn starts, with the tokens before each (estimated): the candidate window starts.
+    starts, before, total = [], [], 0
+    for i, m in enumerate(body[:history]):
+        if m.role == "user" or i == 0:
+            starts.append(i)
+            before.append(total)
+        total += text_len(m.content) + ROLE_TOKENS
+    starts.append(history)                                       # nothing of the history kept
+    before.append(total)
+
+    start = 0
+    room = answer_room + max(1, n_ctx // QUESTION_SHARE)
+    if not fits(0, history, room):
+        block = max(1, (n_ctx - room) // 2)
+
+        def start_of(m: int) -> int:                             # the first turn after m blocks
+            return next((s for s, b in zip(starts, before) if b >= m * block), history)
+
+        lo, hi = 1, max(1, -(-total // block))                   # start_of(hi) keeps nothing
+        while lo < hi:                                           # the fewest blocks that fit
+            mid = (lo + hi) // 2
+            if fits(start_of(mid), history, room):
+                hi = mid
+            else:
+                lo = mid + 1
+        start = start_of(lo)
+    if asking and not fits(start, len(body), answer_room):      # a long question: leave out more
+        later = [s for s in starts if s > start] + [history]
+        start = next((s for s in later if fits(s, len(body), answer_room)), history)
+    return Window(messages[:head] + body[start:], start)
+
+
+def fit_engine_window(engine, messages: Sequence[ChatMessage], n_ctx: int) -> Window:
+    """`fit_window` with an engine's own tokenizer (`prompt_tokens`, `tokenize`)."""
+    return fit_window(messages, n_ctx, lambda msgs: len(engine.prompt_tokens(msgs)),
+                      lambda text: len(engine.tokenize(text, add_bos=False)))
+
+
+def can_fit(engine) -> bool:
+    """Whether `engine` can count its prompt tokens (remote engines cannot; their server decides)."""
+    return callable(getattr(engine, "prompt_tokens", None)) and callable(getattr(engine, "tokenize", None))
+
+
+__all__ = ["ANSWER_SHARE", "QUESTION_SHARE", "Window", "can_fit", "fit_engine_window", "fit_window"]

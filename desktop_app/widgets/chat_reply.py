@@ -1,0 +1,47 @@
+"""The chat's replies as text: the reply being written, the info line under each answer, a chat's title."""
+from __future__ import annotations
+
+from ..conversation_store import Message
+from ..stream_collector import Arrival
+from .message_widget import MessageWidget
+
+
+class StreamedReply:
+    """The reply being written, as the StreamCollector's pane: the text grows, the info line shows
+    the speed at which tokens arrive."""
+
+    def __init__(self, msg: Message, widget: MessageWidget):
+        self.msg, self.widget = msg, widget
+        self.arrival: Arrival | None = None
+
+    def append(self, text: str) -> None:
+        self.msg.content += text
+        self.widget.set_text(self.msg.content)
+        tps = self.arrival.tokens_per_second
+        if tps:
+            self.widget.set_info(f"{self.arrival.tokens} tokens · {tps:.1f} tok/s")
+
+    def set_info(self, text: str) -> None:
+        self.widget.set_info(text)
+
+
+def title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 40 else line[:39] + "…"
+
+
+def info_text(info: dict) -> str:
+    if not info:
+        return ""
+    parts = []
+    if info.get("mix"):
+        parts.append(info["mix"])
+    if info.get("tokens") is not None:
+        parts.append(f"{info['tokens']} tokens")
+    if info.get("tokens_per_second"):
+        parts.append(f"{info['tokens_per_second']:.1f} tok/s")
+    if info.get("finish") == "cancelled":
+        parts.append("stopped")
+    if info.get("error"):
+        parts.append(f"failed: {info['error']}")
+    return " · ".join(parts)
