@@ -196,3 +196,40 @@ def test_a_prewarm_stopped_after_its_last_chunk_makes_no_snapshot(engine, tiny_a
     assert (result["complete"], e._kv.n_live, e.kv_stats().entries) == (True, result["tokens"], 0)
     toks = e.prompt_tokens(chat)
     assert_exact(e.next_token_logits(toks), ref(mix, toks))
+
+
+def test_a_chat_longer_than_the_context_keeps_answering_exactly(tiny_adapters):
+    """engines.context_window on this engine: every turn of a chat four times its context is answered,
+    each answer is a fresh engine's on the same window, and after the pre-warm only the question is read."""
+    from fixtures.tiny_gguf import tiny_hf_model
+
+    from adapters_backend.engines.context_window import fit_engine_window
+    from adapters_backend.engines.torch_engine import TorchEngine
+
+    n_ctx = 160
+    e = TorchEngine(device="cpu", dtype="float32", n_ctx=n_ctx, kv_snapshot_budget=64 << 20)
+    ref = TorchEngine(device="cpu", dtype="float32", n_ctx=n_ctx, kv_snapshot_budget=0)
+    try:
+        for engine in (e, ref):
+            engine.load(tiny_hf_model("llama"))
+            engine.set_adapters([ActiveAdapter(str(tiny_adapters.make("llama", "lora")), 0.8)])
+        assert e.info["n_ctx"] == n_ctx
+        p = SamplingParams(max_tokens=8, temperature=0.0, repeat_penalty=1.0)
+        history = [ChatMessage("system", "lora deck")]
+        left_out = []
+        for i in range(12):
+            e.prewarm(fit_engine_window(e, history, n_ctx).messages)
+            question = ChatMessage("user", f"hello world number {i} the quick brown fox")
+            w = fit_engine_window(e, [*history, question], n_ctx)
+            chunks = list(e.generate(w.messages, p))
+            answer = "".join(c.text for c in chunks)
+            ref.forget_kv()
+            assert answer == "".join(c.text for c in ref.generate(w.messages, p)), i
+            asked = len(e.prompt_tokens(w.messages)) - len(e.prompt_tokens(w.messages[:-1], add_generation_prompt=False))
+            assert chunks[-1].prompt_tokens - chunks[-1].prompt_cached <= asked + 1, i
+            left_out.append(w.left_out)
+            history += [question, ChatMessage("assistant", answer)]
+        assert left_out[0] == 0 and left_out == sorted(left_out) and len(set(left_out)) >= 3
+    finally:
+        e.close()
+        ref.close()
