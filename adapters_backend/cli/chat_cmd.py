@@ -188,7 +188,7 @@ class ChatSession:
                 self.system = " ".join(args) or None
                 self.err.write("system prompt set\n" if self.system else "system prompt cleared\n")
             elif cmd == "/reset":
-                self.history = []
+                self.history, self.left_out = [], 0
                 self.err.write("conversation cleared (the adapter mix stays)\n")
             elif cmd == "/help":
                 self.err.write(HELP + "\n")

@@ -61,13 +61,16 @@ def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable
 
     start = 0
     room = answer_room + max(1, n_ctx // QUESTION_SHARE)
-    if not fits(0, history, room):
+    if total > 2 * n_ctx or not fits(0, history, room):
         block = max(1, (n_ctx - room) // 2)
 
         def start_of(m: int) -> int:                             # the first turn after m blocks
             return next((s for s, b in zip(starts, before) if b >= m * block), history)
 
-        lo, hi = 1, max(1, -(-total // block))                   # start_of(hi) keeps nothing
+        hi = max(1, -(-total // block))                          # start_of(hi) keeps nothing
+        # Windows estimated at over twice the context are not counted (a long chat's whole history
+        # would be tokenized at every probe): the estimate is well within that of the real count.
+        lo = min(hi, max(1, -(-(total - 2 * n_ctx) // block)))
         while lo < hi:                                           # the fewest blocks that fit
             mid = (lo + hi) // 2
             if fits(start_of(mid), history, room):

@@ -125,3 +125,18 @@ def test_a_question_longer_than_the_context_is_still_a_clear_error(tiny, make_en
     assert w.messages == chat[-1:]
     with pytest.raises(EngineError, match="does not fit the context"):
         list(e.generate(w.messages, SamplingParams(max_tokens=4)))
+
+
+def test_a_very_long_chat_counts_only_windows_near_the_context():
+    """Ten thousand turns: the exact count (a whole render and tokenization) is asked only of windows
+    near the context's size, never of the whole history."""
+    history = [SYSTEM] + [m for i in range(10_000) for m in turn(i)]
+    counted = []
+
+    def counting(msgs):
+        counted.append(prompt_len(msgs))
+        return counted[-1]
+
+    w = fit_window([*history, turn(10_000)[0]], 1024, counting, text_len)
+    assert 0 < prompt_len(w.messages) + 1024 // ANSWER_SHARE <= 1024
+    assert counted and max(counted) <= 3 * 1024 and len(counted) <= 12
