@@ -21,6 +21,7 @@ from .base import ChatMessage
 ANSWER_SHARE = 4          # a quarter of the context stays free for the answer …
 QUESTION_SHARE = 8        # … and an eighth for the next question, when the history decides the window
 ROLE_TOKENS = 8           # a message's template tokens besides its text (role markers), for the estimate
+HUGE_CHARS = 64           # a text over this many characters per context token is not tokenized to estimate it
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,16 @@ def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable
         given = messages[:head] + body[start:end]
         return (prompt_len(given) if given else 0) + room <= n_ctx
 
+    def estimate(text: str) -> int:          # a pasted book is far over any context: no need to tokenize it
+        return len(text) // 4 if len(text) > HUGE_CHARS * n_ctx else text_len(text)
+
     # Turn starts, with the tokens before each (estimated): the candidate window starts.
     starts, before, total = [], [], 0
     for i, m in enumerate(body[:history]):
         if m.role == "user" or i == 0:
             starts.append(i)
             before.append(total)
-        total += text_len(m.content) + ROLE_TOKENS
+        total += estimate(m.content) + ROLE_TOKENS
     starts.append(history)                                       # nothing of the history kept
     before.append(total)
 
@@ -78,7 +82,9 @@ def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable
             else:
                 lo = mid + 1
         start = start_of(lo)
-    if asking and not fits(start, len(body), answer_room):      # a long question: leave out more
+    if asking and estimate(body[-1].content) >= n_ctx:           # a question over the context: alone
+        start = history
+    elif asking and not fits(start, len(body), answer_room):    # a long question: leave out more
         later = [s for s in starts if s > start] + [history]
         start = next((s for s in later if fits(s, len(body), answer_room)), history)
     return Window(messages[:head] + body[start:], start)

@@ -140,3 +140,27 @@ def test_a_very_long_chat_counts_only_windows_near_the_context():
     w = fit_window([*history, turn(10_000)[0]], 1024, counting, text_len)
     assert 0 < prompt_len(w.messages) + 1024 // ANSWER_SHARE <= 1024
     assert counted and max(counted) <= 3 * 1024 and len(counted) <= 12
+
+
+def test_a_pasted_book_is_not_tokenized_at_every_turn():
+    """A message of 4 MB in the history, then one as the question: neither is given to the tokenizer
+    to place the window (it is far over the context whatever its exact count); the one in the history
+    is left out, the question goes alone (the engine then says it does not fit)."""
+    book = "word " * 800_000
+    seen = []
+
+    def text_counting(text):
+        seen.append(len(text))
+        return text_len(text)
+
+    def prompt_counting(msgs):
+        seen.append(sum(len(m.content) for m in msgs))
+        return prompt_len(msgs)
+
+    history = [SYSTEM, ChatMessage("user", book), ChatMessage("assistant", "ok")] + [m for i in range(8) for m in turn(i)]
+    w = fit_window([*history, turn(9)[0]], 1024, prompt_counting, text_counting)
+    assert w.left_out >= 2 and all(m.content != book for m in w.messages)
+    assert max(seen) < len(book)
+    seen.clear()
+    w = fit_window([SYSTEM, *history[3:], ChatMessage("user", book)], 1024, prompt_counting, text_counting)
+    assert [m.content for m in w.messages] == [SYSTEM.content, book] and max(seen) < len(book)
