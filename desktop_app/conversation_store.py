@@ -77,9 +77,13 @@ class ConversationStore:
             d = read_json(f)
             if isinstance(d, dict) and d.get("schema") == SCHEMA and "id" in d:
                 try:
-                    out.append(Conversation.from_json(d))
+                    conv = Conversation.from_json(d)
                 except (TypeError, ValueError, KeyError):
                     continue
+                # The file's name is the id: the one inside is only text, and a saved or deleted
+                # conversation must stay this file (an id of '../../x' would reach outside the folder).
+                conv.id = f.stem
+                out.append(conv)
         out.sort(key=lambda c: -c.updated)
         return out
 
