@@ -118,6 +118,7 @@ class ChatView(QWidget):
         self.transcript_layout.insertWidget(0, self.empty_label)
         # Above the oldest message the model is still given, once a chat outgrew the context.
         self.window_marker = QLabel()
+        self.window_marker.setTextFormat(Qt.TextFormat.PlainText)
         self.window_marker.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.window_marker.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.window_marker.setWordWrap(True)
