@@ -133,3 +133,28 @@ def test_server_down_is_a_clear_error():
     e = create_engine("llama-server")
     with pytest.raises(EngineError, match="cannot reach the llama-server"):
         e.load(f"http://127.0.0.1:{_free_port()}")
+
+
+def test_counts_tokens_as_the_server_does_and_a_long_chat_keeps_going(engine):
+    """The server's own template and tokenizer count a chat exactly as its usage figures do; a chat of
+    twice its context, fitted with engines.context_window, is answered at every turn."""
+    from adapters_backend.engines.context_window import can_fit, fit_engine_window
+    assert can_fit(engine)
+    n_ctx = engine.info["n_ctx"]
+    params = SamplingParams(max_tokens=24, temperature=0.0, seed=1, repeat_penalty=1.0)
+    history = [ChatMessage("system", "Be brief.")]
+    left_out = []
+    for i in range(40):
+        question = ChatMessage("user", f"Tell me about the ship number {i} that sails from the harbour at dawn.")
+        window = fit_engine_window(engine, [*history, question], n_ctx)
+        text, chunks = ask(engine, params, messages=window.messages)
+        last = chunks[-1]
+        assert last.prompt_tokens == len(engine.prompt_tokens(window.messages)), i     # all, cached or not
+        if i and window.left_out == left_out[-1]:          # the server's prompt cache held the turns before
+            assert last.prompt_cached >= last.prompt_tokens // 2, i
+        elif i:                                           # moved: only the system prompt was still in it
+            assert 0 < last.prompt_cached < last.prompt_tokens // 2, i
+        left_out.append(window.left_out)
+        history += [question, ChatMessage("assistant", text)]
+    assert len(engine.prompt_tokens(history)) > 1.5 * n_ctx
+    assert left_out[0] == 0 and left_out == sorted(left_out) and len(set(left_out)) >= 3

@@ -139,7 +139,12 @@ def parse_openai_event(event: dict) -> tuple[str, str | None, dict]:
         stats["completion_tokens"] = usage.get("completion_tokens")
     timings = event.get("timings")            # llama-server's own speed report (last chunk)
     if isinstance(timings, dict):
-        stats["prompt_tokens"] = timings.get("prompt_n", stats.get("prompt_tokens"))
+        # prompt_n counts only the tokens it evaluated; cache_n those its prompt cache already held.
+        read, cached = timings.get("prompt_n"), timings.get("cache_n")
+        cached = cached if isinstance(cached, int) and cached >= 0 else None
+        if isinstance(read, int) and read >= 0:
+            stats["prompt_tokens"] = read + (cached or 0)
+            stats["prompt_cached"] = cached
         if timings.get("prompt_ms") is not None:
             stats["prompt_seconds"] = float(timings["prompt_ms"]) / 1000.0
         if timings.get("predicted_per_second"):
@@ -182,7 +187,8 @@ def _stream_chunks(events, parse) -> Iterator[TokenChunk]:
     if tps is None and n > 1 and t_last and t_first and t_last > t_first:
         tps = (n - 1) / (t_last - t_first)
     yield TokenChunk("", None, 0, True, finish or "stop", stats.get("prompt_tokens"),
-                     int(stats.get("completion_tokens") or n), tps, stats.get("prompt_seconds"))
+                     int(stats.get("completion_tokens") or n), tps, stats.get("prompt_seconds"),
+                     stats.get("prompt_cached"))
 
 
 __all__ = ["RemoteEngine", "chat_messages", "openai_sampling", "parse_openai_event"]

@@ -106,7 +106,11 @@ class RemoteClient:
         return resp
 
     def get_json(self, path: str, *, ok_404: bool = False) -> Any:
-        resp = self.request("GET", path, ok_404=ok_404)
+        return self.json("GET", path, ok_404=ok_404)
+
+    def json(self, method: str, path: str, body: Any = None, *, ok_404: bool = False) -> Any:
+        """The JSON the server answers (None for a 404 with `ok_404`); no JSON is an EngineError."""
+        resp = self.request(method, path, body, ok_404=ok_404)
         if resp.status_code == 404:
             return None
         try:

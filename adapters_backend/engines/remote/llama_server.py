@@ -10,6 +10,9 @@ What llama-server can do (tools/server/README.md of the llama.cpp sources LoRA D
 - `POST /lora-adapters` only sets server-wide defaults; LoRA Deck never uses it (other clients of the
   same server keep their settings) and instead lists every adapter's scale in each request.
 - No per-layer strengths, no merging.
+- `POST /apply-template` renders a chat with the model's template and `POST /tokenize` counts its
+  tokens, so a chat longer than the server's context is fitted to it as on the local engines
+  (engines.context_window).
 
 An adapter of the mix is matched to the server's list by path (same file), then file name, then
 name (`shout` matches `.../shout.gguf`), so a library adapter converted to GGUF on this machine
@@ -24,6 +27,7 @@ from ..base import STRENGTH_RANGE, ActiveAdapter, EngineCapabilities, SamplingPa
 from .common import RemoteEngine, chat_messages, openai_sampling, parse_openai_event
 from .http import RemoteClient
 
+TOKEN_CACHE = 4096        # message texts whose tokens are kept, the oldest dropped first
 CAPABILITIES = EngineCapabilities(hot_switch=True, multi_adapter=True, negative_strength=True,
                                   per_layer_strength=False, merge=False, gpu_offload=False,
                                   strength_range=STRENGTH_RANGE)
@@ -40,8 +44,10 @@ class LlamaServerEngine(RemoteEngine):
         self.cache_prompt = cache_prompt       # None: the server's default (reuse the prompt's KV)
         self._server_adapters: list[dict] = []
         self._model_id: str | None = None
+        self._token_cache: dict[tuple[str, bool], list] = {}    # oldest first
 
     def _describe(self, client: RemoteClient) -> dict:
+        self._token_cache.clear()             # another server, or the same one restarted with another model
         health = client.request("GET", "/health", ok_404=True)
         if health.status_code == 503:
             raise EngineError(f"the llama-server at {client.url} is still loading its model; try again shortly")
@@ -61,6 +67,33 @@ class LlamaServerEngine(RemoteEngine):
                 "n_ctx": settings.get("n_ctx") or meta.get("n_ctx_train"),
                 "n_params": meta.get("n_params"), "note": note,
                 "server_adapters": [dict(a) for a in self._server_adapters]}
+
+    # -- token counts, for engines.context_window --
+    def prompt_tokens(self, messages, add_generation_prompt: bool = True) -> list[int]:
+        """The tokens the server makes of `messages` in a chat request (its template, then its tokenizer)."""
+        client = self._require()
+        rendered = client.json("POST", "/apply-template", {"messages": chat_messages(messages)})
+        prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+        if not isinstance(prompt, str):
+            raise EngineError(f"the llama-server at {client.url} sent no prompt for /apply-template")
+        return self._tokenize(prompt, True)
+
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        """Tokens of one text; kept for the next call (a chat's messages are counted at every turn)."""
+        key = (text, add_bos)
+        if key not in self._token_cache:
+            if len(self._token_cache) >= TOKEN_CACHE:
+                self._token_cache.pop(next(iter(self._token_cache)))
+            self._token_cache[key] = self._tokenize(text, add_bos)
+        return list(self._token_cache[key])
+
+    def _tokenize(self, text: str, add_special: bool) -> list[int]:
+        client = self._require()
+        got = client.json("POST", "/tokenize", {"content": text, "add_special": add_special})
+        tokens = got.get("tokens") if isinstance(got, dict) else None
+        if not isinstance(tokens, list):
+            raise EngineError(f"the llama-server at {client.url} sent no tokens for /tokenize")
+        return tokens
 
     def _fetch_adapters(self, client: RemoteClient) -> list[dict]:
         listed = client.get_json("/lora-adapters", ok_404=True)
