@@ -97,7 +97,8 @@ def fit_engine_window(engine, messages: Sequence[ChatMessage], n_ctx: int) -> Wi
 
 
 def can_fit(engine) -> bool:
-    """Whether `engine` can count its prompt tokens (remote engines cannot; their server decides)."""
+    """Whether `engine` can count its prompt tokens (the vLLM and LoRAX engines cannot: their server's
+    own limit applies)."""
     return callable(getattr(engine, "prompt_tokens", None)) and callable(getattr(engine, "tokenize", None))
 
 
