@@ -381,8 +381,9 @@ class ChatView(QWidget):
         info = dict(msg.info)
         if stats is not None:
             info.update({"tokens": stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
-                         "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason,
-                         "left_out": stats.left_out})
+                         "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason})
+            if stats.left_out is not None:
+                info["left_out"] = stats.left_out
         if error is not None:
             info["error"] = self.state.describe_error(error)
         msg.info = info
@@ -419,7 +420,8 @@ class ChatView(QWidget):
     def _place_window_marker(self) -> None:
         """Show where the model's view of the chat begins, as of the latest answer (left_out: the oldest
         messages it was not given; see adapters_backend.engines.context_window)."""
-        answers = [m for m in (self.conversation.messages if self.conversation else []) if m.role == "assistant"]
+        answers = [m for m in (self.conversation.messages if self.conversation else [])
+                   if m.role == "assistant" and "left_out" in m.info]
         left_out = answers[-1].info.get("left_out", 0) if answers else 0
         left_out = left_out if isinstance(left_out, int) else 0          # a hand-edited file: no line
         widgets = self._message_widgets()

@@ -92,7 +92,7 @@ class GenerationStats:
     engine_tps: float | None = None       # the engine's own figure, when it reports one
     tag: object = None
     prompt_cached: int | None = None      # prompt tokens the engine took from a KV cache or snapshot
-    left_out: int = 0                     # oldest messages the model was not given (fit_context)
+    left_out: int | None = None           # oldest messages the model was not given (None: never started)
 
     @property
     def tokens_per_second(self) -> float:
