@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSplitter,
     QToolButton,
@@ -34,6 +33,7 @@ from .chat_reply import StreamedReply, info_text, title_from
 from .conversation_list import ConversationList
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
+from .transcript import Transcript
 
 
 class PromptEdit(QPlainTextEdit):
@@ -105,37 +105,20 @@ class ChatView(QWidget):
         self.system_toggle.toggled.connect(self._on_system_toggle_toggled)
         self.system_edit.textChanged.connect(self._on_system_edit_changed)
 
-        self.transcript = QWidget()
-        self.transcript_layout = QVBoxLayout(self.transcript)
-        self.transcript_layout.setContentsMargins(6, 6, 6, 6)
-        self.transcript_layout.setSpacing(8)
-        self.transcript_layout.addStretch(1)
+        self.scroll = Transcript(self._make_widget)
+        self.transcript, self.transcript_layout = self.scroll.widget(), self.scroll.box
+        self.window_marker = self.scroll.window_marker
         self.empty_label = QLabel("Type a message below and press Enter.\n"
                                   "Add adapters on the right and move their sliders to change how the model answers.")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.empty_label.setWordWrap(True)
-        self.transcript_layout.insertWidget(0, self.empty_label)
-        # Above the oldest message the model is still given, once a chat outgrew the context.
-        self.window_marker = QLabel()
-        self.window_marker.setTextFormat(Qt.TextFormat.PlainText)
-        self.window_marker.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.window_marker.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.window_marker.setWordWrap(True)
-        self.window_marker.setAccessibleName("Context window")
-        self.window_marker.hide()
+        self.scroll.insert_header(0, self.empty_label)
         # Suggested prompts (the demo model knows these) under the empty-chat hint.
         self.suggestions = QWidget()
         self.suggestions_layout = QHBoxLayout(self.suggestions)
         self.suggestions_layout.setContentsMargins(0, 0, 0, 0)
-        self.transcript_layout.insertWidget(1, self.suggestions)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.transcript)
-        self.scroll.setAccessibleName("Transcript")
-        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_scroll_range_changed)
-        self._stick_to_bottom = True
-        self.scroll.verticalScrollBar().valueChanged.connect(self._on_scroll_value_changed)
+        self.scroll.insert_header(1, self.suggestions)
 
         self.sampling = SamplingPanel(self.state.settings.default_sampling())
 
@@ -222,12 +205,7 @@ class ChatView(QWidget):
         self.send()
 
     def _message_widgets(self) -> list[MessageWidget]:
-        out = []
-        for i in range(self.transcript_layout.count()):
-            w = self.transcript_layout.itemAt(i).widget()
-            if isinstance(w, MessageWidget):
-                out.append(w)
-        return out
+        return self.scroll.message_widgets()
 
     # ------------------------------------------------------------------ conversations
     def new_chat(self) -> None:
@@ -243,16 +221,10 @@ class ChatView(QWidget):
         if self.generating:
             self.stop()
         self.conversation = conv
-        for w in self._message_widgets():
-            self.transcript_layout.removeWidget(w)
-            w.deleteLater()
         self.system_edit.blockSignals(True)
         self.system_edit.setPlainText(conv.system_prompt if conv else "")
         self.system_edit.blockSignals(False)
-        if conv is not None:
-            for m in conv.messages:
-                if m.role in ("user", "assistant"):
-                    self._append_widget(m)
+        self.scroll.load([m for m in conv.messages if m.role in ("user", "assistant")] if conv else [])
         self._place_window_marker()
         self._refresh_regenerate()
         self._update_enabled()
@@ -314,9 +286,7 @@ class ChatView(QWidget):
             conv.messages.pop()
         widgets = self._message_widgets()
         while widgets and widgets[-1].role == "assistant":
-            w = widgets.pop()
-            self.transcript_layout.removeWidget(w)
-            w.deleteLater()
+            self.scroll.remove(widgets.pop())
         self._start_reply()
 
     def _on_message_edit_submitted(self, widget: MessageWidget, text: str) -> None:
@@ -330,8 +300,7 @@ class ChatView(QWidget):
         keep = msgs[:next(i for i, m in enumerate(msgs) if m is target)]
         self.conversation.messages = keep + [Message("user", text)]
         for w in widgets[pos:]:
-            self.transcript_layout.removeWidget(w)
-            w.deleteLater()
+            self.scroll.remove(w)
         self._append_widget(self.conversation.messages[-1])
         self._start_reply()
 
@@ -351,7 +320,7 @@ class ChatView(QWidget):
         self._reply.set_model(self.state.model_label())
         self._reply.set_info("checking the adapters against the model…" if self.state.checking_mix else "…")
         self._t_request = time.perf_counter()
-        self._stick_to_bottom = True
+        self.scroll.stick_to_bottom = True
         self._request_id = self.state.generate(messages, params, fit_context=True)
         pane = StreamedReply(self._reply_msg, self._reply)
         self._arrival = pane.arrival = self.collector.track(self._request_id, pane)
@@ -393,14 +362,14 @@ class ChatView(QWidget):
             self.state.conversations.save(self.conversation)
         else:
             # No answer at all: the question stays, says why, and offers Retry.
-            self.transcript_layout.removeWidget(widget)
-            widget.deleteLater()
+            self.scroll.remove(widget)
             asked = [w for w in self._message_widgets() if w is not widget]
             if asked and error is not None:
                 asked[-1].set_unanswered(info["error"])
         if stats is not None:
             self.status_message.emit(self._status_text(stats))
         self._place_window_marker()
+        self.scroll.trim()
         self._refresh_regenerate()
         self._update_enabled()
         if error is None:
@@ -424,28 +393,26 @@ class ChatView(QWidget):
                    if m.role == "assistant" and "left_out" in m.info]
         left_out = answers[-1].info.get("left_out", 0) if answers else 0
         left_out = left_out if isinstance(left_out, int) else 0          # a hand-edited file: no line
-        widgets = self._message_widgets()
-        self.transcript_layout.removeWidget(self.window_marker)
-        if not 0 < left_out < len(widgets):
-            self.window_marker.hide()
-            return
         n_ctx = self.state.context_size()
-        self.window_marker.setText(
-            f"The model no longer sees the {left_out} message{'s' if left_out > 1 else ''} above: this chat outgrew "
-            f"its context{f' of {n_ctx:,} tokens' if n_ctx else ''}, so the oldest turns are left out.")
-        self.transcript_layout.insertWidget(self.transcript_layout.indexOf(widgets[left_out]), self.window_marker)
-        self.window_marker.show()
+        self.scroll.place_window_marker(left_out, (
+            f"The model no longer sees the {left_out} message{'s' if left_out != 1 else ''} above: this chat "
+            f"outgrew its context{f' of {n_ctx:,} tokens' if n_ctx else ''}, so the oldest turns are left out."))
 
     def _append_widget(self, msg: Message) -> MessageWidget:
         self.empty_label.hide()
         self.suggestions.hide()
+        w = self._make_widget(msg)
+        self.scroll.append(w)
+        return w
+
+    def _make_widget(self, msg: Message) -> MessageWidget:
         w = MessageWidget(msg.role, msg.content, info_text(msg.info) if msg.role == "assistant" else "")
         w.message = msg
         if msg.role == "assistant":
             w.set_model(msg.info.get("model", ""))
         w.edit_submitted.connect(self._on_message_edit_submitted)
         w.regenerate_requested.connect(self.regenerate)
-        self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, w)
+        w.set_actions_enabled(self.state.model is not None and not self.generating)
         return w
 
     def _refresh_regenerate(self) -> None:
@@ -456,14 +423,6 @@ class ChatView(QWidget):
             w.set_retry_visible(last and w.role == "user")        # a question left without an answer
         self.empty_label.setVisible(not widgets)
         self.suggestions.setVisible(not widgets and self.suggestions_layout.count() > 2)
-
-    def _on_scroll_value_changed(self, value: int) -> None:
-        bar = self.scroll.verticalScrollBar()
-        self._stick_to_bottom = value >= bar.maximum() - 4
-
-    def _on_scroll_range_changed(self, _lo: int, hi: int) -> None:
-        if self._stick_to_bottom:
-            self.scroll.verticalScrollBar().setValue(hi)
 
     # ------------------------------------------------------------------ for tests and the main window
     def transcript_texts(self) -> list[tuple[str, str]]:
