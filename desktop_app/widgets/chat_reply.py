@@ -42,6 +42,10 @@ def info_text(info: dict) -> str:
         parts.append(f"{info['tokens_per_second']:.1f} tok/s")
     if info.get("finish") == "cancelled":
         parts.append("stopped")
+    elif info.get("finish") == "length":      # cut short: say by what, so it is not taken for the answer
+        limit = info.get("max_tokens")
+        parts.append("cut at Max tokens" if isinstance(limit, int) and (info.get("tokens") or 0) >= limit
+                     else "cut: the context is full")
     if info.get("error"):
         parts.append(f"failed: {info['error']}")
     return " · ".join(parts)

@@ -325,7 +325,7 @@ class ChatView(QWidget):
         pane = StreamedReply(self._reply_msg, self._reply)
         self._arrival = pane.arrival = self.collector.track(self._request_id, pane)
         self._reply_msg.info = {"model": self.state.model_label(), "mix": self.state.mix_summary(),
-                                "seed": params.get("seed")}
+                                "seed": params.get("seed"), "max_tokens": params.get("max_tokens")}
         self._refresh_regenerate()
         self._update_enabled()
 

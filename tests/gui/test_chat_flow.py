@@ -143,3 +143,18 @@ def test_restart_restores_conversations_library_and_mix(make_app, demo_engine, q
     assert [e.id for e in again.state.library_model.entries()] == library
     entries = again.state.mix_model.entries()
     assert [(e.enabled, e.strength) for e in entries] == [(False, 1.0), (False, 1.0), (True, 0.5)]
+
+
+def test_an_answer_cut_short_says_by_what(make_app, demo_engine, qtbot):
+    """An answer that ends at Max tokens says so under it, so it is not taken for the model's whole answer;
+    one ended by the context says that instead."""
+    from desktop_app.widgets.chat_reply import info_text
+    app = make_app().start()
+    chat = app.window.chat
+    greedy(chat, max_tokens=3)
+    ask(qtbot, app, PROMPT)
+    info = chat.conversation.messages[-1].info
+    assert info["finish"] == "length" and info["tokens"] == 3
+    assert "cut at Max tokens" in chat._message_widgets()[-1].info.full_text()
+    assert "cut: the context is full" in info_text({**info, "max_tokens": 512})
+    assert "cut" not in info_text({**info, "finish": "stop"})
