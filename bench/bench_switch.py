@@ -237,6 +237,7 @@ def rss_part(args, model, loras) -> dict:
 
 
 def serve_part(args, model, loras):
+    import httpx2 as httpx
     import openai
 
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
@@ -244,20 +245,34 @@ def serve_part(args, model, loras):
     from adapters_backend.serve.resolver import AdapterResolver
     from adapters_backend.serve.runner import BackgroundServer
 
+    urls = []
+
     def server():
         app = create_app(model, resolver=AdapterResolver(None, include_demo=False),
                          engine_factory=lambda: LlamaCppEngine(n_ctx=args.n_ctx, n_threads=args.threads,
                                                                n_threads_batch=args.threads))
         s = BackgroundServer(app)
         url = s.start("127.0.0.1", 0, timeout=600)
+        urls.append(url)
         return s, openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+
+    def settle(*skip):
+        """Wait until the servers (but `skip`) have read ahead after their last answer: two servers
+        share this machine's cores, and one's reading must not slow the other's request."""
+        for url in urls:
+            while url not in skip:
+                h = httpx.get(f"{url}/health", timeout=60).json()
+                if not (h["busy"] or h["reading_ahead"] or h["queued"]):
+                    break
+                time.sleep(0.01)
 
     rng = np.random.default_rng(3)
     system = {"role": "system", "content": words(rng, 700)}
     mixes = {"A": [{"name": str(loras[0]), "strength": 0.8}],
              "B": [{"name": str(loras[0]), "strength": 0.5}, {"name": str(loras[1]), "strength": 0.6}]}
 
-    def request(client, history: list, mix: str):
+    def request(client, history: list, mix: str, at_once: str | None = None):
+        settle(at_once)
         history.append({"role": "user", "content": words(rng, 30)})
         t0 = time.perf_counter()
         first, parts, usage = None, [], None
@@ -273,27 +288,42 @@ def serve_part(args, model, loras):
         history.append({"role": "assistant", "content": "".join(parts)})
         return first, usage
 
+    def cached(usage) -> str:
+        got = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
+        return f"{got}/{usage.prompt_tokens}"
+
     (one, c1), (two, c2) = server(), server()
     try:
-        h0, h1, h2 = [], [], []
+        h0, h1, h2, h3, h4 = [], [], [], [], []
         request(c1, h0, "A")                           # each reads the system prompt once
         request(c2, h1, "A")
         request(c2, h2, "B")
-        single, alternating = [], []
+        for h in (h3, h4):                             # one conversation each, asked under both mixes once
+            request(c2, h, "A")
+            request(c2, h, "B")
+        single, alternating, paced, at_once = [], [], [], []
         for r in range(args.rounds):
             single.append(request(c1, h0, "A")[0])
             t1, _u = request(c2, h1, "A")
             single.append(request(c1, h0, "A")[0])
             t2, usage = request(c2, h2, "B")
             alternating += [t1, t2]
-            cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
+            # One client alternating mixes over one conversation: after the server read ahead, or at once.
+            p1, _u = request(c2, h3, "A")
+            p2, pu = request(c2, h3, "B")
+            paced += [p1, p2]
+            a1, _u = request(c2, h4, "A")
+            a2, au = request(c2, h4, "B", at_once=urls[1])
+            at_once.append(a2)
             print(f"serve round {r + 1}/{args.rounds}: one client, one mix {single[-2]:.2f}/{single[-1]:.2f} s; "
-                  f"two clients, two mixes {t1:.2f}/{t2:.2f} s ({cached}/{usage.prompt_tokens} prompt tokens "
-                  f"cached)", flush=True)
+                  f"two clients, two mixes {t1:.2f}/{t2:.2f} s ({cached(usage)} prompt tokens cached); one "
+                  f"conversation alternating, paced {p1:.2f}/{p2:.2f} s ({cached(pu)}), the next mix sent at "
+                  f"once {a2:.2f} s ({cached(au)})", flush=True)
     finally:
         one.stop()
         two.stop()
-    return {"serve_single": statistics.mean(single), "serve_two": statistics.mean(alternating)}
+    return {"serve_single": statistics.mean(single), "serve_two": statistics.mean(alternating),
+            "serve_paced": statistics.mean(paced), "serve_at_once": statistics.mean(at_once)}
 
 
 def main() -> int:
@@ -311,6 +341,7 @@ def main() -> int:
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--rss-budget-mib", type=int, default=512, help="snapshot budget of the peak-RSS check")
     ap.add_argument("--skip-serve", action="store_true")
+    ap.add_argument("--serve-only", action="store_true", help="only the `loradeck serve` scenarios")
     ap.add_argument("--rss-only", action="store_true", help=argparse.SUPPRESS)    # the child process
     ap.add_argument("--folder", type=Path, default=None, help="where the model files go (default: cache)")
     args = ap.parse_args()
@@ -324,6 +355,14 @@ def main() -> int:
     model, loras = make_files(folder, args.dim, args.layers, args.ff, args.heads, args.rank, args.n_ctx)
     if args.rss_only:
         print("RSS " + json.dumps(rss_part(args, model, loras)), flush=True)
+        return 0
+    if args.serve_only:
+        res = serve_part(args, model, loras)
+        print(f"\nserve, means of {args.rounds} rounds: two clients, two mixes {res['serve_two']:.2f} s "
+              f"({res['serve_two'] / res['serve_single']:.2f}× one client, one mix: {res['serve_single']:.2f} s); "
+              f"one conversation alternating two mixes, sent once the server read ahead {res['serve_paced']:.2f} s "
+              f"({res['serve_paced'] / res['serve_single']:.2f}×), the other mix sent at once "
+              f"{res['serve_at_once']:.2f} s ({res['serve_at_once'] / res['serve_single']:.2f}×)")
         return 0
     res = engine_part(args, model, loras)
     if not args.skip_serve:
@@ -354,6 +393,10 @@ def main() -> int:
         ratio = res["serve_two"] / res["serve_single"]
         print(f"  serve: two clients, two mixes   {res['serve_two']:6.2f} s  {ratio:6.2f}× one client, one mix "
               f"({res['serve_single']:.2f} s), means   " + verdict("serve", ratio))
+        print(f"  serve: one conversation alternating two mixes, sent once the server read ahead "
+              f"{res['serve_paced']:.2f} s ({res['serve_paced'] / res['serve_single']:.2f}×); the other mix sent "
+              f"the instant the answer ended {res['serve_at_once']:.2f} s "
+              f"({res['serve_at_once'] / res['serve_single']:.2f}×)")
     s = res["stats"]
     print(f"strength-change engine's store at the end: {s.entries} snapshots, {s.nbytes / 2**20:.0f} of "
           f"{s.budget / 2**20:.0f} MiB, {s.tokens} tokens, {s.hits} restores, {s.evicted} evicted, {s.skipped} skipped")

@@ -181,7 +181,8 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
 
     @app.get("/health")
     async def health(request: Request):
-        status = {"status": "ok", "model": model_id, "busy": worker.busy, "queued": worker.queued, **worker.stats}
+        status = {"status": "ok", "model": model_id, "busy": worker.busy, "reading_ahead": worker.reading_ahead,
+                  "queued": worker.queued, **worker.stats}
         failure = worker.failure
         if failure is not None:            # the engine thread is gone: say so, and fail the health check
             status.update(status="error", error=for_client(failure, request), busy=False)

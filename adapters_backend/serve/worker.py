@@ -10,6 +10,13 @@ the request's event loop through `call_soon_threadsafe`, so no request ever bloc
 waits for its turn. Cancelling a job (client gone, stop string reached) stops it before its next
 token, or skips it if it has not started.
 
+After an answer, while no request waits, the worker reads ahead as the desktop app does after an
+answer: the chat with its answer under the request's mix (the client's next turn then reads only its
+new message), and under each other mix of the last few requests that asked an earlier turn of this
+same chat (a client alternating mixes over one conversation finds the other mix up to date too;
+clients that only share a system prompt are not read for each other). A request that arrives stops
+it at once (llama.cpp's abort callback) and continues from what it read.
+
 If the engine thread dies (a crash that escapes a request, or anything that ends the thread), every
 request it held or had queued ends at once with EngineStopped (HTTP 503), later ones are refused at
 once, and /health says so: nothing waits for a thread that will never answer.
@@ -28,6 +35,9 @@ from ..engines.base import ActiveAdapter, ChatMessage, SamplingParams, TokenChun
 from ..jobs import JobContext
 
 log = logging.getLogger(__name__)
+
+RECENT_CHATS = 3                   # earlier requests whose mix a read-ahead may bring up to date
+PREVIOUS_MIX_MIN_REUSE = 0.5       # … and only when that mix's cache holds this share of the chat
 
 
 @dataclass
@@ -79,6 +89,8 @@ class EngineWorker:
         self.capabilities = None
         self.stats = {"served": 0, "cancelled": 0, "failed": 0}
         self.busy = False
+        self.reading_ahead = False
+        self._recent: list[tuple[list, list]] = []    # (chat with its answer, mix) of the latest chat requests
         self.closed = False
 
     # -- lifecycle (called from the server's thread) ----------------------------------------------
@@ -160,10 +172,12 @@ class EngineWorker:
         try:
             while (job := self._queue.get()) is not None:
                 self.busy = True
-                self._serve(engine, job)      # request errors end the request; anything else ends the thread
+                answer = self._serve(engine, job)  # request errors end the request; anything else ends the thread
                 self.busy = False
                 with self._live_lock:
                     self._live.discard(job)
+                if answer is not None and self._queue.empty():
+                    self._read_ahead(engine, job, answer)
         except BaseException as exc:  # the thread ends here; the requests must not wait for it
             self.busy = False
             log.error("the engine thread stopped", exc_info=exc)
@@ -187,13 +201,14 @@ class EngineWorker:
         for job in live:
             job.emit(JobEnd(EngineStopped(self._death or "the engine stopped")))
 
-    def _serve(self, engine, job: Job) -> None:
+    def _serve(self, engine, job: Job) -> str | None:
+        """Run `job`; returns the answer of a chat that ended on its own (None otherwise)."""
         job.started.set()
         if job.ctx.cancelled():            # the client left while it waited
             self.stats["cancelled"] += 1
             job.emit(JobEnd())
-            return
-        last = None
+            return None
+        last, texts = None, []
         try:
             engine.set_adapters(job.mix)   # the request's own mix; the engine reuses KV of that mix only
             if job.kind == "complete" and hasattr(engine, "complete"):
@@ -205,12 +220,58 @@ class EngineWorker:
             for last in chunks:
                 if last.finished:          # count before the client can see the end of its reply
                     self.stats["cancelled" if last.finish_reason == "cancelled" else "served"] += 1
+                texts.append(last.text)
                 job.emit(last)
         except Exception as exc:  # goes back to the request as an error response
             log.info("request failed: %s", exc)
             self.stats["failed"] += 1
             job.emit(JobEnd(exc))
-            return
+            return None
         if last is None or not last.finished:
             self.stats["cancelled"] += 1
             job.emit(JobEnd())
+            return None
+        done = job.kind == "chat" and last.finish_reason in ("stop", "length") and not job.ctx.cancelled()
+        return "".join(texts) if done else None
+
+    def _read_ahead(self, engine, job: Job, answer: str) -> None:
+        """Read the chat `job` asked, with its `answer`, under its mix and bring the other recent mixes
+        up to date (see the module's docstring); stops as soon as a request is queued."""
+        prewarm = getattr(engine, "prewarm", None)
+        if not callable(prewarm):
+            return
+        chat = [*job.prompt, ChatMessage("assistant", answer)]
+        earlier, done = [], [job.mix]          # mixes that read an earlier turn of this chat, once each
+        for seen, mix in self._recent:
+            if mix not in done and len(seen) < len(chat) and _same(seen, chat[:len(seen)]):
+                earlier.append(mix)
+                done.append(mix)
+        self._recent = [(chat, job.mix)] + self._recent[:RECENT_CHATS - 1]
+        ctx = _UntilNextRequest(self._queue)
+        self.reading_ahead = True
+        try:
+            prewarm(chat, ctx)
+            for mix in earlier:
+                if ctx.cancelled():
+                    break
+                engine.set_adapters(mix)
+                prewarm(chat, ctx, min_reuse=PREVIOUS_MIX_MIN_REUSE)
+        except Exception as exc:  # reading ahead only saves time; the next request reports real errors
+            log.info("reading ahead skipped: %s", exc)
+        finally:
+            self.reading_ahead = False
+
+
+def _same(a: Sequence[ChatMessage], b: Sequence[ChatMessage]) -> bool:
+    return all(x.role == y.role and x.content == y.content for x, y in zip(a, b))
+
+
+class _UntilNextRequest(JobContext):
+    """Cancelled as soon as anything is queued for the engine (a request, or the shutdown marker)."""
+
+    def __init__(self, waiting: queue.Queue):
+        super().__init__()
+        self._waiting = waiting
+
+    def cancelled(self) -> bool:
+        return super().cancelled() or not self._waiting.empty()

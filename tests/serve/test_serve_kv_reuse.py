@@ -92,3 +92,95 @@ def test_interleaved_concurrent_requests_answer_as_fresh_engines(kv_served, fres
     assert not errors and len(results) == 2 * len(jobs)
     for i, (mix, messages) in enumerate(jobs * 2):
         assert results[i] == fresh(mix, messages), (i, mix)
+
+
+def test_one_conversation_alternating_two_mixes_reads_only_each_new_message(kv_served, fresh):
+    """After an answer, while no request waits, the server reads the chat with its answer under that
+    mix and brings the other recent mix up to date: a client alternating mixes over one conversation
+    at a reading pace pays only for each new message. Each answer is still a fresh engine's."""
+    import time
+
+    import httpx2 as httpx
+
+    def settled():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            h = httpx.get(f"{kv_served.url}/health", timeout=10).json()
+            if not h["busy"] and not h["reading_ahead"] and not h["queued"]:
+                return
+            time.sleep(0.02)
+        raise AssertionError("the server did not settle")
+
+    history = [{"role": "system", "content": SYSTEM}]
+    questions = ["Where is the lantern kept?", "Who lights it?", "When does the storm come?", "What is a gale?",
+                 "Is the harbour deep?", "Who keeps the ledger?"]
+    with kv_served.client() as client:
+        for turn, question in enumerate(questions):
+            mix = ("shout", "pirate+reverse")[turn % 2]
+            history.append({"role": "user", "content": question})
+            text, usage = chat(client, mix, history)
+            assert text == fresh(mix, history), turn
+            if turn >= 2:                # the other mix was read up to the answer before: only the question
+                new = usage.prompt_tokens - usage.prompt_tokens_details.cached_tokens
+                assert new <= 24, (turn, new, usage.prompt_tokens)
+            history.append({"role": "assistant", "content": text})
+            settled()
+
+
+def test_clients_that_only_share_a_system_prompt_are_not_read_for_each_other(tmp_path):
+    """Reading ahead under another mix happens only for a mix that asked an earlier turn of the same
+    chat: two clients with their own conversations over one system prompt get only their own read."""
+    import time
+
+    import httpx2 as httpx
+    import openai
+    from serve_testlib import GREEDY as greedy
+
+    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
+    from adapters_backend.library import Library
+    from adapters_backend.serve import create_app
+    from adapters_backend.serve.resolver import AdapterResolver
+    from adapters_backend.serve.runner import BackgroundServer
+
+    reads = []
+
+    class Recording(LlamaCppEngine):              # the real engine; it only notes what it was asked to read
+        def prewarm(self, messages, ctx=None, min_reuse=0.0):
+            reads.append((tuple(a.path for a in self._mix_for_record), len(messages)))
+            return super().prewarm(messages, ctx, min_reuse)
+
+        def set_adapters(self, adapters, ctx=None):
+            self._mix_for_record = list(adapters)
+            return super().set_adapters(adapters, ctx)
+
+    resolver = AdapterResolver(Library(tmp_path / "lib"), presets_path=tmp_path / "p.json", allow_paths=True)
+    app = create_app(None, resolver=resolver, bound_host="127.0.0.1",
+                     engine_factory=lambda: Recording(n_ctx=1024, n_threads=1))
+    server = BackgroundServer(app)
+    url = server.start("127.0.0.1", 0, timeout=120)
+    try:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+        def settle():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                h = httpx.get(f"{url}/health", timeout=10).json()
+                if not h["busy"] and not h["reading_ahead"] and not h["queued"]:
+                    return
+                time.sleep(0.02)
+
+        histories = {"shout": [{"role": "system", "content": SYSTEM}],
+                     "pirate+reverse": [{"role": "system", "content": SYSTEM}]}
+        for turn in range(3):
+            for mix, history in histories.items():
+                history.append({"role": "user", "content": f"{mix} question {turn}?"})
+                r = client.chat.completions.create(model="tiny-deck-demo", messages=history,
+                                                   extra_body={"adapters": MIXES[mix]}, **greedy)
+                history.append({"role": "assistant", "content": r.choices[0].message.content})
+                settle()
+        paths = {mix: tuple(str(demo.demo_lora_gguf(a["name"])) for a in MIXES[mix]) for mix in histories}
+        # One read after each answer, under the mix that answered: never the other client's mix.
+        assert len(reads) == 6
+        assert [r[0] for r in reads] == [paths["shout"], paths["pirate+reverse"]] * 3
+    finally:
+        server.stop()
