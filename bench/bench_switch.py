@@ -19,6 +19,9 @@ engines, so a busy machine slows every scenario alike:
                         cost before: the whole conversation is read again)
     serve               two clients alternating two mixes over one ~1k-token system prompt, against
                         one client with one mix on a second server (first-token time at the client)
+    serve, one chat     then, on a server of its own, one client alternating two mixes over one
+                        conversation, sending once the server has read ahead (/health) or the instant
+                        an answer ends, against a conversation kept on one mix
     decode tokens/s     an engine with snapshots and pre-warm against one without, same turns
     peak RSS            in a separate process: one engine (weights loaded, not mapped), its whole KV
                         buffer touched first, then strength changes until the store has evicted;
@@ -26,7 +29,7 @@ engines, so a busy machine slows every scenario alike:
 
 First-token time is the wall time from `generate()` (or the HTTP request) to the first token.
 
-    python bench/bench_switch.py [--threads 2] [--rounds 5] [--reply 16] [--conversation 2000]
+    python bench/bench_switch.py [--threads 2] [--rounds 5] [--reply 16] [--conversation 2000] [--serve-only]
 """
 from __future__ import annotations
 
@@ -294,36 +297,49 @@ def serve_part(args, model, loras):
 
     (one, c1), (two, c2) = server(), server()
     try:
-        h0, h1, h2, h3, h4 = [], [], [], [], []
+        h0, h1, h2 = [], [], []
         request(c1, h0, "A")                           # each reads the system prompt once
         request(c2, h1, "A")
         request(c2, h2, "B")
-        for h in (h3, h4):                             # one conversation each, asked under both mixes once
-            request(c2, h, "A")
-            request(c2, h, "B")
-        single, alternating, paced, at_once = [], [], [], []
+        single, alternating = [], []
         for r in range(args.rounds):
             single.append(request(c1, h0, "A")[0])
             t1, _u = request(c2, h1, "A")
             single.append(request(c1, h0, "A")[0])
             t2, usage = request(c2, h2, "B")
             alternating += [t1, t2]
-            # One client alternating mixes over one conversation: after the server read ahead, or at once.
-            p1, _u = request(c2, h3, "A")
-            p2, pu = request(c2, h3, "B")
-            paced += [p1, p2]
-            a1, _u = request(c2, h4, "A")
-            a2, au = request(c2, h4, "B", at_once=urls[1])
-            at_once.append(a2)
             print(f"serve round {r + 1}/{args.rounds}: one client, one mix {single[-2]:.2f}/{single[-1]:.2f} s; "
-                  f"two clients, two mixes {t1:.2f}/{t2:.2f} s ({cached(usage)} prompt tokens cached); one "
-                  f"conversation alternating, paced {p1:.2f}/{p2:.2f} s ({cached(pu)}), the next mix sent at "
-                  f"once {a2:.2f} s ({cached(au)})", flush=True)
+                  f"two clients, two mixes {t1:.2f}/{t2:.2f} s ({cached(usage)} prompt tokens cached)", flush=True)
     finally:
         one.stop()
         two.stop()
+    # Then, on a server of its own: one client alternating two mixes over one conversation, sending once
+    # the server has read ahead (paced) or the instant an answer ends, against one keeping one mix.
+    urls.clear()
+    three, c3 = server()
+    try:
+        h3, h4, h5 = [], [], []
+        for h in (h3, h4):                             # asked under both mixes once
+            request(c3, h, "A")
+            request(c3, h, "B")
+        request(c3, h5, "A")
+        same, paced, at_once = [], [], []
+        for r in range(args.rounds):
+            same.append(request(c3, h5, "A")[0])
+            p1, _u = request(c3, h3, "A")
+            p2, pu = request(c3, h3, "B")
+            paced += [p1, p2]
+            request(c3, h4, "A")
+            a2, au = request(c3, h4, "B", at_once=urls[0])
+            at_once.append(a2)
+            print(f"serve round {r + 1}/{args.rounds}: one conversation, one mix {same[-1]:.2f} s; alternating, "
+                  f"paced {p1:.2f}/{p2:.2f} s ({cached(pu)} cached), the other mix sent at once {a2:.2f} s "
+                  f"({cached(au)})", flush=True)
+    finally:
+        three.stop()
     return {"serve_single": statistics.mean(single), "serve_two": statistics.mean(alternating),
-            "serve_paced": statistics.mean(paced), "serve_at_once": statistics.mean(at_once)}
+            "serve_same": statistics.mean(same), "serve_paced": statistics.mean(paced),
+            "serve_at_once": statistics.mean(at_once)}
 
 
 def main() -> int:
@@ -361,8 +377,8 @@ def main() -> int:
         print(f"\nserve, means of {args.rounds} rounds: two clients, two mixes {res['serve_two']:.2f} s "
               f"({res['serve_two'] / res['serve_single']:.2f}× one client, one mix: {res['serve_single']:.2f} s); "
               f"one conversation alternating two mixes, sent once the server read ahead {res['serve_paced']:.2f} s "
-              f"({res['serve_paced'] / res['serve_single']:.2f}×), the other mix sent at once "
-              f"{res['serve_at_once']:.2f} s ({res['serve_at_once'] / res['serve_single']:.2f}×)")
+              f"({res['serve_paced'] / res['serve_same']:.2f}× one mix: {res['serve_same']:.2f} s), the other mix "
+              f"sent at once {res['serve_at_once']:.2f} s ({res['serve_at_once'] / res['serve_same']:.2f}×)")
         return 0
     res = engine_part(args, model, loras)
     if not args.skip_serve:
@@ -394,9 +410,9 @@ def main() -> int:
         print(f"  serve: two clients, two mixes   {res['serve_two']:6.2f} s  {ratio:6.2f}× one client, one mix "
               f"({res['serve_single']:.2f} s), means   " + verdict("serve", ratio))
         print(f"  serve: one conversation alternating two mixes, sent once the server read ahead "
-              f"{res['serve_paced']:.2f} s ({res['serve_paced'] / res['serve_single']:.2f}×); the other mix sent "
-              f"the instant the answer ended {res['serve_at_once']:.2f} s "
-              f"({res['serve_at_once'] / res['serve_single']:.2f}×)")
+              f"{res['serve_paced']:.2f} s ({res['serve_paced'] / res['serve_same']:.2f}× one mix: "
+              f"{res['serve_same']:.2f} s); the other mix sent the instant the answer ended "
+              f"{res['serve_at_once']:.2f} s ({res['serve_at_once'] / res['serve_same']:.2f}×)")
     s = res["stats"]
     print(f"strength-change engine's store at the end: {s.entries} snapshots, {s.nbytes / 2**20:.0f} of "
           f"{s.budget / 2**20:.0f} MiB, {s.tokens} tokens, {s.hits} restores, {s.evicted} evicted, {s.skipped} skipped")

@@ -10,12 +10,13 @@ the request's event loop through `call_soon_threadsafe`, so no request ever bloc
 waits for its turn. Cancelling a job (client gone, stop string reached) stops it before its next
 token, or skips it if it has not started.
 
-After an answer, while no request waits, the worker reads ahead as the desktop app does after an
-answer: the chat with its answer under the request's mix (the client's next turn then reads only its
-new message), and under each other mix of the last few requests that asked an earlier turn of this
-same chat (a client alternating mixes over one conversation finds the other mix up to date too;
-clients that only share a system prompt are not read for each other). A request that arrives stops
-it at once (llama.cpp's abort callback) and continues from what it read.
+After an answer, while no request waits, the worker reads ahead as the desktop app does for the
+mix used before: the chat with its answer, under each other mix of the last 16 requests that asked an
+earlier turn of this same chat. A client alternating mixes over one conversation then finds the other
+mix up to date when it sends at a reading pace; clients that only share a system prompt are not read
+for each other, and a client that keeps one mix costs nothing more (each read keeps a snapshot, and a
+new snapshot buffer is not free). A request that arrives stops the reading at once (llama.cpp's
+abort callback) and continues from what it read.
 
 If the engine thread dies (a crash that escapes a request, or anything that ends the thread), every
 request it held or had queued ends at once with EngineStopped (HTTP 503), later ones are refused at
@@ -36,7 +37,7 @@ from ..jobs import JobContext
 
 log = logging.getLogger(__name__)
 
-RECENT_CHATS = 3                   # earlier requests whose mix a read-ahead may bring up to date
+RECENT_CHATS = 16                  # earlier requests whose mix a read-ahead may bring up to date
 PREVIOUS_MIX_MIN_REUSE = 0.5       # … and only when that mix's cache holds this share of the chat
 
 
@@ -173,11 +174,14 @@ class EngineWorker:
             while (job := self._queue.get()) is not None:
                 self.busy = True
                 answer = self._serve(engine, job)  # request errors end the request; anything else ends the thread
+                chat, earlier = self._remember(job, answer) if answer is not None else (None, [])
+                # Said before no longer busy: whoever waits for the server to settle must not slip in between.
+                self.reading_ahead = bool(earlier) and self._queue.empty()
                 self.busy = False
                 with self._live_lock:
                     self._live.discard(job)
-                if answer is not None and self._queue.empty():
-                    self._read_ahead(engine, job, answer)
+                if self.reading_ahead:
+                    self._read_ahead(engine, chat, earlier)
         except BaseException as exc:  # the thread ends here; the requests must not wait for it
             self.busy = False
             log.error("the engine thread stopped", exc_info=exc)
@@ -234,28 +238,27 @@ class EngineWorker:
         done = job.kind == "chat" and last.finish_reason in ("stop", "length") and not job.ctx.cancelled()
         return "".join(texts) if done else None
 
-    def _read_ahead(self, engine, job: Job, answer: str) -> None:
-        """Read the chat `job` asked, with its `answer`, under its mix and bring the other recent mixes
-        up to date (see the module's docstring); stops as soon as a request is queued."""
-        prewarm = getattr(engine, "prewarm", None)
-        if not callable(prewarm):
-            return
+    def _remember(self, job: Job, answer: str) -> tuple[list, list]:
+        """Note the chat `job` asked, with its `answer`; returns it and the other mixes that asked an
+        earlier turn of it (the most recent first, each once)."""
         chat = [*job.prompt, ChatMessage("assistant", answer)]
-        earlier, done = [], [job.mix]          # mixes that read an earlier turn of this chat, once each
+        earlier: list[list[ActiveAdapter]] = []
         for seen, mix in self._recent:
-            if mix not in done and len(seen) < len(chat) and _same(seen, chat[:len(seen)]):
+            if mix != job.mix and mix not in earlier and len(seen) < len(chat) and _same(seen, chat[:len(seen)]):
                 earlier.append(mix)
-                done.append(mix)
         self._recent = [(chat, job.mix)] + self._recent[:RECENT_CHATS - 1]
+        return chat, earlier
+
+    def _read_ahead(self, engine, chat: list, mixes: list) -> None:
+        """Read `chat` under each of `mixes` whose cache holds most of it; stops as soon as a request is
+        queued."""
         ctx = _UntilNextRequest(self._queue)
-        self.reading_ahead = True
         try:
-            prewarm(chat, ctx)
-            for mix in earlier:
-                if ctx.cancelled():
+            for mix in mixes:
+                if ctx.cancelled() or not callable(getattr(engine, "prewarm", None)):
                     break
                 engine.set_adapters(mix)
-                prewarm(chat, ctx, min_reuse=PREVIOUS_MIX_MIN_REUSE)
+                engine.prewarm(chat, ctx, min_reuse=PREVIOUS_MIX_MIN_REUSE)
         except Exception as exc:  # reading ahead only saves time; the next request reports real errors
             log.info("reading ahead skipped: %s", exc)
         finally:

@@ -127,9 +127,10 @@ def test_one_conversation_alternating_two_mixes_reads_only_each_new_message(kv_s
             settled()
 
 
-def test_clients_that_only_share_a_system_prompt_are_not_read_for_each_other(tmp_path):
-    """Reading ahead under another mix happens only for a mix that asked an earlier turn of the same
-    chat: two clients with their own conversations over one system prompt get only their own read."""
+def test_reading_ahead_is_only_for_a_conversation_that_alternates_mixes(tmp_path):
+    """Two clients over one system prompt, each with its own mix, get nothing read ahead; a client that
+    alternates mixes over its conversation gets it read under the mix of its turn before, after each
+    answer (the real engine, noting what it is asked to read)."""
     import time
 
     import httpx2 as httpx
@@ -144,13 +145,13 @@ def test_clients_that_only_share_a_system_prompt_are_not_read_for_each_other(tmp
 
     reads = []
 
-    class Recording(LlamaCppEngine):              # the real engine; it only notes what it was asked to read
+    class Recording(LlamaCppEngine):
         def prewarm(self, messages, ctx=None, min_reuse=0.0):
-            reads.append((tuple(a.path for a in self._mix_for_record), len(messages)))
+            reads.append((self._mix_for_record, len(messages)))
             return super().prewarm(messages, ctx, min_reuse)
 
         def set_adapters(self, adapters, ctx=None):
-            self._mix_for_record = list(adapters)
+            self._mix_for_record = tuple(a.path for a in adapters)
             return super().set_adapters(adapters, ctx)
 
     resolver = AdapterResolver(Library(tmp_path / "lib"), presets_path=tmp_path / "p.json", allow_paths=True)
@@ -158,10 +159,15 @@ def test_clients_that_only_share_a_system_prompt_are_not_read_for_each_other(tmp
                      engine_factory=lambda: Recording(n_ctx=1024, n_threads=1))
     server = BackgroundServer(app)
     url = server.start("127.0.0.1", 0, timeout=120)
+    paths = {mix: tuple(str(demo.demo_lora_gguf(a["name"])) for a in MIXES[mix]) for mix in MIXES}
     try:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
 
-        def settle():
+        def ask(mix, history, question):
+            history.append({"role": "user", "content": question})
+            r = client.chat.completions.create(model="tiny-deck-demo", messages=history,
+                                               extra_body={"adapters": MIXES[mix]}, **greedy)
+            history.append({"role": "assistant", "content": r.choices[0].message.content})
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 h = httpx.get(f"{url}/health", timeout=10).json()
@@ -173,14 +179,12 @@ def test_clients_that_only_share_a_system_prompt_are_not_read_for_each_other(tmp
                      "pirate+reverse": [{"role": "system", "content": SYSTEM}]}
         for turn in range(3):
             for mix, history in histories.items():
-                history.append({"role": "user", "content": f"{mix} question {turn}?"})
-                r = client.chat.completions.create(model="tiny-deck-demo", messages=history,
-                                                   extra_body={"adapters": MIXES[mix]}, **greedy)
-                history.append({"role": "assistant", "content": r.choices[0].message.content})
-                settle()
-        paths = {mix: tuple(str(demo.demo_lora_gguf(a["name"])) for a in MIXES[mix]) for mix in histories}
-        # One read after each answer, under the mix that answered: never the other client's mix.
-        assert len(reads) == 6
-        assert [r[0] for r in reads] == [paths["shout"], paths["pirate+reverse"]] * 3
+                ask(mix, history, f"{mix} question {turn}?")
+        assert reads == []
+        one = [{"role": "system", "content": SYSTEM}]
+        for turn in range(4):
+            ask(("shout", "pirate+reverse")[turn % 2], one, f"alternating question {turn}?")
+        # After turns 2, 3 and 4: the chat so far, under the mix of the turn before each.
+        assert reads == [(paths["shout"], 5), (paths["pirate+reverse"], 7), (paths["shout"], 9)]
     finally:
         server.stop()
