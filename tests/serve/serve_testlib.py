@@ -34,6 +34,20 @@ def start_server(model_path=None, *, api_key=None, n_ctx=512, library_root: Path
                                                                    max_retries=0, timeout=60, **kw))
 
 
+def wait_settled(url: str, timeout: float = 60.0) -> None:
+    """Until the server at `url` has nothing to do: no request running or queued, no reading ahead."""
+    import time
+
+    import httpx2 as httpx
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        h = httpx.get(f"{url}/health", timeout=10).json()
+        if not h["busy"] and not h["reading_ahead"] and not h["queued"]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the server at {url} did not settle in {timeout} s")
+
+
 def random_model_server(tmp_path: Path, llama_cpp_src: Path):
     """A server on a random-weight 32k-vocabulary Llama (it almost never emits end-of-text: a request
     generates for as long as it is allowed), n_ctx 4096; skips the test without llama.cpp's vocab."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from serve_testlib import GREEDY, start_server
+from serve_testlib import GREEDY, start_server, wait_settled
 
 from adapters_backend import demo
 
@@ -95,22 +95,9 @@ def test_interleaved_concurrent_requests_answer_as_fresh_engines(kv_served, fres
 
 
 def test_one_conversation_alternating_two_mixes_reads_only_each_new_message(kv_served, fresh):
-    """After an answer, while no request waits, the server reads the chat with its answer under that
-    mix and brings the other recent mix up to date: a client alternating mixes over one conversation
-    at a reading pace pays only for each new message. Each answer is still a fresh engine's."""
-    import time
-
-    import httpx2 as httpx
-
-    def settled():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            h = httpx.get(f"{kv_served.url}/health", timeout=10).json()
-            if not h["busy"] and not h["reading_ahead"] and not h["queued"]:
-                return
-            time.sleep(0.02)
-        raise AssertionError("the server did not settle")
-
+    """After an answer, while no request waits, the server reads the chat with its answer under the
+    mix of the turn before: a client alternating mixes over one conversation at a reading pace pays
+    only for each new message. Each answer is still a fresh engine's."""
     history = [{"role": "system", "content": SYSTEM}]
     questions = ["Where is the lantern kept?", "Who lights it?", "When does the storm come?", "What is a gale?",
                  "Is the harbour deep?", "Who keeps the ledger?"]
@@ -124,18 +111,14 @@ def test_one_conversation_alternating_two_mixes_reads_only_each_new_message(kv_s
                 new = usage.prompt_tokens - usage.prompt_tokens_details.cached_tokens
                 assert new <= 24, (turn, new, usage.prompt_tokens)
             history.append({"role": "assistant", "content": text})
-            settled()
+            wait_settled(kv_served.url)
 
 
 def test_reading_ahead_is_only_for_a_conversation_that_alternates_mixes(tmp_path):
     """Two clients over one system prompt, each with its own mix, get nothing read ahead; a client that
     alternates mixes over its conversation gets it read under the mix of its turn before, after each
     answer (the real engine, noting what it is asked to read)."""
-    import time
-
-    import httpx2 as httpx
     import openai
-    from serve_testlib import GREEDY as greedy
 
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
     from adapters_backend.library import Library
@@ -166,14 +149,9 @@ def test_reading_ahead_is_only_for_a_conversation_that_alternates_mixes(tmp_path
         def ask(mix, history, question):
             history.append({"role": "user", "content": question})
             r = client.chat.completions.create(model="tiny-deck-demo", messages=history,
-                                               extra_body={"adapters": MIXES[mix]}, **greedy)
+                                               extra_body={"adapters": MIXES[mix]}, **GREEDY)
             history.append({"role": "assistant", "content": r.choices[0].message.content})
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                h = httpx.get(f"{url}/health", timeout=10).json()
-                if not h["busy"] and not h["reading_ahead"] and not h["queued"]:
-                    return
-                time.sleep(0.02)
+            wait_settled(url)
 
         histories = {"shout": [{"role": "system", "content": SYSTEM}],
                      "pirate+reverse": [{"role": "system", "content": SYSTEM}]}
