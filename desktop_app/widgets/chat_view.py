@@ -368,8 +368,8 @@ class ChatView(QWidget):
                 asked[-1].set_unanswered(info["error"])
         if stats is not None:
             self.status_message.emit(self._status_text(stats))
+        self.scroll.trim()                         # first: the line is placed among the widgets left
         self._place_window_marker()
-        self.scroll.trim()
         self._refresh_regenerate()
         self._update_enabled()
         if error is None:

@@ -48,8 +48,11 @@ def test_only_the_newest_page_is_shown_and_earlier_pages_come_on_request(make_ap
     assert not chat.window_marker.isVisible()
 
 
-def test_edit_and_answers_with_earlier_messages_not_shown(make_app, qtbot):
-    app = make_app().start()
+@pytest.mark.parametrize("n_ctx", [1024, 2048])                  # the model sees fewer / more than is shown
+def test_edit_and_answers_with_earlier_messages_not_shown(make_app, qtbot, n_ctx):
+    app = make_app()
+    app.state.settings.set("engine/n_ctx", n_ctx)
+    app.start()
     chat = app.window.chat
     chat.sampling.temperature.setValue(0.0)
     chat.sampling.max_tokens.setValue(8)
@@ -69,10 +72,22 @@ def test_edit_and_answers_with_earlier_messages_not_shown(make_app, qtbot):
     while chat.scroll.earlier_button.isVisible():
         chat.scroll.show_earlier()
     assert len(shown(chat)) == hidden + 2
+    lines = outside = 0
     for i in range(16):
         chat.prompt.setPlainText(f"more {i}")
         chat.send()
         qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
+        left_out = conv.messages[-1].info["left_out"]
+        widgets = chat._message_widgets()
+        at = left_out - chat.scroll.hidden
+        if 0 <= at < len(widgets):                                 # also right after the oldest were given back
+            lines += 1
+            assert chat.window_marker.isVisible()
+            assert chat.transcript_layout.indexOf(chat.window_marker) == chat.transcript_layout.indexOf(widgets[at]) - 1
+        else:                                                      # its message is not shown: no line
+            outside += 1
+            assert not chat.window_marker.isVisible(), i
+    assert (lines if n_ctx == 1024 else outside) >= 4
     assert len(conv.messages) == hidden + 34
     assert len(chat._message_widgets()) <= KEEP_AT_MOST
     assert chat.scroll.hidden + len(chat._message_widgets()) == len(conv.messages)
