@@ -8,8 +8,9 @@
   the mix used before the current one is brought up to date too, quietly, when the engine still
   holds most of the conversation under it: someone alternating two mixes then pays for one turn,
   not two (the engine reads nothing for it otherwise, see `min_reuse`).
-- Never while the engine generates or loads: the request is simply not made, and the end of the
-  answer brings the next chance. Nor while a newly loaded model's mix is being checked (an adapter
+- Never while the engine generates or loads: the request waits until the engine says it is free
+  (its "busy" report can arrive a moment after the answer's end, which asks for the after-answer
+  pre-warm; without the wait that pre-warm was sometimes dropped). Nor while a newly loaded model's mix is being checked (an adapter
   that does not fit would fail the read): the check's end brings the chance. The host itself stops
   a pre-warm as soon as a generation is asked for, and that generation continues from what the
   pre-warm read.
@@ -49,6 +50,7 @@ class PrewarmScheduler(QObject):
         self._previous_mix: list | None = None  # … and the different one before it
         self._followup: list | None = None     # the previous mix, to bring up to date next
         self._after_check = False              # a pre-warm waits for the mix check to end
+        self._after_busy = False               # … or for the engine to finish what it is doing
         self._timer = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
         host = state.host
@@ -60,11 +62,12 @@ class PrewarmScheduler(QObject):
         state.mix_model.mix_edited.connect(self.mix_changed)
         state.model_changed.connect(self._on_state_model_changed)
         state.mix_checked.connect(self._on_state_mix_checked)
+        state.busy_changed.connect(self._on_state_busy_changed)
 
     @property
     def pending(self) -> bool:
         """A pre-warm is waiting for the mix to settle, or running."""
-        return self._timer.isActive() or self._job is not None
+        return self._timer.isActive() or self._job is not None or self._after_busy
 
     # ------------------------------------------------------------------ triggers
     def mix_changed(self) -> None:
@@ -90,6 +93,12 @@ class PrewarmScheduler(QObject):
     def _on_state_model_changed(self) -> None:
         self._timer.stop()
         self._job = None
+        self._after_busy = False
+
+    def _on_state_busy_changed(self, busy: bool) -> None:
+        if not busy and self._after_busy:
+            self._after_busy = False
+            self._timer.start(0)
 
     def _on_state_mix_checked(self) -> None:
         if self._after_check:
@@ -104,6 +113,7 @@ class PrewarmScheduler(QObject):
 
     def _on_timer_timeout(self) -> None:
         if not self._enabled():
+            self._after_busy = self.state.busy and self.state.model is not None
             return
         if self.state.checking_mix:
             self._after_check = True
