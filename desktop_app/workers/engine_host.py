@@ -293,10 +293,9 @@ class EngineHost(QObject):
                 engine.set_adapters(list(req.adapters))
                 self._applied = list(req.adapters)
             from adapters_backend.engines.base import ChatMessage  # after start-up
-            messages, left_out = self._fit([ChatMessage(role=r, content=c) for r, c in req.messages])
+            messages, _left_out = self._fit([ChatMessage(role=r, content=c) for r, c in req.messages])
             result = (engine.prewarm(messages, ctx, min_reuse=req.min_reuse) if req.min_reuse
                       else engine.prewarm(messages, ctx))
-            result = dict(result or {}, left_out=left_out)
         except Exception as exc:  # a pre-warm only saves time; the generation reports errors
             log.warning("pre-warm skipped: %s", exc)
         finally:
