@@ -70,7 +70,9 @@ class LlamaServerEngine(RemoteEngine):
 
     # -- token counts, for engines.context_window --
     def prompt_tokens(self, messages, add_generation_prompt: bool = True) -> list[int]:
-        """The tokens the server makes of `messages` in a chat request (its template, then its tokenizer)."""
+        """The tokens the server makes of `messages` in a chat request (its template, then its tokenizer).
+        /apply-template always opens the assistant's turn, as a chat request does, so
+        `add_generation_prompt=False` is not honoured: this counts the prompt a request would send."""
         client = self._require()
         rendered = client.json("POST", "/apply-template", {"messages": chat_messages(messages)})
         prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
