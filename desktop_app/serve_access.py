@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 8000
 DEFAULT_N_CTX = 2048          # the app's own default (Settings → Context length)
+SHARED_OPTIONS = ("n_ctx", "n_threads", "n_gpu_layers")   # Settings the server's engine takes from the app's
 
 
 class ServeAccess:
@@ -30,11 +31,11 @@ class ServeAccess:
         return self._server is not None and self._server.running
 
     def start(self, model: LoadedModel | None, port: int = DEFAULT_PORT, ctx=None, allow_origins=(),
-              n_ctx: int | None = None) -> dict:
+              engine_options: dict | None = None) -> dict:
         """Serve `model` (the app's loaded model, or None) on 127.0.0.1; returns {"url", "model", "note"}.
         Port `port`, or any free one when it is taken. `allow_origins`: web pages (e.g.
-        "http://localhost:3000") allowed to use it. `n_ctx`: the context length (Settings' one, so the
-        API reports and uses what the app does; default: the loaded model's)."""
+        "http://localhost:3000") allowed to use it. `engine_options`: Settings' context length, threads
+        and GPU layers, so the API uses what the app does (default context: the loaded model's)."""
         from adapters_backend.demo import demo_model_path  # not needed to paint the window
         from adapters_backend.errors import BackendError
         from adapters_backend.serve import create_app
@@ -49,11 +50,11 @@ class ServeAccess:
                 note = "The loaded model is not a llama.cpp GGUF model, so the demo model is served."
             path = demo_model_path()
         origins = [normalize_origin(o) for o in allow_origins]    # a malformed one fails before loading
-        if n_ctx is None:
-            n_ctx = (model.n_ctx if model is not None else None) or DEFAULT_N_CTX
+        options = {k: v for k, v in (engine_options or {}).items() if k in SHARED_OPTIONS}
+        n_ctx = options.pop("n_ctx", None) or (model.n_ctx if model is not None else None) or DEFAULT_N_CTX
 
         def app():
-            return create_app(path, allow_origins=origins, n_ctx=int(n_ctx))
+            return create_app(path, allow_origins=origins, n_ctx=int(n_ctx), engine_options=options)
         server = BackgroundServer(app())
         try:
             url = server.start("127.0.0.1", port)

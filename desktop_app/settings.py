@@ -55,7 +55,7 @@ class AppSettings:
 
     @property
     def n_gpu_layers(self) -> int:
-        return self.get("engine/n_gpu_layers", 0, int)
+        return self.get("engine/n_gpu_layers", -1, int)      # -1: automatic (all that fit)
 
     @property
     def n_ctx(self) -> int:

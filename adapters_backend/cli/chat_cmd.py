@@ -50,7 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("--repeat-penalty", type=float, default=1.1)
     p.add_argument("--seed", type=int, default=-1, help="-1 = random")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
-    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1 = all)")
+    p.add_argument("--n-gpu-layers", type=int, default=-1,
+                   help="layers on the GPU: -1 (default) every layer that fits, none without a GPU build "
+                        "of llama.cpp; 0 = CPU only")
     p.add_argument("--ctx", type=int, default=4096, help="context length in tokens (0 = the model's)")
     p.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
     p.set_defaults(func=run)
@@ -261,8 +263,9 @@ def run(args) -> int:
 def interactive(session: ChatSession, info: dict) -> int:
     tty = sys.stdin.isatty()
     err = session.err
+    where = f", {info['device']}" if info.get("device") else ""
     err.write(f"LoRA Deck chat: {info.get('name')} ({info.get('architecture')}, context {info.get('n_ctx')} "
-              "tokens). /help lists the commands.\n")
+              f"tokens{where}). /help lists the commands.\n")
     if info.get("note"):
         err.write(f"note: {info['note']}\n")
     err.write("adapters:\n" + session.describe_mix() + "\n")

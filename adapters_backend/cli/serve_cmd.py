@@ -39,7 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--n-ctx", "--ctx", dest="n_ctx", type=int, default=4096,
                    help="context length in tokens (0 = the model's)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
-    p.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU (-1 = all)")
+    p.add_argument("--n-gpu-layers", type=int, default=-1,
+                   help="layers on the GPU: -1 (default) every layer that fits, none without a GPU build "
+                        "of llama.cpp; 0 = CPU only")
     p.add_argument("--kv-cache-mib", type=int, default=None,
                    help="memory for the KV caches of recent mixes, in MiB (default: automatic, room for four full "
                         "contexts, at most 1024; 0 = none): a request reuses the longest prompt prefix that one "
@@ -94,7 +96,8 @@ def run(args) -> int:
               f"{'' if args.api_key else ' (no --api-key set!)'}", file=sys.stderr)
     if "*" in origins:
         print("WARNING: --allow-origin '*': any web page you visit can use this server", file=sys.stderr)
-    print(f"LoRA Deck serving {info.get('name') or model.stem} (context {info.get('n_ctx')} tokens)\n"
+    print(f"LoRA Deck serving {info.get('name') or model.stem} (context {info.get('n_ctx')} tokens, "
+          f"{info.get('device') or 'CPU'})\n"
           f"  OpenAI base URL: {url}/v1    model: {app.state.model_id}\n"
           f"  adapters: {url}/v1/adapters    Ctrl+C stops", flush=True)
     try:

@@ -41,7 +41,7 @@ from .fused_builder import FusedBuilder, mix_signature
 from .kv_snapshots import BASE_KEY, mix_key
 from .llama_kv import LlamaKV, context_tokens
 from .llama_prompts import PromptReading
-from .llama_runtime import AdapterHandles, open_model, token_bytes
+from .llama_runtime import AUTO_GPU_LAYERS, AdapterHandles, device_text, open_model_on_devices, token_bytes
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,10 @@ class _Loaded:
 
 class LlamaCppEngine(PromptReading):
     def __init__(self, n_ctx: int = 4096, n_threads: int | None = None, n_threads_batch: int | None = None,
-                 n_gpu_layers: int = 0, n_batch: int = 512, fuse_mixes: bool = True, use_mmap: bool = True,
+                 n_gpu_layers: int = AUTO_GPU_LAYERS, n_batch: int = 512, fuse_mixes: bool = True, use_mmap: bool = True,
                  logits_all: bool = False, kv_snapshot_budget: int | None = None):
-        """`kv_snapshot_budget`: bytes of KV snapshots kept for recent mixes (None: sized from the model,
+        """`n_gpu_layers`: layers on the GPU (negative: automatic, see llama_runtime.gpu_layer_tries).
+        `kv_snapshot_budget`: bytes of KV snapshots kept for recent mixes (None: sized from the model,
         see kv_snapshots.auto_budget; 0: keep none)."""
         import llama_cpp
 
@@ -107,9 +108,9 @@ class LlamaCppEngine(PromptReading):
                                        "needs a .gguf model")
         base = load_base_model(path, need_table=False)    # any family llama.cpp runs; refuses adapters
         self.close()
-        opts = dict(self.options)
-        kwargs = {k: v for k, v in opts.items() if v is not None}
-        llm = open_model(path, ctx, **kwargs)
+        kwargs = {k: v for k, v in self.options.items() if v is not None and k != "n_gpu_layers"}
+        llm, gpu_layers = open_model_on_devices(path, ctx, self.options["n_gpu_layers"], base.n_layers,
+                                                gpu=self.capabilities.gpu_offload, **kwargs)
         self._llm, self._base = llm, base
         self._handles = AdapterHandles(llm)
         self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
@@ -124,13 +125,18 @@ class LlamaCppEngine(PromptReading):
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
         self._kv = LlamaKV(llm, None)
         self.set_kv_budget(self._kv_budget)
+        n_layers = int(self._lib.llama_model_n_layer(llm.model))
+        gpu = self.capabilities.gpu_offload
+        note = self._template.note
+        if gpu and self.options["n_gpu_layers"] < 0 and 0 <= gpu_layers < n_layers:
+            note = (f"Only {gpu_layers} of the model's {n_layers} layers fit the GPU's memory; the rest run on "
+                    "the CPU, which is slower. A smaller quantization or a shorter context fits more. " + note).strip()
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
             "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
-            "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
-            "n_params": int(self._lib.llama_model_n_params(llm.model)),
-            "n_gpu_layers": self.options["n_gpu_layers"], "chat_template": self._template.source,
-            "note": self._template.note, "kv_bytes_per_token": self.kv_bytes_per_token(),
+            "n_layers": n_layers, "n_params": int(self._lib.llama_model_n_params(llm.model)),
+            "n_gpu_layers": gpu_layers, "device": device_text(gpu_layers, n_layers, gpu),
+            "chat_template": self._template.source, "note": note, "kv_bytes_per_token": self.kv_bytes_per_token(),
         }
         return dict(self.info)
 

@@ -28,9 +28,9 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
                resolver: AdapterResolver | None = None, api_key: str | None = None,
                worker: EngineWorker | None = None, n_ctx: int = 4096, engine_id: str = "llama.cpp",
                check_compat: bool = True, bound_host: str = "127.0.0.1", allow_remote: bool = False,
-               allow_origins: Iterable[str] = ()) -> FastAPI:
+               allow_origins: Iterable[str] = (), engine_options: dict | None = None) -> FastAPI:
     """An app serving `model_path` (default: the demo model) with one engine from `engine_factory`
-    (default: llama.cpp with `n_ctx`). Pass a started `worker` to load the model before the server
+    (default: llama.cpp with `n_ctx` and `engine_options`, e.g. n_threads, n_gpu_layers). Pass a started `worker` to load the model before the server
     starts (the CLI does, to report a bad model at once); the app closes it at shutdown either way.
 
     Requests must be addressed to `bound_host` or a localhost name unless `allow_remote`; web pages
@@ -43,7 +43,7 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         if engine_factory is None:
             def engine_factory():
                 from ..engines import create_engine
-                return create_engine(engine_id, n_ctx=n_ctx)
+                return create_engine(engine_id, **{"n_ctx": n_ctx, **(engine_options or {})})
         worker = EngineWorker(engine_factory, model_path)
     resolver = resolver or AdapterResolver()
     builder = MixBuilder(resolver, worker.model_path, engine_id, check_compat)
@@ -147,7 +147,8 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
     def model_objects(paths: bool) -> list[dict]:
         created = int(worker.model_path.stat().st_mtime) if worker.model_path.exists() else int(time.time())
         out = [{"id": model_id, "object": "model", "created": created, "owned_by": "loradeck",
-                "path": str(worker.model_path) if paths else None, "n_ctx": worker.info.get("n_ctx")}]
+                "path": str(worker.model_path) if paths else None, "n_ctx": worker.info.get("n_ctx"),
+                 "device": worker.info.get("device")}]
         for name, entries in sorted(resolver.presets().items()):
             if name in aliases:
                 continue

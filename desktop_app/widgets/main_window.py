@@ -284,7 +284,8 @@ class MainWindow(QMainWindow):
     def _on_state_model_changed(self) -> None:
         m = self.state.model
         self.setWindowTitle(f"LoRA Deck — {m.label}" if m else "LoRA Deck")
-        self.statusBar().showMessage(f"{m.label} loaded ({m.engine})" if m else "No model loaded", 5000)
+        where = f", {m.info['device']}" if m and m.info.get("device") else ""
+        self.statusBar().showMessage(f"{m.label} loaded ({m.engine}{where})" if m else "No model loaded", 5000)
 
     # -- dialogs (imported when first opened: start-up stays light) --
     def show_convert(self) -> None:
@@ -305,7 +306,7 @@ class MainWindow(QMainWindow):
         if checked:
             self._serve_job = self.state.jobs.start(self._serve.start, self.state.model,
                                                     allow_origins=self.state.settings.server_origins,
-                                                    n_ctx=self.state.settings.n_ctx)
+                                                    engine_options=self.state.settings.engine_options())
         else:
             self._serve_job = self.state.jobs.start(self._serve.stop)
         signals = self._serve_job.signals

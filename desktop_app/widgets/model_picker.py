@@ -236,7 +236,7 @@ class ModelPicker(QWidget):
         if pending:
             self.status.setText(f"{self.selected_engine(str(self.combo.currentData()))} chosen, not loaded")
         elif m is not None and not self.state.loading and self.status.text().endswith("not loaded"):
-            self.status.setText(f"{m.engine} · ready")
+            self.status.setText(ready_text(m))
 
     def _on_state_model_loading(self, label: str) -> None:
         self.refresh()                     # shows the model being loaded, however the load was started
@@ -245,7 +245,9 @@ class ModelPicker(QWidget):
         self.load_button.setEnabled(False)
         self.status.setText(f"Loading {label}…")
 
-    def _on_state_model_load_progressed(self, done: float, total: float, _msg: str) -> None:
+    def _on_state_model_load_progressed(self, done: float, total: float, msg: str) -> None:
+        if msg and msg not in ("loading model", "ready"):   # a stage, or: the model did not fit the GPU
+            self.status.setText(msg[0].upper() + msg[1:] + "…")
         if total > 0:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * done / total))
@@ -255,7 +257,7 @@ class ModelPicker(QWidget):
         self.load_button.setEnabled(True)
         m = self.state.model
         if m or not self.status.text().startswith("Could not load"):
-            self.status.setText(f"{m.engine} · ready" if m else "No model loaded")
+            self.status.setText(ready_text(m) if m else "No model loaded")
             self.status.setToolTip(m.path if m else "")
         self.refresh()
 
@@ -263,3 +265,9 @@ class ModelPicker(QWidget):
         self.status.setText(f"Could not load {label}" + (" — PyTorch not installed" if "loradeck[torch]" in reason
                                                           else ""))
         self.status.setToolTip(reason)
+
+
+def ready_text(m) -> str:
+    """"llama.cpp · GPU · ready": the engine and, where it says, the device the loaded model runs on."""
+    device = m.info.get("device")
+    return f"{m.engine} · {device} · ready" if device else f"{m.engine} · ready"

@@ -67,11 +67,11 @@ class SettingsDialog(QDialog):
         self.threads.setAccessibleName("CPU threads")
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 1000)
-        self.gpu_layers.setSpecialValueText("all")
+        self.gpu_layers.setSpecialValueText("automatic")
         self.gpu_layers.setValue(s.n_gpu_layers)
         self.gpu_layers.setAccessibleName("GPU layers")
-        self.gpu_layers.setToolTip("Layers to offload to the GPU (0 = CPU only, all = every layer); "
-                                   "needs a GPU build of llama.cpp")
+        self.gpu_layers.setToolTip("Layers of a GGUF model on the GPU. Automatic: every layer that fits its memory, "
+                                   "none when llama.cpp was built without GPU support; 0 = CPU only")
         self.n_ctx = QSpinBox()
         self.n_ctx.setRange(256, 1_048_576)
         self.n_ctx.setSingleStep(1024)

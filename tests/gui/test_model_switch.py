@@ -206,7 +206,8 @@ def test_picking_a_model_loads_it_and_answers_name_their_model(make_app, demo_en
         picker.combo.setCurrentIndex(demo_index)
         picker.combo.activated.emit(demo_index)
     assert state.is_demo_loaded() and picker.combo.currentIndex() == picker.combo.findData(state.model.path)
-    assert picker.status.text() == "llama.cpp · ready" and not picker.pending()
+    ready = f"llama.cpp · {'GPU' if state.capability('gpu_offload') else 'CPU'} · ready"   # where it runs
+    assert picker.status.text() == ready and not picker.pending()
     qtbot.waitUntil(lambda: not state.checking_mix, timeout=TIMEOUT)
     ask(qtbot, chat)
     answers = [m for m in chat._message_widgets() if m.role == "assistant"]
@@ -219,7 +220,7 @@ def test_picking_a_model_loads_it_and_answers_name_their_model(make_app, demo_en
     assert picker.status.text().endswith("chosen, not loaded")
     picker.engine_combo.setCurrentIndex(0)             # Auto: as loaded
     assert not picker.pending() and not picker.load_button.font().bold()
-    assert picker.status.text() == "llama.cpp · ready"
+    assert picker.status.text() == ready
 
 
 def test_error_texts_name_adapters_not_paths(tmp_path):

@@ -61,7 +61,8 @@ def test_allowed_web_pages_come_from_settings(make_app, demo_engine, qtbot):
 
 
 def test_the_api_reports_the_context_length_of_settings(make_app, demo_engine, qtbot):
-    """The server the app starts uses (and reports) Settings' context length, as the chat does."""
+    """The server the app starts uses (and reports) Settings' context length and GPU layers, as the chat
+    does."""
     import json
     import urllib.request
 
@@ -69,14 +70,15 @@ def test_the_api_reports_the_context_length_of_settings(make_app, demo_engine, q
     win = app.window
     win.show_settings()
     win.settings_dialog.n_ctx.setValue(1280)
+    win.settings_dialog.gpu_layers.setValue(0)                 # CPU only, whatever llama.cpp has
     win.settings_dialog.accept()
-    assert app.state.settings.n_ctx == 1280
+    assert app.state.settings.n_ctx == 1280 and app.state.settings.n_gpu_layers == 0
     win.serve_action.trigger()
     qtbot.waitUntil(lambda: win._serve_label is not None and win._serve_label.isVisible(), timeout=60000)
     url = win._serve_label.text().removeprefix("API: ")
     with urllib.request.urlopen(f"{url}/models", timeout=30) as r:
         models = json.loads(r.read())["data"]
-    assert models[0]["n_ctx"] == 1280
+    assert models[0]["n_ctx"] == 1280 and models[0]["device"] == "CPU"
     qtbot.waitUntil(win.serve_action.isEnabled, timeout=10000)
     win.serve_action.trigger()
     qtbot.waitUntil(lambda: not win._serve_label.isVisible(), timeout=30000)

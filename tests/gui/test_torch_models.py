@@ -71,7 +71,7 @@ def test_hf_folder_on_torch_with_peft_adapter(make_app, demo_engine, tiny_models
     assert state.model is not None, state.errors.history
     assert state.model.engine == "torch" and state.model.path == str(folder)
     assert state.model.info["architecture"] == "llama" and state.model_layers() == 2
-    assert picker.status.text() == "torch · ready"
+    assert picker.status.text() == f"torch · {state.model.info['device']} · ready"
     assert picker.combo.currentData() == str(folder)           # now in the picker's list (recent models)
 
     # Install the PEFT adapter (as a drop on the window does) and add it with the mixer's button.

@@ -92,13 +92,14 @@ def test_settings_dialog_saves(make_app, qtbot):
     w.show()
     w.show_settings()
     dlg = w.settings_dialog
+    assert dlg.gpu_layers.value() == -1 and dlg.gpu_layers.text() == "automatic"    # the default
     dlg.threads.setValue(3)
     dlg.n_ctx.setValue(4096)
     dlg.sampling.temperature.setValue(0.3)
     dlg.accept()
     s = app.state.settings
     assert s.n_threads == 3 and s.n_ctx == 4096
-    assert s.engine_options()["n_threads"] == 3
+    assert s.engine_options()["n_threads"] == 3 and s.engine_options()["n_gpu_layers"] == -1
     assert s.default_sampling()["temperature"] == pytest.approx(0.3)
 
 
