@@ -39,9 +39,10 @@ from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities
 from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
 from .kv_snapshots import BASE_KEY, mix_key
+from .llama_fit import AUTO_GPU_LAYERS, open_fitted, trained_context
 from .llama_kv import LlamaKV, context_tokens
 from .llama_prompts import PromptReading
-from .llama_runtime import AUTO_GPU_LAYERS, AdapterHandles, device_text, open_model_on_devices, token_bytes
+from .llama_runtime import AdapterHandles, token_bytes
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,8 @@ class LlamaCppEngine(PromptReading):
                                        "needs a .gguf model")
         base = load_base_model(path, need_table=False)    # any family llama.cpp runs; refuses adapters
         self.close()
-        kwargs = {k: v for k, v in self.options.items() if v is not None and k != "n_gpu_layers"}
-        llm, gpu_layers = open_model_on_devices(path, ctx, self.options["n_gpu_layers"], base.n_layers,
-                                                gpu=self.capabilities.gpu_offload, **kwargs)
+        trained = trained_context(base.hparams, base.arch_name)
+        llm, fit = open_fitted(path, ctx, self.options, base.n_layers, trained, gpu=self.capabilities.gpu_offload)
         self._llm, self._base = llm, base
         self._handles = AdapterHandles(llm)
         self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
@@ -125,18 +125,13 @@ class LlamaCppEngine(PromptReading):
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
         self._kv = LlamaKV(llm, None)
         self.set_kv_budget(self._kv_budget)
-        n_layers = int(self._lib.llama_model_n_layer(llm.model))
-        gpu = self.capabilities.gpu_offload
-        note = self._template.note
-        if gpu and self.options["n_gpu_layers"] < 0 and 0 <= gpu_layers < n_layers:
-            note = (f"Only {gpu_layers} of the model's {n_layers} layers fit the GPU's memory; the rest run on "
-                    "the CPU, which is slower. A smaller quantization or a shorter context fits more. " + note).strip()
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
-            "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
-            "n_layers": n_layers, "n_params": int(self._lib.llama_model_n_params(llm.model)),
-            "n_gpu_layers": gpu_layers, "device": device_text(gpu_layers, n_layers, gpu),
-            "chat_template": self._template.source, "note": note, "kv_bytes_per_token": self.kv_bytes_per_token(),
+            "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm), "n_ctx_train": trained,
+            "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
+            "n_params": int(self._lib.llama_model_n_params(llm.model)),
+            "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,
+            "note": " ".join([*fit.notes, self._template.note]).strip(), "kv_bytes_per_token": self.kv_bytes_per_token(),
         }
         return dict(self.info)
 
@@ -383,8 +378,10 @@ class LlamaCppEngine(PromptReading):
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         n_ctx = context_tokens(llm)
         if len(tokens) >= n_ctx - 1:
+            longer = ("" if n_ctx >= (self.info.get("n_ctx_train") or n_ctx + 1)      # the model allows no more
+                      else " or load the model with a longer context")
             raise EngineError(f"the conversation ({len(tokens)} tokens) does not fit the context of {n_ctx} "
-                              "tokens; start a new chat or load the model with a longer context")
+                              f"tokens; start a new chat{longer}")
         self._swap_in_fused()
         return self._stream(tokens, prompt.stops, params, ctx, max(1, min(params.max_tokens, n_ctx - len(tokens))))
 

@@ -2,8 +2,6 @@
 
 - `open_model`: `Llama(...)` with load progress and cancel (llama.cpp's progress callback; returning
   False aborts the load) and llama.cpp's own reason in the error when loading fails.
-- `open_model_on_devices`: the same with GPU layers chosen automatically: every layer when llama.cpp
-  has a GPU, fewer when the model does not fit its memory, none without a GPU.
 - `AdapterHandles`: runtime LoRA adapters on one model/context — init (NULL-checked: a NULL from
   ctypes is a *falsy* pointer object, not None), set the active weighted set, free (only after the
   adapter left the context's set; a freed adapter still listed there would dangle).
@@ -12,8 +10,6 @@
 from __future__ import annotations
 
 import ctypes
-import gc
-import logging
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,10 +18,6 @@ from pathlib import Path
 from ..errors import AdapterFormatError, BaseModelError, IncompatibleAdapterError, JobCancelled
 from ..jobs import JobContext
 from . import llama_log
-
-log = logging.getLogger(__name__)
-
-AUTO_GPU_LAYERS = -1                   # n_gpu_layers: every layer that fits the GPU, none without one
 
 _PATCH_LOCK = threading.Lock()         # the progress hook patches a module function for one load at a time
 
@@ -118,60 +110,7 @@ class OutOfMemoryLoadError(BaseModelError):
     """Loading failed for want of memory (host or GPU): fewer GPU layers may fit."""
 
 
-def gpu_layer_tries(requested: int, n_layers: int, gpu: bool) -> list[int]:
-    """The GPU layer counts to load with, in order, until one fits. A count the user set is tried alone;
-    automatic (negative) is every layer (and the output layer: llama.cpp's -1), then three quarters,
-    half, a quarter of the layers, then none; without a GPU, none."""
-    if not gpu:
-        return [0]
-    if requested >= 0:
-        return [requested]
-    tries = [AUTO_GPU_LAYERS]
-    for share in (3, 2, 1, 0):
-        layers = max(0, n_layers) * share // 4
-        if layers not in tries:
-            tries.append(layers)
-    return tries
-
-
-def open_model_on_devices(path: Path, ctx: JobContext | None, n_gpu_layers: int, n_layers: int,
-                          gpu: bool | None = None, **llama_kwargs):
-    """open_model with GPU layers per gpu_layer_tries: returns (llm, the count it loaded with, 0 when
-    llama.cpp has no GPU). A try that runs out of memory frees what it took before the next. `gpu`:
-    whether llama.cpp has a GPU (None: ask it)."""
-    import llama_cpp
-
-    ctx = ctx or JobContext()
-    if gpu is None:
-        gpu = bool(llama_cpp.llama_supports_gpu_offload())
-    tries = gpu_layer_tries(n_gpu_layers, n_layers, gpu)
-    for i, layers in enumerate(tries):
-        try:
-            return open_model(path, ctx, n_gpu_layers=layers, **llama_kwargs), layers
-        except OutOfMemoryLoadError as exc:
-            if i + 1 == len(tries) and i > 0:       # automatic, and not even the CPU alone had room
-                raise OutOfMemoryLoadError(path, exc.problem.replace(_FEWER_LAYERS, "") +
-                                           f" (tried {len(tries)} GPU layer counts down to none)") from exc
-            if i + 1 == len(tries):
-                raise
-            fewer = tries[i + 1]
-            log.info("%s: %s; trying %d of %d layers on the GPU", path.name, exc.problem, fewer, n_layers)
-            ctx.report(0.0, 1.0, f"the model does not fit the GPU's memory: trying {fewer} of {n_layers} layers")
-            gc.collect()                    # the failed Llama's model and context go before the next try
-            release_free_memory()
-    raise AssertionError("unreachable: the last try returns or raises")
-
-
-def device_text(layers: int, n_layers: int, gpu: bool) -> str:
-    """Where the model runs, in a word or three: "CPU", "GPU", "GPU, 16 of 32 layers"."""
-    if not gpu or layers == 0:
-        return "CPU"
-    if layers < 0 or layers >= n_layers:
-        return "GPU"
-    return f"GPU, {layers} of {n_layers} layers"
-
-
-_FEWER_LAYERS = " or fewer GPU layers"
+FEWER_LAYERS = " or fewer GPU layers"
 
 
 def _out_of_memory(reason: str) -> bool:
@@ -188,7 +127,7 @@ def _load_failure(reason: str, exc: Exception) -> str:
                 f"({reason})")
     if _out_of_memory(reason):
         return (f"not enough memory to load the model ({reason}); try a smaller quantization, a shorter "
-                f"context (--ctx){_FEWER_LAYERS}")
+                f"context (--ctx){FEWER_LAYERS}")
     if "not within the file bounds" in low or "failed to read" in low or "corrupt" in low:
         return f"the file is damaged or incomplete ({reason}); download it again"
     if "context" in str(exc).lower() and not reason:

@@ -39,6 +39,7 @@ def tiny(tmp_path_factory, vocab_gguf):
     w = em.base_weights(32000, seed=0)
     ns = types.SimpleNamespace(dir=d, weights=w, vocab=vocab_gguf)
     ns.base = em.write_base(d / "base.gguf", w, vocab_gguf)
+    ns.long_base = em.write_base(d / "long-base.gguf", w, vocab_gguf, context_length=1 << 24)   # "trained" long
     ns.l1 = em.make_lora(w, rank=4, seed=1, alpha=8.0, embed=True)
     ns.l2 = em.make_lora(w, rank=8, seed=2, targets=("attn_k", "attn_output", "ffn_gate", "ffn_down"))
     ns.l3 = em.make_lora(w, rank=4, seed=3, targets=("attn_q", "ffn_down"), layers=[1])

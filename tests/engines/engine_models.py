@@ -64,12 +64,12 @@ def base_weights(n_vocab: int, seed: int = 0, arch_dim: int = DIM) -> dict[str, 
 
 def write_base(path: Path, weights: dict[str, np.ndarray], vocab_gguf: Path, *, arch: str = "llama",
                chat_template: str | None = CHAT_TEMPLATE, name: str = "tiny test llama",
-               split_max_tensors: int = 0) -> Path:
+               split_max_tensors: int = 0, context_length: int = CTX) -> Path:
     """The model file; with `split_max_tensors`, a split model (gguf-py names the parts
     STEM-0000i-of-0000n.gguf) and the first part is returned."""
     w = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     w.add_name(name)
-    w.add_context_length(CTX)
+    w.add_context_length(context_length)
     w.add_embedding_length(DIM)
     w.add_block_count(LAYERS)
     w.add_feed_forward_length(FF)

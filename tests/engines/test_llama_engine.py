@@ -369,6 +369,7 @@ def test_not_enough_memory_is_a_clear_error(tiny):
         "except BaseModelError as exc:\n"
         "    print(exc)\n"
     )
-    run = subprocess.run([sys.executable, "-c", code, str(tiny.base)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", code, str(tiny.long_base)], capture_output=True, text=True,
+                         timeout=120)
     assert run.returncode == 0, run.stderr
     assert "not enough memory" in run.stdout and "--ctx" in run.stdout

@@ -4,6 +4,7 @@ the end of an answer work the same with the earlier messages not shown."""
 from __future__ import annotations
 
 import pytest
+from fixtures.long_demo import long_demo_model  # noqa: F401  (pytest fixture)
 from PySide6.QtCore import Qt
 
 from desktop_app.conversation_store import Conversation, Message
@@ -49,9 +50,10 @@ def test_only_the_newest_page_is_shown_and_earlier_pages_come_on_request(make_ap
 
 
 @pytest.mark.parametrize("n_ctx", [1024, 2048])                  # the model sees fewer / more than is shown
-def test_edit_and_answers_with_earlier_messages_not_shown(make_app, qtbot, n_ctx):
+def test_edit_and_answers_with_earlier_messages_not_shown(make_app, qtbot, n_ctx, long_demo_model):
     app = make_app()
     app.state.settings.set("engine/n_ctx", n_ctx)
+    app.state.settings.set_last_model(str(long_demo_model), "llama.cpp")    # the demo model's own context is 512
     app.start()
     chat = app.window.chat
     chat.sampling.temperature.setValue(0.0)

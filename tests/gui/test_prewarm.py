@@ -5,6 +5,7 @@ a fresh engine gives; compare re-runs and the Settings budget use the same snaps
 from __future__ import annotations
 
 import pytest
+from fixtures.long_demo import long_demo_model  # noqa: F401  (pytest fixture)
 from PySide6.QtCore import QPoint, Qt
 
 from desktop_app import prewarm_scheduler
@@ -12,7 +13,15 @@ from desktop_app import prewarm_scheduler
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
 
 TIMEOUT = 60000
+# ~1,200 tokens: longer than the demo model's own context (512), so these tests run on a copy that says 4,096.
 LONG_SYSTEM = " ".join(["The harbour keeper writes the weather in a ledger every morning."] * 35)
+
+
+def started_on(make_app, model):
+    """The app started with `model` as the last model used."""
+    app = make_app()
+    app.state.settings.set_last_model(str(model), "llama.cpp")
+    return app.start()
 
 
 def greedy(chat, max_tokens=12):
@@ -55,8 +64,8 @@ def click_switch(qtbot, row):
     qtbot.mouseClick(sw, Qt.MouseButton.LeftButton, pos=QPoint(8, sw.height() // 2))
 
 
-def test_after_a_slider_move_the_next_answer_reads_only_the_new_message(make_app, direct_reply, qtbot):
-    app = make_app().start()
+def test_after_a_slider_move_the_next_answer_reads_only_the_new_message(make_app, direct_reply, qtbot, long_demo_model):
+    app = started_on(make_app, long_demo_model)
     state, w = app.state, app.window
     qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
     greedy(w.chat)
@@ -111,8 +120,8 @@ def test_no_prewarm_while_an_answer_is_written(make_app, qtbot, monkeypatch):
     assert during and not any(during)                     # asked only after the answer ended
 
 
-def test_a_send_during_the_prewarm_continues_from_where_it_got(make_app, qtbot):
-    app = make_app().start()
+def test_a_send_during_the_prewarm_continues_from_where_it_got(make_app, qtbot, long_demo_model):
+    app = started_on(make_app, long_demo_model)
     state, w = app.state, app.window
     qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
     greedy(w.chat, max_tokens=4)
@@ -177,10 +186,10 @@ def test_settings_show_the_snapshot_memory_and_change_it(make_app, qtbot):
     assert state.settings.engine_options()["kv_snapshot_budget"] == 0
 
 
-def test_after_an_answer_the_previous_mix_is_brought_up_to_date_too(make_app, direct_reply, qtbot):
+def test_after_an_answer_the_previous_mix_is_brought_up_to_date_too(make_app, direct_reply, qtbot, long_demo_model):
     """Alternating two mixes: after an answer under one, the other (still cached) reads the new turn
     in the background, so switching back finds nothing left to read."""
-    app = make_app().start()
+    app = started_on(make_app, long_demo_model)
     state, w = app.state, app.window
     qtbot.waitUntil(lambda: len(w.mixer.rows) == 3, timeout=TIMEOUT)
     greedy(w.chat)

@@ -69,16 +69,16 @@ def test_the_api_reports_the_context_length_of_settings(make_app, demo_engine, q
     app = make_app().start()
     win = app.window
     win.show_settings()
-    win.settings_dialog.n_ctx.setValue(1280)
+    win.settings_dialog.n_ctx.setValue(384)   # the demo model allows 512
     win.settings_dialog.gpu_layers.setValue(0)                 # CPU only, whatever llama.cpp has
     win.settings_dialog.accept()
-    assert app.state.settings.n_ctx == 1280 and app.state.settings.n_gpu_layers == 0
+    assert app.state.settings.n_ctx == 384 and app.state.settings.n_gpu_layers == 0
     win.serve_action.trigger()
     qtbot.waitUntil(lambda: win._serve_label is not None and win._serve_label.isVisible(), timeout=60000)
     url = win._serve_label.text().removeprefix("API: ")
     with urllib.request.urlopen(f"{url}/models", timeout=30) as r:
         models = json.loads(r.read())["data"]
-    assert models[0]["n_ctx"] == 1280 and models[0]["device"] == "CPU"
+    assert models[0]["n_ctx"] == 384 and models[0]["device"] == "CPU"
     qtbot.waitUntil(win.serve_action.isEnabled, timeout=10000)
     win.serve_action.trigger()
     qtbot.waitUntil(lambda: not win._serve_label.isVisible(), timeout=30000)

@@ -10,7 +10,8 @@ from serve_testlib import GREEDY, start_server, wait_settled
 
 from adapters_backend import demo
 
-SYSTEM = " ".join(["You answer questions about harbours, lanterns and the weather at sea."] * 12)
+# ~130 tokens: the demo model was trained on 512-token contexts, so its context is 512 whatever is asked.
+SYSTEM = " ".join(["You answer questions about harbours, lanterns and the weather at sea."] * 4)
 MIXES = {"shout": [{"name": "shout", "strength": 0.9}],
          "pirate+reverse": [{"name": "pirate", "strength": 0.7}, {"name": "reverse", "strength": -0.4}],
          "base": []}
@@ -19,7 +20,7 @@ MIXES = {"shout": [{"name": "shout", "strength": 0.9}],
 @pytest.fixture(scope="module")
 def kv_served(tmp_path_factory):
     d = tmp_path_factory.mktemp("serve-kv")
-    s = start_server(library_root=d / "library", presets_path=d / "mix_presets.json", n_ctx=1024)
+    s = start_server(library_root=d / "library", presets_path=d / "mix_presets.json", n_ctx=512)
     yield s
     s.server.stop()
 
@@ -30,7 +31,7 @@ def fresh():
     from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
     from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine, run_to_text
 
-    engine = LlamaCppEngine(n_ctx=1024, n_threads=1, kv_snapshot_budget=0)
+    engine = LlamaCppEngine(n_ctx=512, n_threads=1, kv_snapshot_budget=0)
     engine.load(demo.demo_model_path())
     params = SamplingParams(max_tokens=GREEDY["max_tokens"], temperature=0.0, seed=GREEDY["seed"])
 
@@ -139,7 +140,7 @@ def test_reading_ahead_is_only_for_a_conversation_that_alternates_mixes(tmp_path
 
     resolver = AdapterResolver(Library(tmp_path / "lib"), presets_path=tmp_path / "p.json", allow_paths=True)
     app = create_app(None, resolver=resolver, bound_host="127.0.0.1",
-                     engine_factory=lambda: Recording(n_ctx=1024, n_threads=1))
+                     engine_factory=lambda: Recording(n_ctx=512, n_threads=1))
     server = BackgroundServer(app)
     url = server.start("127.0.0.1", 0, timeout=120)
     paths = {mix: tuple(str(demo.demo_lora_gguf(a["name"])) for a in MIXES[mix]) for mix in MIXES}
