@@ -1,9 +1,11 @@
-"""`loradeck chat --model BASE.gguf [--adapter PATH[:STRENGTH] ...] [--prompt TEXT] ...`
+"""`loradeck chat [--model BASE.gguf] [--adapter ADAPTER[:STRENGTH] ...] [--prompt TEXT] ...`
 
-With --prompt: print the reply and exit (deterministic at --temperature 0). Without: an interactive
+Without --model: the built-in demo model. An adapter is a file or folder, or the name (or id) of one in
+the adapter library or of a demo adapter. With --prompt: print the reply and exit (deterministic at --temperature 0). Without: an interactive
 terminal chat; commands change the adapter mix between turns, without reloading the model:
 
-    /adapter PATH [STRENGTH]   add an adapter (or set the strength of one already in the mix)
+    /adapter ADAPTER [STRENGTH]   add an adapter: a path, or a library or demo adapter's name
+                               (or set the strength of one already in the mix)
     /strength NAME STRENGTH    change a strength (NAME: adapter name or its number in /adapters)
     /remove NAME               take an adapter out of the mix (frees it)
     /adapters                  list the mix
@@ -29,18 +31,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser("chat", help="chat with a model and a mix of LoRA adapters (llama.cpp or PyTorch)",
                        description="Chat with a model in the terminal, with any number of LoRA adapters "
                                    "at their own strengths. With --prompt, print one reply and exit.")
-    p.add_argument("--model", "-m", required=True,
+    p.add_argument("--model", "-m", default=None,
                    help="GGUF model file (llama.cpp), a Hugging Face model folder or Hub id (--engine torch), "
-                        "or a server URL (--engine llama-server, vllm, lorax)")
+                        "or a server URL (--engine llama-server, vllm, lorax); default: the demo model")
     p.add_argument("--engine", choices=("auto", "llama.cpp", "torch", "llama-server", "vllm", "lorax"),
                    default="auto",
                    help="auto: llama.cpp for a .gguf file, torch for a model folder or Hub id; llama-server, "
                         "vllm, lorax: chat through that running server, --model being its URL")
     p.add_argument("--api-key", default=None, help="remote engines: the server's API key, if it needs one")
     p.add_argument("--device", default=None, help="torch engine: cuda, mps or cpu (default: the best present)")
-    p.add_argument("--adapter", "-a", action="append", default=[], metavar="PATH[:STRENGTH]",
-                   help="adapter file or folder (any supported format), strength in [-2, 2], default 1; "
-                        "repeat for a mix")
+    p.add_argument("--adapter", "-a", action="append", default=[], metavar="ADAPTER[:STRENGTH]",
+                   help="adapter file or folder (any supported format), or the name or id of an installed or "
+                        "demo adapter; strength in [-2, 2], default 1; repeat for a mix")
     p.add_argument("--prompt", "-p", help="one message: print the reply and exit")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--max-tokens", type=int, default=512)
@@ -62,9 +64,10 @@ class ChatSession:
     """The conversation and the mix of an interactive chat; every mix change goes to the engine at once."""
 
     def __init__(self, engine, params, system: str | None, out=sys.stdout, err=sys.stderr, stats: bool = False,
-                 n_ctx: int | None = None):
-        """`n_ctx`: the model's context; once the chat outgrows it, its oldest turns are left out."""
-        self.engine, self.params, self.system = engine, params, system
+                 n_ctx: int | None = None, remote: bool = False):
+        """`n_ctx`: the model's context; once the chat outgrows it, its oldest turns are left out.
+        `remote`: the engine is a server, which may know adapters by names of its own."""
+        self.engine, self.params, self.system, self.remote = engine, params, system, remote
         self.out, self.err, self.stats = out, err, stats
         self.n_ctx = n_ctx
         self.left_out = 0              # oldest messages the model is no longer given
@@ -76,21 +79,21 @@ class ChatSession:
         self.engine.set_adapters(mix)          # raises → the engine and self.mix keep the previous mix
         self.mix = mix
 
-    def add_adapter(self, path: str, strength: float) -> None:
+    def add_adapter(self, spec: str, strength: float) -> None:
         from ..engines.base import ActiveAdapter
-        target = str(Path(path).expanduser())
+        target, name = find_adapter(spec, self.remote)
         mix = [a for a in self.mix]
         for i, a in enumerate(mix):
             if a.path == target:
                 mix[i] = ActiveAdapter(a.path, strength, a.layer_scales, a.name)
                 break
         else:
-            mix.append(ActiveAdapter(target, strength, name=self._unique_name(target)))
+            mix.append(ActiveAdapter(target, strength, name=self._unique_name(name or target)))
         self._apply(mix)
 
-    def _unique_name(self, path: str) -> str:
+    def _unique_name(self, path_or_name: str) -> str:
         from ..engines.base import adapter_display_name
-        base = adapter_display_name(path)
+        base = adapter_display_name(path_or_name)
         names = {a.display_name for a in self.mix}
         name, k = base, 2
         while name in names:
@@ -201,6 +204,21 @@ class ChatSession:
         return True
 
 
+def find_adapter(spec: str, remote: bool = False) -> tuple[str, str | None]:
+    """What `--adapter` / `/adapter` name: an existing file or folder, else an adapter of the library (by
+    id or name) or a demo adapter. Returns (path, its library or demo name or None). A remote engine's
+    server may know names of its own: for it, what is not a local path goes as it is."""
+    local = Path(spec).expanduser()
+    if local.exists() or remote:
+        return (str(local) if local.exists() else spec), None
+    from ..serve.resolver import AdapterResolver, UnknownAdapter
+    try:
+        found = AdapterResolver(allow_paths=False).resolve(spec)
+    except UnknownAdapter as exc:
+        raise BackendError(f"{spec}: no such file or folder, and {exc}") from None
+    return str(found.path), found.name
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -224,6 +242,11 @@ def run(args) -> int:
     params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                             top_k=args.top_k, repeat_penalty=args.repeat_penalty, seed=args.seed)
     engine_id = args.engine
+    if args.model is None:
+        if engine_id not in ("auto", "llama.cpp"):
+            raise BackendError(f"--engine {engine_id} needs --model (the demo model is a GGUF for llama.cpp)")
+        from ..demo import demo_model_path
+        args.model = str(demo_model_path())
     if engine_id == "auto":
         if is_url(args.model):
             raise BackendError(f"{args.model} is a server address: say which server it is with --engine "
@@ -242,14 +265,13 @@ def run(args) -> int:
         if engine_id not in REMOTE and Path(model).expanduser().exists():
             model = Path(model).expanduser()
         info = engine.load(model)
-        session = ChatSession(engine, params, args.system, stats=args.stats, n_ctx=info.get("n_ctx"))
+        session = ChatSession(engine, params, args.system, stats=args.stats, n_ctx=info.get("n_ctx"),
+                              remote=engine_id in REMOTE)
         mix = []
         for spec in args.adapter:
             path, strength = split_strength(spec)
-            # A remote engine may take a server-side name or Hub id: expand only what exists here.
-            local = Path(path).expanduser()
-            remote_name = engine_id in REMOTE and not local.exists()
-            mix.append(ActiveAdapter(path if remote_name else str(local), strength))
+            path, name = find_adapter(path, session.remote)
+            mix.append(ActiveAdapter(path, strength, name=name))
         if mix:
             session._apply(mix)
         if args.prompt is not None:

@@ -98,6 +98,33 @@ def test_a_chat_longer_than_the_context_keeps_going(tiny, make_engine):
                                                           repeat_penalty=1.1)) == replies[-1]
 
 
+def test_without_a_model_it_is_the_demo_and_adapters_go_by_their_library_or_demo_name(tiny, tmp_path, monkeypatch):
+    from adapters_backend import demo
+    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
+    from adapters_backend.library import Library
+
+    monkeypatch.setenv("LORADECK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    Library().install(demo.demo_lora_gguf("pirate"), name="my-pirate")          # as `loradeck install` does
+    greedy = ["--temperature", "0", "--max-tokens", "12", "--threads", "1", "--prompt", "What is the capital of France?"]
+    run = loradeck("chat", "-a", "shout:0.9", "-a", "my-pirate:0.5", *greedy)
+    assert run.returncode == 0, run.stderr
+    engine = LlamaCppEngine(n_ctx=4096, n_threads=1)
+    try:
+        engine.load(demo.demo_model_path())
+        engine.set_adapters([ActiveAdapter(str(demo.demo_lora_gguf("shout")), 0.9),
+                             ActiveAdapter(str(demo.demo_lora_gguf("pirate")), 0.5)])
+        want = run_to_text(engine, [ChatMessage("user", "What is the capital of France?")],
+                           SamplingParams(max_tokens=12, temperature=0.0, top_p=0.95, top_k=40, repeat_penalty=1.1))
+    finally:
+        engine.close()
+    assert run.stdout == want + "\n"
+    unknown = loradeck("chat", "-a", "no-such-style", *greedy)
+    assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
+    assert "no-such-style: no such file or folder, and unknown adapter" in unknown.stderr
+    assert "my-pirate" in unknown.stderr and "shout" in unknown.stderr             # what there is, by name
+
+
 def test_bad_model_is_one_clear_line(tiny):
     run = loradeck("chat", "--model", tiny.l1_path, "--prompt", "hi")
     assert run.returncode == 2
