@@ -109,8 +109,7 @@ class LlamaCppEngine(PromptReading):
                                        "needs a .gguf model")
         base = load_base_model(path, need_table=False)    # any family llama.cpp runs; refuses adapters
         self.close()
-        trained = trained_context(base.hparams, base.arch_name)
-        llm, fit = open_fitted(path, ctx, self.options, base.n_layers, trained, gpu=self.capabilities.gpu_offload)
+        llm, fit = open_fitted(path, ctx, self.options, base, gpu=self.capabilities.gpu_offload)
         self._llm, self._base = llm, base
         self._handles = AdapterHandles(llm)
         self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
@@ -127,7 +126,8 @@ class LlamaCppEngine(PromptReading):
         self.set_kv_budget(self._kv_budget)
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
-            "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm), "n_ctx_train": trained,
+            "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
+            "n_ctx_train": trained_context(base.hparams, base.arch_name),
             "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
             "n_params": int(self._lib.llama_model_n_params(llm.model)),
             "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,

@@ -8,15 +8,22 @@ long the context may be.
 - Context: never longer than the model was trained for (its `<arch>.context_length`), as the PyTorch
   engine does with `max_position_embeddings`: past it, positions the model never saw make its answers
   degrade without any error, while a shorter context only moves the long-chat window sooner.
+- Memory: a model (and its KV cache) larger than the computer's memory still loads, llama.cpp maps
+  the file, but then every token pages it in from disk: `memory_note` says so instead of leaving the
+  user with answers that crawl.
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..jobs import JobContext
+from .llama_kv import kv_bytes_per_token
 from .llama_runtime import FEWER_LAYERS, OutOfMemoryLoadError, open_model, release_free_memory
 
 log = logging.getLogger(__name__)
@@ -73,11 +80,12 @@ def context_to_ask(requested: int, trained: int | None) -> tuple[int, str | None
                      "trained on contexts up to that length, and past it its answers would degrade.")
 
 
-def open_fitted(path: Path, ctx: JobContext | None, options: dict, n_layers: int, trained: int | None,
-                gpu: bool) -> tuple[object, Fit]:
-    """Load `path` with llama-cpp-python's `options` (n_gpu_layers and n_ctx fitted as above). `gpu`:
-    whether llama.cpp has a GPU. A try that runs out of memory frees what it took before the next."""
+def open_fitted(path: Path, ctx: JobContext | None, options: dict, base, gpu: bool) -> tuple[object, Fit]:
+    """Load `path` (`base`: its BaseModelInfo) with llama-cpp-python's `options`, n_gpu_layers and n_ctx
+    fitted as above. `gpu`: whether llama.cpp has a GPU. A try that runs out of memory frees what it took
+    before the next."""
     ctx = ctx or JobContext()
+    n_layers, trained = base.n_layers, trained_context(base.hparams, base.arch_name)
     kwargs = {k: v for k, v in options.items() if v is not None and k != "n_gpu_layers"}
     kwargs["n_ctx"], context_note = context_to_ask(int(options.get("n_ctx") or 0), trained)
     requested = int(options.get("n_gpu_layers", AUTO_GPU_LAYERS))
@@ -97,10 +105,55 @@ def open_fitted(path: Path, ctx: JobContext | None, options: dict, n_layers: int
             gc.collect()                    # the failed Llama's model and context go before the next try
             release_free_memory()
             continue
-        notes = [context_note] if context_note else []
+        fit = Fit(layers, device_text(layers, n_layers, gpu), kwargs["n_ctx"], [context_note] if context_note else [])
         if i > 0:
-            notes.append((f"Only {layers} of the model's {n_layers} layers fit the GPU's memory; the rest run on "
-                          "the CPU" if layers else "The model does not fit the GPU's memory; it runs on the CPU") +
-                         ", which is slower. A smaller quantization or a shorter context fits more.")
-        return llm, Fit(layers, device_text(layers, n_layers, gpu), kwargs["n_ctx"], notes)
+            fit.notes.append((f"Only {layers} of the model's {n_layers} layers fit the GPU's memory; the rest run "
+                              "on the CPU" if layers else "The model does not fit the GPU's memory; it runs on the CPU")
+                             + ", which is slower. A smaller quantization or a shorter context fits more.")
+        weights = sum(part.stat().st_size for part in [path, *base.gguf_parts])
+        kv = fit.n_ctx * kv_bytes_per_token(llm, base.arch_name, options.get("type_k") == 0)
+        unified = gpu and sys.platform == "darwin"             # Apple silicon: the GPU uses the same memory
+        note = memory_note(host_bytes(weights, kv, fit, n_layers, unified), total_memory())
+        if note:
+            fit.notes.append(note)
+        return llm, fit
     raise AssertionError("unreachable: the last try returns or raises")
+
+
+MEMORY_SHARE = 0.85                    # more than this share of the computer's memory: say it will crawl
+
+
+def total_memory() -> int | None:
+    """The computer's physical memory in bytes; None where it cannot be read."""
+    if sys.platform == "win32":
+        class Status(ctypes.Structure):
+            _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
+                        ("avail", ctypes.c_ulonglong), ("page_total", ctypes.c_ulonglong),
+                        ("page_avail", ctypes.c_ulonglong), ("virtual_total", ctypes.c_ulonglong),
+                        ("virtual_avail", ctypes.c_ulonglong), ("extended", ctypes.c_ulonglong)]
+        status = Status(length=ctypes.sizeof(Status))
+        return int(status.total) if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)) else None
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_note(need: int, total: int | None) -> str | None:
+    """What to tell the user when `need` bytes (weights and KV cache the CPU side holds) come near or past
+    `total`, the computer's memory; None when they fit."""
+    if not total or need <= MEMORY_SHARE * total:
+        return None
+    return (f"This model needs about {need / 1e9:.1f} GB of memory and this computer has {total / 1e9:.1f} GB, so "
+            "its answers will be very slow while the system reads it from disk again and again. A smaller "
+            "quantization of it (Q4_K_M takes about 0.6 GB per billion parameters) or a shorter context fits better.")
+
+
+def host_bytes(weights: int, kv: int, fit: Fit, n_layers: int, unified: bool) -> int:
+    """The bytes of weights and KV cache in the computer's memory: all of them with the model on the CPU
+    or on a GPU that shares the computer's memory (Apple silicon); the CPU layers' share otherwise."""
+    if unified or fit.gpu_layers == 0:
+        return weights + kv
+    if fit.gpu_layers < 0 or fit.gpu_layers >= n_layers:
+        return 0
+    return int((weights + kv) * (n_layers - fit.gpu_layers) / max(1, n_layers))

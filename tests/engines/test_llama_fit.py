@@ -16,7 +16,16 @@ import pytest
 
 from adapters_backend.engines.base import ChatMessage, SamplingParams
 from adapters_backend.engines.llama_cpp_engine import run_to_text
-from adapters_backend.engines.llama_fit import context_to_ask, device_text, gpu_layer_tries, trained_context
+from adapters_backend.engines.llama_fit import (
+    Fit,
+    context_to_ask,
+    device_text,
+    gpu_layer_tries,
+    host_bytes,
+    memory_note,
+    total_memory,
+    trained_context,
+)
 from adapters_backend.errors import EngineError
 
 
@@ -42,7 +51,27 @@ def test_automatic_is_the_default_and_says_where_the_model_runs(tiny, make_engin
         assert info["device"] == "GPU" and info["n_gpu_layers"] == -1
     else:
         assert info["device"] == "CPU" and info["n_gpu_layers"] == 0
-    assert "GPU's memory" not in info["note"]
+    assert "GPU's memory" not in info["note"] and "needs about" not in info["note"]   # a tiny model fits
+
+
+def test_a_model_larger_than_the_memory_is_said_to_crawl():
+    gb = 10**9
+    on_cpu = Fit(0, "CPU", 4096)
+    assert host_bytes(9 * gb, 1 * gb, on_cpu, 32, unified=False) == 10 * gb
+    assert host_bytes(9 * gb, 1 * gb, Fit(-1, "GPU", 4096), 32, unified=False) == 0          # all in the GPU's
+    assert host_bytes(9 * gb, 1 * gb, Fit(-1, "GPU", 4096), 32, unified=True) == 10 * gb     # Apple silicon
+    assert host_bytes(8 * gb, 0, Fit(24, "GPU, 24 of 32 layers", 4096), 32, unified=False) == 2 * gb
+    assert memory_note(10 * gb, 16 * gb) is None
+    note = memory_note(15 * gb, 16 * gb)
+    assert note.startswith("This model needs about 15.0 GB of memory and this computer has 16.0 GB")
+    assert memory_note(15 * gb, None) is None                      # unknown: nothing said
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="compares with /proc/meminfo")
+def test_the_computers_memory_is_read():
+    with open("/proc/meminfo") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    assert abs(total_memory() - kib * 1024) < 64 << 20             # the kernel keeps a little for itself
 
 
 def test_the_context_is_never_longer_than_the_model_was_trained_for():
@@ -74,22 +103,24 @@ def test_a_context_longer_than_the_training_is_cut_and_said(tiny, make_engine):
 _LADDER = textwrap.dedent("""
     import json, resource, sys
     from pathlib import Path
+    from adapters_backend.core.base_model import load_base_model
     from adapters_backend.engines.llama_fit import open_fitted
     from adapters_backend.engines.llama_runtime import OutOfMemoryLoadError
     from adapters_backend.jobs import JobContext
 
     model, n_ctx = Path(sys.argv[1]), int(sys.argv[2])
+    base = load_base_model(model, need_table=False)
     vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + (512 << 20), resource.RLIM_INFINITY))
     said = []
     ctx = JobContext(lambda done, total, message: said.append(message) if "layers" in message else None)
     out = {}
     try:
-        open_fitted(model, ctx, {"n_ctx": n_ctx, "n_threads": 1}, 8, None, gpu=True)
+        open_fitted(model, ctx, {"n_ctx": n_ctx, "n_threads": 1}, base, gpu=True)
     except OutOfMemoryLoadError as exc:
         out["error"] = str(exc)
     out["said"] = said
-    llm, fit = open_fitted(model, ctx, {"n_ctx": 256, "n_threads": 1}, 8, None, gpu=True)
+    llm, fit = open_fitted(model, ctx, {"n_ctx": 256, "n_threads": 1}, base, gpu=True)
     out["layers"], out["device"], out["notes"] = fit.gpu_layers, fit.device, fit.notes
     out["tokens"] = len(llm.tokenize(b"Hello there"))
     print(json.dumps(out))
@@ -104,9 +135,9 @@ def test_a_model_that_does_not_fit_tries_fewer_layers_then_says_what_to_do(tiny)
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["said"] == [f"the model does not fit the GPU's memory: trying {n} of 8 layers" for n in (6, 4, 2, 0)]
+    assert out["said"] == [f"the model does not fit the GPU's memory: trying {n} of 2 layers" for n in (1, 0)]
     assert str(tiny.long_base) in out["error"] and "not enough memory to load the model" in out["error"]
     assert "failed to allocate" in out["error"]                      # llama.cpp's own reason
-    assert "fewer GPU layers" not in out["error"] and "tried 5 GPU layer counts down to none" in out["error"]
+    assert "fewer GPU layers" not in out["error"] and "tried 3 GPU layer counts down to none" in out["error"]
     # What the failed tries took was given back: the next load fits at once, with every layer.
     assert out["layers"] == -1 and out["device"] == "GPU" and out["notes"] == [] and out["tokens"] > 0
