@@ -49,7 +49,7 @@ def test_the_child_is_isolated(tmp_path, monkeypatch):
     """What the converter's child sees, run from the adapter's folder with that folder on the parent's
     sys.path and PYTHONPATH: isolated mode, none of the PYTHON* variables, the folder nowhere on sys.path
     (nor anything inside it), the parent's other folders kept."""
-    from adapters_backend.formats.safe_pickle import isolated_env, isolated_python
+    from adapters_backend.isolated import isolated_env, isolated_python
 
     inner = tmp_path / "inner"
     inner.mkdir()
