@@ -2,8 +2,10 @@
 
 The template comes from the model's GGUF metadata (`tokenizer.chat_template`, Jinja), rendered with
 llama-cpp-python's `Jinja2ChatFormatter` (the sandboxed environment with the transformers-compatible
-extras). A model without one gets a plain "User: / Assistant:" transcript and a note saying so.
-Templates that refuse a system role get the system text folded into the first user turn.
+extras) in a helper process with a time and memory limit (template_sandbox.py): a template is a
+program the model file brings. A model without one gets a plain "User: / Assistant:" transcript (our
+own, rendered here) and a note saying so. Templates that refuse a system role get the system text
+folded into the first user turn.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import EngineError
+from .template_sandbox import SANDBOX, TemplateError, TemplateLimitError
 
 FALLBACK_TEMPLATE = (
     "{{ bos_token }}"
@@ -33,39 +36,67 @@ class RenderedPrompt:
     add_bos: bool                      # tokenizer should add BOS (False: the template wrote it)
 
 
+_TRIAL = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello."},
+          {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "How are you?"}]
+
+
 class ChatTemplate:
     def __init__(self, template: str, *, bos_token: str, eos_token: str, source: str, note: str = "",
                  stops: Sequence[str] = ()):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        self.source = source           # "gguf" | "fallback"
+        """`source`: "fallback" for LoRA Deck's own template (rendered in this process); anything else
+        ("gguf", "hf", …) comes with a model and runs in the template sandbox. EngineError when it does
+        not compile, or runs past a limit on a short trial conversation (a hostile template)."""
+        self.source = source
         self.note = note
         self.template = template
         self._stops = tuple(stops)
+        self._tokens = (bos_token, eos_token)
+        self._local = None
+        if source == "fallback":
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+            self._local = {flag: Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token,
+                                                     add_generation_prompt=flag) for flag in (True, False)}
+            return
         try:
-            self._formatters = {flag: Jinja2ChatFormatter(template=template, eos_token=eos_token,
-                                                          bos_token=bos_token, add_generation_prompt=flag)
-                                for flag in (True, False)}
-        except Exception as exc:  # a broken template in a GGUF is the file's fault
-            raise EngineError(f"the model's chat template cannot be parsed ({exc})") from exc
+            for flag in (True, False):
+                SANDBOX.compile(template, bos_token, eos_token, flag)
+            SANDBOX.render(template, bos_token, eos_token, True, _TRIAL)
+        except TemplateError as exc:
+            if exc.stage == "parse":             # a broken template in a GGUF is the file's fault
+                raise EngineError(f"the model's chat template cannot be parsed ({exc})") from exc
+            # Refusing the trial conversation (no system role, say) is its right: render() says it.
+        except TemplateLimitError as exc:
+            raise EngineError(f"the model's chat template cannot be used: {exc} (a damaged or hostile "
+                              "template)") from exc
 
     def render(self, messages: Sequence, add_generation_prompt: bool = True) -> RenderedPrompt:
         """The prompt for `messages`; without the generation prompt it is the conversation so far (what
         the next prompt starts with, for reading it ahead)."""
-        formatter = self._formatters[add_generation_prompt]
         dicts = [{"role": _get(m, "role"), "content": _get(m, "content")} for m in messages]
         try:
-            result = formatter(messages=dicts)
-        except Exception as exc:  # templates raise_exception() on inputs they refuse
-            folded = _fold_system(dicts)
-            if folded is None:
-                raise EngineError(f"the model's chat template refused this conversation: {exc}") from exc
             try:
-                result = formatter(messages=folded)
-            except Exception as exc2:
-                raise EngineError(f"the model's chat template refused this conversation: {exc2}") from exc2
+                text, added_special = self._render(dicts, add_generation_prompt)
+            except TemplateError:                # templates raise_exception() on inputs they refuse
+                folded = _fold_system(dicts)
+                if folded is None:
+                    raise
+                text, added_special = self._render(folded, add_generation_prompt)
+        except TemplateError as exc:
+            raise EngineError(f"the model's chat template refused this conversation: {exc}") from exc
+        except TemplateLimitError as exc:
+            raise EngineError(f"the model's chat template failed on this conversation: {exc} (a damaged or "
+                              "hostile template)") from exc
         stops = tuple(s for s in self._stops if s)
-        return RenderedPrompt(result.prompt, stops, add_bos=not result.added_special)
+        return RenderedPrompt(text, stops, add_bos=not added_special)
+
+    def _render(self, dicts: list[dict], add_generation_prompt: bool) -> tuple[str, bool]:
+        if self._local is not None:
+            try:
+                result = self._local[add_generation_prompt](messages=dicts)
+            except Exception as exc:
+                raise TemplateError(str(exc), "render") from exc
+            return result.prompt, result.added_special
+        return SANDBOX.render(self.template, *self._tokens, add_generation_prompt, dicts)
 
 
 def _get(m, key: str) -> str:
@@ -87,9 +118,15 @@ def _fold_system(messages: list[dict]) -> list[dict] | None:
 
 
 def template_from_metadata(metadata: Mapping[str, str], *, bos_token: str, eos_token: str) -> ChatTemplate:
-    """The GGUF's own template when it has one, else the plain transcript with a note."""
+    """The model's own template (`tokenizer.chat_template`) when it has one that can be used, else the
+    plain transcript with a note saying why."""
     template = metadata.get("tokenizer.chat_template")
+    note = FALLBACK_NOTE
     if template and template.strip():
-        return ChatTemplate(template, bos_token=bos_token, eos_token=eos_token, source="gguf")
+        try:
+            return ChatTemplate(template, bos_token=bos_token, eos_token=eos_token, source="gguf")
+        except EngineError as exc:           # a broken or hostile template in the file: chat anyway, and say so
+            note = (f"The chat template in this model cannot be used ({exc}), so LoRA Deck writes the conversation "
+                    "as a plain 'User: … / Assistant: …' transcript.")
     return ChatTemplate(FALLBACK_TEMPLATE, bos_token=bos_token, eos_token=eos_token, source="fallback",
-                        note=FALLBACK_NOTE, stops=FALLBACK_STOPS)
+                        note=note, stops=FALLBACK_STOPS)

@@ -116,11 +116,7 @@ class LlamaCppEngine(PromptReading):
         eos, bos = llm.token_eos(), llm.token_bos()
         text = llm._model.token_get_text  # the token strings the template needs
         tokens = {"bos_token": text(bos) if bos >= 0 else "", "eos_token": text(eos) if eos >= 0 else ""}
-        try:
-            self._template = template_from_metadata(llm.metadata, **tokens)
-        except EngineError as exc:           # a broken template in the file: chat anyway, and say so
-            self._template = template_from_metadata({}, **tokens)
-            self._template.note = f"The chat template in this GGUF cannot be used ({exc}). " + self._template.note
+        self._template = template_from_metadata(llm.metadata, **tokens)
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
         self._kv = LlamaKV(llm, None)
         self.set_kv_budget(self._kv_budget)

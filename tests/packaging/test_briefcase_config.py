@@ -190,6 +190,31 @@ def test_bundle_entry_opens_files_and_passes_commands_through(tmp_path):
     assert mod.opened_files([str(notes)]) is None
 
 
+@pytest.mark.skipif(os.name != "posix", reason="stands in for the launcher with a shell script")
+def test_a_packaged_launcher_runs_the_chat_template_helper(tmp_path, monkeypatch):
+    """In the packaged app sys.executable is the app's launcher, not a Python (briefcase's stub): the chat
+    template helper is then the launcher given HELPER_ARG, which the bundle's __main__ hands to it."""
+    import sys
+
+    from adapters_backend.chat import template_sandbox
+
+    launcher = tmp_path / "loradeck"                  # what /usr/bin/loradeck does: run the bundle's __main__
+    launcher.write_text(f"#!/bin/sh\nexec {sys.executable} {REPO / 'packaging/briefcase/loradeck/__main__.py'} \"$@\"\n")
+    launcher.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(launcher))
+    assert template_sandbox._helper_command() == [str(launcher), template_sandbox.HELPER_ARG]
+    monkeypatch.setenv("PYTHONPATH", str(REPO))       # the bundle's own folders, as the stub sets them
+    monkeypatch.setattr(template_sandbox, "isolated_env", lambda: dict(os.environ))
+    sandbox = template_sandbox.TemplateSandbox()
+    try:
+        prompt, special = sandbox.render("{% for m in messages %}[{{ m['content'] }}]{% endfor %}", "", "", True,
+                                         [{"role": "user", "content": "hi"}])
+        assert (prompt, special) == ("[hi]", True)
+        assert sandbox._helper.proc.args[0] == str(launcher)
+    finally:
+        sandbox.close()
+
+
 def test_launcher_links_the_system_libpython_whatever_python_is_first_on_path(tmp_path):
     """The template's Makefile, as `briefcase build` runs it (`make -C bootstrap install`), with another
     Python's python3.X-config first on PATH (a pyenv install, say): the launcher must still link the

@@ -6,6 +6,9 @@
                                   window (what a file manager does for an associated .gguf /
                                   .safetensors, or a double-clicked adapter folder / .zip)
 
+The launcher also runs LoRA Deck's chat-template helper process (adapters_backend/chat/template_sandbox.py)
+when given its argument: in the packaged app sys.executable is this launcher, not a Python.
+
 LORADECK_SELF_TEST=1 starts the app, waits until the main window is shown and has started
 loading, prints one JSON line describing what it found (window title, plugins, demo assets),
 and quits; the installers' smoke test uses it.
@@ -83,6 +86,11 @@ def run_gui(files: list[Path]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from adapters_backend.chat.template_sandbox import HELPER_ARG
+    if argv[:1] == [HELPER_ARG]:       # the app's own helper process (chat templates): this launcher is no Python
+        from adapters_backend.chat.template_sandbox import helper_main
+        helper_main()
+        return 0
     files = opened_files(argv)
     if files is None and (argv or os.environ.get("LORADECK_SELF_TEST") != "1"):
         from desktop_app.launcher import main as launcher_main

@@ -1,0 +1,216 @@
+"""Chat templates that come with a model run in a helper process, under a time and a memory limit.
+
+A chat template is a Jinja program shipped inside a model file (GGUF metadata, tokenizer_config.json).
+Jinja's sandbox keeps it away from files and Python's internals, but not from working without end or
+filling memory: two nested `range(100000)` loops, `'x' * 10**10`, a macro that calls itself twice per
+level, or `10 ** 10**7` (which Jinja folds while compiling) each hang or kill the process that runs
+them. So LoRA Deck never compiles or renders such a template itself: one helper process per LoRA Deck
+process does (started on first use, a Python that imports nothing from the working folder), one
+request at a time. A request that runs past its time limit, or a helper that dies (its memory is
+capped where the OS allows), fails that request with a clear error and the helper is started afresh
+for the next one. The helper renders with llama-cpp-python's Jinja2ChatFormatter, so prompts are what
+they were when rendering happened in this process.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+
+from ..isolated import isolated_env, isolated_python
+
+RENDER_SECONDS = 10.0                  # one compile or render
+START_SECONDS = 120.0                  # the helper's start (imports), on a busy machine
+MEMORY_LIMIT = 1 << 30                 # bytes the helper may add to what it holds once started (Linux)
+HELPER_ARG = "--loradeck-chat-template-helper"   # a packaged app's launcher runs helper_main() when given it
+
+class TemplateLimitError(Exception):
+    """The template ran past a limit (time, memory, depth) or its helper died: a damaged or hostile
+    template, not a conversation it refuses."""
+
+
+class TemplateError(Exception):
+    """The template refused the input (raise_exception, a bad variable) or did not compile;
+    `stage` is "parse" or "render"."""
+
+    def __init__(self, message: str, stage: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+def helper_main() -> None:
+    """The helper process: length-prefixed JSON requests on stdin, answers on stdout, "ready" once set up."""
+    from jinja2 import TemplateSyntaxError
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    _cap_memory()
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+    def send(obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        out.write(struct.pack("<I", len(data)) + data)
+        out.flush()
+
+    compiled: dict = {}
+    send({"ready": True})
+    while len(head := inp.read(4)) == 4:
+        req = json.loads(inp.read(struct.unpack("<I", head)[0]))
+        try:
+            key = (req["template"], req["bos"], req["eos"], req["generation"])
+            formatter = compiled.get(key)
+            if formatter is None:
+                try:
+                    formatter = Jinja2ChatFormatter(template=req["template"], eos_token=req["eos"],
+                                                    bos_token=req["bos"], add_generation_prompt=req["generation"])
+                except (MemoryError, RecursionError):
+                    raise
+                except Exception as exc:
+                    send({"ok": False, "stage": "parse", "error": str(exc) if isinstance(exc, TemplateSyntaxError)
+                          else f"{type(exc).__name__}: {exc}"})
+                    continue
+                if len(compiled) >= 16:
+                    compiled.clear()
+                compiled[key] = formatter
+            if req["messages"] is None:
+                send({"ok": True})
+                continue
+            result = formatter(messages=req["messages"])
+            send({"ok": True, "prompt": result.prompt, "added_special": bool(result.added_special)})
+        except MemoryError:
+            compiled.clear()
+            send({"ok": False, "stage": "limit", "error": "it needed more memory than a chat template may use"})
+        except RecursionError:
+            send({"ok": False, "stage": "limit", "error": "it nests deeper than a chat template may"})
+        except Exception as exc:
+            send({"ok": False, "stage": "render", "error": str(exc) or type(exc).__name__})
+
+
+def _cap_memory() -> None:
+    """Let this process grow by at most MEMORY_LIMIT (where the OS enforces an address-space limit)."""
+    try:
+        import resource
+        with open("/proc/self/statm") as f:
+            held = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (held + MEMORY_LIMIT, resource.RLIM_INFINITY))
+    except (ImportError, OSError, ValueError):   # no RLIMIT_AS or no /proc (macOS, Windows): the time limit holds
+        pass
+
+
+def _helper_command() -> list[str]:
+    """A Python running helper_main(); in a packaged app, whose executable is the app's launcher and not a
+    Python, the launcher itself with HELPER_ARG."""
+    if os.path.basename(sys.executable).lower().startswith("python"):
+        return isolated_python("from adapters_backend.chat.template_sandbox import helper_main\nhelper_main()")
+    return [sys.executable, HELPER_ARG]
+
+
+class _Helper:
+    def __init__(self):
+        self.proc = subprocess.Popen(_helper_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=isolated_env(), cwd=tempfile.gettempdir())
+        self.answers: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, name="chat-template-helper", daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        try:
+            while True:
+                head = out.read(4)
+                if len(head) < 4:
+                    break
+                self.answers.put(json.loads(out.read(struct.unpack("<I", head)[0])))
+        except (OSError, ValueError):
+            pass
+        self.answers.put(None)                       # ended
+
+    def ask(self, request: dict | None, seconds: float) -> dict:
+        """Send `request` (None: only wait) and wait for one answer; TemplateLimitError when none comes."""
+        try:
+            if request is not None:
+                data = json.dumps(request).encode()
+                self.proc.stdin.write(struct.pack("<I", len(data)) + data)
+                self.proc.stdin.flush()
+            answer = self.answers.get(timeout=seconds)
+        except queue.Empty:
+            raise TemplateLimitError(f"it ran for more than {seconds:.0f} s and was stopped") from None
+        except OSError:                              # it ended before reading the request
+            answer = None
+        if answer is None:
+            raise TemplateLimitError("its helper process ended")
+        return answer
+
+    def stop(self) -> None:
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self.proc.wait()
+
+
+class TemplateSandbox:
+    """The helper process and the requests to it (thread-safe: one request at a time)."""
+
+    def __init__(self):
+        self._helper: _Helper | None = None
+        self._lock = threading.Lock()
+
+    def compile(self, template: str, bos: str, eos: str, generation: bool) -> None:
+        self._request(template, bos, eos, generation, None)
+
+    def render(self, template: str, bos: str, eos: str, generation: bool, messages: list[dict]) -> tuple[str, bool]:
+        """The prompt `template` makes of `messages`, and whether it wrote the special tokens itself."""
+        answer = self._request(template, bos, eos, generation, messages)
+        return answer["prompt"], answer["added_special"]
+
+    def _request(self, template, bos, eos, generation, messages) -> dict:
+        request = {"template": template, "bos": bos, "eos": eos, "generation": generation, "messages": messages}
+        with self._lock:
+            helper = self._started()
+            try:
+                answer = helper.ask(request, RENDER_SECONDS)
+            except TemplateLimitError:
+                self._discard()
+                raise
+            if not answer["ok"]:
+                if answer["stage"] == "limit":
+                    self._discard()                  # what it allocated goes with the process
+                    raise TemplateLimitError(answer["error"])
+                raise TemplateError(answer["error"], answer["stage"])
+            return answer
+
+    def _started(self) -> _Helper:
+        if self._helper is None or self._helper.proc.poll() is not None:
+            self._discard()
+            helper = _Helper()
+            try:
+                if not helper.ask(None, START_SECONDS).get("ready"):
+                    raise TemplateLimitError("its helper process did not start")
+            except TemplateLimitError:
+                helper.stop()
+                raise
+            self._helper = helper
+        return self._helper
+
+    def _discard(self) -> None:
+        if self._helper is not None:
+            self._helper.stop()
+            self._helper = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._discard()
+
+
+SANDBOX = TemplateSandbox()
+atexit.register(SANDBOX.close)
