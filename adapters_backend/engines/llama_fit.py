@@ -14,15 +14,14 @@ long the context may be.
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..jobs import JobContext
+from ..machine import fits_memory, total_memory
 from .llama_kv import kv_bytes_per_token
 from .llama_runtime import FEWER_LAYERS, OutOfMemoryLoadError, open_model, release_free_memory
 
@@ -120,29 +119,10 @@ def open_fitted(path: Path, ctx: JobContext | None, options: dict, base, gpu: bo
     raise AssertionError("unreachable: the last try returns or raises")
 
 
-MEMORY_SHARE = 0.85                    # more than this share of the computer's memory: say it will crawl
-
-
-def total_memory() -> int | None:
-    """The computer's physical memory in bytes; None where it cannot be read."""
-    if sys.platform == "win32":
-        class Status(ctypes.Structure):
-            _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
-                        ("avail", ctypes.c_ulonglong), ("page_total", ctypes.c_ulonglong),
-                        ("page_avail", ctypes.c_ulonglong), ("virtual_total", ctypes.c_ulonglong),
-                        ("virtual_avail", ctypes.c_ulonglong), ("extended", ctypes.c_ulonglong)]
-        status = Status(length=ctypes.sizeof(Status))
-        return int(status.total) if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)) else None
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def memory_note(need: int, total: int | None) -> str | None:
     """What to tell the user when `need` bytes (weights and KV cache the CPU side holds) come near or past
     `total`, the computer's memory; None when they fit."""
-    if not total or need <= MEMORY_SHARE * total:
+    if fits_memory(need, total):
         return None
     return (f"This model needs about {need / 1e9:.1f} GB of memory and this computer has {total / 1e9:.1f} GB, so "
             "its answers will be very slow while the system reads it from disk again and again. A smaller "

@@ -23,10 +23,10 @@ from adapters_backend.engines.llama_fit import (
     gpu_layer_tries,
     host_bytes,
     memory_note,
-    total_memory,
     trained_context,
 )
 from adapters_backend.errors import EngineError
+from adapters_backend.machine import total_memory
 
 
 def test_the_layer_counts_tried():
