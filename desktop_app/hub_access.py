@@ -51,9 +51,13 @@ def details(repo_id: str, kind: str, base: dict | None, ctx=None) -> dict:
             engine = base["engine"]
     d = hub.repo_details(repo_id, base=target, engine=engine).as_dict()
     d["compat"] = Verdict.from_json(d.get("compat"))
-    if kind == "model":   # smallest quantizations first, as the picker suggests the first one
-        d["files"] = [{"name": f["name"], "size": f["size"]} for f in d["gguf_files"]] + \
-                     [f for f in d["files"] if not f["name"].lower().endswith(".gguf")]
+    if kind == "model":   # the models it offers (a split model's parts as one), smallest first
+        from adapters_backend.machine import fits_memory, total_memory
+        total = total_memory()
+        d["files"] = [{**m, "fits": fits_memory(m["size"] or 0, total)} for m in d["gguf_files"]]
+        suggested = hub.suggested_model(d["gguf_files"], total)
+        d["suggested"] = suggested["name"] if suggested else None
+        d["memory"] = total
     return d
 
 
@@ -75,9 +79,10 @@ def download_install_and_check(repo_id: str, revision: str | None, model_path: s
     return entry, verdict_for(entry.path, model_path, engine)
 
 
-def download_model_file(repo_id: str, filename: str, revision: str | None, ctx=None) -> str:
+def download_model_file(repo_id: str, parts: list[str], revision: str | None, ctx=None) -> str:
+    """Download a model's file, or every part of a split model; the path llama.cpp opens (the first)."""
     from adapters_backend import hub
-    return str(hub.download_files(repo_id, [filename], revision, ctx) / filename)
+    return str(hub.download_files(repo_id, list(parts), revision, ctx) / parts[0])
 
 
 def token_status() -> str:

@@ -86,16 +86,20 @@ def run_show(args) -> int:
 
 
 def run_download(args) -> int:
-    from ..hub import download_files, install_from_hub, pick_gguf
+    from ..hub import download_files, gguf_files, install_from_hub, pick_gguf
     ctx = _progress_ctx(args.json)
     if args.install:
         e = install_from_hub(args.repo, revision=args.revision, name=args.name, ctx=ctx)
         out = {"installed": e.as_dict()}
     else:
         if args.file or args.quant:
-            name = args.file or pick_gguf(args.repo, args.quant, args.revision)["name"]
-            snap = download_files(args.repo, [name], args.revision, ctx)
-            out = {"path": str(snap / name)}
+            if args.file:          # a split model's first part brings its other parts (llama.cpp needs them all)
+                parts = next((m["parts"] for m in gguf_files(args.repo, args.revision) if m["name"] == args.file),
+                             [args.file])
+            else:
+                parts = pick_gguf(args.repo, args.quant, args.revision)["parts"]
+            snap = download_files(args.repo, parts, args.revision, ctx)
+            out = {"path": str(snap / parts[0])}
         else:
             from ..hub import download_adapter
             path, commit, _ = download_adapter(args.repo, args.revision, ctx)

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def cached_details(repo_id: str, revision: str | None, why: str):
     """RepoDetails read from the cache (from_cache=True, `why` in its note), or None when the
     repository (at that revision) was never downloaded."""
-    from .details import RepoDetails, quant_of, read_adapter_config
+    from .details import RepoDetails, read_adapter_config
+    from .gguf_models import gguf_models
     from .search import base_of, format_of
     commit = cached_commit(repo_id, revision)
     snapshot = storage_folder(repo_id) / "snapshots" / commit if commit else None
@@ -33,8 +34,7 @@ def cached_details(repo_id: str, revision: str | None, why: str):
     d = RepoDetails(repo_id=repo_id, revision=commit, format=format_of(tags, library), license=licence,
                     base_model=base_of(tags, card.get("base_model")), gated=False, files=files, tags=tags,
                     from_cache=True, note=f"{why} Showing the files downloaded before, from the local cache.")
-    d.gguf_files = [{"name": f["name"], "size": f["size"], "quant": quant_of(f["name"])}
-                    for f in files if f["name"].lower().endswith(".gguf")]
+    d.gguf_files = gguf_models(files)
     config = snapshot / "adapter_config.json"
     if config.is_file():
         try:

@@ -13,9 +13,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import BackendError, HubAccessError, HubNotFoundError, HubOfflineError
+from ..machine import total_memory
 from ..model_ref import is_hub_id
 from . import safe_names
 from .client import cache_dir, endpoint, hub_errors
+from .gguf_models import gguf_models, suggested_model
 from .http import hub_get
 from .reach import require_hub
 from .search import base_of, format_of
@@ -23,13 +25,6 @@ from .skeleton import adapter_skeleton, download_small
 
 log = logging.getLogger(__name__)
 MAX_BASE_CONFIG_BYTES = 4 * 1024 * 1024     # a real config.json is a few kB; core/declared_base reads up to this
-_QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?![A-Za-z0-9])", re.IGNORECASE)
-
-
-def quant_of(filename: str) -> str | None:
-    """"Q4_K_M" from "model-Q4_K_M.gguf" (None if the name does not say)."""
-    found = _QUANT.findall(Path(filename).stem)      # the last match: "…-Q4_K_M" after "Q8" in a name
-    return found[-1].upper() if found else None
 
 
 @dataclass
@@ -45,7 +40,7 @@ class RepoDetails:
     alpha: float | None = None
     targets: list[str] = field(default_factory=list)
     peft_type: str | None = None
-    gguf_files: list[dict] = field(default_factory=list)   # {"name", "size", "quant"}
+    gguf_files: list[dict] = field(default_factory=list)   # models: {"name", "parts", "size", "quant"}
     compat: dict | None = None         # CompatReport.as_dict() + "summary", or {"verdict": None, "summary": why}
     tags: list[str] = field(default_factory=list)
     from_cache: bool = False           # offline: read from the local HF cache, not the Hub
@@ -91,8 +86,7 @@ def repo_details(repo_id: str, revision: str | None = None, base=None, engine: s
     d = RepoDetails(repo_id=repo_id, revision=info.sha or revision or "main", format=format_of(tags, info.library_name),
                     license=lic, base_model=base_of(tags, getattr(card, "base_model", None) if card else None),
                     gated=bool(info.gated), files=files, tags=tags)
-    d.gguf_files = [{"name": f["name"], "size": f["size"], "quant": quant_of(f["name"])}
-                    for f in files if f["name"].lower().endswith(".gguf")]
+    d.gguf_files = gguf_models(files)
     if "adapter_config.json" in names:
         try:
             cfg = json.loads(download_small(repo_id, "adapter_config.json", d.revision).read_text(encoding="utf-8"))
@@ -204,23 +198,22 @@ def load_base(base):
 
 
 def gguf_files(repo_id: str, revision: str | None = None) -> list[dict]:
-    """The .gguf files of a model repo, smallest first: {"name", "size", "quant"}."""
+    """The GGUF models of a model repo (a split model's parts as one), smallest first:
+    {"name", "parts", "size", "quant"} (see gguf_models.py)."""
     info = model_info(repo_id, revision)
-    out = [{"name": s.rfilename, "size": s.lfs.size if s.lfs else s.size, "quant": quant_of(s.rfilename)}
-           for s in info.siblings or [] if s.rfilename.lower().endswith(".gguf")]
-    return sorted(out, key=lambda f: (f["size"] or 0, f["name"]))
+    return gguf_models([{"name": s.rfilename, "size": s.lfs.size if s.lfs else s.size} for s in info.siblings or []])
 
 
 def pick_gguf(repo_id: str, quant: str | None = None, revision: str | None = None) -> dict:
-    """The file for quantization `quant` ("Q4_K_M"); without one, Q4_K_M if present, else the smallest."""
-    files = [f for f in gguf_files(repo_id, revision) if "mmproj" not in f["name"].lower()]
-    if not files:
+    """The model for quantization `quant` ("Q4_K_M"); without one, the one suggested for this computer
+    (Q4_K_M if it fits its memory, see gguf_models.suggested_model)."""
+    models = gguf_files(repo_id, revision)
+    if not models:
         raise HubNotFoundError(repo_id, "no .gguf files in this repository")
-    want = (quant or "Q4_K_M").upper()
-    hit = [f for f in files if f["quant"] == want]
+    if not quant:
+        return suggested_model(models, total_memory())
+    hit = [m for m in models if m["quant"] == quant.upper()]
     if hit:
         return hit[0]
-    if quant:
-        have = ", ".join(sorted({f["quant"] or f["name"] for f in files}))
-        raise HubNotFoundError(repo_id, f"no {quant} file; available: {have}")
-    return files[0]
+    have = ", ".join(sorted({m["quant"] or m["name"] for m in models}))
+    raise HubNotFoundError(repo_id, f"no {quant} file; available: {have}")

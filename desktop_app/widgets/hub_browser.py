@@ -285,18 +285,17 @@ class HubBrowser(QWidget):
                 lab.setWordWrap(True)
                 self.d_form.addRow(label, lab)
         for f in d.get("files", []):
-            item = QListWidgetItem(f"{f['name']}  ({format_bytes(f.get('size'))})" if f.get("size") else f["name"])
-            item.setData(Qt.ItemDataRole.UserRole, f["name"])
+            item = QListWidgetItem(file_label(f, d.get("memory")))
+            item.setData(Qt.ItemDataRole.UserRole, f["parts"] if "parts" in f else f["name"])   # a model: its parts
             self.d_files.addItem(item)
         self._show_verdict(d)
         if d.get("from_cache"):
             self.d_verdict.setText(f"{d.get('note', '')}\n{self.d_verdict.text()}".strip())
-        if self.params()["kind"] == "model":
-            ggufs = [i for i in range(self.d_files.count())
-                     if self.d_files.item(i).data(Qt.ItemDataRole.UserRole).lower().endswith(".gguf")]
-            if ggufs:
-                self.d_files.setCurrentRow(ggufs[0])
-            self.download_button.setEnabled(bool(ggufs))
+        if self.params()["kind"] == "model":          # only the models are listed: one is suggested
+            names = [f["name"] for f in d.get("files", [])]
+            if names:
+                self.d_files.setCurrentRow(names.index(d["suggested"]) if d.get("suggested") in names else 0)
+            self.download_button.setEnabled(bool(names))
         else:
             verdict = d.get("compat")                 # None when no model is loaded
             self.download_button.setEnabled(verdict is None or verdict.usable or self.state.model is None)
@@ -308,7 +307,9 @@ class HubBrowser(QWidget):
                                    "token in Settings.")
             return
         if self.params()["kind"] == "model":
-            self.d_verdict.setText("Choose one .gguf file (smaller files load faster; Q4_K_M is a good start).")
+            self.d_verdict.setText("Choose one model (smaller ones load and answer faster; Q4_K_M is a good start). "
+                                   "The one chosen for you is the largest good fit for this computer's memory."
+                                   if d.get("files") else "No GGUF model in this repository.")
             return
         if c is None:
             self.d_verdict.setText("Load a model to check whether this adapter fits it.")
@@ -331,7 +332,7 @@ class HubBrowser(QWidget):
             item = self.d_files.currentItem()
             if item is None:
                 return
-            self.start_model_download(d["repo_id"], item.data(Qt.ItemDataRole.UserRole), d.get("revision"))
+            self.start_model_download(d["repo_id"], list(item.data(Qt.ItemDataRole.UserRole)), d.get("revision"))
         else:
             self.start_adapter_download(d["repo_id"], d.get("revision"))
 
@@ -354,13 +355,15 @@ class HubBrowser(QWidget):
         start()
         return act
 
-    def start_model_download(self, repo_id: str, filename: str, revision: str | None = None):
-        act = self.activities.start("download", f"Download {filename}")
+    def start_model_download(self, repo_id: str, parts: list[str], revision: str | None = None):
+        """Download a model: its file, or every part of a split model."""
+        act = self.activities.start("download", f"Download {parts[0]}" + (f" ({len(parts)} parts)" if len(parts) > 1
+                                                                          else ""))
 
         def start():
             self.activities.update(act, state="running", error="", message="", done=0.0, total=0.0,
                                    started=time.monotonic())       # (the rate of a resumed download)
-            job = self.state.jobs.start(hub.download_model_file, repo_id, filename, revision)
+            job = self.state.jobs.start(hub.download_model_file, repo_id, parts, revision)
             act.handle = job
             job.signals.progress.connect(lambda d, t, _m: self.activities.update(act, done=d, total=t))
             job.signals.result.connect(lambda path: self._on_model_downloaded(act, path))
@@ -394,3 +397,15 @@ def _upstream_id(model_path: str, ctx=None) -> str | None:
     if is_hub_id(model_path):
         return model_path
     return hub.upstream_base_of(model_path)
+
+
+def file_label(f: dict, memory: int | None) -> str:
+    """A file of the details list: "model-Q4_K_M.gguf  (4.9 GB)", with a split model's parts counted and a
+    model too large for this computer's memory said so."""
+    size = format_bytes(f.get("size"))
+    parts = len(f.get("parts") or [])
+    where = ", ".join(x for x in (f"{parts} parts" if parts > 1 else "", size) if x)
+    label = f"{f['name']}  ({where})" if where else f["name"]
+    if f.get("fits") is False and memory:
+        label += f" — too large for this computer's {format_bytes(memory)} of memory"
+    return label

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from fixtures.black_holes import full_backlog  # noqa: F401  (pytest fixture)
@@ -173,3 +174,38 @@ def test_offline_hub_tab_says_so_in_seconds_and_search_retries(make_app, demo_en
     qtbot.mouseClick(view.search_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.status.text().endswith("result(s)"), timeout=TIMEOUT)
     assert [view.results.result(r)["repo_id"] for r in range(view.results.rowCount())] == ["deck/tiny-style"]
+
+
+def test_a_gguf_model_repository_offers_its_models_and_downloads_a_split_one_whole(make_app, demo_engine, gui_hub,
+                                                                                   qtbot):
+    hub = gui_hub
+    hub.add("gina/big-llama-GGUF", {"big-llama-Q4_K_M.gguf": b"GGUF" + b"\0" * 300,
+                                   "big-llama-Q8_0-00001-of-00002.gguf": b"GGUF" + b"\1" * 400,
+                                   "big-llama-Q8_0-00002-of-00002.gguf": b"GGUF" + b"\2" * 200,
+                                   "mmproj-big-llama-f16.gguf": b"GGUF" + b"\0" * 90, "README.md": b"# big"},
+            tags=["gguf"], downloads=2)
+    app = make_app().start()
+    w = app.window
+    view = w.show_view("hub")
+    view.show_models()
+    view.for_base.setChecked(False)
+    view.query.setText("big-llama")
+    qtbot.mouseClick(view.search_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.status.text().endswith("result(s)"), timeout=TIMEOUT)
+    select_repo(qtbot, view, "gina/big-llama-GGUF")
+    labels = [view.d_files.item(i).text() for i in range(view.d_files.count())]
+    assert labels == ["big-llama-Q4_K_M.gguf  (304 B)", "big-llama-Q8_0-00001-of-00002.gguf  (2 parts, 608 B)"]
+    assert view.d_files.currentRow() == 0 and view.download_button.isEnabled()     # Q4_K_M, which fits
+    from desktop_app.widgets.hub_browser import file_label  # one too large for this computer
+    too_big = {"name": "huge-F16.gguf", "parts": ["huge-F16.gguf"], "size": 40 * 10**9, "fits": False}
+    assert file_label(too_big, 16 * 10**9) == "huge-F16.gguf  (40.0 GB) — too large for this computer's 16.0 GB of memory"
+    view.d_files.setCurrentRow(1)
+    qtbot.mouseClick(view.download_button, Qt.MouseButton.LeftButton)
+    act = w.activities.activities()[0]
+    assert act.title == "Download big-llama-Q8_0-00001-of-00002.gguf (2 parts)"
+    qtbot.waitUntil(lambda: act.state != "running", timeout=TIMEOUT)
+    from huggingface_hub import constants
+    snapshots = list(Path(constants.HF_HUB_CACHE).glob("models--gina--big-llama-GGUF/snapshots/*"))
+    assert len(snapshots) == 1
+    assert {p.name for p in snapshots[0].iterdir()} == {"big-llama-Q8_0-00001-of-00002.gguf",
+                                                         "big-llama-Q8_0-00002-of-00002.gguf"}

@@ -36,6 +36,14 @@ def hub(fake_hub, tmp_path):
                                          "tiny-llama-Q8_0.gguf": b"GGUF" + b"\0" * 800,
                                          "README.md": b"# gguf"},
                  tags=["gguf", f"base_model:quantized:{BASE_ID}"], card={"base_model": BASE_ID}, downloads=900)
+    # A repository with a model split in two parts, a split missing a part, and a vision projector.
+    fake_hub.add("gina/big-llama-GGUF", {"big-llama-Q4_K_M.gguf": b"GGUF" + b"\0" * 300,
+                                        "big-llama-Q8_0-00001-of-00002.gguf": b"GGUF" + b"\1" * 400,
+                                        "big-llama-Q8_0-00002-of-00002.gguf": b"GGUF" + b"\2" * 200,
+                                        "big-llama-Q2_K-00001-of-00003.gguf": b"GGUF" + b"\0" * 50,
+                                        "big-llama-Q2_K-00003-of-00003.gguf": b"GGUF" + b"\0" * 50,
+                                        "mmproj-big-llama-f16.gguf": b"GGUF" + b"\0" * 90},
+                 tags=["gguf"], downloads=2)
     fake_hub.add("erin/gated-lora", peft_repo(src, "gated", seed=3), tags=adapter_tags, library_name="peft",
                  gated=True, downloads=3)
     fake_hub.add("alice/big-lora", peft_repo(src, "big", seed=4, hidden=256, layers=8, r=64),

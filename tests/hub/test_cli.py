@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hub.conftest import BASE_ID
 
@@ -35,6 +36,10 @@ def test_download_install_and_library_commands(hub, capsys, tmp_path):
     assert code == 0 and entry["source"].startswith("hub:alice/tiny-style-lora@")
     code, out, _ = run(capsys, "hub", "download", "dave/tiny-llama-GGUF", "--quant", "Q8_0", "--json")
     assert json.loads(out)["path"].endswith("tiny-llama-Q8_0.gguf")
+    code, out, _ = run(capsys, "hub", "download", "gina/big-llama-GGUF", "--quant", "Q8_0", "--json")
+    first = Path(json.loads(out)["path"])                       # a split model comes with all its parts
+    assert code == 0 and first.name == "big-llama-Q8_0-00001-of-00002.gguf"
+    assert (first.parent / "big-llama-Q8_0-00002-of-00002.gguf").read_bytes() == b"GGUF" + b"\2" * 200
     code, out, _ = run(capsys, "library", "rename", entry["id"], "Style")
     assert code == 0
     code, out, _ = run(capsys, "library", "list", "--json")

@@ -50,6 +50,34 @@ def test_models_search_and_gguf_pick(hub):
         h.pick_gguf("dave/tiny-llama-GGUF", "Q2_K")
 
 
+def test_a_split_model_is_one_model_and_downloads_whole(hub):
+    models = h.gguf_files("gina/big-llama-GGUF")
+    # No projector, no split with a part missing; the split counted once, with its parts' total size.
+    assert [(m["quant"], m["parts"], m["size"]) for m in models] == [
+        ("Q4_K_M", ["big-llama-Q4_K_M.gguf"], 304),
+        ("Q8_0", ["big-llama-Q8_0-00001-of-00002.gguf", "big-llama-Q8_0-00002-of-00002.gguf"], 608)]
+    assert models[1]["name"] == "big-llama-Q8_0-00001-of-00002.gguf"
+    assert h.pick_gguf("gina/big-llama-GGUF", "q8_0")["parts"] == models[1]["parts"]
+    with pytest.raises(HubError, match="no Q2_K file"):
+        h.pick_gguf("gina/big-llama-GGUF", "Q2_K")
+    d = h.repo_details("gina/big-llama-GGUF")
+    assert [m["name"] for m in d.gguf_files] == [m["name"] for m in models]
+
+
+def test_the_suggested_model_fits_the_computer():
+    from adapters_backend.hub import suggested_model
+    gb = 10**9
+    q2, q4, q8, f16 = ({"name": q, "parts": [q], "size": s * gb, "quant": q} for q, s in
+                       (("Q2_K", 3), ("Q4_K_M", 5), ("Q8_0", 9), ("F16", 16)))
+    assert suggested_model([q2, q4, q8, f16], 32 * gb) is q4                  # the usual balance, when it fits
+    assert suggested_model([q2, q4, q8, f16], 4 * gb) is q2                   # else the largest that fits
+    assert suggested_model([q2, q8, f16], 32 * gb) is f16                     # (16 GB of 32: fits)
+    assert suggested_model([q8, f16], 8 * gb) is q8                           # nothing fits: the smallest
+    assert suggested_model([q2, q8], None) is q2                              # memory unknown: the smallest
+    assert suggested_model([q2, q4, q8], None) is q4
+    assert suggested_model([], 8 * gb) is None
+
+
 def test_details_and_verdict_without_downloading_weights(hub):
     d = h.repo_details("alice/tiny-style-lora", base=hub.base_dir)
     assert (d.format, d.rank, d.alpha, d.targets, d.license, d.base_model) == (
