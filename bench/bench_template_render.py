@@ -50,7 +50,7 @@ def main() -> int:
     from adapters_backend.gguf.header import read_header
 
     t = time.perf_counter()
-    SANDBOX.compile("{{ 1 }}", "", "", True)
+    SANDBOX.render("{{ 1 }}", "", "", True, [])
     print(f"helper start (once per process): {1000 * (time.perf_counter() - t):.0f} ms")
     demo_template = read_header(demo.demo_model_path()).metadata["tokenizer.chat_template"]
     print(f"{'template':>8} {'messages':>8} {'in process':>11} {'helper':>9} {'difference':>11}")

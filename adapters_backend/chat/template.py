@@ -57,9 +57,7 @@ class ChatTemplate:
             self._local = {flag: Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token,
                                                      add_generation_prompt=flag) for flag in (True, False)}
             return
-        try:
-            for flag in (True, False):
-                SANDBOX.compile(template, bos_token, eos_token, flag)
+        try:                                     # compiles it, and tries it on a short conversation
             SANDBOX.render(template, bos_token, eos_token, True, _TRIAL)
         except TemplateError as exc:
             if exc.stage == "parse":             # a broken template in a GGUF is the file's fault

@@ -77,9 +77,6 @@ def helper_main() -> None:
                 if len(compiled) >= 16:
                     compiled.clear()
                 compiled[key] = formatter
-            if req["messages"] is None:
-                send({"ok": True})
-                continue
             result = formatter(messages=req["messages"])
             send({"ok": True, "prompt": result.prompt, "added_special": bool(result.added_special)})
         except MemoryError:
@@ -165,15 +162,9 @@ class TemplateSandbox:
         self._helper: _Helper | None = None
         self._lock = threading.Lock()
 
-    def compile(self, template: str, bos: str, eos: str, generation: bool) -> None:
-        self._request(template, bos, eos, generation, None)
-
     def render(self, template: str, bos: str, eos: str, generation: bool, messages: list[dict]) -> tuple[str, bool]:
-        """The prompt `template` makes of `messages`, and whether it wrote the special tokens itself."""
-        answer = self._request(template, bos, eos, generation, messages)
-        return answer["prompt"], answer["added_special"]
-
-    def _request(self, template, bos, eos, generation, messages) -> dict:
+        """The prompt `template` makes of `messages`, and whether it wrote the special tokens itself.
+        TemplateError when the template does not compile or refuses them; TemplateLimitError past a limit."""
         request = {"template": template, "bos": bos, "eos": eos, "generation": generation, "messages": messages}
         with self._lock:
             helper = self._started()
@@ -187,7 +178,7 @@ class TemplateSandbox:
                     self._discard()                  # what it allocated goes with the process
                     raise TemplateLimitError(answer["error"])
                 raise TemplateError(answer["error"], answer["stage"])
-            return answer
+            return answer["prompt"], answer["added_special"]
 
     def _started(self) -> _Helper:
         if self._helper is None or self._helper.proc.poll() is not None:
