@@ -1,10 +1,11 @@
 """`loradeck chat [--model BASE.gguf] [--adapter ADAPTER[:STRENGTH] ...] [--prompt TEXT] ...`
 
 Without --model: the built-in demo model. An adapter is a file or folder, or the name (or id) of one in
-the adapter library or of a demo adapter. With --prompt: print the reply and exit (deterministic at --temperature 0). Without: an interactive
-terminal chat; commands change the adapter mix between turns, without reloading the model:
+the adapter library or of a demo adapter. With --prompt: print the reply and exit (deterministic at
+--temperature 0). Without: an interactive terminal chat; commands change the adapter mix
+between turns, without reloading the model:
 
-    /adapter ADAPTER [STRENGTH]   add an adapter: a path, or a library or demo adapter's name
+    /adapter ADAPTER [STRENGTH]   add an adapter, a path or a library or demo adapter's name
                                (or set the strength of one already in the mix)
     /strength NAME STRENGTH    change a strength (NAME: adapter name or its number in /adapters)
     /remove NAME               take an adapter out of the mix (frees it)

@@ -62,7 +62,7 @@ class LlamaCppEngine(PromptReading):
     def __init__(self, n_ctx: int = 4096, n_threads: int | None = None, n_threads_batch: int | None = None,
                  n_gpu_layers: int = AUTO_GPU_LAYERS, n_batch: int = 512, fuse_mixes: bool = True, use_mmap: bool = True,
                  logits_all: bool = False, kv_snapshot_budget: int | None = None):
-        """`n_gpu_layers`: layers on the GPU (negative: automatic, see llama_runtime.gpu_layer_tries).
+        """`n_gpu_layers`: layers on the GPU (negative: automatic, see llama_fit.gpu_layer_tries).
         `kv_snapshot_budget`: bytes of KV snapshots kept for recent mixes (None: sized from the model,
         see kv_snapshots.auto_budget; 0: keep none)."""
         import llama_cpp

@@ -72,7 +72,7 @@ def trained_context(hparams: dict, arch_name: str) -> int | None:
 def context_to_ask(requested: int, trained: int | None) -> tuple[int, str | None]:
     """The context to give llama.cpp, and a note when it is shorter than the one asked for."""
     if trained is None or 0 < requested <= trained:
-        return (requested if requested > 0 else 4096), None
+        return (requested if requested > 0 else 4096), None     # 0 and nothing said: the engine's default
     if requested <= 0:                                 # "as long as the model allows"
         return trained, None
     return trained, (f"The context is {trained:,} tokens, not the {requested:,} asked for: this model was "

@@ -307,8 +307,8 @@ class HubBrowser(QWidget):
                                    "token in Settings.")
             return
         if self.params()["kind"] == "model":
-            self.d_verdict.setText("Choose one model (smaller ones load and answer faster; Q4_K_M is a good start). "
-                                   "The one chosen for you is the largest good fit for this computer's memory."
+            self.d_verdict.setText("Choose one model: smaller ones load and answer faster, and Q4_K_M is a good "
+                                   "start (chosen for you when this computer's memory holds it)."
                                    if d.get("files") else "No GGUF model in this repository.")
             return
         if c is None:

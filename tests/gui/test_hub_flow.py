@@ -209,3 +209,8 @@ def test_a_gguf_model_repository_offers_its_models_and_downloads_a_split_one_who
     assert len(snapshots) == 1
     assert {p.name for p in snapshots[0].iterdir()} == {"big-llama-Q8_0-00001-of-00002.gguf",
                                                          "big-llama-Q8_0-00002-of-00002.gguf"}
+    # The app then loads it (these parts are no real model: that fails) and checks the Hub selection
+    # again: let both end while the window and the fake Hub are still there.
+    qtbot.waitUntil(lambda: not app.state.loading, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: app.state.jobs.wait(0), timeout=TIMEOUT)
+    qtbot.wait(50)                                      # their results, queued to this thread
