@@ -27,7 +27,8 @@ from ..isolated import isolated_env, isolated_python
 
 RENDER_SECONDS = 10.0                  # one compile or render
 START_SECONDS = 120.0                  # the helper's start (imports), on a busy machine
-MEMORY_LIMIT = 1 << 30                 # bytes the helper may add to what it holds once started (Linux)
+MEMORY_LIMIT = 256 << 20               # bytes the helper may add to what it holds once started (Linux);
+                                       # a prompt of a whole 1M-token context takes a few tens of MB
 HELPER_ARG = "--loradeck-chat-template-helper"   # a packaged app's launcher runs helper_main() when given it
 
 class TemplateLimitError(Exception):

@@ -16,19 +16,20 @@ from adapters_backend.engines.base import ChatMessage, SamplingParams
 from adapters_backend.engines.llama_cpp_engine import run_to_text
 from adapters_backend.errors import EngineError
 
-MEMORY = "more memory" if sys.platform.startswith("linux") else "more"   # capped where the OS allows (Linux)
 TIME = "ran for more than 3 s"
+MEMORY = "needed more memory" if sys.platform.startswith("linux") else TIME   # capped where the OS allows (Linux)
+GROWING = (MEMORY, TIME)     # memory filled step by step: the cap or the clock, whichever comes first on this machine
 HOSTILE = {   # what it does: (the template, what stops it)
     "repeats a string ten billion times": ("{{ 'x' * 10000000000 }}", MEMORY),
     "a power folded while compiling": ("{{ 10 ** 10000000 }}", TIME),
     "two nested loops of 100,000": (
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", TIME),
     "a namespace doubling forty times": ("{% set ns = namespace(s='x') %}{% for i in range(40) %}"
-                                         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}", MEMORY),
+                                         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}", GROWING),
     "a macro calling itself twice per level": (
         "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}", TIME),
     "a list doubling forty times": ("{% set ns = namespace(s=['x']) %}{% for i in range(40) %}"
-                                    "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}", MEMORY),
+                                    "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}", GROWING),
     "endless recursion": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "nests deeper than a chat template may"),
 }
 GOOD = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}"
@@ -50,11 +51,18 @@ def test_a_hostile_template_is_stopped_and_the_next_one_works(what, quick_limit)
     template, reason = HOSTILE[what]
     with pytest.raises(EngineError, match="the model's chat template cannot be used: .*a damaged or hostile template") as e:
         ChatTemplate(template, bos_token="<s>", eos_token="</s>", source="gguf")
-    assert reason in str(e.value)
+    assert any(r in str(e.value) for r in ((reason,) if isinstance(reason, str) else reason)), e.value
     assert time.monotonic() - started < 3.0 + 5.0            # the limit, and the helper's restart
     assert rss_mib() < peak + 200                              # none of it happened in this process
     good = ChatTemplate(GOOD, bos_token="<s>", eos_token="</s>", source="gguf")
     assert good.render([ChatMessage("user", "hi")]).text == "<user>hi<a>"
+
+
+def test_the_limits_leave_room_for_a_whole_book():
+    book = "The harbour keeper writes the weather in a ledger every morning. " * 60_000     # ~4 MB, ~1M tokens
+    t = ChatTemplate(GOOD, bos_token="<s>", eos_token="</s>", source="gguf")
+    history = [ChatMessage("user", book), ChatMessage("assistant", "Noted.")] * 4
+    assert len(t.render(history).text) > 4 * len(book)
 
 
 def test_a_template_that_explodes_only_on_some_input_fails_that_render(quick_limit):
