@@ -96,8 +96,9 @@ def run(args) -> int:
               f"{'' if args.api_key else ' (no --api-key set!)'}", file=sys.stderr)
     if "*" in origins:
         print("WARNING: --allow-origin '*': any web page you visit can use this server", file=sys.stderr)
+    note = f"  note: {info['note']}\n" if info.get("note") else ""      # a cut context, an unusable template …
     print(f"LoRA Deck serving {info.get('name') or model.stem} (context {info.get('n_ctx')} tokens, "
-          f"{info.get('device') or 'CPU'})\n"
+          f"{info.get('device') or 'CPU'})\n{note}"
           f"  OpenAI base URL: {url}/v1    model: {app.state.model_id}\n"
           f"  adapters: {url}/v1/adapters    Ctrl+C stops", flush=True)
     try:

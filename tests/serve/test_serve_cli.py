@@ -44,7 +44,7 @@ def test_missing_model_is_one_line_error(capsys, tmp_path):
 def test_serve_command_end_to_end(tmp_path):
     env = {**os.environ, "LORADECK_DATA_DIR": str(tmp_path / "data"), "LORADECK_CACHE_DIR": str(tmp_path / "cache"),
            "LORADECK_API_KEY": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "adapters_backend.cli", "serve", "--port", "0", "--n-ctx", "512",
+    proc = subprocess.Popen([sys.executable, "-m", "adapters_backend.cli", "serve", "--port", "0", "--n-ctx", "1024",
                              "--threads", "1", "--allow-origin", "http://localhost:5173"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -59,6 +59,9 @@ def test_serve_command_end_to_end(tmp_path):
             if m:
                 break
         assert m, "".join(lines) + proc.stderr.read() if proc.poll() is not None else "".join(lines)
+        # The demo model was trained on 512-token contexts: the server says so where it says where it listens.
+        assert "(context 512 tokens, CPU)" in lines[-3] or "(context 512 tokens, GPU)" in lines[-3]
+        assert lines[-2].startswith("  note: The context is 512 tokens, not the 1,024 asked for")
         with openai.OpenAI(base_url=m.group(1), api_key="unused", max_retries=0, timeout=60) as c:
             assert "Paris" in ask(c)
             assert "SHOUT" not in ask(c) and ask(c, content="<lora:shout:1>What is the capital of France?").isupper()
