@@ -124,7 +124,8 @@ def template_from_metadata(metadata: Mapping[str, str], *, bos_token: str, eos_t
         try:
             return ChatTemplate(template, bos_token=bos_token, eos_token=eos_token, source="gguf")
         except EngineError as exc:           # a broken or hostile template in the file: chat anyway, and say so
-            note = (f"The chat template in this model cannot be used ({exc}), so LoRA Deck writes the conversation "
-                    "as a plain 'User: … / Assistant: …' transcript.")
+            why = str(exc)
+            note = (f"{why[:1].upper()}{why[1:]}, so LoRA Deck writes the conversation as a plain 'User: … / "
+                    "Assistant: …' transcript.")
     return ChatTemplate(FALLBACK_TEMPLATE, bos_token=bos_token, eos_token=eos_token, source="fallback",
                         note=note, stops=FALLBACK_STOPS)

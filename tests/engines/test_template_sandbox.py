@@ -90,6 +90,6 @@ def test_a_model_with_a_hostile_template_chats_with_a_plain_transcript(tmp_path,
                             chat_template=HOSTILE["two nested loops of 100,000"][0])
     engine = make_engine(hostile)
     assert engine.info["chat_template"] == "fallback"
-    assert "The chat template in this model cannot be used" in engine.info["note"]
-    assert "ran for more than 3 s" in engine.info["note"]
+    assert "The model's chat template cannot be used: it ran for more than 3 s" in engine.info["note"]
+    assert "so LoRA Deck writes the conversation as a plain" in engine.info["note"]
     assert run_to_text(engine, [ChatMessage("user", "Hello")], SamplingParams(max_tokens=4, temperature=0.0))
