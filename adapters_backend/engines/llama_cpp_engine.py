@@ -39,7 +39,7 @@ from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities
 from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
 from .kv_snapshots import BASE_KEY, mix_key
-from .llama_fit import AUTO_GPU_LAYERS, open_fitted, trained_context
+from .llama_fit import AUTO_GPU_LAYERS, open_fitted
 from .llama_kv import LlamaKV, context_tokens
 from .llama_prompts import PromptReading
 from .llama_runtime import AdapterHandles, token_bytes
@@ -123,7 +123,7 @@ class LlamaCppEngine(PromptReading):
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
             "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
-            "n_ctx_train": trained_context(base.hparams, base.arch_name),
+            "n_ctx_train": fit.trained,
             "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
             "n_params": int(self._lib.llama_model_n_params(llm.model)),
             "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,

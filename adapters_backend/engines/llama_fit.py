@@ -35,6 +35,7 @@ class Fit:
     gpu_layers: int                    # what llama.cpp was given: -1 all, 0 none, else that many
     device: str                        # device_text(): "CPU", "GPU", "GPU, 16 of 32 layers"
     n_ctx: int                         # the context asked of llama.cpp
+    trained: int | None = None         # the context the model was trained for, where its file says
     notes: list[str] = field(default_factory=list)   # what the user should know (a cut context, layers left out)
 
 
@@ -104,7 +105,8 @@ def open_fitted(path: Path, ctx: JobContext | None, options: dict, base, gpu: bo
             gc.collect()                    # the failed Llama's model and context go before the next try
             release_free_memory()
             continue
-        fit = Fit(layers, device_text(layers, n_layers, gpu), kwargs["n_ctx"], [context_note] if context_note else [])
+        fit = Fit(layers, device_text(layers, n_layers, gpu), kwargs["n_ctx"], trained,
+                  [context_note] if context_note else [])
         if i > 0:
             fit.notes.append((f"Only {layers} of the model's {n_layers} layers fit the GPU's memory; the rest run "
                               "on the CPU" if layers else "The model does not fit the GPU's memory; it runs on the CPU")

@@ -30,8 +30,9 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
                check_compat: bool = True, bound_host: str = "127.0.0.1", allow_remote: bool = False,
                allow_origins: Iterable[str] = (), engine_options: dict | None = None) -> FastAPI:
     """An app serving `model_path` (default: the demo model) with one engine from `engine_factory`
-    (default: llama.cpp with `n_ctx` and `engine_options`, e.g. n_threads, n_gpu_layers). Pass a started `worker` to load the model before the server
-    starts (the CLI does, to report a bad model at once); the app closes it at shutdown either way.
+    (default: llama.cpp with `n_ctx` and `engine_options`, e.g. n_threads, n_gpu_layers). Pass a started
+    `worker` to load the model before the server starts (the CLI does, to report a bad model at once);
+    the app closes it at shutdown either way.
 
     Requests must be addressed to `bound_host` or a localhost name unless `allow_remote`; web pages
     may use it only from `allow_origins` (see guard.py)."""
@@ -148,7 +149,7 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
         created = int(worker.model_path.stat().st_mtime) if worker.model_path.exists() else int(time.time())
         out = [{"id": model_id, "object": "model", "created": created, "owned_by": "loradeck",
                 "path": str(worker.model_path) if paths else None, "n_ctx": worker.info.get("n_ctx"),
-                 "device": worker.info.get("device")}]
+                "device": worker.info.get("device")}]
         for name, entries in sorted(resolver.presets().items()):
             if name in aliases:
                 continue
