@@ -8,6 +8,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
 from adapters_backend.units import transfer_text
 
+from .plain_text import plain_tip
+
 
 @dataclass
 class Activity:
@@ -67,7 +69,7 @@ class ActivityListModel(QAbstractListModel):
         if role == self.ActivityRole:
             return a
         if role == Qt.ItemDataRole.ToolTipRole:
-            return a.error or a.warning or a.message or a.title
+            return plain_tip(a.error or a.warning or a.message or a.title)
         return None
 
     def activities(self) -> list[Activity]:

@@ -5,6 +5,7 @@ every long operation starts here and reports back through its signals.
 """
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,7 +188,8 @@ class AppState(QObject):
             return "" if self.loading else "No model loaded. " + HOW_TO_GET_A_MODEL
         if self.is_demo_loaded():
             return f"<b>Tiny demo model.</b> {lib.demo_note()}<br>{HOW_TO_GET_A_MODEL}"
-        return self.model.info.get("note") or ""
+        # The banner is rich text (the demo's note is bold): the model's own note quotes files and errors.
+        return html.escape(self.model.info.get("note") or "").replace("\n", "<br>")
 
     def capabilities(self):
         return self.model.capabilities if self.model else None

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 from adapters_backend.errors import BackendError
 
 from . import library_access as lib
+from .plain_text import message_box
 
 ACCEPTED_SUFFIXES = (".zip", ".safetensors", ".gguf")
 
@@ -52,7 +53,7 @@ class DropInstaller(QObject):
             if not self.ask_before_loading:
                 self.state.load_model(str(p), "llama.cpp")
                 return
-            box = QMessageBox(QMessageBox.Icon.Question, "Load this model?",
+            box = message_box(QMessageBox.Icon.Question, "Load this model?",
                               f"{p.name} is a base model, not an adapter. Load it now?",
                               QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.parent_widget)
             box.setAccessibleName("Load dropped model")

@@ -60,6 +60,8 @@ class ErrorReporter(QObject):
 
     def _show(self, exc: BaseException, context: str) -> None:
         from PySide6.QtWidgets import QMessageBox  # only when shown
+
+        from .plain_text import message_box
         message, details = error_text(exc)
         self.history.append((context, message))
         log.error("%s%s", f"{context}: " if context else "", message)
@@ -67,7 +69,7 @@ class ErrorReporter(QObject):
             log.error(details)
         if not self.show_dialogs:
             return
-        box = QMessageBox(QMessageBox.Icon.Warning, context or "LoRA Deck", message,
+        box = message_box(QMessageBox.Icon.Warning, context or "LoRA Deck", message,
                           QMessageBox.StandardButton.Ok, self._parent)
         if details:
             box.setDetailedText(details)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 
+from ..plain_text import plain_tip
 from .library_model import LibraryTableModel
 
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ class AvailableAdaptersModel(QSortFilterProxyModel):
             if self.state.model is None:
                 return "Load a model first."
             if unusable:
-                return f"Cannot be used with this model: {verdict.reason or 'incompatible'}"
-            return f"{entry.path}\n{verdict.reason}" if verdict and verdict.reason else str(entry.path)
+                return plain_tip(f"Cannot be used with this model: {verdict.reason or 'incompatible'}")
+            return plain_tip(f"{entry.path}\n{verdict.reason}" if verdict and verdict.reason else str(entry.path))
         if role == Qt.ItemDataRole.AccessibleDescriptionRole and unusable:
             return verdict.reason
         return super().data(index, role)

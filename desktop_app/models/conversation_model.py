@@ -6,6 +6,7 @@ import time
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
 from ..conversation_store import Conversation, ConversationStore
+from ..plain_text import plain_tip
 
 
 class ConversationListModel(QAbstractListModel):
@@ -32,7 +33,8 @@ class ConversationListModel(QAbstractListModel):
             return c.title
         if role == Qt.ItemDataRole.ToolTipRole:
             n = sum(1 for m in c.messages if m.role == "user")
-            return f"{c.title}\n{n} message(s), last changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}"
+            return plain_tip(f"{c.title}\n{n} message(s), last changed "
+                             f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}")
         if role == self.ConversationRole:
             return c
         return None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
+from ..plain_text import plain_tip
+
 COLUMNS = [("repo_id", "Repository"), ("format", "Format"), ("base_model", "Base model"),
            ("downloads", "Downloads"), ("likes", "Likes"), ("updated", "Updated")]
 
@@ -44,7 +46,7 @@ class HubResultsModel(QAbstractTableModel):
         if role == self.ResultRole:
             return r
         if role == Qt.ItemDataRole.ToolTipRole:
-            return r.get("repo_id")
+            return plain_tip(r.get("repo_id"))
         return None
 
     def result(self, row: int) -> dict:

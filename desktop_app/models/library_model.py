@@ -7,6 +7,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyMod
 
 from adapters_backend.units import format_bytes
 
+from ..plain_text import plain_tip
+
 if TYPE_CHECKING:
     from adapters_backend.core.compat import Verdict
     from adapters_backend.library import LibraryEntry
@@ -63,7 +65,7 @@ class LibraryTableModel(QAbstractTableModel):
             tip = str(e.path)
             if verdict and verdict.reason:
                 tip += "\n" + verdict.reason
-            return tip
+            return plain_tip(tip)
         if role == self.EntryRole:
             return e
         if role == self.IdRole:

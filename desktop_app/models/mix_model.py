@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
 
+from ..plain_text import plain_tip
+
 if TYPE_CHECKING:       # the backend's mix module is imported once the window is painted
     from adapters_backend.engines.base import ActiveAdapter
     from adapters_backend.mix_presets import MixEntry
@@ -44,7 +46,7 @@ class MixListModel(QAbstractListModel):
         if role == self.EnabledRole:
             return e.enabled
         if role == Qt.ItemDataRole.ToolTipRole:
-            return e.path
+            return plain_tip(e.path)
         return None
 
     def roleNames(self):

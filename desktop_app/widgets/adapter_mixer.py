@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..models.available_model import AvailableAdaptersModel
+from ..plain_text import message_box, plain_label
 from .elided_label import ElidedLabel
 
 SLIDER_STEPS = 100          # slider units per 1.0 of strength
@@ -102,10 +103,10 @@ class MixRow(QFrame):
         self.spin.setKeyboardTracking(False)
         self.slider.setMinimumWidth(40)
         self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.layers_note = QLabel()
+        self.layers_note = plain_label()
         self.layers_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.layers_note.setWordWrap(True)
-        self.unfit_note = QLabel()               # why it is held off: it does not fit the loaded model
+        self.unfit_note = plain_label()          # why it is held off: it does not fit the loaded model
         self.unfit_note.setWordWrap(True)
         self.unfit_note.setAccessibleName(f"Why {entry.name} is off")
 
@@ -367,16 +368,17 @@ class AdapterMixer(QWidget):
             return
         missing = self.state.apply_preset(name)
         if missing:
-            QMessageBox.information(self, "Preset applied",
-                                    "These adapters are no longer in the library and were left out: "
-                                    + ", ".join(missing))
+            self.preset_box = message_box(QMessageBox.Icon.Information, "Preset applied",
+                                          "These adapters are no longer in the library and were left out: "
+                                          + ", ".join(missing), QMessageBox.StandardButton.Ok, self)
+            self.preset_box.open()
 
     def _on_delete_preset_clicked(self) -> None:
         from PySide6.QtWidgets import QMessageBox  # only when shown
         name = self.preset_combo.currentText()
         if not name:
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Delete preset", f"Delete the preset “{name}”?",
+        box = message_box(QMessageBox.Icon.Question, "Delete preset", f"Delete the preset “{name}”?",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setAccessibleName("Confirm preset deletion")
@@ -397,7 +399,7 @@ def warn_cannot_add(parent, state, adapter_id: str):
         text = f"{name} does not fit {state.model_label()}: " + (
             (verdict.reason if verdict and verdict.reason else "it cannot be used with this model")
             .removeprefix("incompatible: "))
-    box = QMessageBox(QMessageBox.Icon.Warning, "Cannot add adapter", text, QMessageBox.StandardButton.Ok, parent)
+    box = message_box(QMessageBox.Icon.Warning, "Cannot add adapter", text, QMessageBox.StandardButton.Ok, parent)
     box.setAccessibleName("Cannot add adapter")
     box.open()
     return box

@@ -6,6 +6,8 @@ from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QLinearGradient, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
+from ..plain_text import plain_tip
+
 # Viridis control points: perceptually even and readable for colour-blind users, on light or dark.
 _VIRIDIS = [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)),
             (1.0, (253, 231, 37))]
@@ -162,4 +164,4 @@ class AnatomyView(QWidget):
         norm = f"{v:.4g}" if v is not None else "not a low-rank update"
         scale = a.scales[i][j]
         QToolTip.showText(event.globalPosition().toPoint(),
-                          f"{name}\n‖ΔW‖_F = {norm}\nrank {a.ranks[i][j]}, scale {scale:.4g}", self)
+                          plain_tip(f"{name}\n‖ΔW‖_F = {norm}\nrank {a.ranks[i][j]}, scale {scale:.4g}"), self)

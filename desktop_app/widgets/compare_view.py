@@ -3,8 +3,6 @@ with the same seed so the only difference is the adapters. Adapters that do not 
 are left out (the pane's title says so); a failed side says why and offers Retry."""
 from __future__ import annotations
 
-import html
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -114,7 +112,7 @@ class CompareView(QWidget):
         left_out = self.state.left_out(key)
         if left_out:
             summary += f" — left out, they do not fit this model: {', '.join(left_out)}"
-        pane.reset(f"{letter}: {html.escape(summary)}")
+        pane.reset(f"{letter}: {summary}")
         rid = self.state.generate(messages, params, mix, tag=f"compare-{letter}")
         self.collector.track(rid, pane)
 

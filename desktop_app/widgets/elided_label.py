@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
+from ..plain_text import plain_tip
+
 MIN_CHARS = 4            # the narrowest it gets: a few characters and the ellipsis
 
 
@@ -59,5 +61,6 @@ class ElidedLabel(QLabel):
         if shown != super().text():
             super().setText(shown)
         tip = self._own_tip or (self._full if shown != self._full else "")
+        tip = plain_tip(tip)
         if tip != self.toolTip():
             self.setToolTip(tip)

@@ -3,6 +3,7 @@ details with the compatibility verdict before download; downloads with progress,
 in the downloads panel; installed adapters appear in the library at once."""
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import Qt
@@ -32,6 +33,7 @@ from adapters_backend.units import format_bytes
 
 from .. import hub_access as hub
 from ..models.hub_model import HubResultsModel
+from ..plain_text import plain_label
 
 FORMATS = [("Any format", None), ("PEFT", "peft"), ("GGUF LoRA", "gguf"), ("Kohya / LyCORIS", "kohya"),
            ("Ludwig", "ludwig")]
@@ -110,7 +112,7 @@ class HubBrowser(QWidget):
         self.more_button.clicked.connect(self.more)
         self.more_button.setEnabled(False)
         # Before the first search the table is empty: say what to do instead of showing a blank pane.
-        self.status = QLabel("Type a few words (or tick “For base model”) and press Search. Adapters are "
+        self.status = plain_label("Type a few words (or tick “For base model”) and press Search. Adapters are "
                              "checked against the loaded model before you download them.")
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Hub status")
@@ -128,7 +130,7 @@ class HubBrowser(QWidget):
         self.d_title.setWordWrap(True)
         self.d_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.d_form = QFormLayout()
-        self.d_verdict = QLabel()
+        self.d_verdict = plain_label()
         self.d_verdict.setWordWrap(True)
         self.d_verdict.setAccessibleName("Compatibility verdict")
         self.d_files = QListWidget()          # a display of the details dict, not a data store
@@ -268,7 +270,7 @@ class HubBrowser(QWidget):
         self.d_files.clear()
         self.d_verdict.clear()
         self.download_button.setEnabled(False)
-        self.d_title.setText(f"<b>{r['repo_id']}</b>" if r else "<i>Select a repository</i>")
+        self.d_title.setText(f"<b>{html.escape(r['repo_id'])}</b>" if r else "<i>Select a repository</i>")
         if r is not None:
             self.d_verdict.setText("Reading details…")
 
@@ -281,7 +283,7 @@ class HubBrowser(QWidget):
                            ("Revision", "revision")):
             v = d.get(key)
             if v not in (None, "", []):
-                lab = QLabel(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+                lab = plain_label(", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
                 lab.setWordWrap(True)
                 self.d_form.addRow(label, lab)
         for f in d.get("files", []):

@@ -2,9 +2,11 @@
 result or the error shown in place (the dialog stays usable)."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QProgressBar, QPushButton
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QProgressBar, QPushButton
 
 from adapters_backend.errors import JobCancelled
+
+from ..plain_text import plain_label
 
 
 class JobDialog(QDialog):
@@ -18,7 +20,7 @@ class JobDialog(QDialog):
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.hide()
-        self.status = QLabel()
+        self.status = plain_label()
         self.status.setWordWrap(True)
         self.status.setAccessibleName(f"{title} status")
         self.buttons = QDialogButtonBox()

@@ -36,6 +36,7 @@ from adapters_backend.units import format_bytes
 from .. import library_access as lib
 from ..file_manager import home_relative, open_folder
 from ..models.library_model import LibraryFilterModel, LibraryTableModel
+from ..plain_text import message_box, plain_label
 from .anatomy_view import AnatomyView
 
 if TYPE_CHECKING:
@@ -270,7 +271,7 @@ class LibraryView(QWidget):
         for label, value in rows:
             if value in (None, ""):
                 continue
-            v = QLabel(str(value))
+            v = plain_label(str(value))
             v.setWordWrap(True)
             v.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.summary.addRow(label, v)
@@ -334,7 +335,7 @@ class LibraryView(QWidget):
 
     def _cannot_reveal(self, path: str, problem: str) -> None:
         """No file manager opened it: say why, show where the adapter is, offer to copy the path."""
-        box = QMessageBox(QMessageBox.Icon.Warning, "Cannot show the folder",
+        box = message_box(QMessageBox.Icon.Warning, "Cannot show the folder",
                           f"The folder could not be opened: {problem}.\n\nThe adapter is here:\n{path}",
                           QMessageBox.StandardButton.Close, self)
         copy = box.addButton("Copy path", QMessageBox.ButtonRole.ActionRole)
@@ -347,7 +348,7 @@ class LibraryView(QWidget):
         e = self.current_entry()
         if e is None:
             return
-        box = QMessageBox(QMessageBox.Icon.Question, "Remove adapter",
+        box = message_box(QMessageBox.Icon.Question, "Remove adapter",
                           f"Remove “{e.name}” from the library?",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setAccessibleName("Confirm removal")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
+from ..plain_text import message_box, plain_label, plain_tip
 from ..prewarm_scheduler import PrewarmScheduler
 from .adapter_mixer import AdapterMixer
 from .chat_view import ChatView
@@ -65,7 +66,7 @@ class MainWindow(QMainWindow):
         self._downloads_dock: QDockWidget | None = None
 
         # Status bar.
-        self.status_label = QLabel()
+        self.status_label = plain_label()
         self.status_label.setAccessibleName("Generation statistics")
         self.statusBar().addPermanentWidget(self.status_label)
         self.chat.status_message.connect(self.status_label.setText)
@@ -273,7 +274,7 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QMessageBox  # only when shown
         reason = verdict.reason.removeprefix("incompatible: ")
         self.statusBar().showMessage(f"Installed “{entry.name}”, but it does not fit {self.state.model_label()}", 8000)
-        box = QMessageBox(QMessageBox.Icon.Warning, "Installed, but it does not fit",
+        box = message_box(QMessageBox.Icon.Warning, "Installed, but it does not fit",
                           f"“{entry.name}” is now in the library, but it does not fit the loaded model "
                           f"({self.state.model_label()}): {reason}\n\nLoad a model it was made for to use it.",
                           QMessageBox.StandardButton.Ok, self)
@@ -326,14 +327,15 @@ class MainWindow(QMainWindow):
         url = f"{info['url']}/v1"
         self.serve_action.setText(f"Local &API server: {url}")
         if self._serve_label is None:       # stays in the status bar while the server runs
-            self._serve_label = QLabel()
+            self._serve_label = plain_label()
             self._serve_label.setAccessibleName("Local API server address")
             self._serve_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.statusBar().addPermanentWidget(self._serve_label)
         self._serve_label.setText(f"API: {url}")
-        self._serve_label.setToolTip(f"OpenAI-compatible server for {info['model']}: base URL {url}. Pick adapters "
-                                     "per request with \"adapters\": [{\"name\": …, \"strength\": 0.8}] or "
-                                     "<lora:name:0.8> in the prompt. " + info.get("note", ""))
+        self._serve_label.setToolTip(plain_tip(
+            f"OpenAI-compatible server for {info['model']}: base URL {url}. Pick adapters per request with "
+            "\"adapters\": [{\"name\": …, \"strength\": 0.8}] or <lora:name:0.8> in the prompt. "
+            + info.get("note", "")))
         self._serve_label.show()
         self.statusBar().showMessage(f"Local API server running at {url}. {info.get('note', '')}".strip(), 10000)
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from adapters_backend.engines.base import STRENGTH_RANGE
 
 from .. import tools_access as tools
+from ..plain_text import plain_tip
 from .convert_dialog import MISFIT_MARK, fitting_first
 from .job_dialog import JobDialog
 
@@ -45,7 +46,7 @@ class MergeDialog(JobDialog):
         for e, fits in fitting_first(state):
             self.add_combo.addItem(e.name, str(e.path))
             if not fits:
-                self.add_combo.setItemData(self.add_combo.count() - 1, e.name + MISFIT_MARK,
+                self.add_combo.setItemData(self.add_combo.count() - 1, plain_tip(e.name + MISFIT_MARK),
                                            Qt.ItemDataRole.ToolTipRole)
         add = QPushButton("Add")
         add.setAccessibleName("Add adapter")
@@ -91,7 +92,7 @@ class MergeDialog(JobDialog):
         self.table.insertRow(r)
         from PySide6.QtWidgets import QTableWidgetItem
         item = QTableWidgetItem(name)
-        item.setToolTip(path)
+        item.setToolTip(plain_tip(path))
         item.setData(256, path)
         self.table.setItem(r, 0, item)
         w = QDoubleSpinBox()

@@ -2,6 +2,8 @@
 (copy; edit for yours; regenerate; Retry for a message left unanswered, with the reason)."""
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
@@ -39,7 +41,7 @@ class MessageWidget(QFrame):
         self.setBackgroundRole(QPalette.ColorRole.AlternateBase if role == "user" else QPalette.ColorRole.Base)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
-        self.title = QLabel(f"<b>{ROLE_TITLES.get(role, role)}</b>")
+        self.title = QLabel(f"<b>{html.escape(ROLE_TITLES.get(role, role))}</b>")
         # One line, shortened to fit: a long mix or model name never widens the transcript.
         self.info = ElidedLabel(info_text)
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)

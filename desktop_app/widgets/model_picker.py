@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgre
 from adapters_backend.model_ref import engine_for, is_hub_id
 
 from .. import library_access as lib
+from ..plain_text import message_box, plain_label, plain_tip
 from ..workers.engine_host import TORCH_HINT, torch_available
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class ModelPicker(QWidget):
         self.progress.setMaximumWidth(140)
         self.progress.setAccessibleName("Model loading progress")
         self.progress.hide()
-        self.status = QLabel()
+        self.status = plain_label()
         self.status.setAccessibleName("Model status")
 
         lay = QHBoxLayout(self)
@@ -83,7 +84,7 @@ class ModelPicker(QWidget):
         for r in self.state.settings.recent_models():
             if r["path"] not in seen and (Path(r["path"]).exists() or is_hub_id(r["path"])):
                 self.combo.addItem(self._label(r["path"]), r["path"])
-                self.combo.setItemData(self.combo.count() - 1, r["path"], 3)   # tooltip role
+                self.combo.setItemData(self.combo.count() - 1, plain_tip(r["path"]), 3)   # tooltip role
                 seen.add(r["path"])
         self.combo.insertSeparator(self.combo.count())
         self.combo.addItem("Open GGUF file…", OPEN_GGUF)
@@ -189,7 +190,7 @@ class ModelPicker(QWidget):
             return True
         self.status.setText("PyTorch engine not installed")
         self.status.setToolTip(TORCH_HINT)
-        box = QMessageBox(QMessageBox.Icon.Information, "PyTorch engine not installed",
+        box = message_box(QMessageBox.Icon.Information, "PyTorch engine not installed",
                           "Hugging Face model folders and Hub ids run on the PyTorch engine, which is not "
                           f"installed.\n\n{TORCH_HINT}\n\nthen restart LoRA Deck. GGUF models work without it.",
                           QMessageBox.StandardButton.Ok, self)
@@ -258,13 +259,13 @@ class ModelPicker(QWidget):
         m = self.state.model
         if m or not self.status.text().startswith("Could not load"):
             self.status.setText(ready_text(m) if m else "No model loaded")
-            self.status.setToolTip(m.path if m else "")
+            self.status.setToolTip(plain_tip(m.path if m else ""))
         self.refresh()
 
     def _on_state_model_load_failed(self, label: str, reason: str) -> None:
         self.status.setText(f"Could not load {label}" + (" — PyTorch not installed" if "loradeck[torch]" in reason
                                                           else ""))
-        self.status.setToolTip(reason)
+        self.status.setToolTip(plain_tip(reason))
 
 
 def ready_text(m) -> str:

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..plain_text import plain_label, plain_tip
+
 HEADERS = ["Plugin", "Status", "Distribution", "Adds"]
 
 
@@ -48,7 +50,7 @@ class PluginsDialog(QDialog):
         self.details.setMaximumHeight(110)
         self.details.setPlaceholderText("Select a plugin to see everything about it.")
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
-        self.summary = QLabel("Looking for plugins…")
+        self.summary = plain_label("Looking for plugins…")
         self.summary.setWordWrap(True)
         self.summary.setAccessibleName("Plugins summary")
         reload_button = QPushButton("Reload")
@@ -88,10 +90,10 @@ class PluginsDialog(QDialog):
             dist = f"{r['distribution'] or '?'} {r['version'] or ''}".strip()
             items = [QStandardItem(r["title"] or r["name"]), QStandardItem("OK" if r["ok"] else "Broken"),
                      QStandardItem(dist), QStandardItem("; ".join(adds) or "—")]
-            items[0].setToolTip(f"{r['name']} = {r['target']}")
+            items[0].setToolTip(plain_tip(f"{r['name']} = {r['target']}"))
             for e in r["errors"]:
                 child = QStandardItem(f"error: {e}")
-                child.setToolTip(e)
+                child.setToolTip(plain_tip(e))
                 items[0].appendRow([child])
             self.model.appendRow(items)
         for row in range(self.model.rowCount()):

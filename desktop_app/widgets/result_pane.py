@@ -2,6 +2,8 @@
 answer says why in place of the text, with Retry."""
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout
@@ -15,7 +17,7 @@ class ResultPane(QFrame):
     def __init__(self, title: str, parent=None, can_retry: bool = False):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.title = QLabel(f"<b>{title}</b>")
+        self.title = QLabel(f"<b>{html.escape(title)}</b>")
         self.title.setWordWrap(True)
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
@@ -61,7 +63,7 @@ class ResultPane(QFrame):
         return self._content
 
     def set_title(self, title: str) -> None:
-        self.title.setText(f"<b>{title}</b>")
+        self.title.setText(f"<b>{html.escape(title)}</b>")
 
     def set_info(self, text: str) -> None:
         self.info.setText(text)

@@ -27,6 +27,7 @@ from adapters_backend.paths import data_dir
 from .. import hub_access as hub
 from .. import theme
 from ..file_manager import home_relative
+from ..plain_text import plain_label
 from .sampling_panel import SamplingPanel
 
 
@@ -50,7 +51,7 @@ class SettingsDialog(QDialog):
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("hf_… (leave empty to keep the current one)")
         self.token.setAccessibleName("Hugging Face token")
-        self.token_status = QLabel(hub.token_status())
+        self.token_status = plain_label(hub.token_status())
         self.token_status.setWordWrap(True)
 
         self.theme = QComboBox()
@@ -84,7 +85,7 @@ class SettingsDialog(QDialog):
         self.origins.setToolTip("Origins of web pages (scheme://host:port) that may call the local API server from "
                                 "a browser; separate several with spaces. Leave empty unless a web front-end needs "
                                 "it: any page you visit could otherwise use your model.")
-        self.origins_error = QLabel()
+        self.origins_error = plain_label()
         self.origins_error.setWordWrap(True)
         self.origins_error.hide()                          # shown with a message only
         self.kv_memory = QSpinBox()

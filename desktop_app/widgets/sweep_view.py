@@ -2,6 +2,8 @@
 side by side with the same seed — the X/Y plot image-LoRA users know, for text."""
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from adapters_backend.engines.base import STRENGTH_RANGE, ActiveAdapter
 
+from ..plain_text import plain_label
 from ..stream_collector import StreamCollector
 from .result_pane import ResultPane
 from .sampling_panel import SamplingPanel
@@ -86,7 +89,7 @@ class SweepView(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setAccessibleName("Stop sweep")
         self.stop_button.clicked.connect(state.cancel_generation)
-        self.error = QLabel()
+        self.error = plain_label()
         self.error.setWordWrap(True)
 
         row1 = QHBoxLayout()
@@ -194,9 +197,9 @@ class SweepView(QWidget):
         self._clear_grid()
         if y_entry is not None:
             for c, x in enumerate(xs):
-                self.grid.addWidget(QLabel(f"<b>{x_entry.name} {x:g}</b>"), 0, c + 1)
+                self.grid.addWidget(QLabel(f"<b>{html.escape(x_entry.name)} {x:g}</b>"), 0, c + 1)
             for r, y in enumerate(ys):
-                self.grid.addWidget(QLabel(f"<b>{y_entry.name} {y:g}</b>"), r + 1, 0)
+                self.grid.addWidget(QLabel(f"<b>{html.escape(y_entry.name)} {y:g}</b>"), r + 1, 0)
         for r, y in enumerate(ys):
             for c, x in enumerate(xs):
                 mix = rest + [ActiveAdapter(str(x_entry.path), x, name=x_entry.name)]
