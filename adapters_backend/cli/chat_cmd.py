@@ -64,12 +64,13 @@ def add_parser(sub) -> None:
 class ChatSession:
     """The conversation and the mix of an interactive chat; every mix change goes to the engine at once."""
 
-    def __init__(self, engine, params, system: str | None, out=sys.stdout, err=sys.stderr, stats: bool = False,
+    def __init__(self, engine, params, system: str | None, out=None, err=None, stats: bool = False,
                  n_ctx: int | None = None, remote: bool = False):
         """`n_ctx`: the model's context; once the chat outgrows it, its oldest turns are left out.
         `remote`: the engine is a server, which may know adapters by names of its own."""
         self.engine, self.params, self.system, self.remote = engine, params, system, remote
-        self.out, self.err, self.stats = out, err, stats
+        # The streams of the moment, not of import time: the command wraps them (cli/terminal.py).
+        self.out, self.err, self.stats = out or sys.stdout, err or sys.stderr, stats
         self.n_ctx = n_ctx
         self.left_out = 0              # oldest messages the model is no longer given
         self.history: list = []

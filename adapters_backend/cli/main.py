@@ -18,6 +18,7 @@ import os
 import sys
 
 from ..errors import BackendError, IncompatibleAdapterError
+from .terminal import inert_output
 
 EXIT_ERROR = 2
 EXIT_INCOMPATIBLE = 3
@@ -59,6 +60,11 @@ def command_names() -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with inert_output():         # names and answers from outside never reach the terminal as commands
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
