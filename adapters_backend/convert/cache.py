@@ -33,8 +33,9 @@ def base_identity(base: BaseModelInfo, needs_weights: bool) -> str:
              "head_dim": base.head_dim, "tied": base.tied,
              "tensors": sorted((k.removesuffix(".weight"), list(v)) for k, v in space.items() if len(v) >= 2)}
     if needs_weights and base.path is not None:
-        st = Path(base.path).stat()
-        facts["file"] = [str(Path(base.path).resolve()), st.st_size, st.st_mtime_ns]
+        # Every part of a split model: a part updated alone changes the weights the conversion read.
+        facts["file"] = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns]
+                         for f in (Path(base.path), *map(Path, base.gguf_parts))]
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 

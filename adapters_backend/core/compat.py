@@ -395,8 +395,8 @@ def _base_label(base) -> str:
 
 
 def _load_base_cached(path: Path) -> BaseModelInfo:
-    """load_base_model, remembered per (path, size, mtime): checking many adapters against one base
-    reads its header once."""
+    """load_base_model, remembered per (path, size, mtime) and, for a split model, its later parts':
+    checking many adapters against one base reads its header once."""
     from .base_model import load_base_model
     try:
         st = (path / "config.json").stat() if path.is_dir() else path.stat()
@@ -405,16 +405,26 @@ def _load_base_cached(path: Path) -> BaseModelInfo:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     with _BASE_LOCK:
         hit = _BASE_CACHE.get(key)
+    if hit is not None and hit[1] != _part_stats(hit[0].gguf_parts):
+        hit = None                     # a later part of a split model changed since: read them again
     if hit is None:
-        hit = load_base_model(path)
+        base = load_base_model(path)
+        hit = (base, _part_stats(base.gguf_parts))
         with _BASE_LOCK:
             _BASE_CACHE[key] = hit
             while len(_BASE_CACHE) > 8:
                 _BASE_CACHE.pop(next(iter(_BASE_CACHE)))
-    return hit
+    return hit[0]
 
 
-_BASE_CACHE: dict[tuple, BaseModelInfo] = {}
+def _part_stats(parts) -> list[tuple]:
+    try:
+        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, parts)]
+    except OSError:
+        return []                      # a part gone: the next read says which
+
+
+_BASE_CACHE: dict[tuple, tuple[BaseModelInfo, list[tuple]]] = {}
 _BASE_LOCK = threading.Lock()
 
 

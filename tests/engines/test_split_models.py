@@ -127,3 +127,30 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path, second, announced, probl
     _part(tmp_path / "m-00002-of-00002.gguf", 1, second)
     with pytest.raises(BaseModelError, match=problem):
         load_base_model(first)
+
+
+def test_caches_notice_a_later_part_that_changed(split, tmp_path):
+    """A repository update can replace one part of a split model and leave the first as it was: the
+    conversion cache (which reads base weights for dense adapters) and the compatibility checker's base
+    cache must not go on with what the old part said."""
+    import os
+
+    from adapters_backend.convert.cache import base_identity
+    from adapters_backend.core.compat import _load_base_cached
+    first_src, parts = split
+    for p in parts:
+        shutil.copyfile(p, tmp_path / p.name)
+    first, last = tmp_path / parts[0].name, tmp_path / parts[-1].name
+    identity = base_identity(load_base_model(first), needs_weights=True)
+    cached = _load_base_cached(first)
+    assert _load_base_cached(first) is cached                      # read once while nothing changes
+
+    data = bytearray(last.read_bytes())
+    data[-1] ^= 0x01                                               # a weight of the last part, same size
+    last.write_bytes(bytes(data))
+    os.utime(last, ns=(last.stat().st_atime_ns, last.stat().st_mtime_ns + 10**9))   # coarse clocks
+    assert base_identity(load_base_model(first), needs_weights=True) != identity
+    again = _load_base_cached(first)
+    assert again is not cached and again.tensor_shapes == cached.tensor_shapes
+    assert base_identity(load_base_model(first), needs_weights=False) == \
+        base_identity(load_base_model(first_src), needs_weights=False)    # shapes alone: the same model
