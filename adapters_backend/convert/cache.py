@@ -17,6 +17,7 @@ from pathlib import Path
 from ..atomic import write_json_atomic
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo
+from ..disk_cache import mark_used, trim_cache
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .factors import is_dense
@@ -79,9 +80,14 @@ def convert_cached(adapter, base, *, outtype: str | None = None, max_error: floa
     gguf_path, report_path = folder / f"{key}.gguf", folder / f"{key}.json"
     if gguf_path.is_file() and report_path.is_file():
         try:
-            return _result_from_json(gguf_path, json.loads(report_path.read_text(encoding="utf-8")))
+            result = _result_from_json(gguf_path, json.loads(report_path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             pass   # a damaged report: convert again
+        else:
+            mark_used(gguf_path)
+            mark_used(report_path)
+            return result
     result = convert_to_gguf(adapter, base, gguf_path, outtype=outtype, max_error=max_error, ctx=ctx)
     write_json_atomic(report_path, _result_to_json(result))
+    trim_cache(folder)
     return result

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import time
 from pathlib import Path
 
 from ..core.base_model import BaseModelInfo
 from ..core.compat import require_compatible
+from ..disk_cache import mark_used, trim_cache
 from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
 from ..gguf.header import is_gguf
 from ..jobs import JobContext
@@ -26,7 +25,6 @@ from .fold import FoldPart, write_folded
 
 log = logging.getLogger(__name__)
 
-DERIVED_KEEP = 32                      # per-layer files kept in the cache (least recently used go first)
 
 
 def file_identity(path: Path) -> str:
@@ -96,22 +94,9 @@ def per_layer_file(src: Path, ranges: LayerScales) -> Path:
     key = hashlib.sha256(f"{file_identity(src)}|{ranges!r}|v1".encode()).hexdigest()[:24]
     out = derived_dir() / f"{Path(src).stem}.layers-{key}.gguf"
     if out.exists():
-        os.utime(out)                  # mark as recently used
+        mark_used(out)
         return out
     write_folded(out, [FoldPart(Path(src), 1.0, lambda layer: layer_factor(ranges, layer))],
                  name=f"{Path(src).stem} (per-layer strengths)")
-    prune(derived_dir(), DERIVED_KEEP)
+    trim_cache(derived_dir())
     return out
-
-
-def prune(folder: Path, keep: int, pattern: str = "*.gguf") -> None:
-    """Delete all but the `keep` most recently used files (and stale .incomplete leftovers)."""
-    try:
-        files = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime, reverse=True)
-        for f in files[keep:]:
-            f.unlink(missing_ok=True)
-        for f in folder.glob("*.incomplete"):
-            if time.time() - f.stat().st_mtime > 3600:
-                f.unlink(missing_ok=True)
-    except OSError as exc:
-        log.debug("pruning %s failed: %s", folder, exc)

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from ..core.adapter import Adapter
+from ..disk_cache import mark_used, trim_cache
 from ..errors import AdapterFormatError, BackendError, PluginLoadError
 from ..paths import cache_dir
 from ..plugins.manager import PluginRegistry, default_registry, sniff_score
@@ -58,8 +59,11 @@ def unpack_if_archive(path: Path) -> Path:
     if not is_zip:
         return path
     dest = cache_dir() / "unpacked" / file_sha256(path)
-    if not dest.exists():
+    if dest.exists():
+        mark_used(dest)
+    else:
         extract_zip(path, dest)
+        trim_cache(dest.parent)
     return unpacked_root(dest)
 
 

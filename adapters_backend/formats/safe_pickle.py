@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..disk_cache import mark_used, trim_cache
 from ..errors import UnsafeFileError
 from ..isolated import isolated_env, isolated_python
 from ..paths import cache_dir
@@ -72,6 +73,7 @@ def pickle_to_safetensors(path: Path) -> Path:
                                     f"pip install 'loradeck[torch]'), or use adapter_model.safetensors")
     out = cache_dir() / "from-pickle" / f"{file_sha256(path)}.safetensors"
     if out.is_file():
+        mark_used(out)
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.incomplete")
@@ -90,6 +92,7 @@ def pickle_to_safetensors(path: Path) -> Path:
                                     "; nothing in it was run. Do not open it with weights_only=False: that would "
                                     "run any code it carries. Ask for adapter_model.safetensors instead")
     os.replace(tmp, out)
+    trim_cache(out.parent)
     return out
 
 
