@@ -43,6 +43,17 @@ INSTALL_HINT = ("the PyTorch engine needs the optional packages torch, transform
                 "pip install 'loradeck[torch]' (see the README for CUDA/MPS builds of torch)")
 
 
+PICKLED_MODEL = ("has no weights in safetensors (model.safetensors); LoRA Deck never opens pickled weights "
+                 "(pytorch_model.bin, .pt), which can run code when they are opened. Pick a version of the model "
+                 "with model.safetensors (most repositories on the Hub have one)")
+
+
+def _no_safetensors(exc: BaseException) -> bool:
+    """Whether transformers refused for want of safetensors weights (a folder's or a Hub repository's)."""
+    text = str(exc)
+    return "safetensors" in text and ("no file named" in text or "does not appear to have a file named" in text)
+
+
 def _torch():
     try:
         import torch
@@ -145,7 +156,12 @@ class TorchEngine:
                                         "llama.cpp engine")
         self.close()
         ctx.report(0, 3, "reading the tokenizer")
-        kwargs = {"dtype": self.dtype}
+        # Weights from safetensors only: transformers would otherwise unpickle a pytorch_model.bin in this
+        # process, and LoRA Deck never unpickles a file it did not make (formats/safe_pickle.py). Nor may
+        # transformers send the user's Hub token to its conversion Space to open a pull request on someone
+        # else's repository, which it does for a repository with pickled weights only.
+        os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
+        kwargs = {"dtype": self.dtype, "use_safetensors": True}
         if self.quantize:
             kwargs["quantization_config"] = _bnb_config(self.quantize)
             kwargs["device_map"] = self.device
@@ -159,6 +175,8 @@ class TorchEngine:
         except (getattr(torch.cuda, "OutOfMemoryError", MemoryError), MemoryError) as exc:
             raise EngineError(f"not enough {self.device} memory to load {source} ({exc})") from None
         except (OSError, ValueError, KeyError) as exc:
+            if _no_safetensors(exc):
+                raise BaseModelError(source, PICKLED_MODEL) from None
             raise BaseModelError(source, f"transformers cannot load it: {exc}") from None
         model.eval()
         self.model, self.tokenizer = model, tokenizer

@@ -36,3 +36,44 @@ def test_hub_id_loads_through_the_hf_cache(fake_hub, tiny_models, monkeypatch): 
     again.load("tiny-org/tiny-llama-hf")
     assert np.array_equal(again.eval_logits(TOKENS), want)
     again.close()
+
+
+def _pickled_copy(folder, dest):
+    """The tiny model with its weights as pytorch_model.bin (a tensor pickle) and no safetensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+    shutil.copytree(folder, dest)
+    weights = load_file(str(dest / "model.safetensors"))
+    (dest / "model.safetensors").unlink()
+    torch.save(weights, dest / "pytorch_model.bin")
+    return dest
+
+
+def test_a_model_with_pickled_weights_only_is_refused_unopened(fake_hub, tiny_models, tmp_path, monkeypatch):  # noqa: F811
+    """transformers would unpickle pytorch_model.bin in the app's process; LoRA Deck asks for safetensors,
+    from a folder and from the Hub alike, and says why."""
+    import pytest
+    import torch
+
+    from adapters_backend.engines.torch_engine import PICKLED_MODEL, TorchEngine
+    from adapters_backend.errors import BaseModelError
+
+    folder = _pickled_copy(tiny_models.hf("llama"), tmp_path / "pickled")
+    fake_hub.add("tiny-org/pickled-llama", {p.name: p.read_bytes() for p in folder.iterdir()},
+                 tags=["pytorch", "llama"], library_name="transformers")
+    opened = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: opened.append(a) or real_load(*a, **k))
+    for source in (folder, "tiny-org/pickled-llama"):
+        engine = TorchEngine(device="cpu", dtype="float32")
+        with pytest.raises(BaseModelError, match="never opens pickled weights") as err:
+            engine.load(source)
+        assert PICKLED_MODEL in str(err.value) and str(source) in str(err.value)
+        engine.close()
+    assert opened == []                               # torch.load was never called on it
+    # Nor did transformers look for (or ask its conversion Space for) a safetensors pull request.
+    assert not [path for _m, path, _h in fake_hub.requests if "/discussions" in path or "/commits/" in path]
+    assert not any(p.name == "pytorch_model.bin" for p in __import__("pathlib").Path(
+        __import__("huggingface_hub").constants.HF_HUB_CACHE).rglob("*"))    # nor even downloaded
