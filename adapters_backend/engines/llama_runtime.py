@@ -93,6 +93,7 @@ def open_model(path: Path, ctx: JobContext | None, **llama_kwargs):
     with llama_log.capture() as cap, _PATCH_LOCK:
         # llama-cpp-python has no progress argument; it builds its params from this function.
         undo = patch_model_defaults(with_progress)
+        undo_templates = skip_template_compiling()
         try:
             llm = llama_cpp.Llama(model_path=str(path), verbose=False, **llama_kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
@@ -102,8 +103,49 @@ def open_model(path: Path, ctx: JobContext | None, **llama_kwargs):
             error = OutOfMemoryLoadError if _out_of_memory(reason) else BaseModelError
             raise error(path, _load_failure(reason, exc)) from exc
         finally:
+            undo_templates()
             undo()
     return llm
+
+
+class _UncompiledTemplate:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter inside `Llama(...)`, which compiles every chat
+    template of the GGUF in this process: Jinja folds constants while compiling, so a template such as
+    `{{ 'x' * 10**10 }}` filled memory and `{{ 10 ** 10**7 }}` took 12 s and then failed the whole load,
+    before LoRA Deck's own rendering (in its helper process, chat/template_sandbox.py) had a say. Those
+    handlers are for llama-cpp-python's create_chat_completion, which LoRA Deck never calls."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def to_chat_handler(self):
+        def refuse(*_args, **_kwargs):
+            raise RuntimeError("LoRA Deck renders a model's chat template in its helper process, not here")
+        return refuse
+
+
+class _FormatsWithoutCompiling:
+    """llama_cpp.llama_chat_format as `Llama(...)` sees it during a load, without the compiling formatter."""
+
+    def __init__(self, module):
+        self._module = module
+        self.Jinja2ChatFormatter = _UncompiledTemplate
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def skip_template_compiling():
+    """Make `Llama(...)` not compile the GGUF's chat templates; returns the undo (hold _PATCH_LOCK).
+    Only the name llama_cpp.llama sees is replaced: LoRA Deck's own formatter use is unaffected."""
+    import llama_cpp.llama as llama_module
+
+    original = llama_module.llama_chat_format
+    llama_module.llama_chat_format = _FormatsWithoutCompiling(original)
+
+    def undo():
+        llama_module.llama_chat_format = original
+    return undo
 
 
 class OutOfMemoryLoadError(BaseModelError):

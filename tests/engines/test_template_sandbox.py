@@ -93,3 +93,20 @@ def test_a_model_with_a_hostile_template_chats_with_a_plain_transcript(tmp_path,
     assert "The model's chat template cannot be used: it ran for more than 3 s" in engine.info["note"]
     assert "so LoRA Deck writes the conversation as a plain" in engine.info["note"]
     assert run_to_text(engine, [ChatMessage("user", "Hello")], SamplingParams(max_tokens=4, temperature=0.0))
+
+
+@pytest.mark.parametrize("template", [HOSTILE["a power folded while compiling"][0], "{{ 'x' * 1000000000 }}"],
+                         ids=["power", "string"])
+def test_loading_a_model_compiles_none_of_its_templates_here(tmp_path, vocab_gguf, quick_limit, make_engine, template):
+    """llama-cpp-python's Llama() compiled every chat template of the GGUF in this process, and Jinja folds
+    constants while compiling: the power took 12 s and then failed the whole load; the string took 11 s
+    and 3.8 GB here. Now the helper alone meets the template, and the model chats with a plain transcript."""
+    path = em.write_base(tmp_path / "folded.gguf", em.base_weights(32000, seed=0), vocab_gguf, chat_template=template)
+    before = rss_mib()
+    t0 = time.perf_counter()
+    engine = make_engine(path)
+    elapsed = time.perf_counter() - t0
+    assert engine.info["chat_template"] == "fallback" and "cannot be used" in engine.info["note"], engine.info["note"]
+    assert elapsed < 3.0 + 5.0, f"loading took {elapsed:.1f} s"      # the helper's limit and a restart
+    assert rss_mib() - before < 500
+    assert run_to_text(engine, [ChatMessage("user", "Hello")], SamplingParams(max_tokens=4, temperature=0.0))
