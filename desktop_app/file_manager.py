@@ -25,7 +25,9 @@ def opener() -> list[str] | None:
     if sys.platform == "win32":
         return None
     if sys.platform == "darwin":
-        return ["open"]
+        # Reveal it in Finder: `open` on a folder that is a bundle (X.app, X.prefPane …) would launch or
+        # install it, and an adapter's folder keeps the name it came with.
+        return ["open", "-R"]
     return ["xdg-open"]
 
 

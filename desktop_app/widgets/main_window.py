@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from ..plain_text import message_box, plain_label, plain_tip
@@ -469,9 +469,6 @@ class MainWindow(QMainWindow):
             from .. import theme
             theme.apply(QApplication.instance(), "system")
         self.state.start()
-
-    def open_url(self, path: str) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
 
 def app_version() -> str:

@@ -63,6 +63,25 @@ def test_show_in_folder_says_when_nothing_opened_it(demo_app, qtbot, tmp_path, m
     assert QGuiApplication.clipboard().text() == str(entry.path)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="a shell-script stand-in for macOS's open")
+def test_show_in_folder_reveals_a_bundle_named_folder_on_macos_instead_of_opening_it(tmp_path, monkeypatch):
+    """`open X.app` launches an app bundle; an adapter folder keeps the name it came with, so on macOS
+    Show in folder asks Finder to reveal it (`open -R`)."""
+    from desktop_app import file_manager
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "open"
+    script.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a" >> "{bin_dir}/args.txt"; done\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(file_manager.sys, "platform", "darwin")
+    bundle = tmp_path / "library" / "Styles.app"
+    bundle.mkdir(parents=True)
+    assert file_manager.open_folder(str(bundle)) is None
+    assert (bin_dir / "args.txt").read_text().split("\n")[:2] == ["-R", str(bundle)]
+
+
 def test_regenerate_draws_a_new_seed_unless_one_is_fixed(demo_app, qtbot):
     chat = demo_app.window.chat
     assert chat.sampling.seed.value() == -1 and chat.sampling.seed.text() == "random"
