@@ -24,6 +24,13 @@ def data_dir() -> Path:
     return p
 
 
+def log_dir() -> Path:
+    """The app's log file lives here (platformdirs' log folder). Env LORADECK_LOG_DIR overrides."""
+    p = Path(os.environ.get("LORADECK_LOG_DIR") or platformdirs.user_log_dir(APP, appauthor=False))
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 # Names Windows reserves for devices in every folder, with or without an extension ("NUL.json").
 _WINDOWS_DEVICES = re.compile(r"(?i)(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9\u00b9\u00b2\u00b3])(\..*)?")
 _WINDOWS_FORBIDDEN = set('<>:"|?*\\/')

@@ -80,6 +80,8 @@ def run(argv: list[str] | None = None, files=()) -> int:
     window once it is up (`loradeck FILE…`, a file manager's "Open with")."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False      # it has its own handler: no double lines
+    from .app_log import install_log_file
+    install_log_file()
     app = create_app(argv)
     quit_on_signals(app)
     state, window = build_main_window()

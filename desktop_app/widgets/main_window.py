@@ -8,6 +8,8 @@ from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
+from adapters_backend.errors import BackendError
+
 from ..plain_text import message_box, plain_label, plain_tip
 from ..prewarm_scheduler import PrewarmScheduler
 from .adapter_mixer import AdapterMixer
@@ -237,6 +239,8 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&Help")
         self._action(m, "Getting a &real model", self._help_models)
+        self._action(m, "Open &log folder", self.show_log_folder, None,
+                     "The log file: what went wrong, with details, for a bug report")
         self._action(m, "&About LoRA Deck", self._about)
 
     def _new_chat(self) -> None:
@@ -366,6 +370,16 @@ class MainWindow(QMainWindow):
             "window.\n\nThen find adapters for it in the Hub tab: by default it lists adapters made for the "
             "loaded model.")
 
+    def show_log_folder(self) -> None:
+        from adapters_backend.paths import log_dir
+
+        from ..file_manager import open_folder
+        folder = str(log_dir())
+        job = self.state.jobs.start(open_folder, folder)
+        job.signals.result.connect(lambda problem: problem and self.state.errors.report(
+            _FolderNotShown(f"The log folder could not be opened: {problem}. It is {folder}"), "Log folder"))
+        self._log_folder_job = job
+
     def _about(self) -> None:
         from PySide6.QtWidgets import QMessageBox  # only when shown
         box = QMessageBox(QMessageBox.Icon.Information, "About LoRA Deck",
@@ -469,6 +483,10 @@ class MainWindow(QMainWindow):
             from .. import theme
             theme.apply(QApplication.instance(), "system")
         self.state.start()
+
+
+class _FolderNotShown(BackendError):
+    """No file manager showed a folder: said as it is, not as a bug."""
 
 
 def app_version() -> str:
