@@ -11,6 +11,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach the real Hub.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+# An app the tests start (in this process or a child) logs into a folder of the run's, not the user's.
+if "LORADECK_LOG_DIR" not in os.environ:
+    import tempfile
+    os.environ["LORADECK_LOG_DIR"] = tempfile.mkdtemp(prefix="loradeck-test-logs-")
 
 REPO = Path(__file__).resolve().parents[1]
 
