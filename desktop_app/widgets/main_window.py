@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QVBoxLayout, QWidget
-
-from adapters_backend.errors import BackendError
 
 from ..plain_text import message_box, plain_label, plain_tip
 from ..prewarm_scheduler import PrewarmScheduler
 from .adapter_mixer import AdapterMixer
 from .chat_view import ChatView
+from .main_menus import build_menus, open_log_folder, show_about
 from .model_picker import ModelPicker
 
 MIN_SIZE = (760, 540)
@@ -80,7 +78,7 @@ class MainWindow(QMainWindow):
         state.adapter_installed.connect(self._on_adapter_installed)
 
         self.model_picker.hub_requested.connect(self.show_hub_models)
-        self._build_menus()
+        build_menus(self)
         self._restore_geometry()
 
 
@@ -188,60 +186,6 @@ class MainWindow(QMainWindow):
         dock.setAccessibleName(title)
         self.addDockWidget(area, dock)
         return dock
-
-    # ------------------------------------------------------------------ menus and shortcuts
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            act.setShortcut(QKeySequence(shortcut))
-        if tip:
-            act.setStatusTip(tip)
-        act.triggered.connect(slot)
-        menu.addAction(act)
-        return act
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        self._action(m, "Open &GGUF model…", self.model_picker.open_gguf, QKeySequence.StandardKey.Open,
-                     "Load a GGUF model file")
-        self._action(m, "Open model &folder…", self.model_picker.open_folder, None,
-                     "Load a Hugging Face model folder with the PyTorch engine")
-        self._action(m, "&Install adapter…", lambda: self.library.install_from_dialog(), "Ctrl+I",
-                     "Install an adapter folder, .zip, .safetensors or .gguf into the library")
-        m.addSeparator()
-        self._action(m, "&Quit", self.close, "Ctrl+Q")
-
-        m = mb.addMenu("&Chat")
-        self._action(m, "&New chat", self._new_chat, QKeySequence.StandardKey.New)
-        self._action(m, "&Regenerate", self.chat.regenerate, "Ctrl+R")
-        self.stop_action = self._action(m, "&Stop", self._stop, "Esc")
-        self._action(m, "&Copy last answer", self._copy_last, "Ctrl+Shift+C")
-        self._action(m, "Focus &message box", self._focus_prompt, "Ctrl+L")
-
-        m = mb.addMenu("&View")
-        for i, name in enumerate(("Chat", "Compare", "Sweep", "Library", "Hub")):
-            self._action(m, name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
-        m.addSeparator()
-        m.addAction(self.mixer_dock.toggleViewAction())
-        self.mixer_dock.toggleViewAction().setShortcut(QKeySequence("Ctrl+Shift+A"))
-        self._action(m, "Downloads", self._toggle_downloads, "Ctrl+Shift+D")
-
-        m = mb.addMenu("&Tools")
-        self._action(m, "&Convert adapter…", self.show_convert, "Ctrl+Shift+K")
-        self._action(m, "&Merge adapters…", self.show_merge, "Ctrl+Shift+M")
-        self.serve_action = self._action(m, "Local &API server (OpenAI-compatible)", self._toggle_server, None,
-                                         "Let other programs use the model and adapters over HTTP on this machine")
-        self.serve_action.setCheckable(True)
-        m.addSeparator()
-        self._action(m, "&Plugins…", self.show_plugins)
-        self._action(m, "&Settings…", self.show_settings, "Ctrl+,")
-
-        m = mb.addMenu("&Help")
-        self._action(m, "Getting a &real model", self._help_models)
-        self._action(m, "Open &log folder", self.show_log_folder, None,
-                     "The log file: what went wrong, with details, for a bug report")
-        self._action(m, "&About LoRA Deck", self._about)
 
     def _new_chat(self) -> None:
         self.tabs.setCurrentWidget(self.chat)
@@ -359,35 +303,11 @@ class MainWindow(QMainWindow):
         self.settings_dialog = SettingsDialog(self.state, self)
         self.settings_dialog.open()
 
-    def _help_models(self) -> None:
-        from PySide6.QtWidgets import QMessageBox  # only when shown
-        QMessageBox.information(
-            self, "Getting a real model",
-            "LoRA Deck runs GGUF models with llama.cpp.\n\n"
-            "• Open the Hub tab, choose “Models”, search for a model (e.g. “Qwen2.5 0.5B Instruct GGUF”) and "
-            "download one quantization file (Q4_K_M is a good start).\n"
-            "• Or open a .gguf file you already have with File → Open GGUF model… (Ctrl+O), or drop it on the "
-            "window.\n\nThen find adapters for it in the Hub tab: by default it lists adapters made for the "
-            "loaded model.")
+    def _about(self) -> None:
+        self.about_box = show_about(self)
 
     def show_log_folder(self) -> None:
-        from adapters_backend.paths import log_dir
-
-        from ..file_manager import open_folder
-        folder = str(log_dir())
-        job = self.state.jobs.start(open_folder, folder)
-        job.signals.result.connect(lambda problem: problem and self.state.errors.report(
-            _FolderNotShown(f"The log folder could not be opened: {problem}. It is {folder}"), "Log folder"))
-        self._log_folder_job = job
-
-    def _about(self) -> None:
-        from PySide6.QtWidgets import QMessageBox  # only when shown
-        box = QMessageBox(QMessageBox.Icon.Information, "About LoRA Deck",
-                          f"LoRA Deck {app_version()}\n\nRun local LLMs with LoRA adapters: mix several, give each a "
-                          "strength, switch them instantly.\n\nApache-2.0.", QMessageBox.StandardButton.Ok, self)
-        box.setAccessibleName("About LoRA Deck")
-        box.open()
-        self.about_box = box
+        self._log_folder_job = open_log_folder(self.state)
 
     # ------------------------------------------------------------------ drag and drop
     # Files dropped anywhere in the window are ours, even over a text box (which would otherwise
@@ -483,17 +403,3 @@ class MainWindow(QMainWindow):
             from .. import theme
             theme.apply(QApplication.instance(), "system")
         self.state.start()
-
-
-class _FolderNotShown(BackendError):
-    """No file manager showed a folder: said as it is, not as a bug."""
-
-
-def app_version() -> str:
-    """The version of the installed distribution (pip, dev.py's editable install and the installers'
-    bundled dist-info all carry it)."""
-    from importlib import metadata
-    try:
-        return metadata.version("loradeck")
-    except metadata.PackageNotFoundError:
-        return "(version unknown: not installed)"
