@@ -82,6 +82,20 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
 
+    async def read_body(request: Request) -> bytes:
+        # Counted as it arrives: Starlette's request.body() holds all of it first, however large.
+        too_large = ApiError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise too_large
+        parts, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > MAX_BODY:
+                raise too_large
+            parts.append(part)
+        return b"".join(parts)
+
     async def read_json(request: Request) -> dict:
         # A browser sends text/plain and form POSTs cross-site without asking first (no CORS
         # preflight); JSON it must ask for, and guard.py answers only allowed pages.
@@ -90,9 +104,7 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
             got = f" (got {ctype[:60]!r})" if ctype else ""
             raise ApiError(f"send the request body as JSON with 'Content-Type: application/json'{got}", 415,
                            code="unsupported_media_type")
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise ApiError(f"request body larger than {MAX_BODY // (1024 * 1024)} MB", 413)
+        raw = await read_body(request)
         try:
             body = json.loads(raw or b"null")
         except ValueError as exc:

@@ -173,3 +173,41 @@ def test_client_disconnect_cancels_generation(tmp_path, llama_cpp_src):
             assert time.monotonic() - t0 < 3.0                        # not after 4000 tokens
     finally:
         s.server.stop()
+
+
+def test_an_oversized_body_is_refused_as_it_arrives(served):
+    """The 8 MB limit on request bodies holds while they arrive: a declared length over it is refused
+    at once, and a chunked body without one is answered once it passes the limit, not after the server
+    has held all of it (Starlette's request.body() reads everything first)."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    u = urlsplit(served.url)
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
+            "Content-Type: application/json\r\n").encode()
+    with socket.create_connection((u.hostname, u.port), timeout=60) as s:
+        s.sendall(head + b"Content-Length: 1000000000\r\n\r\n")                 # nothing follows
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+
+    sent = [0]
+    with socket.create_connection((u.hostname, u.port), timeout=60) as s:
+        s.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * (1 << 20)
+
+        def send() -> None:
+            try:
+                for _ in range(256):                                               # 256 MB
+                    s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    sent[0] += 1
+                s.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass                                                               # the server closed it
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        answer = s.recv(4096)
+        at_answer = sent[0]
+        while b"}" not in answer and (more := s.recv(4096)):                   # the JSON body may follow
+            answer += more
+    assert answer.startswith(b"HTTP/1.1 413") and b"larger than 8 MB" in answer
+    assert at_answer < 64, f"answered after {at_answer} MB had been sent"
