@@ -226,7 +226,7 @@ def _check_finite(path: Path | None, values: Mapping, keys) -> None:
                 raise BaseModelError(path, f"{key} is {v}; it must be a finite number")
 
 
-def _check_counts(path: Path | None, where: str, n_layers: int, n_experts: int, n_tensors: int | None = None) -> None:
+def check_counts(path: Path | None, where: str, n_layers: int, n_experts: int, n_tensors: int | None = None) -> None:
     """Block and expert counts within sane limits (and, for a file with its tensors, no more blocks
     than tensors), before anything builds names per block and expert."""
     if n_layers > MAX_LAYERS or (n_tensors is not None and n_layers > n_tensors):
@@ -329,7 +329,7 @@ def load_gguf_base(path: Path, need_table: bool = True) -> BaseModelInfo:
              or (embd[0] if embd and len(embd) == 2 else 0))
     if n_layers <= 0 or hidden <= 0:
         raise BaseModelError(path, f"GGUF metadata lacks {arch_name}.block_count / {arch_name}.embedding_length")
-    _check_counts(path, "the GGUF metadata", n_layers, n_experts, n_tensors=len(shapes))
+    check_counts(path, "the GGUF metadata", n_layers, n_experts, n_tensors=len(shapes))
     head_dim = _int(key("attention.key_length")) or (hidden // n_head if n_head else 0)
     intermediate = (_int(key("expert_feed_forward_length")) if n_experts else 0) or _int(key("feed_forward_length"))
 
@@ -403,7 +403,7 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
     head_dim = _int(_hp(config, spec, "head_dim", "head_dim")) or (hidden // n_head if n_head else 0)
     intermediate = _int(_hp(config, spec, "intermediate", "intermediate_size")) or 4 * hidden
     n_experts = _int(_hp(config, spec, "n_experts", None))
-    _check_counts(path, "config.json", n_layers, n_experts)
+    check_counts(path, "config.json", n_layers, n_experts)
     shapes = {k: tuple(int(d) for d in v) for k, v in (tensor_shapes or {}).items()}
     tie = _hp(config, spec, "tie", "tie_word_embeddings")
     tied = bool(spec.tied_embeddings_default if tie is None else tie)

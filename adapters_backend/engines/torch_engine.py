@@ -36,22 +36,12 @@ from .base import (
 )
 from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
 from .torch_kv import TorchKV
+from .torch_loading import PICKLED_MODEL, check_config, check_weights_complete, no_safetensors
 
 PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
 
 INSTALL_HINT = ("the PyTorch engine needs the optional packages torch, transformers and peft: "
                 "pip install 'loradeck[torch]' (see the README for CUDA/MPS builds of torch)")
-
-
-PICKLED_MODEL = ("has no weights in safetensors (model.safetensors); LoRA Deck never opens pickled weights "
-                 "(pytorch_model.bin, .pt), which can run code when they are opened. Pick a version of the model "
-                 "with model.safetensors (most repositories on the Hub have one)")
-
-
-def _no_safetensors(exc: BaseException) -> bool:
-    """Whether transformers refused for want of safetensors weights (a folder's or a Hub repository's)."""
-    text = str(exc)
-    return "safetensors" in text and ("no file named" in text or "does not appear to have a file named" in text)
 
 
 def _torch():
@@ -146,7 +136,7 @@ class TorchEngine:
     # ------------------------------------------------------------------ model
     def load(self, model_path: str | Path, ctx: JobContext | None = None) -> dict:
         torch = _torch()
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         ctx = ctx or JobContext()
         local = Path(str(model_path)).expanduser()
@@ -168,14 +158,20 @@ class TorchEngine:
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             ctx.check()
+            config = AutoConfig.from_pretrained(source)
+            check_config(source, config)
             ctx.report(1, 3, "loading the weights")
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            model, loading = AutoModelForCausalLM.from_pretrained(source, config=config, output_loading_info=True,
+                                                                  **kwargs)
+            check_weights_complete(source, loading)
             if not self.quantize:
                 model = model.to(self.device)
         except (getattr(torch.cuda, "OutOfMemoryError", MemoryError), MemoryError) as exc:
             raise EngineError(f"not enough {self.device} memory to load {source} ({exc})") from None
+        except BaseModelError:
+            raise                          # our own checks' words, as they are
         except (OSError, ValueError, KeyError) as exc:
-            if _no_safetensors(exc):
+            if no_safetensors(exc):
                 raise BaseModelError(source, PICKLED_MODEL) from None
             raise BaseModelError(source, f"transformers cannot load it: {exc}") from None
         model.eval()

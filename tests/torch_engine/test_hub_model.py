@@ -3,6 +3,7 @@ tests' loopback Hub), giving exactly the local folder's logits; a second load wo
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
 
 TOKENS = [1, 17, 42, 99, 7]
@@ -54,7 +55,6 @@ def _pickled_copy(folder, dest):
 def test_a_model_with_pickled_weights_only_is_refused_unopened(fake_hub, tiny_models, tmp_path, monkeypatch):  # noqa: F811
     """transformers would unpickle pytorch_model.bin in the app's process; LoRA Deck asks for safetensors,
     from a folder and from the Hub alike, and says why."""
-    import pytest
     import torch
 
     from adapters_backend.engines.torch_engine import PICKLED_MODEL, TorchEngine
@@ -77,3 +77,25 @@ def test_a_model_with_pickled_weights_only_is_refused_unopened(fake_hub, tiny_mo
     assert not [path for _m, path, _h in fake_hub.requests if "/discussions" in path or "/commits/" in path]
     assert not any(p.name == "pytorch_model.bin" for p in __import__("pathlib").Path(
         __import__("huggingface_hub").constants.HF_HUB_CACHE).rglob("*"))    # nor even downloaded
+
+
+@pytest.mark.parametrize("layers", [5, 100_000])
+def test_a_config_the_weights_do_not_fill_is_refused(tiny_models, tmp_path, layers):
+    """config.json says more layers than the checkpoint holds: transformers would fill the missing ones
+    with random numbers and load (5), or first build a model of 100,000 layers (minutes, gigabytes)."""
+    import json
+    import shutil
+
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import BaseModelError
+
+    folder = tmp_path / "odd"
+    shutil.copytree(tiny_models.hf("llama"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["num_hidden_layers"] = layers
+    (folder / "config.json").write_text(json.dumps(config))
+    engine = TorchEngine(device="cpu", dtype="float32")
+    want = "lack 27 tensors that config.json describes" if layers == 5 else "claims 100000 layers"
+    with pytest.raises(BaseModelError, match=want):
+        engine.load(folder)
+    engine.close()
