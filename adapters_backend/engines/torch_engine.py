@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import BaseModelError, EngineError, EngineUnavailable
 from ..jobs import JobContext
+from ..model_ref import is_hub_id
 from . import alora
 from .adapter_files import file_identity, folder_identity
 from .base import (
@@ -145,6 +146,11 @@ class TorchEngine:
             raise BaseModelError(local, "is not a Hugging Face model folder (no config.json); GGUF files run on the "
                                         "llama.cpp engine")
         self.close()
+        folder = source
+        if not local.exists() and is_hub_id(source):
+            # Fetched here, not by transformers: the size checked first, progress and Cancel (hub/hf_models.py).
+            from ..hub.hf_models import download_hf_model
+            folder = str(download_hf_model(source, ctx=ctx))
         ctx.report(0, 3, "reading the tokenizer")
         # Weights from safetensors only: transformers would otherwise unpickle a pytorch_model.bin in this
         # process, and LoRA Deck never unpickles a file it did not make (formats/safe_pickle.py). Nor may
@@ -156,12 +162,12 @@ class TorchEngine:
             kwargs["quantization_config"] = _bnb_config(self.quantize)
             kwargs["device_map"] = self.device
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
             ctx.check()
-            config = AutoConfig.from_pretrained(source)
+            config = AutoConfig.from_pretrained(folder)
             check_config(source, config)
             ctx.report(1, 3, "loading the weights")
-            model, loading = AutoModelForCausalLM.from_pretrained(source, config=config, output_loading_info=True,
+            model, loading = AutoModelForCausalLM.from_pretrained(folder, config=config, output_loading_info=True,
                                                                   **kwargs)
             check_weights_complete(source, loading)
             if not self.quantize:

@@ -2,6 +2,8 @@
 tests' loopback Hub), giving exactly the local folder's logits; a second load works offline from the cache."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
@@ -58,7 +60,7 @@ def test_a_model_with_pickled_weights_only_is_refused_unopened(fake_hub, tiny_mo
     import torch
 
     from adapters_backend.engines.torch_engine import PICKLED_MODEL, TorchEngine
-    from adapters_backend.errors import BaseModelError
+    from adapters_backend.errors import BackendError
 
     folder = _pickled_copy(tiny_models.hf("llama"), tmp_path / "pickled")
     fake_hub.add("tiny-org/pickled-llama", {p.name: p.read_bytes() for p in folder.iterdir()},
@@ -68,7 +70,7 @@ def test_a_model_with_pickled_weights_only_is_refused_unopened(fake_hub, tiny_mo
     monkeypatch.setattr(torch, "load", lambda *a, **k: opened.append(a) or real_load(*a, **k))
     for source in (folder, "tiny-org/pickled-llama"):
         engine = TorchEngine(device="cpu", dtype="float32")
-        with pytest.raises(BaseModelError, match="never opens pickled weights") as err:
+        with pytest.raises(BackendError, match="never opens pickled weights") as err:
             engine.load(source)
         assert PICKLED_MODEL in str(err.value) and str(source) in str(err.value)
         engine.close()
@@ -98,4 +100,69 @@ def test_a_config_the_weights_do_not_fill_is_refused(tiny_models, tmp_path, laye
     want = "lack 27 tensors that config.json describes" if layers == 5 else "claims 100000 layers"
     with pytest.raises(BaseModelError, match=want):
         engine.load(folder)
+    engine.close()
+
+
+def test_a_hub_model_downloads_only_what_it_needs_after_a_disk_check(fake_hub, tiny_models, tmp_path):  # noqa: F811
+    """From the Hub, the model's side files and the weights transformers reads come down, with progress;
+    an original-format copy of the weights, a pickle and the README stay there. A repository whose
+    files would not fit the disk is refused before any weight is fetched."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import HubError
+    from adapters_backend.jobs import JobContext
+
+    folder = tiny_models.hf("llama")
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    files["consolidated.safetensors"] = files["model.safetensors"]            # Mistral-style original format
+    files["pytorch_model.bin"] = b"not read"
+    files["README.md"] = b"# tiny"
+    fake_hub.add("tiny-org/many-files", files, tags=["safetensors", "llama"], library_name="transformers")
+    reports = []
+    engine = TorchEngine(device="cpu", dtype="float32")
+    engine.load("tiny-org/many-files", JobContext(on_progress=lambda d, t, m: reports.append((d, t, m))))
+    engine.close()
+    fetched = {p.rsplit("/", 1)[-1] for m, p, _h in fake_hub.requests if m == "GET" and "/resolve/" in p}
+    assert fetched == {n for n in files if n not in ("consolidated.safetensors", "pytorch_model.bin", "README.md")}
+    weights = len(files["model.safetensors"])
+    assert any(d >= weights and t >= weights for d, t, _m in reports)      # the download's bytes, reported
+
+    huge = dict(files)
+    del huge["consolidated.safetensors"]
+    fake_hub.add("tiny-org/huge", huge, tags=["safetensors", "llama"], library_name="transformers",
+                 claimed_sizes={"model.safetensors": 1 << 60})
+    before = {p.rsplit("/", 1)[-1] for m, p, _h in fake_hub.requests if "/resolve/" in p and "huge" in p}
+    with pytest.raises(HubError, match=r"needs .* more on the disk .* free"):
+        TorchEngine(device="cpu", dtype="float32").load("tiny-org/huge")
+    after = {p.rsplit("/", 1)[-1] for m, p, _h in fake_hub.requests if "/resolve/" in p and "huge" in p}
+    assert after == before and not any(p.name == "model.safetensors" for p in
+                                       (Path(constants.HF_HUB_CACHE) / "models--tiny-org--huge").rglob("*"))
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_hub_model_download_can_be_cancelled_and_resumed(fake_hub, tiny_models):  # noqa: F811
+    """Stop during the download ends the load at once with what came kept; the next load resumes."""
+    import threading
+
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import JobCancelled
+    from adapters_backend.jobs import JobContext
+
+    folder = tiny_models.hf("llama")
+    fake_hub.add("tiny-org/slow", {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()},
+                 tags=["safetensors", "llama"], library_name="transformers")
+    fake_hub.throttle = 0.05                                  # seconds per chunk the server sends
+    started = threading.Event()
+    ctx = JobContext(on_progress=lambda d, t, m: started.set() if 0 < d < t else None)
+    threading.Thread(target=lambda: started.wait(60) and ctx.cancel(), daemon=True).start()
+    with pytest.raises(JobCancelled):
+        TorchEngine(device="cpu", dtype="float32").load("tiny-org/slow", ctx)
+    fake_hub.throttle = 0.0
+    skipped = []
+    engine = TorchEngine(device="cpu", dtype="float32")
+    engine.load("tiny-org/slow", JobContext(on_progress=lambda d, t, m: skipped.append(d)))
+    assert engine.info["path"] == "tiny-org/slow" and skipped and skipped[0] > 0       # what came is not fetched again
     engine.close()
