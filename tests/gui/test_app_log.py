@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 
 import pytest
+from fixtures.recording_program import recording_program
 
 from desktop_app import app_log
 
@@ -68,14 +68,11 @@ def test_an_unusable_log_folder_costs_only_the_log(tmp_path, monkeypatch):
 def test_help_opens_the_log_folder(make_app, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LORADECK_LOG_DIR", str(tmp_path / "logs"))
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    opener = bin_dir / "xdg-open"
-    opener.write_text(f'#!/bin/sh\necho "$1" >> "{bin_dir}/opened.txt"\n')
-    opener.chmod(opener.stat().st_mode | stat.S_IXUSR)
+    opened = recording_program(bin_dir, "xdg-open")
     monkeypatch.setenv("PATH", str(bin_dir))
     app = make_app().start(wait_model=False)
     action = next(a for a in app.window.menuBar().actions() if a.text() == "&Help").menu().actions()[1]
     assert action.text() == "Open &log folder"
     action.trigger()
     qtbot.waitUntil(lambda: app.window._log_folder_job.done, timeout=30000)
-    assert (bin_dir / "opened.txt").read_text().split() == [str(tmp_path / "logs")]
+    assert opened.read_text().split() == [str(tmp_path / "logs")]

@@ -4,9 +4,9 @@ twice, the About box, a dark theme that follows the system or the user's choice.
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
+from fixtures.recording_program import recording_program
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -23,15 +23,6 @@ def demo_app(make_app, demo_engine, qtbot):
     return app
 
 
-def fake_opener(folder, status: int):
-    """An `xdg-open` that records what it was asked to open and exits with `status`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "xdg-open"
-    script.write_text(f'#!/bin/sh\necho "$1" >> "{folder}/opened.txt"\nexit {status}\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return folder / "opened.txt"
-
-
 @pytest.mark.skipif(os.name == "nt", reason="xdg-open is the Linux/BSD opener")
 @pytest.mark.parametrize("opener", ["none installed", "finds no file manager", "works"])
 def test_show_in_folder_says_when_nothing_opened_it(demo_app, qtbot, tmp_path, monkeypatch, opener):
@@ -40,7 +31,7 @@ def test_show_in_folder_says_when_nothing_opened_it(demo_app, qtbot, tmp_path, m
     bin_dir.mkdir()
     opened = None
     if opener != "none installed":
-        opened = fake_opener(bin_dir, 0 if opener == "works" else 3)
+        opened = recording_program(bin_dir, "xdg-open", 0 if opener == "works" else 3)
     monkeypatch.setenv("PATH", str(bin_dir))
     library = w.show_view("library")
     entry = state.library_model.entries()[0]
@@ -70,16 +61,13 @@ def test_show_in_folder_reveals_a_bundle_named_folder_on_macos_instead_of_openin
     from desktop_app import file_manager
 
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "open"
-    script.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a" >> "{bin_dir}/args.txt"; done\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    args = recording_program(bin_dir, "open")
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setattr(file_manager.sys, "platform", "darwin")
     bundle = tmp_path / "library" / "Styles.app"
     bundle.mkdir(parents=True)
     assert file_manager.open_folder(str(bundle)) is None
-    assert (bin_dir / "args.txt").read_text().split("\n")[:2] == ["-R", str(bundle)]
+    assert args.read_text().split("\n")[:2] == ["-R", str(bundle)]
 
 
 def test_regenerate_draws_a_new_seed_unless_one_is_fixed(demo_app, qtbot):
