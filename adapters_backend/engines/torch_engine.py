@@ -37,7 +37,14 @@ from .base import (
 )
 from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
 from .torch_kv import TorchKV
-from .torch_loading import PICKLED_MODEL, check_config, check_weights_complete, no_safetensors
+from .torch_loading import (
+    PICKLED_MODEL,
+    check_config,
+    check_memory,
+    check_weights_complete,
+    local_weights,
+    no_safetensors,
+)
 
 PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
 
@@ -146,11 +153,18 @@ class TorchEngine:
             raise BaseModelError(local, "is not a Hugging Face model folder (no config.json); GGUF files run on the "
                                         "llama.cpp engine")
         self.close()
+        elt, dtype_name = _torch().tensor([], dtype=self.dtype).element_size(), str(self.dtype).replace("torch.", "")
+
+        def fits(weight_bytes: int, config: dict) -> None:
+            if not self.quantize:            # 8/4-bit: smaller than the files; transformers fits them itself
+                check_memory(source, weight_bytes, config, self.device, elt, dtype_name)
         folder = source
         if not local.exists() and is_hub_id(source):
             # Fetched here, not by transformers: the size checked first, progress and Cancel (hub/hf_models.py).
             from ..hub.hf_models import download_hf_model
-            folder = str(download_hf_model(source, ctx=ctx))
+            folder = str(download_hf_model(source, ctx=ctx, check=fits))
+        elif local.is_dir():
+            fits(*local_weights(local))
         ctx.report(0, 3, "reading the tokenizer")
         # Weights from safetensors only: transformers would otherwise unpickle a pytorch_model.bin in this
         # process, and LoRA Deck never unpickles a file it did not make (formats/safe_pickle.py). Nor may

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BaseModelError
+from ..errors import BackendError, BaseModelError
 
 PICKLED_MODEL = ("has no weights in safetensors (model.safetensors); LoRA Deck never opens pickled weights "
                  "(pytorch_model.bin, .pt), which can run code when they are opened. Pick a version of the model "
@@ -45,3 +45,59 @@ def check_weights_complete(source: str, loading: dict) -> None:
         raise BaseModelError(source, f"its weights lack {len(missing)} tensors that config.json describes (e.g. "
                                      f"{', '.join(missing[:3])}): the download is incomplete or config.json belongs "
                                      "to another model. transformers would fill them with random numbers")
+
+
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
+
+
+def memory_needed(weight_bytes: int, config: dict, engine_dtype_bytes: int) -> int:
+    """Bytes the weights take once loaded in the engine's dtype: a bf16 checkpoint doubles in f32 (the
+    CPU's dtype). The checkpoint's dtype comes from config.json (`torch_dtype`, or `dtype` in
+    transformers 5); unknown, the files' size is taken as it is."""
+    stated = config.get("torch_dtype") or config.get("dtype") if isinstance(config, dict) else None
+    ckpt = _DTYPE_BYTES.get(str(stated).replace("torch.", "")) if stated else None
+    return weight_bytes if ckpt is None else weight_bytes * engine_dtype_bytes // ckpt
+
+
+def device_memory(device: str) -> int | None:
+    """The memory a model on `device` has to fit in: the GPU's for CUDA, the computer's otherwise
+    (Apple silicon shares it with the GPU); None where it cannot be read."""
+    if device.startswith("cuda"):
+        try:
+            import torch
+            return int(torch.cuda.get_device_properties(torch.device(device)).total_memory)
+        except Exception:  # no CUDA after all, or a driver that does not answer: no check
+            return None
+    from ..machine import total_memory
+    return total_memory()
+
+
+def check_memory(source: str, weight_bytes: int, config: dict, device: str, engine_dtype_bytes: int,
+                 dtype_name: str) -> None:
+    """Refuse a model that cannot fit the device's memory at all, before downloading or loading it: on the
+    CPU the load would take the computer's memory and the system would end the app."""
+    need = memory_needed(weight_bytes, config, engine_dtype_bytes)
+    have = device_memory(device)
+    if have and need > have:
+        from ..units import format_bytes
+        where = "the GPU's" if device.startswith("cuda") else "this computer's"
+        raise BaseModelError(source, f"its weights need about {format_bytes(need)} of memory as {dtype_name} on "
+                                     f"{device}, more than {where} {format_bytes(have)}. A GGUF quantization of "
+                                     "it runs on the llama.cpp engine in far less (Hub tab → Models), or pick a "
+                                     "smaller model")
+
+
+def local_weights(folder: Path) -> tuple[int, dict]:
+    """(bytes of the safetensors weights transformers reads from `folder`, its config.json); (0, {})
+    when they cannot be told (transformers then says what is wrong)."""
+    import json
+
+    from ..hub.hf_models import INDEX, needed_files
+    try:
+        names = [p.name for p in folder.iterdir()]
+        index = json.loads((folder / INDEX).read_text(encoding="utf-8")) if INDEX in names else None
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        files = needed_files(names, index)
+        return sum((folder / f).stat().st_size for f in files if f.endswith(".safetensors")), config
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, BackendError):
+        return 0, {}

@@ -29,6 +29,7 @@ SIDE_FILES = {"config.json", "generation_config.json", "tokenizer.json", "tokeni
               "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
               "chat_template.json"}
 DISK_MARGIN = 1 << 30            # left free on the disk after the download
+MAX_JSON = 16 << 20              # config.json, the weight index
 
 
 def needed_files(names: list[str], index: dict | None = None) -> list[str]:
@@ -54,9 +55,11 @@ def needed_files(names: list[str], index: dict | None = None) -> list[str]:
                    else "the repository has no model.safetensors or model.safetensors.index.json")
 
 
-def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext | None = None) -> Path:
+def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext | None = None,
+                      check=None) -> Path:
     """The snapshot folder of `repo_id` with the files the model needs, downloaded if they are not in
-    the cache; HubError (before any weight is fetched) when they do not fit the disk."""
+    the cache; HubError (before any weight is fetched) when they do not fit the disk. `check(weight_bytes,
+    config)` may refuse the model first (its config.json is fetched for it)."""
     ctx = ctx or JobContext()
     try:
         info = model_info(repo_id, revision)
@@ -64,21 +67,32 @@ def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext
         return _cached_snapshot(repo_id, revision)
     sizes = {s.rfilename: (s.lfs.size if s.lfs else s.size) or 0 for s in info.siblings or []}
     names = list(sizes)
-    index = None
-    if INDEX in names:
-        path = fetch_file(repo_id, INDEX, info.sha, Progress(ctx, sizes.get(INDEX, 0), repo_id))
-        try:
-            index = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise HubError(repo_id, f"cannot read {INDEX} ({exc})") from None
+    index = _small_json(repo_id, INDEX, info.sha, sizes, ctx) if INDEX in names else None
     try:
         files = needed_files(names, index)
     except HubError as exc:
         raise HubError(repo_id, exc.problem) from None
+    if check is not None:
+        check(sum(sizes.get(f, 0) for f in files if f.endswith(".safetensors")),
+              _small_json(repo_id, "config.json", info.sha, sizes, ctx))
     snapshot = storage_folder(repo_id) / "snapshots" / info.sha
     to_fetch = sum(sizes.get(f, 0) for f in files if not (snapshot / f).is_file())
     _require_disk(repo_id, to_fetch)
     return download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha)
+
+
+def _small_json(repo_id: str, name: str, commit: str, sizes: dict, ctx: JobContext) -> dict:
+    """One of the repository's small JSON files (config, weight index), fetched into the cache and read."""
+    if sizes.get(name, 0) > MAX_JSON:
+        raise HubError(repo_id, f"{name} is {format_bytes(sizes[name])}, not the small file it should be")
+    path = fetch_file(repo_id, name, commit, Progress(ctx, sizes.get(name, 0), repo_id))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise HubError(repo_id, f"cannot read {name} ({exc})") from None
+    if not isinstance(data, dict):
+        raise HubError(repo_id, f"{name} is not a JSON object")
+    return data
 
 
 def _require_disk(repo_id: str, size: int) -> None:

@@ -2,8 +2,6 @@
 tests' loopback Hub), giving exactly the local folder's logits; a second load works offline from the cache."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from fixtures.fake_hub import fake_hub  # noqa: F401  (pytest fixture)
@@ -103,16 +101,16 @@ def test_a_config_the_weights_do_not_fill_is_refused(tiny_models, tmp_path, laye
     engine.close()
 
 
-def test_a_hub_model_downloads_only_what_it_needs_after_a_disk_check(fake_hub, tiny_models, tmp_path):  # noqa: F811
+def test_a_hub_model_downloads_only_what_it_needs_after_memory_and_disk_checks(fake_hub, tiny_models):  # noqa: F811
     """From the Hub, the model's side files and the weights transformers reads come down, with progress;
-    an original-format copy of the weights, a pickle and the README stay there. A repository whose
-    files would not fit the disk is refused before any weight is fetched."""
+    an original-format copy of the weights, a pickle and the README stay there. A model that would not
+    fit the memory or the disk is refused before any weight is fetched."""
     import shutil
 
     from huggingface_hub import constants
 
     from adapters_backend.engines.torch_engine import TorchEngine
-    from adapters_backend.errors import HubError
+    from adapters_backend.errors import BaseModelError, HubError
     from adapters_backend.jobs import JobContext
 
     folder = tiny_models.hf("llama")
@@ -130,17 +128,25 @@ def test_a_hub_model_downloads_only_what_it_needs_after_a_disk_check(fake_hub, t
     weights = len(files["model.safetensors"])
     assert any(d >= weights and t >= weights for d, t, _m in reports)      # the download's bytes, reported
 
-    huge = dict(files)
-    del huge["consolidated.safetensors"]
-    fake_hub.add("tiny-org/huge", huge, tags=["safetensors", "llama"], library_name="transformers",
-                 claimed_sizes={"model.safetensors": 1 << 60})
-    before = {p.rsplit("/", 1)[-1] for m, p, _h in fake_hub.requests if "/resolve/" in p and "huge" in p}
+    # Listings that claim more than this machine holds: refused before any weight is requested, the
+    # memory by the engine (f32 on the CPU: a bf16 checkpoint doubles), the disk by the download itself.
+    from adapters_backend.hub.hf_models import download_hf_model
+    from adapters_backend.machine import total_memory
+    memory = total_memory()
+    disk = shutil.disk_usage(constants.HF_HUB_CACHE).free
+    bf16 = dict(files, **{"config.json": files["config.json"].replace(b'"dtype": "float32"', b'"dtype": "bfloat16"')})
+    del bf16["consolidated.safetensors"]
+    assert b'"dtype": "bfloat16"' in bf16["config.json"]
+    fake_hub.add("tiny-org/too-big", bf16, tags=["safetensors", "llama"], library_name="transformers",
+                 claimed_sizes={"model.safetensors": memory // 2 + (1 << 20)})       # ×2 in f32: over the memory
+    fake_hub.add("tiny-org/huge", bf16, tags=["safetensors", "llama"], library_name="transformers",
+                 claimed_sizes={"model.safetensors": disk + (1 << 40)})
+    with pytest.raises(BaseModelError, match=r"need about .* of memory as float32 on cpu, more than this computer"):
+        TorchEngine(device="cpu", dtype="float32").load("tiny-org/too-big")
     with pytest.raises(HubError, match=r"needs .* more on the disk .* free"):
-        TorchEngine(device="cpu", dtype="float32").load("tiny-org/huge")
-    after = {p.rsplit("/", 1)[-1] for m, p, _h in fake_hub.requests if "/resolve/" in p and "huge" in p}
-    assert after == before and not any(p.name == "model.safetensors" for p in
-                                       (Path(constants.HF_HUB_CACHE) / "models--tiny-org--huge").rglob("*"))
-    shutil.rmtree(tmp_path, ignore_errors=True)
+        download_hf_model("tiny-org/huge")
+    for repo in ("too-big", "huge"):
+        assert not [p for m, p, _h in fake_hub.requests if f"/{repo}/resolve/" in p and p.endswith(".safetensors")]
 
 
 def test_a_hub_model_download_can_be_cancelled_and_resumed(fake_hub, tiny_models):  # noqa: F811
