@@ -153,7 +153,7 @@ class TorchEngine:
             raise BaseModelError(local, "is not a Hugging Face model folder (no config.json); GGUF files run on the "
                                         "llama.cpp engine")
         self.close()
-        elt, dtype_name = _torch().tensor([], dtype=self.dtype).element_size(), str(self.dtype).replace("torch.", "")
+        elt, dtype_name = self.dtype.itemsize, str(self.dtype).replace("torch.", "")
 
         def fits(weight_bytes: int, config: dict) -> None:
             if not self.quantize:            # 8/4-bit: smaller than the files; transformers fits them itself
@@ -210,7 +210,7 @@ class TorchEngine:
         text_cfg = getattr(cfg, "get_text_config", lambda: cfg)()
         self.info = {
             "path": source, "engine": "torch", "architecture": getattr(cfg, "model_type", "?"),
-            "name": Path(source).name, "device": self.device, "dtype": str(self.dtype).replace("torch.", ""),
+            "name": Path(source).name, "device": self.device, "dtype": dtype_name,
             "n_ctx": min(self.n_ctx_limit, int(getattr(text_cfg, "max_position_embeddings", self.n_ctx_limit))),
             "n_layers": int(getattr(text_cfg, "num_hidden_layers", 0) or 0),
             "n_params": int(sum(p.numel() for p in model.parameters())),
@@ -229,7 +229,7 @@ class TorchEngine:
         heads = int(getattr(text, "num_attention_heads", 1) or 1)
         kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
         head_dim = int(getattr(text, "head_dim", None) or int(getattr(text, "hidden_size", 0)) // heads)
-        elt = _torch().tensor([], dtype=self.dtype).element_size()
+        elt = self.dtype.itemsize
         return int(getattr(text, "num_hidden_layers", 0)) * kv_heads * head_dim * 2 * elt
 
     def set_kv_budget(self, budget: int | None) -> None:
