@@ -2,7 +2,7 @@
 
 Handed a Hub id, transformers downloads inside `from_pretrained`: every weight file the repository has
 in its format, with no word on the size first, no progress the app can show and no way to stop it
-(typing the id of a 70B model started 140 GB into the cache behind a "Loading…"). Here the files the
+(typing the id of a 70B model would start 140 GB into the cache behind a "Loading…"). Here the files the
 model needs are chosen first (config, tokenizer, the safetensors weights transformers would read, never
 an original-format duplicate such as `consolidated.safetensors` or a pickle), their size is checked
 against the disk, and they come through download.py: progress, Cancel, resume, the HF cache. Offline,
