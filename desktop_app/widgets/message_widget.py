@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..plain_text import plain_label
 from .elided_label import ElidedLabel
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -46,8 +47,7 @@ class MessageWidget(QFrame):
         self.info = ElidedLabel(info_text)
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.info.setAccessibleName("Message details")
-        self.body = QLabel(text)
-        self.body.setTextFormat(Qt.TextFormat.PlainText)
+        self.body = plain_label(text)
         self.body.setWordWrap(True)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                           | Qt.TextInteractionFlag.TextSelectableByKeyboard)
@@ -68,9 +68,8 @@ class MessageWidget(QFrame):
         self.retry_button = self._tool("Retry", "Answer this message again (Ctrl+R)")
         self.retry_button.clicked.connect(self.regenerate_requested)
         self.retry_button.setVisible(False)
-        self.problem = QLabel()                 # why this message has no answer
+        self.problem = plain_label()            # why this message has no answer
         self.problem.setWordWrap(True)
-        self.problem.setTextFormat(Qt.TextFormat.PlainText)
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.setAccessibleName("Why there is no answer")
         self.problem.setSizePolicy(policy)

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from ..conversation_store import Message
+from ..plain_text import plain_label
 from .message_widget import MessageWidget
 
 PAGE = 40
@@ -42,8 +43,7 @@ class Transcript(QScrollArea):
         self.box.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self.box.addStretch(1)
         # Above the oldest message the model is still given, once a chat outgrew the context.
-        self.window_marker = QLabel()
-        self.window_marker.setTextFormat(Qt.TextFormat.PlainText)
+        self.window_marker = plain_label()
         self.window_marker.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.window_marker.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.window_marker.setWordWrap(True)
