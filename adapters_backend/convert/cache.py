@@ -35,8 +35,8 @@ def base_identity(base: BaseModelInfo, needs_weights: bool) -> str:
              "tensors": sorted((k.removesuffix(".weight"), list(v)) for k, v in space.items() if len(v) >= 2)}
     if needs_weights and base.path is not None:
         # Every part of a split model: a part updated alone changes the weights the conversion read.
-        facts["file"] = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns]
-                         for f in (Path(base.path), *map(Path, base.gguf_parts))]
+        facts["file"] = [[str(f.resolve()), st.st_size, st.st_mtime_ns]
+                         for f in (Path(base.path), *map(Path, base.gguf_parts)) for st in (f.stat(),)]
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 

@@ -419,7 +419,7 @@ def _load_base_cached(path: Path) -> BaseModelInfo:
 
 def _part_stats(parts) -> list[tuple]:
     try:
-        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, parts)]
+        return [(str(p), st.st_size, st.st_mtime_ns) for p in map(Path, parts) for st in (p.stat(),)]
     except OSError:
         return []                      # a part gone: the next read says which
 

@@ -19,7 +19,7 @@ from ..jobs import JobContext
 from ..units import format_bytes
 from .client import cache_dir
 from .details import model_info
-from .download import cached_commit, download_files, fetch_file, storage_folder
+from .download import cached_commit, download_files, fetch_file, snapshot_file, storage_folder
 from .progress import Progress
 
 INDEX = "model.safetensors.index.json"
@@ -75,8 +75,7 @@ def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext
     if check is not None:
         check(sum(sizes.get(f, 0) for f in files if f.endswith(".safetensors")),
               _small_json(repo_id, "config.json", info.sha, sizes, ctx))
-    snapshot = storage_folder(repo_id) / "snapshots" / info.sha
-    to_fetch = sum(sizes.get(f, 0) for f in files if not (snapshot / f).is_file())
+    to_fetch = sum(sizes.get(f, 0) for f in files if not snapshot_file(repo_id, info.sha, f).is_file())
     _require_disk(repo_id, to_fetch)
     return download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha)
 
