@@ -18,6 +18,7 @@ from ..atomic import write_json_atomic
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo
 from ..disk_cache import mark_used, trim_cache
+from ..file_identity import stat_identity
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .factors import is_dense
@@ -35,8 +36,7 @@ def base_identity(base: BaseModelInfo, needs_weights: bool) -> str:
              "tensors": sorted((k.removesuffix(".weight"), list(v)) for k, v in space.items() if len(v) >= 2)}
     if needs_weights and base.path is not None:
         # Every part of a split model: a part updated alone changes the weights the conversion read.
-        facts["file"] = [[str(f.resolve()), st.st_size, st.st_mtime_ns]
-                         for f in (Path(base.path), *map(Path, base.gguf_parts)) for st in (f.stat(),)]
+        facts["file"] = [stat_identity(f) for f in (base.path, *base.gguf_parts)]
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from ..arch.name_map import TensorNameMap, gguf_tensor_name
 from ..arch.registry import all_archs, resolve_arch_name
 from ..errors import IncompatibleAdapterError
+from ..file_identity import stat_identity
 from .adapter import Adapter, ModuleDelta, layer_index
 from .base_model import BaseModelInfo
 from .declared_base import declared_architecture, same_model
@@ -399,10 +400,9 @@ def _load_base_cached(path: Path) -> BaseModelInfo:
     checking many adapters against one base reads its header once."""
     from .base_model import load_base_model
     try:
-        st = (path / "config.json").stat() if path.is_dir() else path.stat()
+        key = stat_identity(path / "config.json" if path.is_dir() else path)
     except OSError:
         return load_base_model(path)   # raises the proper BaseModelError
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     with _BASE_LOCK:
         hit = _BASE_CACHE.get(key)
     if hit is not None and hit[1] != _part_stats(hit[0].gguf_parts):
@@ -419,7 +419,7 @@ def _load_base_cached(path: Path) -> BaseModelInfo:
 
 def _part_stats(parts) -> list[tuple]:
     try:
-        return [(str(p), st.st_size, st.st_mtime_ns) for p in map(Path, parts) for st in (p.stat(),)]
+        return [stat_identity(p) for p in parts]
     except OSError:
         return []                      # a part gone: the next read says which
 

@@ -17,6 +17,7 @@ from ..core.base_model import BaseModelInfo
 from ..core.compat import require_compatible
 from ..disk_cache import mark_used, trim_cache
 from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
+from ..file_identity import file_identity
 from ..gguf.header import is_gguf
 from ..jobs import JobContext
 from ..paths import cache_dir
@@ -26,22 +27,6 @@ from .fold import FoldPart, write_folded
 log = logging.getLogger(__name__)
 
 
-
-def file_identity(path: Path) -> str:
-    """Cheap identity of a file's content: resolved path, size and modification time."""
-    st = Path(path).stat()
-    return f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def folder_identity(path: Path, limit: int = 200) -> str:
-    """Cheap identity of a folder adapter: its files' names, sizes and modification times."""
-    parts = []
-    for i, f in enumerate(sorted(p for p in Path(path).rglob("*") if p.is_file())):
-        if i >= limit:
-            break
-        st = f.stat()
-        parts.append(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
 def resolve_adapter_gguf(path: str | Path, base: BaseModelInfo, ctx: JobContext | None = None,

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..file_identity import source_identity
+
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
@@ -53,16 +55,11 @@ def auto_budget(bytes_per_token: int, n_ctx: int) -> int:
 BASE_KEY = "base"                      # the model without adapters
 
 
-def source_identity(path: str | Path) -> str:
-    """What an adapter the user picked is: its resolved path and its content's cheap identity (size and
-    modification time of the file, or of every file of a folder adapter)."""
-    from .adapter_files import file_identity, folder_identity
-
-    src = Path(path).expanduser()
+def _adapter_identity(path: str | Path) -> str:
     try:
-        return file_identity(src) if src.is_file() else f"{src.resolve()}|{folder_identity(src)}"
+        return source_identity(path)
     except OSError:
-        return str(src)
+        return str(Path(path).expanduser())   # gone: the engine's load says so; the key stays distinct
 
 
 def mix_key(adapters) -> str:
@@ -71,7 +68,7 @@ def mix_key(adapters) -> str:
     every layer. The order is not part of it (llama.cpp keeps a context's adapters in a map keyed by
     adapter, so the order of the list does not change the sum), nor is the form the engine runs the
     mix in (fused or separate)."""
-    parts = sorted((source_identity(a.path), tuple(a.layer_scales or ()), float(a.strength))
+    parts = sorted((_adapter_identity(a.path), tuple(a.layer_scales or ()), float(a.strength))
                    for a in adapters if a.strength)
     if not parts:
         return BASE_KEY
@@ -335,5 +332,4 @@ def _new_buffer(nbytes: int) -> np.ndarray:
 
 
 __all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",
-           "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "resized",
-           "source_identity"]
+           "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "resized"]

@@ -31,10 +31,11 @@ from pathlib import Path
 from ..chat import ReplyText, template_from_metadata
 from ..core.base_model import load_base_model
 from ..errors import BaseModelError, EngineError
+from ..file_identity import file_identity, source_identity
 from ..gguf.header import is_gguf
 from ..jobs import JobContext
 from . import llama_log
-from .adapter_files import file_identity, folder_identity, per_layer_file, resolve_adapter_gguf
+from .adapter_files import per_layer_file, resolve_adapter_gguf
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
 from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
@@ -201,7 +202,7 @@ class LlamaCppEngine(PromptReading):
     def _resolve(self, a: ActiveAdapter, ctx: JobContext | None) -> Path:
         src = Path(a.path).expanduser()
         try:
-            key = (str(src.resolve()), file_identity(src) if src.is_file() else folder_identity(src))
+            key = (str(src.resolve()), source_identity(src))
         except OSError:
             key = (str(src), "")
         gguf = self._resolved.get(key)

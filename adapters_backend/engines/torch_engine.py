@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BaseModelError, EngineError, EngineUnavailable
+from ..file_identity import source_identity
 from ..jobs import JobContext
 from ..model_ref import is_hub_id
 from . import alora
-from .adapter_files import file_identity, folder_identity
 from .base import (
     STRENGTH_RANGE,
     ActiveAdapter,
@@ -315,15 +315,16 @@ class TorchEngine:
         from ..formats.registry import read_adapter
 
         lo, hi = self.capabilities.strength_range
-        keys = {}
+        keys, mix_keys = {}, []
         for a in adapters:
             if not lo <= a.strength <= hi:
                 raise EngineError(f"strength {a.strength} of {a.display_name} is outside [{lo}, {hi}]")
             p = Path(a.path)
-            ident = file_identity(p) if p.is_file() else folder_identity(p) if p.is_dir() else None
-            if ident is None:
-                raise EngineError(f"adapter not found: {a.path}")
-            key = f"{a.path}|{ident}"
+            try:
+                key = f"{a.path}|{source_identity(p)}"
+            except OSError:
+                raise EngineError(f"adapter not found: {a.path}") from None
+            mix_keys.append(key)
             if key not in self._bank.adapters:
                 if ctx is not None:
                     ctx.check()
@@ -337,8 +338,7 @@ class TorchEngine:
             self._bank.remove(key)
             self._invocations.pop(key, None)
         self._mix = list(adapters)
-        self._mix_keys = [f"{a.path}|{file_identity(Path(a.path)) if Path(a.path).is_file() else folder_identity(Path(a.path))}"
-                          for a in adapters]
+        self._mix_keys = mix_keys
         self._mix_key = mix_key(adapters)
         self._bank.set_mix({k: (a.strength, (lambda layer, r=a.layer_scales: layer_factor(r, layer))
                                 if a.layer_scales else None) for k, a in keys.items()})

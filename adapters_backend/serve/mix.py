@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..engines.base import STRENGTH_RANGE, ActiveAdapter, normalize_layer_scales
 from ..errors import BackendError, UsageError
+from ..file_identity import stat_identity
 from ..model_ref import split_strength
 from .errors import ApiError
 from .resolver import AdapterResolver, ResolvedAdapter, UnknownAdapter
@@ -138,8 +139,7 @@ class MixBuilder:
         if not self.check_compat:
             return
         try:
-            st = path.stat()
-            key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+            key = stat_identity(path)
         except OSError:
             key = (str(path), 0, 0)
         with self._lock:
