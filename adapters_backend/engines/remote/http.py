@@ -8,14 +8,21 @@ Streams are read on a helper thread and handed over through a queue: the engine'
 notice `JobContext.cancel()` within a few hundredths of a second even while the server is still
 reading a long prompt, and cancels by shutting the connection down (the server stops on its next
 write).
+
+The user types the server's address, so whatever answers is read with bounds: an answer body of at
+most `MAX_ANSWER_BYTES` (after decompression) arriving within `MAX_ANSWER_SECONDS`, a streamed event
+or line of at most `MAX_EVENT_CHARS`. Without them, a server that never ends a body or a line (a wrong
+port, a hostile host, a gzip bomb) filled the app's memory or held it for good.
 """
 from __future__ import annotations
 
 import json
 import logging
 import queue
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +35,66 @@ log = logging.getLogger(__name__)
 
 _POLL = 0.05          # how often a waiting stream looks at the cancel flag (s)
 CANCELLED = object()  # yielded by `sse_events` once the job is cancelled
+# The largest real answers are model lists and rendered chat templates (kilobytes); a token event is
+# under a kilobyte. Far above both, far below a desktop's memory.
+MAX_ANSWER_BYTES = 16 << 20
+MAX_EVENT_CHARS = 8 << 20
+MAX_ANSWER_SECONDS = 60.0       # from an answer's headers to its last byte (a stream has no such bound)
+_NEWLINE = re.compile(r"\r\n|\r|\n")    # SSE lines end with any of the three
+
+
+class AnswerOutOfBounds(Exception):
+    """A server's answer passed one of the bounds above."""
+
+
+def read_bounded(resp: httpx.Response, limit: int | None = None, seconds: float | None = None) -> httpx.Response:
+    """The answer of a streamed request with its body read, if the body is at most `limit` bytes as
+    decoded (a compressed body is counted as it expands) and arrives within `seconds` (by default the
+    module's bounds)."""
+    limit = MAX_ANSWER_BYTES if limit is None else limit
+    seconds = MAX_ANSWER_SECONDS if seconds is None else seconds
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise AnswerOutOfBounds(f"its answer declares {int(declared):,} bytes")
+    chunks, size = [], 0
+    deadline = time.monotonic() + seconds
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise AnswerOutOfBounds(f"its answer passed {limit:,} bytes")
+        if time.monotonic() > deadline:
+            raise AnswerOutOfBounds(f"its answer took more than {seconds:g} s to arrive")
+        chunks.append(chunk)
+    headers = [(k, v) for k, v in resp.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
+
+
+def bounded_lines(texts: Iterator[str], limit: int | None = None) -> Iterator[str]:
+    """The lines of a text stream (ended by CRLF, LF or CR, as server-sent events allow), none longer
+    than `limit` characters (by default MAX_EVENT_CHARS)."""
+    limit = MAX_EVENT_CHARS if limit is None else limit
+    pending: list[str] = []
+    size, after_cr = 0, False
+    for text in texts:
+        if not text:
+            continue
+        if after_cr and text.startswith("\n"):
+            text = text[1:]                     # the LF of a CRLF split between two chunks
+        after_cr = text.endswith("\r")
+        if not text:
+            continue
+        parts = _NEWLINE.split(text)
+        if len(parts) > 1:
+            yield "".join(pending) + parts[0]
+            yield from parts[1:-1]
+            pending, size = [], 0
+        pending.append(parts[-1])
+        size += len(parts[-1])
+        if size > limit:
+            raise AnswerOutOfBounds(f"it sent a line longer than {limit:,} characters")
+    if size:
+        yield "".join(pending)
 
 
 def normalize_url(url: str) -> str:
@@ -94,12 +161,19 @@ class RemoteClient:
             return EngineError(f"the {self.kind} server at {self.url} did not answer {path} in time ({exc})")
         return EngineError(f"request {path} to the {self.kind} server at {self.url} failed: {exc}")
 
+    def _too_large(self, path: str, exc: AnswerOutOfBounds) -> EngineError:
+        return EngineError(f"the {self.kind} server at {self.url} sent too much for {path} ({exc}); "
+                           "is this address a server LoRA Deck can use?")
+
     def request(self, method: str, path: str, body: Any = None, *, ok_404: bool = False) -> httpx.Response:
         """Send one request; any status >= 400 (except 404 when `ok_404`) raises EngineError."""
         try:
-            resp = self._http.request(method, path, json=body)
+            with self._http.stream(method, path, json=body) as streamed:
+                resp = read_bounded(streamed)
         except httpx.HTTPError as exc:
             raise self._fail(path, exc) from exc
+        except AnswerOutOfBounds as exc:
+            raise self._too_large(path, exc) from None
         if resp.status_code >= 400 and not (ok_404 and resp.status_code == 404):
             raise EngineError(f"the {self.kind} server at {self.url} refused {method} {path} "
                               f"(HTTP {resp.status_code}): {error_text(resp)}")
@@ -131,20 +205,21 @@ class RemoteClient:
                 with self._http.stream("POST", path, json=body, timeout=self._stream_timeout) as resp:
                     holder["resp"] = resp
                     if resp.status_code >= 400:
-                        resp.read()
-                        q.put(("status", resp))
+                        q.put(("status", read_bounded(resp)))
                         return
-                    for line in resp.iter_lines():
+                    for line in bounded_lines(resp.iter_text()):
                         if stop.is_set():
                             return
                         q.put(("line", line))
                 q.put(("end", None))
+            except AnswerOutOfBounds as exc:
+                q.put(("too large", exc))
             except Exception as exc:  # handed to the engine thread, raised there
                 q.put(("error", exc))
 
         worker = threading.Thread(target=reader, name=f"{self.kind} stream", daemon=True)
         worker.start()
-        event_name, data_lines = "", []
+        event_name, data_lines, event_chars = "", [], 0
         try:
             while True:
                 try:
@@ -160,6 +235,8 @@ class RemoteClient:
                 if kind == "status":
                     raise EngineError(f"the {self.kind} server at {self.url} refused the request "
                                       f"(HTTP {value.status_code}): {error_text(value)}")
+                if kind == "too large":
+                    raise self._too_large(path, value)
                 if kind == "error":
                     if stop.is_set():
                         return
@@ -168,14 +245,14 @@ class RemoteClient:
                     if data_lines:                         # a last event without its blank line
                         yield from (item for item in self._decode(event_name, data_lines) if item is not None)
                     return
-                line = value.rstrip("\r")
+                line = value
                 if not line:                               # blank line: the event is complete
                     if data_lines:
                         for item in self._decode(event_name, data_lines):
                             if item is None:
                                 return
                             yield item
-                    event_name, data_lines = "", []
+                    event_name, data_lines, event_chars = "", [], 0
                 elif line.startswith(":"):                 # comment / keep-alive ping
                     continue
                 else:
@@ -187,6 +264,10 @@ class RemoteClient:
                         if field == "error":
                             event_name = "error"
                         data_lines.append(val)
+                        event_chars += len(val)
+                        if event_chars > MAX_EVENT_CHARS:
+                            raise self._too_large(path, AnswerOutOfBounds(
+                                f"it sent an event longer than {MAX_EVENT_CHARS:,} characters"))
         finally:
             stop.set()
             _shutdown(holder.get("resp"))
@@ -220,4 +301,5 @@ def _shutdown(resp) -> None:
         pass
 
 
-__all__ = ["CANCELLED", "RemoteClient", "error_text", "is_url", "normalize_url"]
+__all__ = ["CANCELLED", "MAX_ANSWER_BYTES", "MAX_ANSWER_SECONDS", "MAX_EVENT_CHARS", "AnswerOutOfBounds", "RemoteClient", "bounded_lines",
+           "error_text", "is_url", "normalize_url", "read_bounded"]
