@@ -1,37 +1,23 @@
 """Hub search results (one page appended after another)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt
 
 from ..plain_text import plain_tip
+from .rows_table import RowsTableModel
 
 COLUMNS = [("repo_id", "Repository"), ("format", "Format"), ("base_model", "Base model"),
            ("downloads", "Downloads"), ("likes", "Likes"), ("updated", "Updated")]
 
 
-class HubResultsModel(QAbstractTableModel):
+class HubResultsModel(RowsTableModel):
+    COLUMNS = COLUMNS
     ResultRole = Qt.ItemDataRole.UserRole + 1
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._rows: list[dict] = []
-
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][1]
-        return None
-
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        if (hit := self.cell(index)) is None:
             return None
-        r = self._rows[index.row()]
-        key = COLUMNS[index.column()][0]
+        r, key = hit
         if role == Qt.ItemDataRole.DisplayRole:
             v = r.get(key)
             if v is None:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
 
 from adapters_backend.units import format_bytes
 
 from ..plain_text import plain_tip
+from .rows_table import RowsTableModel
 
 if TYPE_CHECKING:
     from adapters_backend.core.compat import Verdict
@@ -27,32 +28,20 @@ def _show(value) -> str:
     return str(value)
 
 
-class LibraryTableModel(QAbstractTableModel):
+class LibraryTableModel(RowsTableModel):
+    COLUMNS = COLUMNS
     EntryRole = Qt.ItemDataRole.UserRole + 1
     IdRole = Qt.ItemDataRole.UserRole + 2
     SortRole = Qt.ItemDataRole.UserRole + 3
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._entries: list[LibraryEntry] = []
         self.compat: dict[str, Verdict] = {}
 
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][1]
-        return None
-
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+        if (hit := self.cell(index)) is None:
             return None
-        e = self._entries[index.row()]
-        key = COLUMNS[index.column()][0]
+        e, key = hit
         if role == Qt.ItemDataRole.DisplayRole:
             if key == "size":
                 return format_bytes(e.size)
@@ -74,19 +63,19 @@ class LibraryTableModel(QAbstractTableModel):
 
     # -- access --
     def entries(self) -> list[LibraryEntry]:
-        return list(self._entries)
+        return list(self._rows)
 
     def entry(self, row: int) -> LibraryEntry:
-        return self._entries[row]
+        return self._rows[row]
 
     def entry_by_id(self, adapter_id: str) -> LibraryEntry | None:
-        for e in self._entries:
+        for e in self._rows:
             if e.id == adapter_id:
                 return e
         return None
 
     def row_of(self, adapter_id: str) -> int:
-        for i, e in enumerate(self._entries):
+        for i, e in enumerate(self._rows):
             if e.id == adapter_id:
                 return i
         return -1
@@ -95,27 +84,27 @@ class LibraryTableModel(QAbstractTableModel):
     def set_entries(self, entries: list[LibraryEntry]) -> None:
         """Replace the list, inserting/removing rows for what changed so selections survive."""
         new_ids = {e.id for e in entries}
-        for row in reversed(range(len(self._entries))):
-            if self._entries[row].id not in new_ids:
+        for row in reversed(range(len(self._rows))):
+            if self._rows[row].id not in new_ids:
                 self.beginRemoveRows(QModelIndex(), row, row)
-                del self._entries[row]
+                del self._rows[row]
                 self.endRemoveRows()
-        by_id = {e.id: i for i, e in enumerate(self._entries)}
+        by_id = {e.id: i for i, e in enumerate(self._rows)}
         for e in entries:
             row = by_id.get(e.id)
             if row is None:
-                n = len(self._entries)
+                n = len(self._rows)
                 self.beginInsertRows(QModelIndex(), n, n)
-                self._entries.append(e)
+                self._rows.append(e)
                 self.endInsertRows()
-            elif self._entries[row] != e:
-                self._entries[row] = e
+            elif self._rows[row] != e:
+                self._rows[row] = e
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def set_compat(self, compat: dict[str, Verdict]) -> None:
         self.compat = dict(compat)
-        if self._entries:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._entries) - 1, len(COLUMNS) - 1))
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(COLUMNS) - 1))
 
 
 class LibraryFilterModel(QSortFilterProxyModel):

@@ -54,12 +54,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _sse(self, events, delay: float = 0.0):
+    def sse_head(self):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+
+    def _sse(self, events, delay: float = 0.0):
+        self.sse_head()
         try:
             for ev in events:
                 payload = ev if isinstance(ev, str) else json.dumps(ev)

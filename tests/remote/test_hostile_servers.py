@@ -150,11 +150,7 @@ class StreamingVllm(FakeVllm):
 
     def post(self, h, body):
         if h.path == "/v1/chat/completions" and self.stream:
-            h.send_response(200)
-            h.send_header("Content-Type", "text/event-stream")
-            h.send_header("Connection", "close")
-            h.end_headers()
-            h.close_connection = True
+            h.sse_head()
             try:
                 for piece in self.stream():
                     h.wfile.write(piece)
