@@ -9,7 +9,6 @@ metadata alone (also on Hub metadata: see `base_info_from_hf`).
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from ..arch.name_map import NameMatch, TensorNameMap, hf_module_names
 from ..arch.registry import all_archs, find_archs
 from ..arch.spec import ArchSpec
 from ..errors import AdapterFormatError, BaseModelError
+from ..json_input import JsonInputError, read_json_file
 from ..paths import unsafe_name_reason
 
 _PREFIXES = ("", "transformer.", "model.")   # checkpoints sometimes drop or add the root module name
@@ -441,8 +441,9 @@ def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]
         raise BaseModelError(folder, "no model.safetensors or model.safetensors.index.json "
                                      "(only safetensors checkpoints are read)")
     try:
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, AttributeError) as exc:
+        data = read_json_file(index)
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    except (OSError, JsonInputError) as exc:
         raise BaseModelError(index, f"cannot read the safetensors index ({exc})") from None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise BaseModelError(index, "the safetensors index has no valid weight_map")
@@ -462,8 +463,8 @@ def load_hf_base(folder: Path) -> BaseModelInfo:
     if not cfg_path.is_file():
         raise BaseModelError(folder, "not a model folder: config.json is missing")
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:   # ValueError: also huge numbers
+        config = read_json_file(cfg_path)
+    except (OSError, JsonInputError) as exc:
         raise BaseModelError(cfg_path, f"cannot read config.json ({exc})") from None
     shapes: dict[str, tuple[int, ...]] = {}
     for shard in checkpoint_shards(folder)[0]:

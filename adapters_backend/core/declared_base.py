@@ -7,10 +7,10 @@ too: hub.details.fetch_declared_base_config). Nothing here touches the network.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from ..json_input import JsonInputError, read_json_file
 from ..model_ref import is_hub_id
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,8 @@ def declared_architecture(declared: str) -> str | None:
     if cfg is None:
         return None
     try:
-        if cfg.stat().st_size > MAX_CONFIG_BYTES:
-            return None
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json_file(cfg, MAX_CONFIG_BYTES)
+    except (OSError, JsonInputError):
         return None
     if not isinstance(data, dict):
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import BackendError, BaseModelError
+from ..json_input import read_json_file
 
 PICKLED_MODEL = ("has no weights in safetensors (model.safetensors); LoRA Deck never opens pickled weights "
                  "(pytorch_model.bin, .pt), which can run code when they are opened. Pick a version of the model "
@@ -90,14 +91,12 @@ def check_memory(source: str, weight_bytes: int, config: dict, device: str, engi
 def local_weights(folder: Path) -> tuple[int, dict]:
     """(bytes of the safetensors weights transformers reads from `folder`, its config.json); (0, {})
     when they cannot be told (transformers then says what is wrong)."""
-    import json
-
     from ..hub.hf_models import INDEX, needed_files
     try:
         names = [p.name for p in folder.iterdir()]
-        index = json.loads((folder / INDEX).read_text(encoding="utf-8")) if INDEX in names else None
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        index = read_json_file(folder / INDEX) if INDEX in names else None
+        config = read_json_file(folder / "config.json")
         files = needed_files(names, index)
         return sum((folder / f).stat().st_size for f in files if f.endswith(".safetensors")), config
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError, BackendError):
+    except (OSError, ValueError, BackendError):     # ValueError: JsonInputError too
         return 0, {}

@@ -10,13 +10,13 @@ bounded time by module_patterns.py, not Python's backtracking `re`); LoHa and Lo
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from ..core.adapter import ModuleDelta
 from ..core.variants import ADALORA_EPS
 from ..errors import AdapterFormatError
+from ..json_input import JsonInputError, read_json_file
 from .module_patterns import PatternKeyError, PatternTable, WorkBudget
 from .safetensors_io import SafetensorsSource
 
@@ -50,11 +50,10 @@ def read_config(path: Path) -> dict:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise AdapterFormatError(path, f"is {size} bytes; an adapter config is a few kB")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        json.dumps(data, ensure_ascii=False).encode("utf-8")        # no lone surrogates from \ud800 escapes
+        data = read_json_file(path, MAX_CONFIG_BYTES)
     except AdapterFormatError:
         raise
-    except (OSError, UnicodeError, ValueError, RecursionError) as exc:   # ValueError: also 5,000-digit numbers
+    except (OSError, JsonInputError) as exc:
         raise AdapterFormatError(path, f"is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise AdapterFormatError(path, f"must hold a JSON object, not {type(data).__name__}")

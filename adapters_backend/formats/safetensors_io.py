@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import re
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AdapterFormatError
+from ..json_input import JsonInputError, parse_json
 
 # safetensors dtype -> (numpy dtype of the stored bytes, bytes per element)
 _DTYPES = {
@@ -28,7 +28,6 @@ _DTYPES = {
 }
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 MAX_HEADER_BYTES = 100 * 1024 * 1024   # the safetensors reference implementation's own limit
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")   # a \uD800…\uDFFF escape: maybe a lone surrogate
 
 
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
@@ -91,12 +90,8 @@ def read_safetensors_header(path: Path) -> tuple[dict, dict, int]:
     except OSError as exc:
         raise AdapterFormatError(path, f"cannot read file: {exc.strerror or exc}") from None
     try:
-        header = json.loads(raw.decode("utf-8"))
-        # (the reference implementation refuses lone surrogates in escapes; Python would keep them,
-        # and a name that cannot be printed or written as UTF-8 fails later, far from here)
-        if _SURROGATE_ESCAPE.search(raw):
-            json.dumps(header, ensure_ascii=False).encode("utf-8")
-    except (UnicodeError, ValueError, RecursionError) as exc:   # ValueError: bad JSON, or a 5,000-digit number
+        header = parse_json(raw)      # lone surrogates refused too, as the reference implementation does
+    except JsonInputError as exc:
         raise AdapterFormatError(path, f"corrupt safetensors header: not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise AdapterFormatError(path, "corrupt safetensors header: not a JSON object")

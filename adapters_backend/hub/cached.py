@@ -6,10 +6,10 @@ is enough for `hub show` and the app's details pane offline, and for a verdict f
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from ..json_input import JsonInputError, read_json_file
 from .download import cached_commit, storage_folder
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ def cached_details(repo_id: str, revision: str | None, why: str):
     config = snapshot / "adapter_config.json"
     if config.is_file():
         try:
-            read_adapter_config(d, json.loads(config.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
+            read_adapter_config(d, read_json_file(config))
+        except (OSError, JsonInputError) as exc:
             log.info("%s: unreadable adapter_config.json in the cache: %s", repo_id, exc)
     elif d.format is None and d.gguf_files:
         d.format = "gguf"

@@ -4,7 +4,6 @@ adapter fits a chosen base model (decided on headers alone, see skeleton.py). Of
 already in the HF cache is described from there (cached.py)."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 import tempfile
@@ -21,7 +20,7 @@ from .gguf_models import gguf_models, suggested_model
 from .http import hub_get
 from .reach import require_hub
 from .search import base_of, format_of
-from .skeleton import adapter_skeleton, download_small
+from .skeleton import adapter_skeleton, download_small, small_json
 
 log = logging.getLogger(__name__)
 MAX_BASE_CONFIG_BYTES = 4 * 1024 * 1024     # a real config.json is a few kB; core/declared_base reads up to this
@@ -89,7 +88,8 @@ def repo_details(repo_id: str, revision: str | None = None, base=None, engine: s
     d.gguf_files = gguf_models(files)
     if "adapter_config.json" in names:
         try:
-            cfg = json.loads(download_small(repo_id, "adapter_config.json", d.revision).read_text(encoding="utf-8"))
+            cfg = small_json(repo_id, "adapter_config.json", d.revision,
+                             next((f["size"] for f in files if f["name"] == "adapter_config.json"), None))
         except HubAccessError as exc:      # gated/private: the listing is public, the files are not
             d.gated = True
             d.compat = {"verdict": None, "summary": exc.problem}

@@ -10,12 +10,12 @@ a model downloaded before is used from the cache.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
+from ..json_input import MAX_JSON_BYTES, JsonInputError, read_json_file
 from ..units import format_bytes
 from .client import cache_dir
 from .details import model_info
@@ -29,7 +29,6 @@ SIDE_FILES = {"config.json", "generation_config.json", "tokenizer.json", "tokeni
               "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
               "chat_template.json"}
 DISK_MARGIN = 1 << 30            # left free on the disk after the download
-MAX_JSON = 16 << 20              # config.json, the weight index
 
 
 def needed_files(names: list[str], index: dict | None = None) -> list[str]:
@@ -82,12 +81,12 @@ def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext
 
 def _small_json(repo_id: str, name: str, commit: str, sizes: dict, ctx: JobContext) -> dict:
     """One of the repository's small JSON files (config, weight index), fetched into the cache and read."""
-    if sizes.get(name, 0) > MAX_JSON:
+    if sizes.get(name, 0) > MAX_JSON_BYTES:
         raise HubError(repo_id, f"{name} is {format_bytes(sizes[name])}, not the small file it should be")
     path = fetch_file(repo_id, name, commit, Progress(ctx, sizes.get(name, 0), repo_id))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        data = read_json_file(path)
+    except (OSError, JsonInputError) as exc:
         raise HubError(repo_id, f"cannot read {name} ({exc})") from None
     if not isinstance(data, dict):
         raise HubError(repo_id, f"{name} is not a JSON object")

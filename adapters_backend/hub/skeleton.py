@@ -7,12 +7,13 @@ http.py) followed by a sparse run of zeros of the right length: the format reade
 """
 from __future__ import annotations
 
-import json
 import shutil
 import struct
 from pathlib import Path
 
 from ..errors import HubError
+from ..json_input import MAX_JSON_BYTES, JsonInputError, parse_json, read_json_object
+from ..units import format_bytes
 from . import safe_names
 from .client import cache_dir, endpoint, hub_errors, offline
 from .http import hub_get
@@ -23,16 +24,31 @@ MAX_HEADER = 100_000_000       # the safetensors format's own limit
 MAX_DATA = 1 << 42             # 4 TiB: no adapter or base model has more (the skeleton is sparse anyway)
 
 
-def download_small(repo_id: str, filename: str, revision: str | None) -> Path:
-    """A small file into the HF cache (or from it, when the Hub is switched off or out of reach)."""
+def download_small(repo_id: str, filename: str, revision: str | None, size: int | None = None) -> Path:
+    """A small file into the HF cache (or from it, when the Hub is switched off or out of reach).
+    `size`, the listing's, is checked first: a repository's "config" of gigabytes is not fetched."""
     from huggingface_hub import hf_hub_download
 
     from .reach import reachable
     safe_names.repo_file(repo_id, filename)
+    if size is not None and size > MAX_JSON_BYTES:
+        raise HubError(repo_id, f"{filename} is {format_bytes(size)}, not the small file it should be")
     cached_only = offline() or not reachable()
     with hub_errors(repo_id, filename):
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir(),
                                     endpoint=endpoint(), local_files_only=cached_only))
+
+
+def small_json(repo_id: str, filename: str, revision: str | None, size: int | None = None) -> dict:
+    """A small JSON file of the repository (config, weight index) as a dict; HubError naming the file
+    when it is too large or not a JSON object."""
+    path = download_small(repo_id, filename, revision, size)
+    try:
+        return read_json_object(path)
+    except JsonInputError as exc:
+        raise HubError(repo_id, f"{filename}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise HubError(repo_id, f"{filename}: cannot be read from the cache ({exc})") from None
 
 
 def safetensors_header(repo_id: str, filename: str, revision: str | None, size: int | None = None) -> tuple[bytes, int]:
@@ -62,7 +78,7 @@ def safetensors_header(repo_id: str, filename: str, revision: str | None, size: 
 def _data_end(repo_id: str, filename: str, header: bytes) -> int:
     """Where the last tensor ends, by the header (when the listing gave no size)."""
     try:
-        entries = json.loads(header)
+        entries = parse_json(header)
         return max((int(v["data_offsets"][1]) for k, v in entries.items() if k != "__metadata__"), default=0)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         raise HubError(repo_id, f"{filename}: the safetensors header is not valid JSON with data_offsets") from None
@@ -84,7 +100,7 @@ def adapter_skeleton(repo_id: str, revision: str, files: list[str], dest: Path,
         if "/" in name:
             continue       # top-level adapters only; subfolders are other checkpoints
         if name in SMALL_FILES:
-            shutil.copyfile(download_small(repo_id, name, revision), dest / name)
+            shutil.copyfile(download_small(repo_id, name, revision, (sizes or {}).get(name)), dest / name)
         elif name.endswith(".safetensors"):
             header, data = safetensors_header(repo_id, name, revision, (sizes or {}).get(name))
             write_header_only(dest / safe_names.repo_file(repo_id, name), header, data)
@@ -98,12 +114,12 @@ def hub_base_info(repo_id: str, revision: str | None = None):
     from .details import model_info
     info = model_info(repo_id, revision)
     sizes = {s.rfilename: (s.lfs.size if s.lfs else s.size) for s in info.siblings or []}
-    config = json.loads(download_small(repo_id, "config.json", info.sha).read_text(encoding="utf-8"))
+    config = small_json(repo_id, "config.json", info.sha, sizes.get("config.json"))
     if "model.safetensors" in sizes:
         shards = ["model.safetensors"]
     elif "model.safetensors.index.json" in sizes:
-        index = json.loads(download_small(repo_id, "model.safetensors.index.json", info.sha).read_text("utf-8"))
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        index = small_json(repo_id, "model.safetensors.index.json", info.sha, sizes.get("model.safetensors.index.json"))
+        weight_map = index.get("weight_map")
         if not isinstance(weight_map, dict):
             raise HubError(repo_id, "model.safetensors.index.json has no weight_map")
         shards = sorted({str(v) for v in weight_map.values()})
@@ -113,7 +129,7 @@ def hub_base_info(repo_id: str, revision: str | None = None):
     for shard in shards:
         header, _ = safetensors_header(repo_id, shard, info.sha, sizes.get(shard))
         try:
-            entries = json.loads(header)
+            entries = parse_json(header)
             shapes.update({name: tuple(int(d) for d in t["shape"]) for name, t in entries.items()
                            if name != "__metadata__"})
         except (ValueError, TypeError, KeyError, AttributeError):

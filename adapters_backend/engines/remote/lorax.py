@@ -20,10 +20,10 @@ utils/merges/strategies.py at a7394ba):
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ...errors import EngineError
+from ...json_input import read_json_object
 from ..base import ActiveAdapter, EngineCapabilities, SamplingParams
 from .common import RemoteEngine, chat_messages, parse_openai_event
 from .http import RemoteClient
@@ -156,7 +156,7 @@ def _hub_template(model_id: str | None, bos: str, eos: str):
     try:
         from huggingface_hub import hf_hub_download
 
-        cfg = json.loads(Path(hf_hub_download(model_id, "tokenizer_config.json")).read_text(encoding="utf-8"))
+        cfg = read_json_object(hf_hub_download(model_id, "tokenizer_config.json"))
     except Exception:  # offline, gated, not a Hub id: the caller explains what to do
         return None, bos, eos
 
@@ -165,7 +165,8 @@ def _hub_template(model_id: str | None, bos: str, eos: str):
 
     template = cfg.get("chat_template")
     if isinstance(template, list):              # named templates: take the default one
-        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"),
+                        None)
     return template, bos or tok(cfg.get("bos_token")), eos or tok(cfg.get("eos_token"))
 
 
