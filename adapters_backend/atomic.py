@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .json_input import JsonInputError, parse_json
+
 log = logging.getLogger(__name__)
 
 PUBLIC = 0o644            # outputs the user asked for (models, adapters); private data keeps mkstemp's 0600
@@ -99,10 +101,10 @@ def write_text_atomic(path: str | os.PathLike, text: str, mode: int | None = Non
 def read_json(path: str | os.PathLike, default: object = None) -> object:
     """The file's JSON, or `default` when it is missing or unreadable (logged, never raised)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return parse_json(f.read())
     except FileNotFoundError:
         return default
-    except (OSError, ValueError) as exc:
+    except (OSError, JsonInputError) as exc:
         log.warning("ignoring unreadable %s: %s", path, exc)
         return default

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import time
 from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ..json_input import JsonInputError, parse_json
 from .errors import ApiError, for_client, install_handlers, is_local_client
 from .generation import Generation, respond
 from .guard import RequestGuard, normalize_origin
@@ -106,8 +106,8 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
                            code="unsupported_media_type")
         raw = await read_body(request)
         try:
-            body = json.loads(raw or b"null")
-        except ValueError as exc:
+            body = parse_json(raw or b"null")
+        except JsonInputError as exc:
             raise ApiError(f"malformed JSON body: {exc}", code="invalid_json") from None
         if not isinstance(body, dict):
             raise ApiError("the request body must be a JSON object", code="invalid_json")

@@ -76,6 +76,10 @@ def test_bad_requests_name_the_problem(served, client):
         assert words in got["error"]["message"] and got["error"]["param"] == param, (body, got)
     status, got = http(url, raw=b"{not json")
     assert status == 400 and "malformed JSON" in got["error"]["message"]
+    for raw, why in [(b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),      # was a 500
+                     (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "surrogate")]:
+        status, got = http(url, raw=raw)
+        assert status == 400 and got["error"]["code"] == "invalid_json" and why in got["error"]["message"], got
     status, got = http(f"{served.url}/v1/completions", {"model": "tiny-deck-demo"})
     assert status == 400 and "'prompt' is required" in got["error"]["message"]
     status, got = http(f"{served.url}/v1/nothing-here")
