@@ -45,3 +45,12 @@ def test_a_declared_base_with_a_hostile_config_is_no_answer_not_a_crash(tmp_path
     assert declared_architecture(str(folder)) is None            # was a RecursionError
     (folder / "config.json").write_text('{"model_type": "llama"}')
     assert declared_architecture(str(folder)) == "llama"
+
+
+def test_a_conversation_file_nested_too_deep_is_skipped_at_start(tmp_path):
+    from desktop_app.conversation_store import Conversation, ConversationStore
+    store = ConversationStore(tmp_path)
+    kept = Conversation.new("Be brief.")
+    store.save(kept)
+    (tmp_path / "broken.json").write_text(DEEP)                  # was a RecursionError out of load_all
+    assert [c.id for c in store.load_all()] == [kept.id]
