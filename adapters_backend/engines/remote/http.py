@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 
 _POLL = 0.05          # how often a waiting stream looks at the cancel flag (s)
 CANCELLED = object()  # yielded by `sse_events` once the job is cancelled
-# The largest real answers are model lists and rendered chat templates (kilobytes); a token event is
-# under a kilobyte. Far above both, far below a desktop's memory.
-MAX_ANSWER_BYTES = 16 << 20
+# Most answers are kilobytes (model lists, a token event); the largest are llama-server's rendered
+# prompt and its token list for the conversation, about 2.5 bytes per character of a pasted text. This
+# lets a 20 MB paste reach the context check that refuses it; it is far below a desktop's memory.
+MAX_ANSWER_BYTES = 64 << 20
 MAX_EVENT_CHARS = 8 << 20
 MAX_ANSWER_SECONDS = 60.0       # from an answer's headers to its last byte (a stream has no such bound)
 _NEWLINE = re.compile(r"\r\n|\r|\n")    # SSE lines end with any of the three
