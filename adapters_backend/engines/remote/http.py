@@ -162,8 +162,8 @@ class RemoteClient:
             return EngineError(f"the {self.kind} server at {self.url} did not answer {path} in time ({exc})")
         return EngineError(f"request {path} to the {self.kind} server at {self.url} failed: {exc}")
 
-    def _too_large(self, path: str, exc: AnswerOutOfBounds) -> EngineError:
-        return EngineError(f"the {self.kind} server at {self.url} sent too much for {path} ({exc}); "
+    def _out_of_bounds(self, path: str, exc: AnswerOutOfBounds) -> EngineError:
+        return EngineError(f"the {self.kind} server at {self.url} sent no usable answer to {path} ({exc}); "
                            "is this address a server LoRA Deck can use?")
 
     def request(self, method: str, path: str, body: Any = None, *, ok_404: bool = False) -> httpx.Response:
@@ -174,7 +174,7 @@ class RemoteClient:
         except httpx.HTTPError as exc:
             raise self._fail(path, exc) from exc
         except AnswerOutOfBounds as exc:
-            raise self._too_large(path, exc) from None
+            raise self._out_of_bounds(path, exc) from None
         if resp.status_code >= 400 and not (ok_404 and resp.status_code == 404):
             raise EngineError(f"the {self.kind} server at {self.url} refused {method} {path} "
                               f"(HTTP {resp.status_code}): {error_text(resp)}")
@@ -214,7 +214,7 @@ class RemoteClient:
                         q.put(("line", line))
                 q.put(("end", None))
             except AnswerOutOfBounds as exc:
-                q.put(("too large", exc))
+                q.put(("out of bounds", exc))
             except Exception as exc:  # handed to the engine thread, raised there
                 q.put(("error", exc))
 
@@ -236,8 +236,8 @@ class RemoteClient:
                 if kind == "status":
                     raise EngineError(f"the {self.kind} server at {self.url} refused the request "
                                       f"(HTTP {value.status_code}): {error_text(value)}")
-                if kind == "too large":
-                    raise self._too_large(path, value)
+                if kind == "out of bounds":
+                    raise self._out_of_bounds(path, value)
                 if kind == "error":
                     if stop.is_set():
                         return
@@ -267,7 +267,7 @@ class RemoteClient:
                         data_lines.append(val)
                         event_chars += len(val)
                         if event_chars > MAX_EVENT_CHARS:
-                            raise self._too_large(path, AnswerOutOfBounds(
+                            raise self._out_of_bounds(path, AnswerOutOfBounds(
                                 f"it sent an event longer than {MAX_EVENT_CHARS:,} characters"))
         finally:
             stop.set()
