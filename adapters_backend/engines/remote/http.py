@@ -41,6 +41,7 @@ CANCELLED = object()  # yielded by `sse_events` once the job is cancelled
 MAX_ANSWER_BYTES = 64 << 20
 MAX_EVENT_CHARS = 8 << 20
 MAX_ANSWER_SECONDS = 60.0       # from an answer's headers to its last byte (a stream has no such bound)
+QUEUED_LINES = 64               # stream lines read ahead of the engine
 _NEWLINE = re.compile(r"\r\n|\r|\n")    # SSE lines end with any of the three
 
 
@@ -197,26 +198,35 @@ class RemoteClient:
     def sse_events(self, path: str, body: dict, ctx: JobContext) -> Iterator[Any]:
         """POST `body` and yield each server-sent event's JSON `data` (a dict); yields `CANCELLED` once
         and stops when `ctx` is cancelled. `[DONE]` ends the stream; an `error` event raises."""
-        q: queue.Queue = queue.Queue()
+        # Bounded: a server sending faster than the engine reads waits for it, instead of queueing.
+        q: queue.Queue = queue.Queue(maxsize=QUEUED_LINES)
         stop = threading.Event()
         holder: dict = {}
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=_POLL)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def reader() -> None:
             try:
                 with self._http.stream("POST", path, json=body, timeout=self._stream_timeout) as resp:
                     holder["resp"] = resp
                     if resp.status_code >= 400:
-                        q.put(("status", read_bounded(resp)))
+                        put(("status", read_bounded(resp)))
                         return
                     for line in bounded_lines(resp.iter_text()):
-                        if stop.is_set():
+                        if not put(("line", line)):
                             return
-                        q.put(("line", line))
-                q.put(("end", None))
+                put(("end", None))
             except AnswerOutOfBounds as exc:
-                q.put(("out of bounds", exc))
+                put(("out of bounds", exc))
             except Exception as exc:  # handed to the engine thread, raised there
-                q.put(("error", exc))
+                put(("error", exc))
 
         worker = threading.Thread(target=reader, name=f"{self.kind} stream", daemon=True)
         worker.start()
