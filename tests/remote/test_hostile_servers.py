@@ -221,3 +221,14 @@ def test_an_error_answer_is_read_within_the_bound_too(vllm_stream, monkeypatch):
     server.post = refuse
     with pytest.raises(EngineError, match="sent no usable answer to /v1/chat/completions"):
         list(engine.generate(MSGS, SamplingParams(max_tokens=8, temperature=0.0)))
+
+
+def test_a_stream_faster_than_the_engine_waits_for_it(vllm_stream):
+    server, engine = vllm_stream
+    line = event("x" * 900)
+    server.stream = lambda: [line] * (64 * MB // len(line))           # 64 MB of events, as fast as loopback goes
+    chunks = engine.generate(MSGS, SamplingParams(max_tokens=100_000, temperature=0.0))
+    next(chunks)
+    time.sleep(1.5)                         # the engine's reader stops taking lines for a while
+    assert server.sent < 32 * MB            # 64 queued lines plus the sockets' buffers, not the whole stream
+    chunks.close()
