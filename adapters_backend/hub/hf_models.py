@@ -15,12 +15,12 @@ from pathlib import Path
 
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
-from ..json_input import MAX_JSON_BYTES, JsonInputError, read_json_file
 from ..units import format_bytes
 from .client import cache_dir
 from .details import model_info
 from .download import cached_commit, download_files, fetch_file, snapshot_file, storage_folder
 from .progress import Progress
+from .skeleton import read_small_json, require_small
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -80,17 +80,10 @@ def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext
 
 
 def _small_json(repo_id: str, name: str, commit: str, sizes: dict, ctx: JobContext) -> dict:
-    """One of the repository's small JSON files (config, weight index), fetched into the cache and read."""
-    if sizes.get(name, 0) > MAX_JSON_BYTES:
-        raise HubError(repo_id, f"{name} is {format_bytes(sizes[name])}, not the small file it should be")
-    path = fetch_file(repo_id, name, commit, Progress(ctx, sizes.get(name, 0), repo_id))
-    try:
-        data = read_json_file(path)
-    except (OSError, JsonInputError) as exc:
-        raise HubError(repo_id, f"cannot read {name} ({exc})") from None
-    if not isinstance(data, dict):
-        raise HubError(repo_id, f"{name} is not a JSON object")
-    return data
+    """One of the repository's small JSON files (config, weight index), fetched into the cache (with the
+    download's progress and Stop) and read."""
+    require_small(repo_id, name, sizes.get(name))
+    return read_small_json(repo_id, name, fetch_file(repo_id, name, commit, Progress(ctx, sizes.get(name, 0), repo_id)))
 
 
 def _require_disk(repo_id: str, size: int) -> None:

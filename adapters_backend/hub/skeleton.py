@@ -31,18 +31,27 @@ def download_small(repo_id: str, filename: str, revision: str | None, size: int 
 
     from .reach import reachable
     safe_names.repo_file(repo_id, filename)
-    if size is not None and size > MAX_JSON_BYTES:
-        raise HubError(repo_id, f"{filename} is {format_bytes(size)}, not the small file it should be")
+    require_small(repo_id, filename, size)
     cached_only = offline() or not reachable()
     with hub_errors(repo_id, filename):
         return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir(),
                                     endpoint=endpoint(), local_files_only=cached_only))
 
 
+def require_small(repo_id: str, filename: str, size: int | None) -> None:
+    """HubError when the listing's `size` of a file that should be small (a config, an index) is not."""
+    if size is not None and size > MAX_JSON_BYTES:
+        raise HubError(repo_id, f"{filename} is {format_bytes(size)}, not the small file it should be")
+
+
 def small_json(repo_id: str, filename: str, revision: str | None, size: int | None = None) -> dict:
     """A small JSON file of the repository (config, weight index) as a dict; HubError naming the file
     when it is too large or not a JSON object."""
-    path = download_small(repo_id, filename, revision, size)
+    return read_small_json(repo_id, filename, download_small(repo_id, filename, revision, size))
+
+
+def read_small_json(repo_id: str, filename: str, path: Path) -> dict:
+    """`path`, the repository's `filename` fetched, read as a JSON object; HubError naming it otherwise."""
     try:
         return read_json_object(path)
     except JsonInputError as exc:

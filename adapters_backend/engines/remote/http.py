@@ -49,12 +49,10 @@ class AnswerOutOfBounds(Exception):
     """A server's answer passed one of the bounds above."""
 
 
-def read_bounded(resp: httpx.Response, limit: int | None = None, seconds: float | None = None) -> httpx.Response:
-    """The answer of a streamed request with its body read, if the body is at most `limit` bytes as
-    decoded (a compressed body is counted as it expands) and arrives within `seconds` (by default the
-    module's bounds)."""
-    limit = MAX_ANSWER_BYTES if limit is None else limit
-    seconds = MAX_ANSWER_SECONDS if seconds is None else seconds
+def read_bounded(resp: httpx.Response) -> httpx.Response:
+    """The answer of a streamed request with its body read, if the body is at most MAX_ANSWER_BYTES as
+    decoded (a compressed body is counted as it expands) and arrives within MAX_ANSWER_SECONDS."""
+    limit, seconds = MAX_ANSWER_BYTES, MAX_ANSWER_SECONDS
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise AnswerOutOfBounds(f"its answer declares {int(declared):,} bytes")
@@ -72,10 +70,10 @@ def read_bounded(resp: httpx.Response, limit: int | None = None, seconds: float 
     return httpx.Response(resp.status_code, headers=headers, content=b"".join(chunks), request=resp.request)
 
 
-def bounded_lines(texts: Iterator[str], limit: int | None = None) -> Iterator[str]:
+def bounded_lines(texts: Iterator[str]) -> Iterator[str]:
     """The lines of a text stream (ended by CRLF, LF or CR, as server-sent events allow), none longer
-    than `limit` characters (by default MAX_EVENT_CHARS)."""
-    limit = MAX_EVENT_CHARS if limit is None else limit
+    than MAX_EVENT_CHARS characters."""
+    limit = MAX_EVENT_CHARS
     pending: list[str] = []
     size, after_cr = 0, False
     for text in texts:
@@ -312,5 +310,5 @@ def _shutdown(resp) -> None:
         pass
 
 
-__all__ = ["CANCELLED", "MAX_ANSWER_BYTES", "MAX_ANSWER_SECONDS", "MAX_EVENT_CHARS", "AnswerOutOfBounds", "RemoteClient", "bounded_lines",
-           "error_text", "is_url", "normalize_url", "read_bounded"]
+__all__ = ["CANCELLED", "MAX_ANSWER_BYTES", "MAX_ANSWER_SECONDS", "MAX_EVENT_CHARS", "AnswerOutOfBounds",
+           "RemoteClient", "bounded_lines", "error_text", "is_url", "normalize_url", "read_bounded"]
