@@ -13,8 +13,11 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 # An app the tests start (in this process or a child) logs into a folder of the run's, not the user's.
 if "LORADECK_LOG_DIR" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
     os.environ["LORADECK_LOG_DIR"] = tempfile.mkdtemp(prefix="loradeck-test-logs-")
+    atexit.register(shutil.rmtree, os.environ["LORADECK_LOG_DIR"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -50,13 +50,13 @@ def test_the_converted_gguf_carries_the_invocation_tokens(engine):
 
 
 @pytest.mark.parametrize("strength", [1.0, 0.6])
-def test_an_alora_acts_from_its_invocation_on_as_peft_does(engine, strength):
+def test_an_alora_acts_from_its_invocation_on_as_peft_does(engine, strength, tmp_path):
     folder = make_alora(1)
     toks = with_invocation()
     engine.set_adapters([ActiveAdapter(folder, strength)])
     got = engine.eval_logits(toks)
     if strength != 1.0:                    # PEFT at another strength: scale its up-factors
-        folder = _scaled_copy(folder, strength)
+        folder = _scaled_copy(folder, strength, tmp_path / "scaled")
     ref = peft_logits(folder, toks)
     base = peft_logits(None, toks)
     start = len(PREFIX)
@@ -119,15 +119,13 @@ def test_an_alora_mix_is_never_fused(engine, tiny_models, make_engine):
     assert not e.fuse_now(timeout=5) and e.mode == "separate"
 
 
-def _scaled_copy(folder, strength):
-    """The PEFT folder with every lora_B scaled by `strength` (PEFT has no runtime strength)."""
+def _scaled_copy(folder, strength, out):
+    """The PEFT folder with every lora_B scaled by `strength` (PEFT has no runtime strength), in `out`."""
     import shutil
-    import tempfile
-    from pathlib import Path
 
     from safetensors.numpy import load_file, save_file
 
-    out = Path(tempfile.mkdtemp(prefix="alora-scaled-"))
+    out.mkdir()
     shutil.copy(folder / "adapter_config.json", out / "adapter_config.json")
     tensors = load_file(folder / "adapter_model.safetensors")
     save_file({k: (v * strength if "lora_B" in k else v) for k, v in tensors.items()},
