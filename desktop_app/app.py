@@ -49,7 +49,14 @@ def quit_on_signals(app) -> None:
     app._signal_wakeup = (wake_read, wake_write, notifier)     # kept alive with the app
 
 
-def build_main_window(engine_factory=None):
+def use_chosen_data_folder(settings) -> None:
+    """A data folder chosen in Settings applies from the next start; the environment variable wins."""
+    folder = settings.get("paths/data_dir", "")
+    if folder and not os.environ.get("LORADECK_DATA_DIR"):
+        os.environ["LORADECK_DATA_DIR"] = str(folder)
+
+
+def build_main_window(engine_factory=None, settings=None):
     """AppState + MainWindow with the error reporter hooked in (shared by run() and the tests)."""
     from PySide6.QtWidgets import QApplication
 
@@ -60,13 +67,10 @@ def build_main_window(engine_factory=None):
     from .widgets.main_window import MainWindow
 
     qt_fixes.apply()
-    settings = AppSettings()
+    settings = settings or AppSettings()
     if QApplication.instance() is not None and settings.theme != "system":
         theme.apply(QApplication.instance(), settings.theme)   # a chosen theme before the first widget is made
-    # A data folder chosen in Settings applies from the next start; the environment variable wins.
-    folder = settings.get("paths/data_dir", "")
-    if folder and not os.environ.get("LORADECK_DATA_DIR"):
-        os.environ["LORADECK_DATA_DIR"] = str(folder)
+    use_chosen_data_folder(settings)
     errors = ErrorReporter()
     state = AppState(settings=settings, errors=errors, engine_factory=engine_factory)
     window = MainWindow(state)
@@ -75,22 +79,56 @@ def build_main_window(engine_factory=None):
     return state, window
 
 
-def run(argv: list[str] | None = None, files=()) -> int:
+def open_files_on_macos(app, window) -> None:
+    """macOS hands a double-clicked document to the running app as a QFileOpenEvent, not as arguments."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class FileOpenFilter(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.FileOpen and event.file():
+                window.take_files([Path(event.file())])
+                return True
+            return False
+
+    app._file_open_filter = FileOpenFilter(app)
+    app.installEventFilter(app._file_open_filter)
+
+
+def run(argv: list[str] | None = None, files=(), on_started=None, single: bool = True) -> int:
     """The app; `files` (adapter folders, .zip, .safetensors, .gguf) are handled as if dropped on the
-    window once it is up (`loradeck FILE…`, a file manager's "Open with")."""
+    window once it is up (`loradeck FILE…`, a file manager's "Open with"). With `single`, a LoRA Deck
+    already running on the same data folder gets the files instead, and this start ends
+    (single_instance.py). `on_started(app, window)` runs once the window is shown."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False      # it has its own handler: no double lines
     from .app_log import install_log_file
     install_log_file()
     app = create_app(argv)
+    from adapters_backend.paths import data_dir
+
+    from . import single_instance
+    from .settings import AppSettings
+    settings = AppSettings()
+    use_chosen_data_folder(settings)
+    files = [Path(f) for f in files]
+    instance = single_instance.claim(data_dir(), files) if single else None
+    if single and instance is None:
+        said = f"handed it {len(files)} file(s)" if files else "brought it to the front"
+        print(f"LoRA Deck is already open on {data_dir()}: {said}.")
+        return 0
     quit_on_signals(app)
-    state, window = build_main_window()
+    state, window = build_main_window(settings=settings)
     state.errors.install_hooks()
+    open_files_on_macos(app, window)
+    if instance is not None and instance.server is not None:
+        instance.server.files_opened.connect(window.take_files)
     window.show()
     window.start()
     if files:
         from PySide6.QtCore import QTimer
-        QTimer.singleShot(0, lambda: window.drops.handle_paths([Path(f) for f in files]))
+        QTimer.singleShot(0, lambda: window.drops.handle_paths(files))
+    if on_started is not None:
+        on_started(app, window)
     return app.exec()
 
 

@@ -352,6 +352,15 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
         self.drops.handle_paths(paths)
 
+    def take_files(self, paths: list) -> None:
+        """Files handed over by a second start or by macOS: come to the front, then take them as a drop."""
+        self.setWindowState((self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if paths:
+            self.drops.handle_paths([Path(p) for p in paths])
+
     # ------------------------------------------------------------------ geometry and closing
     def _restore_geometry(self) -> None:
         s = self.state.settings

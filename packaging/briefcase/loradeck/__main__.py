@@ -51,37 +51,22 @@ def _self_test_report(window) -> dict:
 
 
 def run_gui(files: list[Path]) -> int:
-    from PySide6.QtCore import QEvent, QObject, QTimer
+    from desktop_app.app import run
 
-    from desktop_app.app import build_main_window, create_app, quit_on_signals
+    if os.environ.get("LORADECK_SELF_TEST") != "1":
+        return run(sys.argv[:1], files)
 
-    app = create_app(sys.argv[:1])
-    quit_on_signals(app)
-    state, window = build_main_window()
-    state.errors.install_hooks()
+    def report_later(app, window):
+        from PySide6.QtCore import QTimer
 
-    class FileOpenFilter(QObject):
-        """macOS delivers double-clicked documents as QFileOpenEvent, not as arguments."""
-
-        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
-            if event.type() == QEvent.Type.FileOpen and event.file():
-                window.drops.handle_paths([Path(event.file())])
-                return True
-            return False
-
-    opener = FileOpenFilter(app)
-    app.installEventFilter(opener)
-    window.show()
-    window.start()
-    if files:
-        QTimer.singleShot(0, lambda: window.drops.handle_paths(files))
-    if os.environ.get("LORADECK_SELF_TEST") == "1":
         def report():
             print("LORADECK_SELF_TEST " + json.dumps(_self_test_report(window)), flush=True)
             window.close()
             app.quit()
         QTimer.singleShot(int(os.environ.get("LORADECK_SELF_TEST_DELAY_MS", "1500")), report)
-    return app.exec()
+
+    # The self-test reports on a window of its own, even where a LoRA Deck is open on the same data.
+    return run(sys.argv[:1], files, on_started=report_later, single=False)
 
 
 def main(argv: list[str] | None = None) -> int:
