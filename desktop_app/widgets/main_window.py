@@ -237,13 +237,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{m.label} loaded ({m.engine}{where})" if m else "No model loaded", 5000)
 
     # -- dialogs (imported when first opened: start-up stays light) --
+    @staticmethod
+    def _open_dialog(dialog):
+        """Open a dialog made anew for this opening; it is deleted once closed (a closed one kept as a
+        child of the window would hold its widgets, and its connections to the app, for good)."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
     def show_convert(self) -> None:
         from .convert_dialog import ConvertDialog
-        ConvertDialog(self.state, self).open()
+        self._open_dialog(ConvertDialog(self.state, self))
 
     def show_merge(self) -> None:
         from .merge_dialog import MergeDialog
-        MergeDialog(self.state, self).open()
+        self._open_dialog(MergeDialog(self.state, self))
 
     def _toggle_server(self, checked: bool) -> None:
         """Start or stop `loradeck serve` in the background (see desktop_app/serve_access.py)."""
@@ -295,13 +303,11 @@ class MainWindow(QMainWindow):
 
     def show_plugins(self) -> None:
         from .plugins_dialog import PluginsDialog
-        self.plugins_dialog = PluginsDialog(self.state, self)
-        self.plugins_dialog.open()
+        self.plugins_dialog = self._open_dialog(PluginsDialog(self.state, self))
 
     def show_settings(self) -> None:
         from .settings_dialog import SettingsDialog
-        self.settings_dialog = SettingsDialog(self.state, self)
-        self.settings_dialog.open()
+        self.settings_dialog = self._open_dialog(SettingsDialog(self.state, self))
 
     def _about(self) -> None:
         self.about_box = show_about(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
 
 from adapters_backend.model_ref import engine_for, is_hub_id
@@ -136,6 +136,7 @@ class ModelPicker(QWidget):
         dlg = ServerDialog(SERVER_KINDS, self)
         dlg.chosen.connect(lambda url, kind, key: self.state.load_model(url, kind, options={"api_key": key or None}))
         dlg.rejected.connect(self.refresh)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)        # made anew at each opening
         dlg.open()
         self.server_dialog = dlg
         return dlg
@@ -171,6 +172,7 @@ class ModelPicker(QWidget):
         dlg.setTextValue("")
         dlg.textValueSelected.connect(self._on_hub_id_chosen)
         dlg.rejected.connect(self.refresh)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)        # made anew at each opening
         dlg.open()
         self.hub_id_dialog = dlg
         return dlg

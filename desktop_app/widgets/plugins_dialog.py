@@ -73,10 +73,22 @@ class PluginsDialog(QDialog):
         self.summary.setText("Looking for plugins…")
         job = self.state.jobs.start(plugin_rows, reload)
         self.job = job
-        # "Reload" while a discovery runs: only the newest one's rows are shown, whatever order they finish in.
-        job.signals.result.connect(lambda rows, j=job: self._show(rows) if j is self.job else None)
-        job.signals.error.connect(lambda exc, j=job: self.summary.setText(f"Plugin discovery failed: {exc}")
-                                  if j is self.job else None)
+        # Methods, not lambdas: Qt disconnects them when the dialog is closed (and deleted) first.
+        job.signals.result.connect(self._on_rows)
+        job.signals.error.connect(self._on_discovery_failed)
+
+    def _newest(self) -> bool:
+        """Whether the job that signals is the newest discovery ("Reload" while one runs: only the newest
+        one's rows are shown, whatever order they finish in)."""
+        return self.job is not None and self.sender() is self.job.signals
+
+    def _on_rows(self, rows: list[dict]) -> None:
+        if self._newest():
+            self._show(rows)
+
+    def _on_discovery_failed(self, exc) -> None:
+        if self._newest():
+            self.summary.setText(f"Plugin discovery failed: {exc}")
 
     def _show(self, rows: list[dict]) -> None:
         self.rows = rows

@@ -101,7 +101,7 @@ class SettingsDialog(QDialog):
         self.kv_held = QLabel(kv_store_text(state.kv_stats))
         self.kv_held.setWordWrap(True)
         self.kv_held.setAccessibleName("Memory for recent mixes in use")
-        state.kv_stats_changed.connect(lambda: self.kv_held.setText(kv_store_text(state.kv_stats)))
+        state.kv_stats_changed.connect(self._show_kv_held)       # a method: Qt disconnects it when the dialog goes
         self.prewarm = QCheckBox("Read the conversation under a new mix once the sliders rest")
         self.prewarm.setChecked(s.prewarm)
         self.prewarm.setAccessibleName("Pre-warm")
@@ -142,6 +142,9 @@ class SettingsDialog(QDialog):
         lay.addWidget(buttons)
         # Qt sizes a dialog below its hint when wrapped labels are in it, clipping them: take the hint.
         self.resize(self.sizeHint())
+
+    def _show_kv_held(self) -> None:
+        self.kv_held.setText(kv_store_text(self.state.kv_stats))
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Data folder", str(Path(self.data_folder.text()).expanduser()))

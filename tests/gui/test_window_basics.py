@@ -103,6 +103,28 @@ def test_settings_dialog_saves(make_app, qtbot):
     assert s.default_sampling()["temperature"] == pytest.approx(0.3)
 
 
+def test_closed_dialogs_are_gone_and_leave_nothing_listening(make_app, qtbot):
+    """Settings, Plugins, Convert and Merge are made anew at each opening: a closed one must not stay
+    behind as a hidden child of the window (each opening of Settings kept one, updating its label on
+    every change of the snapshot store), nor fail when a job it started ends after it closed."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QDialog
+
+    app = make_app()
+    w = app.window
+    w.show()
+    for opener in (w.show_settings, w.show_plugins, w.show_convert, w.show_merge):
+        for _ in range(3):
+            opener()
+            dialogs = [d for d in w.findChildren(QDialog) if d.isVisible()]
+            assert len(dialogs) == 1
+            dialogs[0].reject()                  # the plugins discovery may still run: its end finds no dialog
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        assert w.findChildren(QDialog) == [], opener.__name__
+    app.state.kv_stats_changed.emit()           # what a closed Settings was connected to
+    qtbot.waitUntil(lambda: app.state.jobs.active() == 0, timeout=30000)   # the discoveries end after their dialogs
+
+
 def test_job_errors_become_dialog_messages_not_crashes(make_app, qtbot):
     app = make_app()
 
