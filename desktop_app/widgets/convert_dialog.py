@@ -50,13 +50,7 @@ class ConvertDialog(JobDialog):
         self.outtype = QComboBox()
         self.outtype.setAccessibleName("Output type")
         self.outtype.addItems(OUTTYPES)
-        self.output = QLineEdit()
-        self.output.setAccessibleName("Output file")
-        out_browse = QPushButton("Save as…")
-        out_browse.clicked.connect(self._browse_output)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.output, 1)
-        out_row.addWidget(out_browse)
+        out_row = self.output_row("Save GGUF adapter", "GGUF (*.gguf)")
         self.add_to_library = QCheckBox("Add the result to the library")
         self.add_to_library.setChecked(True)
         form = QFormLayout()
@@ -81,11 +75,6 @@ class ConvertDialog(JobDialog):
             p = p.parent if p.name == "adapter_config.json" else p
             self.adapter.addItem(p.name, str(p))
             self.adapter.setCurrentIndex(self.adapter.count() - 1)
-
-    def _browse_output(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save GGUF adapter", self.output.text(), "GGUF (*.gguf)")
-        if path:
-            self.output.setText(path)
 
     def _suggest_output(self, *_args) -> None:
         src = self.adapter.currentData()

@@ -2,7 +2,7 @@
 result or the error shown in place (the dialog stays usable)."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLineEdit, QProgressBar, QPushButton
 
 from adapters_backend.errors import JobCancelled
 
@@ -37,6 +37,22 @@ class JobDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button.clicked.connect(self.reject)
         self.cancel_button.setEnabled(False)
+
+    def output_row(self, caption: str, filters: str) -> QHBoxLayout:
+        """The "Output [path] [Save as…]" row; the path is `self.output`."""
+        self.output = QLineEdit()
+        self.output.setAccessibleName("Output file")
+        browse = QPushButton("Save as…")
+        browse.clicked.connect(lambda: self._browse_output(caption, filters))
+        row = QHBoxLayout()
+        row.addWidget(self.output, 1)
+        row.addWidget(browse)
+        return row
+
+    def _browse_output(self, caption: str, filters: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, caption, self.output.text(), filters)
+        if path:
+            self.output.setText(path)
 
     # subclasses: return (fn, args) or raise ValueError with a message for the user
     def job_call(self):

@@ -8,10 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLineEdit,
     QPushButton,
     QRadioButton,
     QTableWidget,
@@ -60,13 +58,7 @@ class MergeDialog(JobDialog):
         self.method = QComboBox()
         self.method.setAccessibleName("Blend method")
         self.method.addItems(tools.blend_methods())
-        self.output = QLineEdit()
-        self.output.setAccessibleName("Output file")
-        out_browse = QPushButton("Save as…")
-        out_browse.clicked.connect(self._browse_output)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.output, 1)
-        out_row.addWidget(out_browse)
+        out_row = self.output_row("Save", "GGUF (*.gguf);;All files (*)")
         form = QFormLayout()
         form.addRow("Method", self.method)
         form.addRow("Output", out_row)
@@ -105,11 +97,6 @@ class MergeDialog(JobDialog):
     def entries(self) -> list[tuple[str, float]]:
         return [(self.table.item(r, 0).data(256), self.table.cellWidget(r, 1).value())
                 for r in range(self.table.rowCount())]
-
-    def _browse_output(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save", self.output.text(), "GGUF (*.gguf);;All files (*)")
-        if path:
-            self.output.setText(path)
 
     def _suggest_output(self, *_args) -> None:
         from adapters_backend.paths import data_dir

@@ -140,3 +140,26 @@ def library_backend_ready():
     pytest.importorskip("adapters_backend.library")
     pytest.importorskip("adapters_backend.convert")
     pytest.importorskip("adapters_backend.merge")
+
+
+def test_save_as_fills_the_output_of_both_tools(make_app, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QPushButton
+
+    from desktop_app.widgets.convert_dialog import ConvertDialog
+    from desktop_app.widgets.merge_dialog import MergeDialog
+
+    asked = []
+
+    def save_as(parent, caption, start, filters):
+        asked.append((caption, filters))
+        return str(tmp_path / f"{len(asked)}.gguf"), filters
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(save_as))
+    w = make_app().window
+    w.show()
+    for text, cls in (("&Convert adapter…", ConvertDialog), ("&Merge adapters…", MergeDialog)):
+        dlg = open_tool(qtbot, w, text, cls)
+        button = next(b for b in dlg.findChildren(QPushButton) if b.text() == "Save as…")
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert dlg.output.text() == str(tmp_path / f"{len(asked)}.gguf")
+        dlg.reject()
+    assert asked == [("Save GGUF adapter", "GGUF (*.gguf)"), ("Save", "GGUF (*.gguf);;All files (*)")]
