@@ -29,38 +29,25 @@ def _launch(args, tmp_path, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def test_loradeck_folder_opens_the_app_and_installs_it(tmp_path):
+def _my_shout(tmp_path: Path) -> Path:
+    """The demo's shout adapter as a new one (the same content would be taken for the demo's own)."""
     adapter = tmp_path / "my-shout"
     shutil.copytree(SHOUT, adapter)
-    # the same content as a demo adapter would be taken for it: make it distinct
     cfg = json.loads((adapter / "adapter_config.json").read_text())
     cfg["lora_alpha"] = 15
     (adapter / "adapter_config.json").write_text(json.dumps(cfg))
+    return adapter
+
+
+def test_loradeck_folder_opens_the_app_and_installs_it(tmp_path):
+    adapter = _my_shout(tmp_path)
     index = tmp_path / "data" / "library" / "index.json"
     proc = _launch([adapter.name], tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        names = []
-        while time.monotonic() < deadline and proc.poll() is None:
-            if index.is_file():
-                try:
-                    raw = json.loads(index.read_text())
-                except ValueError:
-                    raw = {}
-                entries = raw.get("entries", raw) if isinstance(raw, dict) else raw
-                names = [e.get("name") for e in (entries.values() if isinstance(entries, dict) else entries)]
-                if "my-shout" in names:
-                    break
-            time.sleep(0.2)
+        _wait(lambda: "my-shout" in _library_names(index) or proc.poll() is not None, 90, "the install")
         assert proc.poll() is None, proc.communicate()[0]
-        assert "my-shout" in names
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        _stop(proc)
 
 
 def test_a_command_name_stays_a_command_even_beside_a_folder_of_that_name(tmp_path):
@@ -109,11 +96,7 @@ def test_a_second_start_hands_its_files_to_the_app_already_open(tmp_path, qapp):
     from adapters_backend.library.lock import held_by_a_live_process
     from desktop_app.single_instance import LOCK_NAME, hand_over, socket_name
 
-    adapter = tmp_path / "my-shout"
-    shutil.copytree(SHOUT, adapter)
-    cfg = json.loads((adapter / "adapter_config.json").read_text())
-    cfg["lora_alpha"] = 15                       # not the demo's own shout: a new library entry
-    (adapter / "adapter_config.json").write_text(json.dumps(cfg))
+    adapter = _my_shout(tmp_path)
     data = tmp_path / "data"
     lock, index = data / LOCK_NAME, data / "library" / "index.json"
 
