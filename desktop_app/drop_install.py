@@ -12,6 +12,7 @@ from adapters_backend.errors import BackendError
 
 from . import library_access as lib
 from .plain_text import message_box
+from .transient_dialogs import open_once
 
 ACCEPTED_SUFFIXES = (".zip", ".safetensors", ".gguf")
 
@@ -58,8 +59,7 @@ class DropInstaller(QObject):
                               QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.parent_widget)
             box.setAccessibleName("Load dropped model")
             box.accepted.connect(lambda: self.state.load_model(str(p), "llama.cpp"))
-            box.open()
-            self.question_box = box
+            self.question_box = open_once(box)
         else:
             self.install(p)
 

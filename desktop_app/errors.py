@@ -62,6 +62,7 @@ class ErrorReporter(QObject):
         from PySide6.QtWidgets import QMessageBox  # only when shown
 
         from .plain_text import message_box
+        from .transient_dialogs import open_once
         message, details = error_text(exc)
         self.history.append((context, message))
         log.error("%s%s", f"{context}: " if context else "", message)
@@ -74,7 +75,7 @@ class ErrorReporter(QObject):
         if details:
             box.setDetailedText(details)
         box.setAccessibleName("Error")
-        box.open()
+        open_once(box)
 
     def install_hooks(self) -> None:
         """Route uncaught exceptions (GUI thread and other threads) here instead of killing the app."""

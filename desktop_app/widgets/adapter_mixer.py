@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..models.available_model import AvailableAdaptersModel
 from ..plain_text import message_box, plain_label
+from ..transient_dialogs import open_once
 from .elided_label import ElidedLabel
 
 SLIDER_STEPS = 100          # slider units per 1.0 of strength
@@ -368,10 +369,10 @@ class AdapterMixer(QWidget):
             return
         missing = self.state.apply_preset(name)
         if missing:
-            self.preset_box = message_box(QMessageBox.Icon.Information, "Preset applied",
-                                          "These adapters are no longer in the library and were left out: "
-                                          + ", ".join(missing), QMessageBox.StandardButton.Ok, self)
-            self.preset_box.open()
+            self.preset_box = open_once(message_box(
+                QMessageBox.Icon.Information, "Preset applied",
+                "These adapters are no longer in the library and were left out: " + ", ".join(missing),
+                QMessageBox.StandardButton.Ok, self))
 
     def _on_delete_preset_clicked(self) -> None:
         from PySide6.QtWidgets import QMessageBox  # only when shown
@@ -383,8 +384,7 @@ class AdapterMixer(QWidget):
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setAccessibleName("Confirm preset deletion")
         box.accepted.connect(lambda: self.state.delete_preset(name))
-        box.open()
-        self.confirm_box = box
+        self.confirm_box = open_once(box)
 
 
 def warn_cannot_add(parent, state, adapter_id: str):
@@ -401,5 +401,4 @@ def warn_cannot_add(parent, state, adapter_id: str):
             .removeprefix("incompatible: "))
     box = message_box(QMessageBox.Icon.Warning, "Cannot add adapter", text, QMessageBox.StandardButton.Ok, parent)
     box.setAccessibleName("Cannot add adapter")
-    box.open()
-    return box
+    return open_once(box)

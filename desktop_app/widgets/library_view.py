@@ -37,6 +37,7 @@ from .. import library_access as lib
 from ..file_manager import home_relative, open_folder
 from ..models.library_model import LibraryFilterModel, LibraryTableModel
 from ..plain_text import message_box, plain_label
+from ..transient_dialogs import open_once
 from .anatomy_view import AnatomyView
 
 if TYPE_CHECKING:
@@ -341,8 +342,7 @@ class LibraryView(QWidget):
         copy = box.addButton("Copy path", QMessageBox.ButtonRole.ActionRole)
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(path))
         box.setAccessibleName("Cannot show the folder")
-        box.open()
-        self.reveal_box = box
+        self.reveal_box = open_once(box)
 
     def _remove(self) -> None:
         e = self.current_entry()
@@ -353,6 +353,5 @@ class LibraryView(QWidget):
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setAccessibleName("Confirm removal")
         box.accepted.connect(lambda i=e.id: self.state.remove_adapter(i))
-        box.open()
-        self._confirm_box = box
+        self._confirm_box = open_once(box)
 

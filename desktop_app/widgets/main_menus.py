@@ -81,8 +81,8 @@ def show_about(parent):
                       f"LoRA Deck {app_version()}\n\nRun local LLMs with LoRA adapters: mix several, give each a "
                       "strength, switch them instantly.\n\nApache-2.0.", QMessageBox.StandardButton.Ok, parent)
     box.setAccessibleName("About LoRA Deck")
-    box.open()
-    return box
+    from ..transient_dialogs import open_once
+    return open_once(box)
 
 
 def open_log_folder(state):

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QVBoxLayout,
 
 from ..plain_text import message_box, plain_label, plain_tip
 from ..prewarm_scheduler import PrewarmScheduler
+from ..transient_dialogs import open_once
 from .adapter_mixer import AdapterMixer
 from .chat_view import ChatView
 from .main_menus import build_menus, open_log_folder, show_about
@@ -227,8 +228,7 @@ class MainWindow(QMainWindow):
                           f"({self.state.model_label()}): {reason}\n\nLoad a model it was made for to use it.",
                           QMessageBox.StandardButton.Ok, self)
         box.setAccessibleName("Installed adapter does not fit")
-        box.open()
-        self.install_warning = box
+        self.install_warning = open_once(box)
 
     def _on_state_model_changed(self) -> None:
         m = self.state.model
@@ -237,21 +237,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{m.label} loaded ({m.engine}{where})" if m else "No model loaded", 5000)
 
     # -- dialogs (imported when first opened: start-up stays light) --
-    @staticmethod
-    def _open_dialog(dialog):
-        """Open a dialog made anew for this opening; it is deleted once closed (a closed one kept as a
-        child of the window would hold its widgets, and its connections to the app, for good)."""
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
     def show_convert(self) -> None:
         from .convert_dialog import ConvertDialog
-        self._open_dialog(ConvertDialog(self.state, self))
+        open_once(ConvertDialog(self.state, self))
 
     def show_merge(self) -> None:
         from .merge_dialog import MergeDialog
-        self._open_dialog(MergeDialog(self.state, self))
+        open_once(MergeDialog(self.state, self))
 
     def _toggle_server(self, checked: bool) -> None:
         """Start or stop `loradeck serve` in the background (see desktop_app/serve_access.py)."""
@@ -303,11 +295,11 @@ class MainWindow(QMainWindow):
 
     def show_plugins(self) -> None:
         from .plugins_dialog import PluginsDialog
-        self.plugins_dialog = self._open_dialog(PluginsDialog(self.state, self))
+        self.plugins_dialog = open_once(PluginsDialog(self.state, self))
 
     def show_settings(self) -> None:
         from .settings_dialog import SettingsDialog
-        self.settings_dialog = self._open_dialog(SettingsDialog(self.state, self))
+        self.settings_dialog = open_once(SettingsDialog(self.state, self))
 
     def _about(self) -> None:
         self.about_box = show_about(self)

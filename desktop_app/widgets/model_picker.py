@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
 
 from adapters_backend.model_ref import engine_for, is_hub_id
 
 from .. import library_access as lib
 from ..plain_text import message_box, plain_label, plain_tip
+from ..transient_dialogs import open_once
 from ..workers.engine_host import TORCH_HINT, torch_available
 
 if TYPE_CHECKING:
@@ -136,9 +137,7 @@ class ModelPicker(QWidget):
         dlg = ServerDialog(SERVER_KINDS, self)
         dlg.chosen.connect(lambda url, kind, key: self.state.load_model(url, kind, options={"api_key": key or None}))
         dlg.rejected.connect(self.refresh)
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)        # made anew at each opening
-        dlg.open()
-        self.server_dialog = dlg
+        self.server_dialog = open_once(dlg)
         return dlg
 
     def open_gguf(self) -> None:
@@ -172,9 +171,7 @@ class ModelPicker(QWidget):
         dlg.setTextValue("")
         dlg.textValueSelected.connect(self._on_hub_id_chosen)
         dlg.rejected.connect(self.refresh)
-        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)        # made anew at each opening
-        dlg.open()
-        self.hub_id_dialog = dlg
+        self.hub_id_dialog = open_once(dlg)
         return dlg
 
     def _on_hub_id_chosen(self, text: str) -> None:
@@ -197,8 +194,7 @@ class ModelPicker(QWidget):
                           f"installed.\n\n{TORCH_HINT}\n\nthen restart LoRA Deck. GGUF models work without it.",
                           QMessageBox.StandardButton.Ok, self)
         box.setAccessibleName("PyTorch engine not installed")
-        box.open()
-        self.torch_box = box
+        self.torch_box = open_once(box)
         self.refresh()
         return False
 

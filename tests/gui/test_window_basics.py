@@ -104,16 +104,21 @@ def test_settings_dialog_saves(make_app, qtbot):
 
 
 def test_closed_dialogs_are_gone_and_leave_nothing_listening(make_app, qtbot):
-    """Settings, Plugins, Convert and Merge are made anew at each opening: a closed one must not stay
-    behind as a hidden child of the window (each opening of Settings kept one, updating its label on
-    every change of the snapshot store), nor fail when a job it started ends after it closed."""
+    """Dialogs and message boxes are made anew at each opening: a closed one must not stay behind as a
+    hidden child of the window (each opening of Settings kept one, updating its label on every change
+    of the snapshot store; every message box stayed), nor fail when a job it started ends after it closed."""
     from PySide6.QtCore import QCoreApplication, QEvent
     from PySide6.QtWidgets import QDialog
+
+    from desktop_app.widgets.adapter_mixer import warn_cannot_add
 
     app = make_app()
     w = app.window
     w.show()
-    for opener in (w.show_settings, w.show_plugins, w.show_convert, w.show_merge):
+
+    def cannot_add():
+        warn_cannot_add(w.mixer, app.state, "no-such-adapter")
+    for opener in (w.show_settings, w.show_plugins, w.show_convert, w.show_merge, w._about, cannot_add):
         for _ in range(3):
             opener()
             dialogs = [d for d in w.findChildren(QDialog) if d.isVisible()]
