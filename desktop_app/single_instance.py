@@ -5,7 +5,10 @@ model (twice the memory: a laptop swaps) and overwrite each other's conversation
 
 The running app holds a lock in its data folder for its whole life (filelock: the OS releases it when
 the process dies, so a crash never blocks the next start) and listens on a local socket (QLocalServer:
-a Unix socket, a named pipe on Windows) that only this user can open. A start that finds the lock held
+a Unix socket, a named pipe on Windows) that only this user can open. On Linux the socket lives in a
+folder only this user can enter (the session's runtime folder, else one made in the temporary folder and
+checked): a bare name would go in the shared /tmp, where another user could take it first and be handed
+this user's files (and answer "ok", so nothing opens). A start that finds the lock held
 connects, sends one line of JSON, {"open": [absolute paths]}, and waits for "ok". When no app answers
 (one hung, or still between its lock and its socket), it starts a window of its own, as before.
 
@@ -19,6 +22,10 @@ import getpass
 import hashlib
 import json
 import logging
+import os
+import stat
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,17 +43,55 @@ MAX_MESSAGE_BYTES = 1 << 20          # thousands of paths; a client sending more
 MESSAGE_SECONDS = 5                  # a client that has not sent its line by then is cut off
 ANSWER_SECONDS = 20                  # how long a second start waits for the running app's "ok" (a slow start)
 CONNECT_SECONDS = 3                  # … and for its socket, when the lock says it is there
+SOCKET_PATH_MAX = 104                # a Unix socket's path is cut past 104 to 108 bytes, by system
 
 
-def socket_name(data_folder: Path) -> str:
-    """The local socket's name for `data_folder`: one per user and folder, short enough for a Unix
-    socket path (Qt puts a bare name in the temporary folder, or makes it a pipe on Windows)."""
+def socket_name(data_folder: Path) -> str | None:
+    """The local socket's name for `data_folder`: one per user and folder. On Windows a pipe's name, on
+    macOS a bare name (Qt puts it in the user's own temporary folder); on Linux a path in
+    `private_folder()`. None when Linux offers no private folder (no socket then: a second start opens
+    a window of its own)."""
     try:
         user = getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name to be had (no USER variable, no passwd entry)
         user = ""
     key = f"{user}\0{Path(data_folder).resolve()}".encode("utf-8", "surrogateescape")
-    return "loradeck-" + hashlib.sha256(key).hexdigest()[:24]
+    name = "loradeck-" + hashlib.sha256(key).hexdigest()[:24]
+    if sys.platform in ("win32", "darwin"):
+        return name
+    folder = private_folder()
+    if folder is None or len(os.fsencode(folder / name)) >= SOCKET_PATH_MAX:
+        return None
+    return str(folder / name)
+
+
+def private_folder() -> Path | None:
+    """A folder only this user can enter: $XDG_RUNTIME_DIR (the session's, made by the system), else
+    TMP/loradeck-UID, made here. Either is checked (a folder, not a link, this user's, no access for
+    others): a folder someone else made first is not used."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and _is_private(Path(runtime)):
+        return Path(runtime)
+    folder = Path(tempfile.gettempdir()) / f"loradeck-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        log.warning("no private folder for the app's socket: %s", exc)
+        return None
+    if _is_private(folder):
+        return folder
+    log.warning("%s is not this user's private folder: a second LoRA Deck will not find this one", folder)
+    return None
+
+
+def _is_private(folder: Path) -> bool:
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 class InstanceServer(QObject):
@@ -166,7 +211,7 @@ def claim(data_folder: Path, files: list[Path]) -> Instance | None:
     try:
         lock.acquire(blocking=False)
     except LockTimeout:
-        if hand_over(name, files):
+        if name is not None and hand_over(name, files):
             return None
         log.warning("another LoRA Deck holds %s but did not answer: opening a second window",
                     Path(data_folder) / LOCK_NAME)
@@ -174,7 +219,7 @@ def claim(data_folder: Path, files: list[Path]) -> Instance | None:
     except OSError as exc:             # a read-only data folder, a file system without locks: start all the same
         log.warning("cannot lock %s (%s): a second LoRA Deck will not find this one", lock.lock_file, exc)
         return Instance(None, None)
-    return Instance(lock, InstanceServer(name))
+    return Instance(lock, InstanceServer(name) if name is not None else None)
 
 
-__all__ = ["Instance", "InstanceServer", "claim", "hand_over", "socket_name"]
+__all__ = ["Instance", "InstanceServer", "claim", "hand_over", "private_folder", "socket_name"]

@@ -18,6 +18,8 @@ if "LORADECK_LOG_DIR" not in os.environ:
     import tempfile
     os.environ["LORADECK_LOG_DIR"] = tempfile.mkdtemp(prefix="loradeck-test-logs-")
     atexit.register(shutil.rmtree, os.environ["LORADECK_LOG_DIR"], ignore_errors=True)
+    # … and keeps its single-instance socket there too (a private folder, as a session's runtime one is)
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="run-", dir=os.environ["LORADECK_LOG_DIR"])
 
 REPO = Path(__file__).resolve().parents[1]
 

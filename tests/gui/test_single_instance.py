@@ -3,9 +3,15 @@ what a local client sends is input from outside, like a drop."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import stat
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +27,17 @@ def server(qapp, tmp_path):
     srv.files_opened.connect(got.append)
     yield srv, got
     srv.server.close()
+
+
+@pytest.fixture
+def short_tmp():
+    """A folder with a short path (pytest's tmp_path is too long for a Unix socket's path inside)."""
+    folder = Path(tempfile.mkdtemp(prefix="si-"))
+    yield folder
+    for sub in folder.rglob("*"):                        # a test may leave a folder others cannot open
+        if sub.is_dir() and not sub.is_symlink():
+            sub.chmod(0o700)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _send(qtbot, srv, payload: bytes) -> bytes:
@@ -92,7 +109,50 @@ def test_handing_over_to_nobody_says_so(qapp, tmp_path):
 
 def test_the_socket_name_is_per_folder_and_short():
     a, b = socket_name("/home/u/data"), socket_name("/home/u/other")
-    assert a != b and a == socket_name("/home/u/data") and len(a) < 48
+    assert a != b and a == socket_name("/home/u/data") and len(a.encode()) < single_instance.SOCKET_PATH_MAX
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="a pipe, or the user's own temporary folder")
+def test_the_socket_is_in_a_folder_no_other_user_can_enter(qtbot, short_tmp, monkeypatch):
+    """In the shared /tmp, another user could take the socket's name first: a second start would
+    hand them this user's files and end on their "ok". Only a folder that is this user's alone is used."""
+    tmp_path = short_tmp
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert Path(socket_name(tmp_path / "data")).parent == runtime
+
+    # A runtime folder others can write to is not used: one of the user's own in the temporary folder is
+    runtime.chmod(0o777)
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))
+    name = Path(socket_name(tmp_path / "data"))
+    mine = shared_tmp / f"loradeck-{os.getuid()}"
+    assert name.parent == mine and stat.S_IMODE(mine.stat().st_mode) == 0o700
+    srv = InstanceServer(str(name))
+    assert srv.listening() and srv.server.fullServerName() == str(name)
+    assert _send(qtbot, srv, b'{"open": []}\n') == b"ok\n"
+    srv.server.close()
+
+    # That folder made first by someone else (open to others, or another user's): no socket at all …
+    mine.chmod(0o777)
+    assert socket_name(tmp_path / "data") is None
+    if os.getuid() == 0:                       # root can make a folder as another user would
+        mine.chmod(0o700)
+        os.chown(mine, 65534, 65534)
+        assert socket_name(tmp_path / "data") is None
+    # … and the app starts all the same; a second start finds no one to hand its files to and opens
+    # its own window at once, instead of sending them into that folder
+    data = tmp_path / "data"
+    data.mkdir()
+    first = single_instance.claim(data, [])
+    assert first is not None and first.lock is not None and first.server is None
+    t0 = time.monotonic()
+    second = single_instance.claim(data, [tmp_path / "an-adapter.gguf"])
+    assert second is not None and second.lock is None and second.server is None
+    assert time.monotonic() - t0 < single_instance.CONNECT_SECONDS
+    first.lock.release()
 
 
 def test_a_data_folder_that_cannot_be_locked_does_not_stop_the_app(qapp, tmp_path):
