@@ -8,7 +8,9 @@ the process dies, so a crash never blocks the next start) and listens on a local
 a Unix socket, a named pipe on Windows) that only this user can open. On Linux the socket lives in a
 folder only this user can enter (the session's runtime folder, else one made in the temporary folder and
 checked): a bare name would go in the shared /tmp, where another user could take it first and be handed
-this user's files (and answer "ok", so nothing opens). A start that finds the lock held
+this user's files (and answer "ok", so nothing opens). Windows pipes share one namespace, so there the
+name also holds a secret kept in the data folder (KEY_NAME), which another user cannot read to make the
+name first. A start that finds the lock held
 connects, sends one line of JSON, {"open": [absolute paths]}, and waits for "ok". When no app answers
 (one hung, or still between its lock and its socket), it starts a window of its own, as before.
 
@@ -27,6 +29,7 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
@@ -39,6 +42,7 @@ from adapters_backend.json_input import JsonInputError, parse_json
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".app.lock"
+KEY_NAME = ".app.key"                # a random secret in the socket's name: others cannot guess it
 MAX_MESSAGE_BYTES = 1 << 20          # thousands of paths; a client sending more is cut off
 MESSAGE_SECONDS = 5                  # a client that has not sent its line by then is cut off
 ANSWER_SECONDS = 20                  # how long a second start waits for the running app's "ok" (a slow start)
@@ -46,16 +50,17 @@ CONNECT_SECONDS = 3                  # … and for its socket, when the lock say
 SOCKET_PATH_MAX = 104                # a Unix socket's path is cut past 104 to 108 bytes, by system
 
 
-def socket_name(data_folder: Path) -> str | None:
+def socket_name(data_folder: Path, make_secret: bool = False) -> str | None:
     """The local socket's name for `data_folder`: one per user and folder. On Windows a pipe's name, on
     macOS a bare name (Qt puts it in the user's own temporary folder); on Linux a path in
     `private_folder()`. None when Linux offers no private folder (no socket then: a second start opens
-    a window of its own)."""
+    a window of its own). `make_secret`: for the data folder's lock holder (`_folder_secret`)."""
     try:
         user = getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name to be had (no USER variable, no passwd entry)
         user = ""
-    key = f"{user}\0{Path(data_folder).resolve()}".encode("utf-8", "surrogateescape")
+    secret = _folder_secret(Path(data_folder), make_secret)
+    key = f"{user}\0{Path(data_folder).resolve()}\0{secret}".encode("utf-8", "surrogateescape")
     name = "loradeck-" + hashlib.sha256(key).hexdigest()[:24]
     if sys.platform in ("win32", "darwin"):
         return name
@@ -63,6 +68,27 @@ def socket_name(data_folder: Path) -> str | None:
     if folder is None or len(os.fsencode(folder / name)) >= SOCKET_PATH_MAX:
         return None
     return str(folder / name)
+
+
+def _folder_secret(data_folder: Path, make: bool = False) -> str:
+    """The data folder's secret; `make` (the lock holder only, so two starts never write it at once):
+    made when missing, readable by this user only, written whole or not at all. "" when there is none
+    (a read-only folder): the name is then only as private as the folder it is in."""
+    path = data_folder / KEY_NAME
+    try:
+        with open(path, "rb") as f:
+            secret = f.read(64).decode("ascii", "replace").strip()
+    except OSError:
+        secret = ""
+    if not secret and make:
+        from adapters_backend.atomic import write_text_atomic
+        secret = os.urandom(16).hex()
+        try:
+            write_text_atomic(path, secret, mode=0o600)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)
+            return ""
+    return secret
 
 
 def private_folder() -> Path | None:
@@ -169,16 +195,19 @@ def _paths(line: bytes) -> list[Path] | None:
     return [Path(p) for p in paths]
 
 
-def hand_over(name: str, files: list[Path], connect_seconds: float = CONNECT_SECONDS) -> bool:
-    """Send `files` to the app listening on `name`; True once it answered "ok". Blocking: this runs
-    before any window, with no event loop."""
+def hand_over(name: str | Callable[[], str | None], files: list[Path],
+              connect_seconds: float = CONNECT_SECONDS) -> bool:
+    """Send `files` to the app listening on `name` (or on what `name()` says at each try); True once
+    it answered "ok". Blocking: this runs before any window, with no event loop."""
     message = (json.dumps({"open": [str(Path(f).absolute()) for f in files]}) + "\n").encode()
     sock = QLocalSocket()
     deadline = time.monotonic() + connect_seconds
     while True:                          # the app may be between taking its lock and listening
-        sock.connectToServer(name)
-        if sock.waitForConnected(500):
-            break
+        now = name() if callable(name) else name
+        if now is not None:
+            sock.connectToServer(now)
+            if sock.waitForConnected(500):
+                break
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -207,11 +236,11 @@ def claim(data_folder: Path, files: list[Path]) -> Instance | None:
     """Become the data folder's app (an Instance), or hand `files` to the one running (None: this
     start ends). A running app that does not answer gets a second window, as before this existed."""
     lock = FileLock(Path(data_folder) / LOCK_NAME, timeout=0)
-    name = socket_name(data_folder)
     try:
         lock.acquire(blocking=False)
     except LockTimeout:
-        if name is not None and hand_over(name, files):
+        # asked again at each try: the holder may still be making the secret it names its socket with
+        if hand_over(lambda: socket_name(data_folder), files):
             return None
         log.warning("another LoRA Deck holds %s but did not answer: opening a second window",
                     Path(data_folder) / LOCK_NAME)
@@ -219,6 +248,7 @@ def claim(data_folder: Path, files: list[Path]) -> Instance | None:
     except OSError as exc:             # a read-only data folder, a file system without locks: start all the same
         log.warning("cannot lock %s (%s): a second LoRA Deck will not find this one", lock.lock_file, exc)
         return Instance(None, None)
+    name = socket_name(data_folder, make_secret=True)
     return Instance(lock, InstanceServer(name) if name is not None else None)
 
 
