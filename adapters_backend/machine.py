@@ -28,3 +28,9 @@ def fits_memory(size: int, total: int | None) -> bool:
     """Whether `size` bytes of model (weights and cache) leave a computer with `total` bytes of memory
     (total_memory()) room to work; True when its memory is unknown (None)."""
     return not total or size <= MEMORY_SHARE * total
+
+
+def spare_memory(used: int, total: int | None) -> int | None:
+    """Bytes of `total` (a computer's or a GPU's memory) left within its working share once `used` bytes
+    are taken (a loaded model); negative when they are past it, None when the memory is unknown."""
+    return None if not total else int(MEMORY_SHARE * total) - used

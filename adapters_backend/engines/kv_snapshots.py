@@ -43,13 +43,20 @@ MiB = 1 << 20
 GiB = 1 << 30
 AUTO_MAX = 1 * GiB                     # automatic budget: at most this much…
 AUTO_MIN = 64 * MiB                    # …and at least this much
-AUTO_CONTEXTS = 4                      # …sized to hold this many full contexts of the model
+AUTO_CONTEXTS = 4                      # …sized to hold this many full contexts of the model,
+SPARE_SHARE = 2                        # …within half of the memory the loaded model leaves
 HEADROOM = 0.25                        # a new buffer is this much larger than asked (the next turns fit)
 
 
-def auto_budget(bytes_per_token: int, n_ctx: int) -> int:
-    """The default budget for a model: room for a few full contexts, within [64 MiB, 1 GiB]."""
-    return int(min(AUTO_MAX, max(AUTO_MIN, AUTO_CONTEXTS * max(1, n_ctx) * max(1, bytes_per_token))))
+def auto_budget(bytes_per_token: int, n_ctx: int, spare: int | None = None) -> int:
+    """The default budget for a model: room for a few full contexts, within [64 MiB, 1 GiB], and within
+    1/SPARE_SHARE of `spare`, the memory the model leaves where the snapshots live (machine.spare_memory;
+    None: unknown). Snapshots that push the computer into swapping (or a GPU out of memory) would cost far
+    more than the re-reads they spare: a model that leaves no room gets none."""
+    size = int(min(AUTO_MAX, max(AUTO_MIN, AUTO_CONTEXTS * max(1, n_ctx) * max(1, bytes_per_token))))
+    if spare is not None:
+        size = min(size, max(0, spare // SPARE_SHARE))
+    return size
 
 
 BASE_KEY = "base"                      # the model without adapters
@@ -331,5 +338,6 @@ def _new_buffer(nbytes: int) -> np.ndarray:
     return np.frombuffer(area, dtype=np.uint8)        # the array keeps the mapping alive
 
 
-__all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",
+__all__ = ["AUTO_MAX", "AUTO_MIN", "BASE_KEY", "SPARE_SHARE",
+           "GiB", "MiB", "Segments", "Snapshot", "SnapshotStore", "StoreStats",
            "agreement", "as_tokens", "auto_budget", "common_prefix", "mix_key", "one_mix", "resized"]

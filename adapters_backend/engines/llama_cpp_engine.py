@@ -34,6 +34,7 @@ from ..errors import BaseModelError, EngineError
 from ..file_identity import file_identity, source_identity
 from ..gguf.header import is_gguf
 from ..jobs import JobContext
+from ..machine import spare_memory, total_memory
 from . import llama_log
 from .adapter_files import per_layer_file, resolve_adapter_gguf
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
@@ -120,6 +121,7 @@ class LlamaCppEngine(PromptReading):
         self._template = template_from_metadata(llm.metadata, **tokens)
         self._vocab = self._lib.llama_model_get_vocab(llm.model)
         self._kv = LlamaKV(llm, None)
+        self._memory_left = spare_memory(fit.host_bytes, total_memory())   # where snapshots live
         self.set_kv_budget(self._kv_budget)
         self.info = {
             "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,

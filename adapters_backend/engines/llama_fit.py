@@ -37,6 +37,7 @@ class Fit:
     n_ctx: int                         # the context asked of llama.cpp
     trained: int | None = None         # the context the model was trained for, where its file says
     notes: list[str] = field(default_factory=list)   # what the user should know (a cut context, layers left out)
+    host_bytes: int = 0                # weights and KV cache in the computer's memory (host_bytes())
 
 
 def gpu_layer_tries(requested: int, n_layers: int, gpu: bool) -> list[int]:
@@ -114,7 +115,8 @@ def open_fitted(path: Path, ctx: JobContext | None, options: dict, base, gpu: bo
         weights = sum(part.stat().st_size for part in [path, *base.gguf_parts])
         kv = fit.n_ctx * kv_bytes_per_token(llm, base.arch_name, options.get("type_k") == 0)
         unified = gpu and sys.platform == "darwin"             # Apple silicon: the GPU uses the same memory
-        note = memory_note(host_bytes(weights, kv, fit, n_layers, unified), total_memory())
+        fit.host_bytes = host_bytes(weights, kv, fit, n_layers, unified)
+        note = memory_note(fit.host_bytes, total_memory())
         if note:
             fit.notes.append(note)
         return llm, fit

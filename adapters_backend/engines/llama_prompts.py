@@ -23,6 +23,7 @@ PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel wait
 
 class PromptReading:
     _reused = 0                        # prompt tokens the last prefill took from a cache
+    _memory_left: int | None = None    # computer memory the loaded model leaves (machine.spare_memory)
 
     def kv_bytes_per_token(self) -> int:
         """KV-cache bytes one token takes in this context (from the model's shape)."""
@@ -32,7 +33,8 @@ class PromptReading:
         """Bytes of KV snapshots to keep (None: automatic, 0: none). Takes effect at once."""
         self._kv_budget = budget
         if self._kv is not None:
-            size = auto_budget(self.kv_bytes_per_token(), context_tokens(self._llm)) if budget is None else budget
+            size = (auto_budget(self.kv_bytes_per_token(), context_tokens(self._llm), self._memory_left)
+                    if budget is None else budget)
             self._kv.store = resized(self._kv.store, int(size))
 
     def forget_kv(self, snapshots: bool = False) -> None:

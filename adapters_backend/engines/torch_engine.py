@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import BaseModelError, EngineError, EngineUnavailable
 from ..file_identity import source_identity
 from ..jobs import JobContext
+from ..machine import spare_memory
 from ..model_ref import is_hub_id
 from . import alora
 from .base import (
@@ -42,6 +43,7 @@ from .torch_loading import (
     check_config,
     check_memory,
     check_weights_complete,
+    device_memory,
     local_weights,
     no_safetensors,
 )
@@ -136,6 +138,7 @@ class TorchEngine:
         self._mix_key = BASE_KEY                              # the KV key of the mix
         self._invocations: dict[str, tuple[int, ...]] = {}   # bank key -> aLoRA invocation tokens
         self._kv_budget = kv_snapshot_budget
+        self._memory_left: int | None = None                 # device memory the model leaves (spare_memory)
         self._kv = TorchKV(None)
         self._reused = 0
         self._notes: dict[str, list[str]] = {}
@@ -217,6 +220,10 @@ class TorchEngine:
             "chat_template": self._template.source, "note": self._template.note,
         }
         self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
+        # Snapshots live where the model does (the GPU's memory on CUDA), beside its weights and a live cache
+        used = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+        self._memory_left = spare_memory(used + self.info["n_ctx"] * self.info["kv_bytes_per_token"],
+                                   device_memory(self.device))
         self._kv = TorchKV(None)
         self.set_kv_budget(self._kv_budget)
         ctx.report(3, 3, "ready")
@@ -237,7 +244,8 @@ class TorchEngine:
         self._kv_budget = budget
         if self.model is None:
             return
-        size = auto_budget(self.kv_bytes_per_token(), self.info["n_ctx"]) if budget is None else budget
+        size = (auto_budget(self.kv_bytes_per_token(), self.info["n_ctx"], self._memory_left)
+                if budget is None else budget)
         self._kv.store = resized(self._kv.store, int(size))
 
     def kv_stats(self) -> StoreStats | None:

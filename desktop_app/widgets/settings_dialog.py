@@ -97,8 +97,9 @@ class SettingsDialog(QDialog):
         self.kv_memory.setAccessibleName("Memory for recent mixes")
         self.kv_memory.setToolTip("Keeps what the model read of a conversation under each recent mix, so going back "
                                   "to a mix answers at once. Automatic: room for four full contexts of the model, "
-                                  "at most 1 GiB. 0 keeps none.")
-        self.kv_held = QLabel(kv_store_text(state.kv_stats))
+                                  "at most 1 GiB and at most half of the memory the model leaves. 0 keeps none.")
+        self.kv_held = QLabel()
+        self._show_kv_held()
         self.kv_held.setWordWrap(True)
         self.kv_held.setAccessibleName("Memory for recent mixes in use")
         state.kv_stats_changed.connect(self._show_kv_held)       # a method: Qt disconnects it when the dialog goes
@@ -144,7 +145,9 @@ class SettingsDialog(QDialog):
         self.resize(self.sizeHint())
 
     def _show_kv_held(self) -> None:
-        self.kv_held.setText(kv_store_text(self.state.kv_stats))
+        model = self.state.model
+        keeps = model is not None and model.capabilities is not None and model.capabilities.kv_snapshots
+        self.kv_held.setText(kv_store_text(self.state.kv_stats, keeps, self.state.settings.kv_snapshot_mib))
 
     def _choose_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Data folder", str(Path(self.data_folder.text()).expanduser()))
@@ -196,10 +199,16 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-def kv_store_text(stats: dict | None) -> str:
-    """"Holds 3 mixes (412 of 1,024 MiB) covering 4,210 tokens" for the loaded model's snapshot store."""
+def kv_store_text(stats: dict | None, can_keep: bool = False, setting_mib: int = -1) -> str:
+    """"Holds 3 mixes (412 of 1,024 MiB) covering 4,210 tokens" for the loaded model's snapshot store
+    (`can_keep`: a model is loaded on an engine that keeps snapshots; `setting_mib`: -1 automatic)."""
+    if not stats and can_keep and setting_mib < 0:
+        return ("Keeps none: the loaded model leaves too little of this computer's memory (or its GPU's) for "
+                "them. A smaller model or a shorter context leaves room.")
+    if not stats and can_keep and setting_mib == 0:
+        return "Keeps none: going back to a mix reads the conversation again."
     if not stats:
-        return "Load a llama.cpp model to see what is kept."
+        return "Load a llama.cpp or PyTorch model to see what is kept."
     mib = 2 ** 20
     kinds = "snapshot" if stats["entries"] == 1 else "snapshots"
     return (f"Holds {stats['entries']} {kinds} ({stats['nbytes'] / mib:,.0f} of {stats['budget'] / mib:,.0f} MiB) "

@@ -122,6 +122,50 @@ def test_auto_budget_is_sized_from_the_model():
     assert auto_budget(16 * 1024, 4096) == 4 * 4096 * 16 * 1024
 
 
+def test_auto_budget_stays_within_the_memory_the_model_leaves():
+    """A 7B model of 5.2 GB on an 8 GB laptop leaves about 1.6 GB of its working share: a full 1 GiB
+    store would push it into swapping, which costs far more than the re-reads snapshots spare."""
+    assert auto_budget(96 * 1024, 4096, spare=None) == 1 << 30                 # memory unknown: as before
+    assert auto_budget(96 * 1024, 4096, spare=64 << 30) == 1 << 30            # plenty of room: the cap
+    assert auto_budget(96 * 1024, 4096, spare=600 << 20) == 300 << 20         # half of what is left
+    assert auto_budget(512, 512, spare=10 << 20) == 5 << 20                   # below the floor, too
+    assert auto_budget(96 * 1024, 4096, spare=0) == 0                          # no room: none
+    assert auto_budget(96 * 1024, 4096, spare=-(2 << 30)) == 0                 # past the memory already
+
+
+def test_the_automatic_budget_fits_the_computer_the_model_runs_on(tiny, make_engine, monkeypatch):
+    from adapters_backend.engines import llama_cpp_engine
+    from adapters_backend.machine import MEMORY_SHARE
+
+    monkeypatch.setattr(llama_cpp_engine, "total_memory", lambda: 10**15)
+    roomy = make_engine(tiny.base, kv_snapshot_budget=None)
+    assert roomy.kv_stats().budget == auto_budget(roomy.kv_bytes_per_token(), roomy.info["n_ctx"])
+    host = int(MEMORY_SHARE * 10**15) - roomy._memory_left       # the model and its cache
+    assert 0 < host < 64 << 20
+
+    # A computer whose working share leaves 6 MiB beside the model and its cache: 3 MiB of snapshots
+    total = int((host + (6 << 20)) / MEMORY_SHARE) + 1
+    monkeypatch.setattr(llama_cpp_engine, "total_memory", lambda: total)
+    tight = make_engine(tiny.base, kv_snapshot_budget=None)
+    assert tight.kv_stats().budget == pytest.approx(3 << 20, abs=4)
+    t = tokens(200, 12)
+    for i in range(6):                                        # kept within it while mixes come and go
+        tight.set_adapters(mix(tiny, 0.1 * (i + 1)))
+        tight.next_token_logits(t)
+        assert tight.kv_stats().nbytes <= 3 << 20
+
+    # A model that already fills the share keeps no snapshots, and still answers exactly
+    monkeypatch.setattr(llama_cpp_engine, "total_memory", lambda: host)
+    full = make_engine(tiny.base, kv_snapshot_budget=None, logits_all=True)
+    assert full.kv_stats() is None
+    full.set_adapters(mix(tiny, 0.5))
+    ref = make_engine(tiny.base, kv_snapshot_budget=0, logits_all=True)
+    ref.set_adapters(mix(tiny, 0.5))
+    assert_exact(full.next_token_logits(t), ref.next_token_logits(t))
+    full.set_kv_budget(8 << 20)                               # a budget the user sets is theirs
+    assert full.kv_stats().budget == 8 << 20
+
+
 # ---------------------------------------------------------------------------------------------- exactness
 def test_going_back_to_a_mix_restores_its_snapshot_exactly(tiny, engines):
     e, fresh = engines

@@ -184,6 +184,24 @@ def test_settings_show_the_snapshot_memory_and_change_it(make_app, qtbot):
     assert state.settings.kv_snapshot_budget() == 0 and not state.settings.prewarm
     qtbot.waitUntil(lambda: state.kv_stats is None, timeout=TIMEOUT)
     assert state.settings.engine_options()["kv_snapshot_budget"] == 0
+    w.show_settings()
+    assert w.settings_dialog.kv_held.text() == "Keeps none: going back to a mix reads the conversation again."
+    w.settings_dialog.reject()
+
+
+def test_on_a_computer_the_model_fills_the_automatic_memory_keeps_none_and_says_why(make_app, qtbot, monkeypatch):
+    """The model and its cache take the computer's working share of memory: snapshots on top would make
+    it swap, so the automatic budget keeps none, and Settings says why instead of "Load a model"."""
+    from adapters_backend.engines import llama_cpp_engine
+    monkeypatch.setattr(llama_cpp_engine, "total_memory", lambda: 1 << 20)     # less than the model
+    app = make_app().start()
+    state, w = app.state, app.window
+    greedy(w.chat)
+    reply = ask(qtbot, app, "Hello there, how are you today?")
+    assert reply.tokens > 0 and state.kv_stats is None
+    w.show_settings()
+    assert w.settings_dialog.kv_held.text().startswith("Keeps none: the loaded model leaves too little")
+    w.settings_dialog.reject()
 
 
 def test_after_an_answer_the_previous_mix_is_brought_up_to_date_too(make_app, direct_reply, qtbot, long_demo_model):

@@ -233,3 +233,22 @@ def test_a_chat_longer_than_the_context_keeps_answering_exactly(tiny_adapters):
     finally:
         e.close()
         ref.close()
+
+
+def test_the_automatic_budget_fits_the_device_the_model_runs_on(engine, monkeypatch):
+    """Snapshots live where the model does (a GPU's memory on CUDA): the automatic budget is half of
+    what the model's weights and a full context's cache leave of that device's working share."""
+    from adapters_backend.engines import torch_engine
+    from adapters_backend.engines.kv_snapshots import auto_budget
+    from adapters_backend.machine import MEMORY_SHARE
+
+    e = engine(budget=None)
+    weights = sum(t.numel() * t.element_size() for t in (*e.model.parameters(), *e.model.buffers()))
+    used = weights + e.info["n_ctx"] * e.kv_bytes_per_token()
+    leaves_10_mib = int((used + (10 << 20)) / MEMORY_SHARE) + 1
+    monkeypatch.setattr(torch_engine, "device_memory", lambda device: leaves_10_mib)
+    tight = engine(budget=None)
+    assert tight.kv_stats().budget == pytest.approx(5 << 20, abs=4)
+    assert tight.kv_stats().budget < auto_budget(e.kv_bytes_per_token(), e.info["n_ctx"]) == e.kv_stats().budget
+    monkeypatch.setattr(torch_engine, "device_memory", lambda device: used)
+    assert engine(budget=None).kv_stats() is None
