@@ -6,9 +6,12 @@ filling memory: two nested `range(100000)` loops, `'x' * 10**10`, a macro that c
 level, or `10 ** 10**7` (which Jinja folds while compiling) each hang or kill the process that runs
 them. So LoRA Deck never compiles or renders such a template itself: one helper process per LoRA Deck
 process does (started on first use, a Python that imports nothing from the working folder), one
-request at a time. A request that runs past its time limit, or a helper that dies (its memory is
-capped where the OS allows), fails that request with a clear error and the helper is started afresh
-for the next one. The helper renders with llama-cpp-python's Jinja2ChatFormatter, so prompts are what
+request at a time. A request that runs past its time limit, grows the helper past its memory limit,
+or kills the helper, fails that request with a clear error and the helper is started afresh for the
+next one. The memory limit is watched from this process on every system (psutil: the helper's
+resident memory, every WATCH_SECONDS while a request runs; a thread inside the helper could not run
+while one long allocation holds its interpreter) and, on Linux, also enforced in the helper itself
+(an address-space limit, which macOS does not enforce and Windows does not have). The helper renders with llama-cpp-python's Jinja2ChatFormatter, so prompts are what
 they were when rendering happened in this process.
 """
 from __future__ import annotations
@@ -22,13 +25,16 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from ..isolated import isolated_env, isolated_python
 
 RENDER_SECONDS = 10.0                  # one compile or render
 START_SECONDS = 120.0                  # the helper's start (imports), on a busy machine
-MEMORY_LIMIT = 256 << 20               # bytes the helper may add to what it holds once started (Linux);
+MEMORY_LIMIT = 256 << 20               # bytes the helper may add to what it holds once started;
                                        # a prompt of a whole 1M-token context takes a few tens of MB
+WATCH_SECONDS = 0.02                   # how often its memory is looked at while a request runs
+MEMORY_TEXT = "it needed more memory than a chat template may use"
 HELPER_ARG = "--loradeck-chat-template-helper"   # a packaged app's launcher runs helper_main() when given it
 
 class TemplateLimitError(Exception):
@@ -82,7 +88,7 @@ def helper_main() -> None:
             send({"ok": True, "prompt": result.prompt, "added_special": bool(result.added_special)})
         except MemoryError:
             compiled.clear()
-            send({"ok": False, "stage": "limit", "error": "it needed more memory than a chat template may use"})
+            send({"ok": False, "stage": "limit", "error": MEMORY_TEXT})
         except RecursionError:
             send({"ok": False, "stage": "limit", "error": "it nests deeper than a chat template may"})
         except Exception as exc:
@@ -110,10 +116,26 @@ def _helper_command() -> list[str]:
 
 class _Helper:
     def __init__(self):
+        import psutil
         self.proc = subprocess.Popen(_helper_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=isolated_env(), cwd=tempfile.gettempdir())
+        self.watched = psutil.Process(self.proc.pid)
+        self.memory_cap: int | None = None           # resident bytes past which a request is stopped (once ready)
         self.answers: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, name="chat-template-helper", daemon=True).start()
+
+    def resident(self) -> int | None:
+        """The helper's resident memory in bytes (None once it has ended)."""
+        import psutil
+        try:
+            return int(self.watched.memory_info().rss)
+        except (psutil.Error, OSError):
+            return None
+
+    def ready(self) -> None:
+        """Started: from now on it may grow by MEMORY_LIMIT over what it holds."""
+        held = self.resident()
+        self.memory_cap = None if held is None else held + MEMORY_LIMIT
 
     def _read(self) -> None:
         out = self.proc.stdout
@@ -134,14 +156,26 @@ class _Helper:
                 data = json.dumps(request).encode()
                 self.proc.stdin.write(struct.pack("<I", len(data)) + data)
                 self.proc.stdin.flush()
-            answer = self.answers.get(timeout=seconds)
-        except queue.Empty:
-            raise TemplateLimitError(f"it ran for more than {seconds:.0f} s and was stopped") from None
+            answer = self._wait(seconds)
         except OSError:                              # it ended before reading the request
             answer = None
         if answer is None:
             raise TemplateLimitError("its helper process ended")
         return answer
+
+    def _wait(self, seconds: float) -> dict | None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return self.answers.get(timeout=WATCH_SECONDS)
+            except queue.Empty:
+                pass
+            rss = self.resident() if self.memory_cap is not None else None
+            if rss is not None and rss > self.memory_cap:
+                self.stop()                          # before it takes the computer's memory
+                raise TemplateLimitError(MEMORY_TEXT)
+            if time.monotonic() > deadline:
+                raise TemplateLimitError(f"it ran for more than {seconds:.0f} s and was stopped")
 
     def stop(self) -> None:
         try:
@@ -188,6 +222,7 @@ class TemplateSandbox:
             try:
                 if not helper.ask(None, START_SECONDS).get("ready"):
                     raise TemplateLimitError("its helper process did not start")
+                helper.ready()
             except TemplateLimitError:
                 helper.stop()
                 raise
