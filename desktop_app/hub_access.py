@@ -99,3 +99,15 @@ def token_status() -> str:
 def set_token(token: str) -> None:
     from adapters_backend import hub
     hub.set_token(token)
+
+
+def downloaded_models(ctx=None) -> list[dict]:
+    """The models in the Hugging Face cache ({repo_id, kind, size, last_used, models}), most recent first."""
+    from adapters_backend import hub
+    return [m.as_dict() for m in hub.downloaded_models()]
+
+
+def remove_downloaded(repo_id: str, in_use: list[str], ctx=None) -> int:
+    """Delete a model repository's downloaded files; the bytes freed."""
+    from adapters_backend import hub
+    return hub.remove_downloaded(repo_id, in_use)

@@ -7,10 +7,11 @@ itself (retried when a connection drops) and safe_names.py for the checks on nam
 from .auth import set_token, token_source
 from .details import RepoDetails, gguf_files, pick_gguf, repo_details
 from .download import download_files
+from .downloaded import DownloadedModel, downloaded_models, remove_downloaded
 from .gguf_models import suggested_model
 from .install import adapter_files, download_adapter, install_from_hub, parse_hub_ref
 from .search import SearchResult, iter_search, search
 
-__all__ = ["RepoDetails", "SearchResult", "adapter_files", "download_adapter", "download_files", "gguf_files",
-           "install_from_hub", "iter_search", "parse_hub_ref", "pick_gguf", "repo_details", "search",
-           "set_token", "suggested_model", "token_source"]
+__all__ = ["DownloadedModel", "RepoDetails", "SearchResult", "adapter_files", "download_adapter", "download_files",
+           "downloaded_models", "gguf_files", "install_from_hub", "iter_search", "parse_hub_ref", "pick_gguf",
+           "remove_downloaded", "repo_details", "search", "set_token", "suggested_model", "token_source"]

@@ -28,6 +28,9 @@ def build_menus(w) -> None:
     add_action(w, m, "&Install adapter…", lambda: w.library.install_from_dialog(), "Ctrl+I",
                "Install an adapter folder, .zip, .safetensors or .gguf into the library")
     m.addSeparator()
+    add_action(w, m, "Downloaded &models…", w.show_downloaded_models, None,
+               "What the models downloaded from the Hub take on disk; remove the ones you no longer use")
+    m.addSeparator()
     add_action(w, m, "&Quit", w.close, "Ctrl+Q")
 
     m = mb.addMenu("&Chat")

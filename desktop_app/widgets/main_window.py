@@ -293,6 +293,11 @@ class MainWindow(QMainWindow):
             self._serve_label.hide()
         self.statusBar().showMessage("Local API server stopped", 3000)
 
+    def show_downloaded_models(self) -> None:
+        from .downloaded_models_dialog import DownloadedModelsDialog
+        self.downloaded_models_dialog = open_once(DownloadedModelsDialog(self.state, self))
+        self.downloaded_models_dialog.removed.connect(self.model_picker.refresh)
+
     def show_plugins(self) -> None:
         from .plugins_dialog import PluginsDialog
         self.plugins_dialog = open_once(PluginsDialog(self.state, self))
