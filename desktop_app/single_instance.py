@@ -108,8 +108,13 @@ def private_folder() -> Path | None:
         return None
     if _is_private(folder):
         return folder
-    log.warning("%s is not this user's private folder: a second LoRA Deck will not find this one", folder)
+    if folder not in _WARNED:                # asked again at each connect try: said once
+        _WARNED.add(folder)
+        log.warning("%s is not this user's private folder: a second LoRA Deck will not find this one", folder)
     return None
+
+
+_WARNED: set[Path] = set()
 
 
 def _is_private(folder: Path) -> bool:

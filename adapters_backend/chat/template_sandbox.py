@@ -11,8 +11,9 @@ or kills the helper, fails that request with a clear error and the helper is sta
 next one. The memory limit is watched from this process on every system (psutil: the helper's
 resident memory, every WATCH_SECONDS while a request runs; a thread inside the helper could not run
 while one long allocation holds its interpreter) and, on Linux, also enforced in the helper itself
-(an address-space limit, which macOS does not enforce and Windows does not have). The helper renders with llama-cpp-python's Jinja2ChatFormatter, so prompts are what
-they were when rendering happened in this process.
+(an address-space limit, which macOS does not enforce and Windows does not have). The helper renders
+with llama-cpp-python's Jinja2ChatFormatter, so prompts are what they were when rendering happened in
+this process.
 """
 from __future__ import annotations
 
