@@ -57,28 +57,21 @@ def _is_gguf_model(path: Path) -> bool:
 
 def _describe(repo) -> DownloadedModel | None:
     from .gguf_models import gguf_models
-    files = [f for rev in repo.revisions for f in rev.files]
-    names = {f.file_name for f in files}
-    gguf = [f for f in files if f.file_name.lower().endswith(".gguf") and _is_gguf_model(f.file_path)]
-    last = max([repo.last_accessed, repo.last_modified, *(f.blob_last_accessed for f in files)])
+    files = [(rev, f) for rev in repo.revisions for f in rev.files]
+    names = {f.file_name for _, f in files}
+    last = max([repo.last_accessed, repo.last_modified, *(f.blob_last_accessed for _, f in files)])
+    # A file's name as the repository lists it: its path within its revision's snapshot
+    gguf = {f.file_path.relative_to(rev.snapshot_path).as_posix(): f for rev, f in files
+            if f.file_name.lower().endswith(".gguf") and _is_gguf_model(f.file_path)}
     if gguf:
-        by_name = {f.file_path.relative_to(_snapshot_of(f)).as_posix(): f for f in gguf}
-        models = [str(by_name[m["name"]].file_path) for m in
-                  gguf_models([{"name": n, "size": f.size_on_disk} for n, f in by_name.items()])]
+        models = [str(gguf[m["name"]].file_path) for m in
+                  gguf_models([{"name": n, "size": f.size_on_disk} for n, f in gguf.items()])]
         return DownloadedModel(repo.repo_id, "GGUF", repo.size_on_disk, last, models)
     if "config.json" in names and "adapter_config.json" not in names and any(
             n.endswith(".safetensors") for n in names):
         folders = sorted({str(rev.snapshot_path) for rev in repo.revisions})
         return DownloadedModel(repo.repo_id, "PyTorch", repo.size_on_disk, last, folders)
     return None
-
-
-def _snapshot_of(cached_file) -> Path:
-    """The snapshot folder a cached file's path lies in (…/snapshots/<commit>/)."""
-    p = Path(cached_file.file_path)
-    while p.parent.name != "snapshots":
-        p = p.parent
-    return p
 
 
 def downloaded_models() -> list[DownloadedModel]:
@@ -100,7 +93,7 @@ def downloaded_models() -> list[DownloadedModel]:
     return sorted(out, key=lambda m: -m.last_used)
 
 
-def remove_downloaded(repo_id: str, in_use: list[str] = (), ctx=None) -> int:
+def remove_downloaded(repo_id: str, in_use: list[str]) -> int:
     """Delete `repo_id`'s downloaded files from the HF cache; the bytes freed. HubError, with nothing
     deleted, when one of the paths `in_use` (the loaded model, library adapters) lies in it."""
     info = _scan()

@@ -70,7 +70,8 @@ class DownloadedModelsDialog(QDialog):
         lay.addWidget(self.summary)
         lay.addWidget(buttons)
         self.confirm: QMessageBox | None = None
-        self.job = self.remove_job = None
+        self.asked = self.removing = ""    # the repository the question is about; the one being removed
+        self.job = None
         self.note = ""                     # what the last removal did, shown before the listing
         self.refresh()
 
@@ -122,14 +123,12 @@ class DownloadedModelsDialog(QDialog):
             "Hugging Face cache, which other Hugging Face tools on this computer share: they would download "
             "it again if they need it.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        self.confirm.setProperty("repo_id", row["repo_id"])
+        self.asked = row["repo_id"]
         self.confirm.accepted.connect(self._on_confirmed)
         open_once(self.confirm)
 
     def _on_confirmed(self) -> None:
-        box = self.sender()
-        if box is not None and box.property("repo_id"):
-            self.remove(str(box.property("repo_id")))
+        self.remove(self.asked)
 
     def in_use(self) -> list[str]:
         """Paths that must not go: the loaded (or loading) model and the library's adapters."""
@@ -140,16 +139,14 @@ class DownloadedModelsDialog(QDialog):
         self.note = ""
         self.summary.setText(f"Removing {repo_id}…")
         self.remove_button.setEnabled(False)
+        self.removing = repo_id            # one at a time: Remove… is off until the list is read again
         job = self.state.jobs.start(hub_access.remove_downloaded, repo_id, self.in_use())
-        job.setProperty("repo_id", repo_id)
         job.signals.result.connect(self._on_removed)
         job.signals.error.connect(self._on_remove_failed)
-        self.remove_job = job
 
     def _on_removed(self, freed: int) -> None:
-        repo_id = str(self.remove_job.property("repo_id"))
-        self.note = f"Removed {repo_id}: {format_bytes(freed)} freed."
-        self.removed.emit(repo_id)
+        self.note = f"Removed {self.removing}: {format_bytes(freed)} freed."
+        self.removed.emit(self.removing)
         self.refresh()
 
     def _on_remove_failed(self, exc) -> None:
