@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from adapters_backend.errors import BaseModelError
 from adapters_backend.model_ref import engine_for, is_url
 
 from . import library_access as lib
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOPPED_ON_TRIAL = ("LoRA Deck stopped while loading this model, or before its first answer, last time, so it was "
+                    "not loaded again at start. Load it from the model picker to try again; if LoRA Deck stops "
+                    "again, the file may be damaged or the model too large for this computer.")
 HOW_TO_GET_A_MODEL = ("To use a real model: <b>File → Open GGUF model…</b> (Ctrl+O), drop a <tt>.gguf</tt> "
                       "file on the window, or find one in the <b>Hub</b> tab.")
 
@@ -81,6 +85,7 @@ class AppState(QObject):
         self._held: list[tuple] = []
         self.host.model_loaded.connect(self._on_host_model_loaded)
         self.host.model_load_failed.connect(self._on_host_model_load_failed)
+        self.host.generation_finished.connect(self._on_host_generation_finished)
         self.host.load_progressed.connect(self.model_load_progressed)
         self.host.busy_changed.connect(self._on_host_busy_changed)
         self.kv_stats: dict | None = None       # the engine's KV snapshot store (None: none)
@@ -126,7 +131,11 @@ class AppState(QObject):
         else:
             self._restore_mix()
         last = self.settings.last_model
-        if last and Path(last["path"]).exists():
+        if last and last["path"] == self.settings.model_on_trial:
+            self.settings.set_model_on_trial("")
+            self.loading = Path(last["path"]).name
+            self._on_host_model_load_failed(BaseModelError(last["path"], STOPPED_ON_TRIAL))
+        elif last and Path(last["path"]).exists():
             self.load_model(last["path"], last["engine"])
         else:
             demo = lib.demo_model()
@@ -141,6 +150,8 @@ class AppState(QObject):
         label = label or ("Demo model" if lib.is_demo_model(path)
                           else f"{engine} at {path}" if remote else Path(path).name)
         self.loading, self.loading_path = label, str(path)
+        if not remote:    # until it has loaded and answered once: a crash on the way is not repeated at start
+            self.settings.set_model_on_trial(str(path))
         self.model_loading.emit(label)
         self.host.load(LoadRequest(str(path), engine, {**self.settings.engine_options(), **(options or {})}, label))
 
@@ -157,12 +168,17 @@ class AppState(QObject):
     def _on_host_model_load_failed(self, exc) -> None:
         label = self.loading or "the model"
         self.loading = self.loading_path = None
+        self.settings.set_model_on_trial("")
         self.model = None
         self.model_changed.emit()
         self.refresh_compat()              # verdicts of the previous model no longer apply
         from .errors import error_text
         self.model_load_failed.emit(label, error_text(exc)[0])
         self.errors.report(exc, f"Loading {label}")
+
+    def _on_host_generation_finished(self, _stats) -> None:
+        if self.settings.model_on_trial:
+            self.settings.set_model_on_trial("")
 
     def _on_host_busy_changed(self, busy: bool) -> None:
         self.busy = busy
@@ -484,6 +500,7 @@ class AppState(QObject):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         self._save_mix()
+        self.settings.set_model_on_trial("")
         self._held.clear()
         self.jobs.cancel_all()
         self.host.shutdown()

@@ -138,3 +138,13 @@ class AppSettings:
     def set_last_model(self, path: str, engine: str) -> None:
         self.set("models/last_path", path)
         self.set("models/last_engine", engine)
+
+    @property
+    def model_on_trial(self) -> str:
+        """The model that was loading, or loaded and had not yet answered, when the app last stopped
+        without closing ("" if none): see AppState.load_model."""
+        return str(self.get("models/on_trial", "") or "")
+
+    def set_model_on_trial(self, path: str) -> None:
+        self.set("models/on_trial", path)
+        self.sync()          # on disk now: it is read after a process that died

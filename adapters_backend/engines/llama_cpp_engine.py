@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..chat import ReplyText, template_from_metadata
 from ..core.base_model import load_base_model
+from ..demo import is_demo_model
 from ..errors import BaseModelError, EngineError
 from ..file_identity import file_identity, source_identity
 from ..gguf.header import is_gguf
@@ -43,6 +44,7 @@ from .fused_builder import FusedBuilder, mix_signature
 from .kv_snapshots import BASE_KEY, mix_key
 from .llama_fit import AUTO_GPU_LAYERS, open_fitted
 from .llama_kv import LlamaKV, context_tokens
+from .llama_probe import probe_model
 from .llama_prompts import PromptReading
 from .llama_runtime import AdapterHandles, token_bytes
 
@@ -110,6 +112,8 @@ class LlamaCppEngine(PromptReading):
             raise BaseModelError(path, "not a GGUF file (no GGUF magic at the start); the llama.cpp engine "
                                        "needs a .gguf model")
         base = load_base_model(path, need_table=False)    # any family llama.cpp runs; refuses adapters
+        if not is_demo_model(path):     # the app's own file; any other that would crash llama.cpp does so
+            probe_model(path, ctx, tuple(base.gguf_parts))     # in a child process, not here
         self.close()
         llm, fit = open_fitted(path, ctx, self.options, base, gpu=self.capabilities.gpu_offload)
         self._llm, self._base = llm, base
