@@ -2,7 +2,8 @@
 
 - A llama.cpp LoRA GGUF is used as it is, after the compatibility check every other part of LoRA Deck
   uses (architecture, tensor names and shapes), which gives a clear reason instead of llama.cpp's
-  bare refusal.
+  bare refusal — when its tensors are of the types llama.cpp's LoRA path computes with; one with
+  other types is rewritten by the converter (or refused by it, naming the tensor and its type).
 - Any other format (PEFT, Kohya, Ludwig, …) goes through the convert feature, which caches its output.
 - Per-layer strengths become a derived file with the layer factors folded into B, cached on disk by
   the source file's identity and the ranges (llama.cpp has one scale per adapter).
@@ -18,13 +19,15 @@ from ..core.compat import require_compatible
 from ..disk_cache import mark_used, trim_cache
 from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
 from ..file_identity import file_identity
-from ..gguf.header import is_gguf
+from ..gguf.header import GGUFError, is_gguf, read_header
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .base import LayerScales, layer_factor
 from .fold import FoldPart, write_folded
 
 log = logging.getLogger(__name__)
+
+AS_IS_TYPES = frozenset({0, 1, 8, 30})          # ggml F32, F16, Q8_0, BF16
 
 
 
@@ -38,8 +41,12 @@ def resolve_adapter_gguf(path: str | Path, base: BaseModelInfo, ctx: JobContext 
         raise AdapterFormatError(p, "file or folder not found")
     if p.is_file() and is_gguf(p):
         require_compatible(p, base, "llama.cpp", label=label)
-        return p, []
-    if p.is_file() and p.suffix.lower() == ".gguf":
+        if runs_as_is(p):
+            return p, []
+        # Other tensor types go through the converter, which rewrites what gguf-py can decode and
+        # refuses the rest by name: llama.cpp takes an I32 or F64 LoRA tensor and crashes the whole
+        # process (SIGSEGV) in the first answer's matrix product.
+    elif p.is_file() and p.suffix.lower() == ".gguf":
         raise AdapterFormatError(p, "not a GGUF file (no GGUF magic at the start); the file is damaged or "
                                     "not what its name says")
     try:
@@ -50,6 +57,15 @@ def resolve_adapter_gguf(path: str | Path, base: BaseModelInfo, ctx: JobContext 
         # The converter names the adapter by its path; the user knows it by its name.
         where = base.path.name if base.path is not None else (base.name or "this model")
         raise IncompatibleAdapterError(f"{label} does not fit {where}: {exc.report.summary}", exc.report) from None
+
+
+def runs_as_is(path: Path) -> bool:
+    """Whether every tensor of a llama.cpp LoRA GGUF has a type its LoRA path computes with: the float
+    types and Q8_0, what llama.cpp's own converter and LoRA Deck's write."""
+    try:
+        return all(t.ggml_type in AS_IS_TYPES for t in read_header(path).tensors.values())
+    except GGUFError:
+        return False            # the converter's reader names what is wrong
 
 
 def _convert(path: Path, base: BaseModelInfo, ctx: JobContext | None) -> tuple[Path, list[str]]:
