@@ -4,11 +4,12 @@ llama.cpp ends the whole process (GGML_ASSERT → abort) on some damaged or host
 pass every check it reports as an error: a `block_count` past 512 while it reads the
 hyper-parameters, a negative norm epsilon at the first evaluation. In the app that was the app gone,
 and since the last model loads again at start, gone again at every start. So a model is first opened
-in a child (CPU only, a 64-token context: a text tokenized, a few tokens evaluated, the next one picked and evaluated);
-only when the child ends normally does this process open it. A child that llama.cpp itself refuses
-(NULL model or context, a decode error) hands the matter back: this process's own load then reports
-llama.cpp's reason as before. A file that passed (same resolved path, size and modification time, of every part)
-is remembered in the cache folder and not checked again.
+in a child (CPU only, a 64-token context: a text tokenized, a few tokens evaluated, the next one
+picked and evaluated); only when the child ends normally does this process open it. A child that
+llama.cpp itself refuses (NULL model or context, a decode error) hands the matter back: this
+process's own load then reports llama.cpp's reason as before. A file that passed (the same resolved
+path, size and modification time of every part) is remembered, in the cache folder and by the
+process, and not checked again.
 
 The child reads the model through a memory map like the load that follows, so on a computer whose
 memory holds the model it warms the page cache for that load rather than doubling the read.
@@ -35,6 +36,7 @@ TIMEOUT = 600.0              # a child still busy after this long is stopped (a 
 POLL = 0.1                   # how often the wait looks at cancel
 REMEMBERED = 200             # files that passed, newest kept
 _PASSED_FILE = "probed-models.json"
+_passed_here: set[str] = set()   # also this process's, whichever cache folder it uses now
 
 _CHILD = r"""
 import ctypes, os, sys
@@ -127,7 +129,7 @@ def probe_model(path: Path, ctx: JobContext | None = None, other_parts: tuple[Pa
     run (logged)."""
     ctx = ctx or JobContext()
     identity = _identity([path, *other_parts])
-    if identity in _passed():
+    if identity in _passed_here or identity in _passed():
         return
     ctx.report(0.0, 1.0, "checking the model file in a separate process")
     with tempfile.TemporaryDirectory(prefix="loradeck-probe-") as workdir, \
@@ -157,6 +159,7 @@ def probe_model(path: Path, ctx: JobContext | None = None, other_parts: tuple[Pa
         stderr = err.read(1 << 20).decode("utf-8", "replace")
     rc = proc.returncode
     if rc == 0:
+        _passed_here.add(identity)
         _remember(identity)
         return
     if rc == REFUSED:
