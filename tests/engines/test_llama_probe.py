@@ -56,21 +56,19 @@ def test_a_model_that_aborts_llama_cpp_is_refused_and_the_loaded_one_stays(tiny,
         engine.close()
 
 
-def test_a_model_that_opened_cleanly_is_not_checked_again(tiny, own_cache, monkeypatch):
-    monkeypatch.setattr(llama_probe, "_passed_here", set())      # as in a process started afresh
+def test_a_model_that_opened_cleanly_is_not_checked_again(tiny, tmp_path, own_cache, monkeypatch):
     llama_probe.probe_model(tiny.base)
     assert any(str(tiny.base.resolve()) in e for e in llama_probe._passed())   # kept in the cache folder
-    monkeypatch.setattr(llama_probe, "_passed_here", set())
+    monkeypatch.setattr(llama_probe, "_passed_here", set())      # as in a process started afresh
 
     def no_child(*args, **kwargs):
         raise AssertionError("a model that passed was checked again")
     monkeypatch.setattr(llama_probe.subprocess, "Popen", no_child)
     llama_probe.probe_model(tiny.base)
-    tiny_copy = tiny.dir / "base-touched.gguf"
+    tiny_copy = tmp_path / "base-touched.gguf"
     shutil.copyfile(tiny.base, tiny_copy)            # another file (path, size, time): checked afresh
     with pytest.raises(AssertionError, match="checked again"):
         llama_probe.probe_model(tiny_copy)
-    tiny_copy.unlink()
 
 
 def test_a_file_llama_cpp_refuses_with_an_error_gets_llama_cpps_reason(tiny, tmp_path, own_cache):
