@@ -18,6 +18,14 @@ def format_bytes(n: float | None) -> str:
     return ""
 
 
+def format_count(n: int) -> str:
+    """1536065856 → "1.54 billion" (parameters, tokens)."""
+    for unit, size in (("billion", 1e9), ("million", 1e6), ("thousand", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return str(n)
+
+
 def format_seconds(s: float) -> str:
     """75 → "1 min 15 s"; 4000 → "1 h 7 min"."""
     s = max(0, int(round(s)))

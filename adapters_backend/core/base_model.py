@@ -417,15 +417,6 @@ def base_info_from_hf(config: Mapping, tensor_shapes: Mapping[str, tuple[int, ..
     )
 
 
-def _read_header_shapes(path: Path, folder: Path) -> dict[str, tuple[int, ...]]:
-    from ..formats.safetensors_io import read_safetensors_header
-    try:
-        tensors, _meta, _start = read_safetensors_header(path)
-    except AdapterFormatError as exc:
-        raise BaseModelError(folder, f"{path.name}: {exc.problem}") from None
-    return {k: tuple(v["shape"]) for k, v in tensors.items()}
-
-
 def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]:
     """The safetensors files of an HF checkpoint folder, and (sharded) which file holds each tensor.
 
@@ -458,6 +449,19 @@ def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]
     return list(files.values()), {key: files[shard] for key, shard in weight_map.items()}
 
 
+def checkpoint_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape in an HF checkpoint folder, from the safetensors headers (no tensor data read)."""
+    from ..formats.safetensors_io import read_safetensors_header
+    shapes: dict[str, tuple[int, ...]] = {}
+    for shard in checkpoint_shards(folder)[0]:
+        try:
+            tensors = read_safetensors_header(shard)[0]
+        except AdapterFormatError as exc:
+            raise BaseModelError(folder, f"{shard.name}: {exc.problem}") from None
+        shapes.update({k: tuple(v["shape"]) for k, v in tensors.items()})
+    return shapes
+
+
 def load_hf_base(folder: Path) -> BaseModelInfo:
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
@@ -466,10 +470,7 @@ def load_hf_base(folder: Path) -> BaseModelInfo:
         config = read_json_file(cfg_path)
     except (OSError, JsonInputError) as exc:
         raise BaseModelError(cfg_path, f"cannot read config.json ({exc})") from None
-    shapes: dict[str, tuple[int, ...]] = {}
-    for shard in checkpoint_shards(folder)[0]:
-        shapes.update(_read_header_shapes(shard, folder))
-    info = base_info_from_hf(config, shapes, path=folder, name=folder.name)
+    info = base_info_from_hf(config, checkpoint_shapes(folder), path=folder, name=folder.name)
     base = config.get("_name_or_path")
     if isinstance(base, str) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", base):
         info.upstream_ids.append(base)

@@ -40,12 +40,12 @@ from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
 from .torch_kv import TorchKV
 from .torch_loading import (
     PICKLED_MODEL,
-    check_config,
     check_memory,
     check_weights_complete,
     device_memory,
     local_weights,
     no_safetensors,
+    read_checked_config,
 )
 
 PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
@@ -147,7 +147,7 @@ class TorchEngine:
     # ------------------------------------------------------------------ model
     def load(self, model_path: str | Path, ctx: JobContext | None = None) -> dict:
         torch = _torch()
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         ctx = ctx or JobContext()
         local = Path(str(model_path)).expanduser()
@@ -155,7 +155,6 @@ class TorchEngine:
         if local.exists() and not (local / "config.json").is_file():
             raise BaseModelError(local, "is not a Hugging Face model folder (no config.json); GGUF files run on the "
                                         "llama.cpp engine")
-        self.close()
         elt, dtype_name = self.dtype.itemsize, str(self.dtype).replace("torch.", "")
 
         def fits(weight_bytes: int, config: dict) -> None:
@@ -168,7 +167,7 @@ class TorchEngine:
             folder = str(download_hf_model(source, ctx=ctx, check=fits))
         elif local.is_dir():
             fits(*local_weights(local))
-        ctx.report(0, 3, "reading the tokenizer")
+        ctx.report(0, 3, "checking config.json against the weights")
         # Weights from safetensors only: transformers would otherwise unpickle a pytorch_model.bin in this
         # process, and LoRA Deck never unpickles a file it did not make (formats/safe_pickle.py). Nor may
         # transformers send the user's Hub token to its conversion Space to open a pull request on someone
@@ -179,11 +178,11 @@ class TorchEngine:
             kwargs["quantization_config"] = _bnb_config(self.quantize)
             kwargs["device_map"] = self.device
         try:
+            config = read_checked_config(source, folder, elt, dtype_name)   # first: the tokenizer reads it too
             tokenizer = AutoTokenizer.from_pretrained(folder)
             ctx.check()
-            config = AutoConfig.from_pretrained(folder)
-            check_config(source, config)
             ctx.report(1, 3, "loading the weights")
+            self.close()        # only now: a model refused by the checks above leaves the loaded one as it was
             model, loading = AutoModelForCausalLM.from_pretrained(folder, config=config, output_loading_info=True,
                                                                   **kwargs)
             check_weights_complete(source, loading)
@@ -299,6 +298,10 @@ class TorchEngine:
     def _require(self):
         if self.model is None:
             raise EngineError("no model is loaded")
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
 
     def close(self) -> None:
         if self._bank is not None:

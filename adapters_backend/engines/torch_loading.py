@@ -6,6 +6,7 @@ checkpoint lacks with random numbers, saying so only in a log line.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import BackendError, BaseModelError
@@ -36,6 +37,59 @@ def check_config(source: str, config) -> None:
         return 0
     check_counts(Path(source), "config.json", count("num_hidden_layers", "n_layer"),
                  count("num_local_experts", "num_experts", "n_routed_experts"))
+
+
+def read_checked_config(source: str, folder: str, engine_dtype_bytes: int, dtype_name: str):
+    """config.json through transformers, checked before any memory is set aside for the model it describes."""
+    from transformers import AutoConfig
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError):
+        raise                      # a missing or unreadable file: the engine's handlers word it
+    except Exception as exc:        # a value transformers' config class trips over (0 heads: ZeroDivisionError)
+        raise BaseModelError(source, f"transformers cannot read its config.json ({type(exc).__name__}: "
+                                     f"{exc})") from None
+    check_config(source, config)
+    if Path(folder).is_dir():
+        check_config_matches_weights(source, Path(folder), config, engine_dtype_bytes, dtype_name)
+    return config
+
+
+def check_config_matches_weights(source: str, folder: Path, config, engine_dtype_bytes: int, dtype_name: str) -> None:
+    """The model config.json describes against the tensors the checkpoint holds, before transformers sets
+    aside memory for the whole model: given a config.json of a larger model (or an edited one) beside small
+    weights, it allocates the model config.json states and only then finds that the shapes differ, so a
+    few-kilobyte download could take all of the computer's memory. The model is built on the meta device
+    (no memory); the checkpoint's shapes come from the safetensors headers."""
+    if getattr(config, "quantization_config", None):
+        return          # packed quantized weights: their element counts say nothing about the model's
+    if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+        return          # no safetensors weights: transformers refuses before building anything (PICKLED_MODEL)
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ..core.base_model import checkpoint_shapes
+    from ..units import format_bytes, format_count
+    try:
+        with torch.device("meta"):
+            skeleton = AutoModelForCausalLM.from_config(config)
+    except Exception as exc:    # transformers' own error for a config.json it cannot build a model from
+        raise BaseModelError(source, f"transformers cannot build the model its config.json describes "
+                                     f"({type(exc).__name__}: {exc})") from None
+    wanted = {name: tuple(p.shape) for name, p in skeleton.named_parameters()}   # tied weights counted once
+    have = checkpoint_shapes(Path(folder))
+    n_model, n_ckpt = sum(map(math.prod, wanted.values())), sum(map(math.prod, have.values()))
+    if n_model <= 1.25 * n_ckpt + 2**24:      # headroom: tied or extra tensors; the missing-weights check is exact
+        return
+    differ = next(((name, shape, have[name]) for name, shape in wanted.items()
+                   if name in have and have[name] != shape), None)
+    detail = (f"; e.g. {differ[0]} is {list(differ[1])} in config.json's model and {list(differ[2])} in the "
+              "weights" if differ else "")
+    raise BaseModelError(source, f"config.json describes a model of {format_count(n_model)} parameters "
+                                 f"({format_bytes(n_model * engine_dtype_bytes)} as {dtype_name}), but its weights "
+                                 f"hold {format_count(n_ckpt)}{detail}: config.json belongs to a larger model or was "
+                                 "changed. transformers would set aside memory for the whole model config.json "
+                                 "describes before finding out, so it was not loaded")
 
 
 def check_weights_complete(source: str, loading: dict) -> None:

@@ -172,3 +172,37 @@ def test_a_hub_model_download_can_be_cancelled_and_resumed(fake_hub, tiny_models
     engine.load("tiny-org/slow", JobContext(on_progress=lambda d, t, m: skipped.append(d)))
     assert engine.info["path"] == "tiny-org/slow" and skipped and skipped[0] > 0       # what came is not fetched again
     engine.close()
+
+
+@pytest.mark.parametrize("change,want", [
+    ({"intermediate_size": 4_000_000}, r"config.json describes a model of 1.54 billion parameters \(6.1 GB as "
+                                       r"float32\), but its weights hold 115 thousand; e\.g\. "
+                                       r"model.layers.0.mlp.gate_proj.weight is \[4000000, 64\]"),
+    ({"num_attention_heads": 0}, r"transformers cannot read its config.json \(ZeroDivisionError"),
+    ({"vocab_size": -3}, r"transformers cannot build the model its config.json describes \(RuntimeError"),
+])
+def test_a_config_of_another_model_is_refused_before_memory_is_set_aside(tiny_models, tmp_path, change, want):
+    """config.json of a larger model beside small weights: transformers set aside the whole model it
+    describes (6.2 GB here, 41 s) before finding the shapes differ, and would have taken all of the
+    computer's memory for a larger one. It is refused from the headers, naming a tensor that differs, and
+    the model that was loaded stays loaded and answers as before. Values transformers trips over are
+    refused naming the file, not as an unexpected error."""
+    import json
+    import shutil
+
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import BaseModelError
+
+    engine = TorchEngine(device="cpu", dtype="float32")
+    engine.load(tiny_models.hf("llama"))
+    before = engine.eval_logits([1, 17, 42, 99])
+    folder = tmp_path / "other"
+    shutil.copytree(tiny_models.hf("llama"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(BaseModelError, match=want) as caught:
+        engine.load(folder)
+    assert str(folder) in str(caught.value)
+    assert engine.info["path"] == str(tiny_models.hf("llama"))
+    assert (engine.eval_logits([1, 17, 42, 99]) == before).all()
+    engine.close()
