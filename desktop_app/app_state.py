@@ -163,13 +163,15 @@ class AppState(CompatChecking, QObject):
         self.model_changed.emit()
         self.refresh_compat()
 
-    def _on_host_model_load_failed(self, exc) -> None:
+    def _on_host_model_load_failed(self, exc, kept: bool = False) -> None:
+        """`kept`: the engine refused the file before closing the model it had, which still answers."""
         label = self.loading or "the model"
         self.loading = self.loading_path = None
         self.settings.set_model_on_trial("")
-        self.model = None
-        self.model_changed.emit()
-        self.refresh_compat()              # verdicts of the previous model no longer apply
+        if not kept:
+            self.model = None
+            self.model_changed.emit()
+            self.refresh_compat()          # verdicts of the previous model no longer apply
         from .errors import error_text
         self.model_load_failed.emit(label, error_text(exc)[0])
         self.errors.report(exc, f"Loading {label}")

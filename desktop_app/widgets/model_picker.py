@@ -261,8 +261,13 @@ class ModelPicker(QWidget):
         self.refresh()
 
     def _on_state_model_load_failed(self, label: str, reason: str) -> None:
+        m = self.state.model          # the model loaded before, where the engine refused the file before closing it
+        if m is not None:
+            self.progress.hide()
+            self.load_button.setEnabled(True)
+            self.refresh()
         self.status.setText(f"Could not load {label}" + (" — PyTorch not installed" if "loradeck[torch]" in reason
-                                                          else ""))
+                                                          else f"; {m.label} still loaded" if m else ""))
         self.status.setToolTip(plain_tip(reason))
 
 

@@ -105,7 +105,7 @@ class EngineHost(QObject):
     # -- reports (emitted on the engine thread, delivered queued on the GUI thread) --
     load_progressed = Signal(float, float, str)
     model_loaded = Signal(object)           # LoadedModel
-    model_load_failed = Signal(object)      # exception
+    model_load_failed = Signal(object, bool)  # exception, whether the model loaded before is still loaded
     adapters_applied = Signal(object)       # the mix now active
     adapters_failed = Signal(int, object)   # request id, exception (the previous mix stays)
     token_streamed = Signal(int, str, int)  # request id, text, number of tokens in it (batched)
@@ -127,6 +127,7 @@ class EngineHost(QObject):
         super().__init__()
         self._engine_factory = engine_factory or default_engine_factory
         self._engine = None
+        self._engine_key: tuple | None = None   # (kind, options) the engine was made with
         self._n_ctx: int | None = None        # the loaded model's context, for fit_context
         self._applied: list | None = None
         self._cancel_lock = threading.Lock()
@@ -228,18 +229,26 @@ class EngineHost(QObject):
     def _do_load(self, req: LoadRequest) -> None:
         self._set_busy(True)
         ctx = self._new_ctx(lambda d, t, m: self.load_progressed.emit(float(d), float(t), m))
+        reused = False
         try:
-            self._close_engine()
-            engine = self._engine_factory(req.engine_kind, req.options)
+            # The same kind of engine with the same options loads the new model itself: it checks the file
+            # before closing the model it has, so a refused file leaves that model loaded and answering.
+            reused = self._engine is not None and self._engine_key == (req.engine_kind, req.options)
+            if not reused:
+                self._close_engine()
+                self._engine = self._engine_factory(req.engine_kind, req.options)
+                self._engine_key = (req.engine_kind, req.options)
+            engine = self._engine
             info = engine.load(req.path, ctx) if _takes_ctx(engine.load) else engine.load(req.path)
-            self._engine = engine
             self._applied = []
             loaded = describe_loaded(engine, req, info)
             self._n_ctx = loaded.n_ctx
             self.model_loaded.emit(loaded)
         except BaseException as exc:  # a failed load is reported, the host lives on
-            self._engine = None
-            self.model_load_failed.emit(_as_exception(exc))
+            kept = reused and bool(getattr(self._engine, "loaded", False))
+            if not kept:
+                self._close_engine()
+            self.model_load_failed.emit(_as_exception(exc), kept)
         finally:
             with self._cancel_lock:
                 self._current = None

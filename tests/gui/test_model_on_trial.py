@@ -81,6 +81,8 @@ def test_a_model_file_that_aborts_llama_cpp_is_refused_and_the_app_carries_on(qt
     reader.data.flush()
     del reader
     app = make_app().start()
+    ask(qtbot, app)
+    before = app.window.chat.last_reply_text()
     failed = []
     app.state.model_load_failed.connect(lambda label, reason: failed.append(reason))
     app.window.model_picker.load_path(str(bad))
@@ -88,7 +90,18 @@ def test_a_model_file_that_aborts_llama_cpp_is_refused_and_the_app_carries_on(qt
     assert "llama.cpp stopped while opening it" in failed[0] and "made-wrongly.gguf" in failed[0]
     assert app.state.settings.model_on_trial == ""
     assert app.state.settings.last_model["path"] == str(demo.demo_model_path())
-    app.window.model_picker.load_path(str(demo.demo_model_path()))
-    qtbot.waitUntil(lambda: app.state.model is not None, timeout=TIMEOUT)
+    # The file was refused before the demo was closed: it is still loaded and answers, no reload needed
+    assert app.state.model is not None and app.state.model.path == str(demo.demo_model_path())
+    picker = app.window.model_picker
+    assert picker.status.text() == "Could not load made-wrongly.gguf; Demo model still loaded"
+    assert picker.load_button.isEnabled() and picker.progress.isHidden()
+    assert picker.combo.currentData() == str(demo.demo_model_path())
+    app.window.chat.new_chat()
     ask(qtbot, app)
-    assert app.window.chat.last_reply_text().strip()
+    assert app.window.chat.last_reply_text() == before
+    picker.load_path(str(demo.demo_model_path()))                # loading again reuses the same engine
+    qtbot.waitUntil(lambda: app.state.loading is None, timeout=TIMEOUT)
+    assert app.state.model is not None and len(failed) == 1
+    app.window.chat.new_chat()
+    ask(qtbot, app)
+    assert app.window.chat.last_reply_text() == before
