@@ -79,17 +79,20 @@ def check_config_matches_weights(source: str, folder: Path, config, engine_dtype
     wanted = {name: tuple(p.shape) for name, p in skeleton.named_parameters()}   # tied weights counted once
     have = checkpoint_shapes(Path(folder))
     n_model, n_ckpt = sum(map(math.prod, wanted.values())), sum(map(math.prod, have.values()))
-    if n_model <= 1.25 * n_ckpt + 2**24:      # headroom: tied or extra tensors; the missing-weights check is exact
-        return
     differ = next(((name, shape, have[name]) for name, shape in wanted.items()
                    if name in have and have[name] != shape), None)
-    detail = (f"; e.g. {differ[0]} is {list(differ[1])} in config.json's model and {list(differ[2])} in the "
-              "weights" if differ else "")
-    raise BaseModelError(source, f"config.json describes a model of {format_count(n_model)} parameters "
-                                 f"({format_bytes(n_model * engine_dtype_bytes)} as {dtype_name}), but its weights "
-                                 f"hold {format_count(n_ckpt)}{detail}: config.json belongs to a larger model or was "
-                                 "changed. transformers would set aside memory for the whole model config.json "
-                                 "describes before finding out, so it was not loaded")
+    detail = (f"{differ[0]} is {list(differ[1])} in config.json's model and {list(differ[2])} in the weights"
+              if differ else "")
+    if n_model > 1.25 * n_ckpt + 2**24:      # headroom: tied or extra tensors; the missing-weights check is exact
+        raise BaseModelError(source, f"config.json describes a model of {format_count(n_model)} parameters "
+                                     f"({format_bytes(n_model * engine_dtype_bytes)} as {dtype_name}), but its "
+                                     f"weights hold {format_count(n_ckpt)}{'; e.g. ' + detail if differ else ''}: "
+                                     "config.json belongs to a larger model or was changed. transformers would set "
+                                     "aside memory for the whole model config.json describes before finding out, so "
+                                     "it was not loaded")
+    if differ:     # transformers refuses it too, but only after loading, and without naming the model
+        raise BaseModelError(source, f"config.json does not match its weights: {detail}. config.json belongs to "
+                                     "another model or was changed")
 
 
 def check_weights_complete(source: str, loading: dict) -> None:

@@ -178,6 +178,8 @@ def test_a_hub_model_download_can_be_cancelled_and_resumed(fake_hub, tiny_models
     ({"intermediate_size": 4_000_000}, r"config.json describes a model of 1.54 billion parameters \(6.1 GB as "
                                        r"float32\), but its weights hold 115 thousand; e\.g\. "
                                        r"model.layers.0.mlp.gate_proj.weight is \[4000000, 64\]"),
+    ({"intermediate_size": 64}, r"config.json does not match its weights: model.layers.0.mlp.gate_proj.weight is "
+                                r"\[64, 64\] in config.json's model and \[128, 64\] in the weights"),
     ({"num_attention_heads": 0}, r"transformers cannot read its config.json \(ZeroDivisionError"),
     ({"vocab_size": -3}, r"transformers cannot build the model its config.json describes \(RuntimeError"),
 ])
@@ -185,8 +187,8 @@ def test_a_config_of_another_model_is_refused_before_memory_is_set_aside(tiny_mo
     """config.json of a larger model beside small weights: transformers set aside the whole model it
     describes (6.2 GB here, 41 s) before finding the shapes differ, and would have taken all of the
     computer's memory for a larger one. It is refused from the headers, naming a tensor that differs, and
-    the model that was loaded stays loaded and answers as before. Values transformers trips over are
-    refused naming the file, not as an unexpected error."""
+    the model that was loaded stays loaded and answers as before. A smaller one, and values transformers
+    trips over, are refused naming the file and what differs, not as an unexpected error."""
     import json
     import shutil
 
