@@ -37,10 +37,13 @@ from .base import (
     layer_factor,
 )
 from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
+from .torch_device import pick_device, pick_dtype
+from .torch_device import require_torch as _torch
 from .torch_kv import TorchKV
 from .torch_loading import (
     PICKLED_MODEL,
     check_memory,
+    check_token_ids,
     check_weights_complete,
     device_memory,
     local_weights,
@@ -49,76 +52,6 @@ from .torch_loading import (
 )
 
 PREWARM_CHUNK = 128                    # tokens per pre-warm step (a cancel waits for at most one)
-
-INSTALL_HINT = ("the PyTorch engine needs the optional packages torch, transformers and peft: "
-                "pip install 'loradeck[torch]' (see the README for CUDA/MPS builds of torch)")
-
-
-def _torch():
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise EngineUnavailable(f"{INSTALL_HINT} ({exc})") from None
-    return torch
-
-
-def pick_device(requested: str | None = None) -> str:
-    """CUDA → MPS → CPU, unless asked (argument or LORADECK_TORCH_DEVICE); a device asked for that this
-    torch cannot use is an EngineError saying why, before anything is loaded."""
-    torch = _torch()
-    env = os.environ.get("LORADECK_TORCH_DEVICE", "").strip()
-    label = f"device '{requested}'" if requested else f"LORADECK_TORCH_DEVICE={env}"
-    requested = requested or env or "auto"
-    if requested != "auto":
-        return _usable_device(torch, requested, label)
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def _usable_device(torch, name: str, label: str) -> str:
-    try:
-        kind = torch.device(name).type
-    except (RuntimeError, ValueError):
-        kind = None
-    if kind not in ("cpu", "cuda", "mps"):
-        raise EngineError(f"{label}: not a device the PyTorch engine can use (auto, cpu, cuda, cuda:N or mps)")
-    if kind == "cuda":
-        if torch.version.cuda is None:
-            raise EngineError(f"{label}: this torch ({torch.__version__}) was built without CUDA; install a CUDA "
-                              "build of torch (see docs/troubleshooting.md) or use the cpu device")
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if not count:
-            raise EngineError(f"{label}: torch has CUDA {torch.version.cuda} but finds no GPU (no driver, or no "
-                              "device visible: CUDA_VISIBLE_DEVICES); use the cpu device")
-        index = torch.device(name).index
-        if index is not None and index >= count:
-            raise EngineError(f"{label}: there {'is' if count == 1 else 'are'} only {count} CUDA device(s) "
-                              f"(cuda:0{f'..cuda:{count - 1}' if count > 1 else ''})")
-    if kind == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise EngineError(f"{label}: MPS is not available here (it needs a Mac with Apple silicon and a torch "
-                              "built with MPS); use the cpu device")
-    return name
-
-
-def pick_dtype(device: str, requested: str | None = None):
-    torch = _torch()
-    names = {"float32": torch.float32, "f32": torch.float32, "float16": torch.float16, "f16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if requested and requested != "auto":
-        if requested not in names:
-            raise EngineError(f"unknown dtype {requested!r} (use auto, float32, float16 or bfloat16)")
-        return names[requested]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16 if device == "mps" else torch.float32
-
 
 class TorchEngine:
     def __init__(self, device: str | None = None, dtype: str | None = None, n_ctx: int = 4096,
@@ -275,6 +208,7 @@ class TorchEngine:
         """Bring the live cache to all of `tokens` but the last under the current mix, evaluating what no
         cache holds in chunks; then the last token. Returns the model output (None: cancelled)."""
         torch = _torch()
+        self._check_ids(tokens)
         segments = self._segments(tokens, activate)
         self._reused = done = self._kv.prepare(segments, tokens)
         cache, total = self._kv.cache, len(tokens)
@@ -298,6 +232,9 @@ class TorchEngine:
     def _require(self):
         if self.model is None:
             raise EngineError("no model is loaded")
+
+    def _check_ids(self, tokens: Sequence[int]) -> None:
+        check_token_ids(self.info["path"], tokens, self.model.get_input_embeddings().num_embeddings, self.tokenizer)
 
     @property
     def loaded(self) -> bool:
@@ -369,6 +306,7 @@ class TorchEngine:
         (parity checks)."""
         torch = _torch()
         self._require()
+        self._check_ids(tokens)
         self._segments(tokens)                     # where aLoRAs act
         self._bank.offset = 0
         with torch.inference_mode():

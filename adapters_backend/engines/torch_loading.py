@@ -95,6 +95,21 @@ def check_config_matches_weights(source: str, folder: Path, config, engine_dtype
                                      "another model or was changed")
 
 
+def check_token_ids(source: str, tokens, n_embeddings: int, tokenizer) -> None:
+    """Token ids the model has an embedding for. A tokenizer with tokens past the embedding matrix (one
+    from another model, or tokens added without resizing the model) indexes past it: an IndexError on the
+    CPU and, on CUDA, a device-side assert after which the GPU refuses all work until the app restarts."""
+    bad = next((t for t in tokens if not 0 <= t < n_embeddings), None)
+    if bad is not None:
+        try:
+            text = f" ({tokenizer.convert_ids_to_tokens(int(bad))!r})"
+        except Exception:           # an id the tokenizer does not know either
+            text = ""
+        raise BaseModelError(source, f"its tokenizer gives token {bad}{text} for this text, but the model has "
+                                     f"embeddings for {n_embeddings} tokens only: the tokenizer and the weights "
+                                     "belong to different models")
+
+
 def check_weights_complete(source: str, loading: dict) -> None:
     """Weights the config describes but the checkpoint lacks: transformers fills them with random numbers
     and loads anyway (an incomplete download, or a config.json of another model)."""

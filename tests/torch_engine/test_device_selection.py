@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adapters_backend.engines.torch_engine import pick_device, pick_dtype  # noqa: E402
+from adapters_backend.engines.torch_device import pick_device, pick_dtype  # noqa: E402
 
 
 def _fake(monkeypatch, cuda: bool, mps: bool, bf16: bool = True):

@@ -208,3 +208,33 @@ def test_a_config_of_another_model_is_refused_before_memory_is_set_aside(tiny_mo
     assert engine.info["path"] == str(tiny_models.hf("llama"))
     assert (engine.eval_logits([1, 17, 42, 99]) == before).all()
     engine.close()
+
+
+def test_a_tokenizer_with_tokens_past_the_embeddings_is_refused_naming_the_token(tiny_models, tmp_path):
+    """A tokenizer from another model, or with tokens added without resizing the model: its ids index
+    past the embedding matrix, an IndexError with no file named on the CPU, and on CUDA a device-side
+    assert after which the GPU refuses all work until the app restarts. Refused before the model runs."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from adapters_backend.engines.base import ChatMessage, SamplingParams
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import BaseModelError
+
+    folder = tmp_path / "added-tokens"
+    shutil.copytree(tiny_models.hf("llama"), folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens(["<tool_call>"])                   # id 320; the model embeds 320 tokens
+    tokenizer.save_pretrained(folder)
+    engine = TorchEngine(device="cpu", dtype="float32")
+    engine.load(folder)
+    want = r"added-tokens: its tokenizer gives token 320 \('<tool_call>'\) for this text, but the model has " \
+           r"embeddings for 320 tokens only"
+    with pytest.raises(BaseModelError, match=want):
+        list(engine.generate([ChatMessage("user", "call <tool_call> now")], SamplingParams(max_tokens=2)))
+    with pytest.raises(BaseModelError, match="token 320"):
+        engine.eval_logits([1, 320])
+    reply = list(engine.generate([ChatMessage("user", "hello")], SamplingParams(max_tokens=2, temperature=0)))
+    assert reply                                            # text within the vocabulary still runs
+    engine.close()
