@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self.chat.conversation_settled.connect(self.prewarm.conversation_changed)
         self.prewarm.status_changed.connect(self._on_prewarm_status_changed)
         state.model_loading.connect(lambda label: self.statusBar().showMessage(f"Loading {label}…"))
+        state.model_load_failed.connect(lambda label, _why: self.statusBar().showMessage(f"Could not load {label}", 8000))
         state.model_changed.connect(self._on_state_model_changed)
         state.adapter_installed.connect(self._on_adapter_installed)
 

@@ -96,6 +96,7 @@ def test_a_model_file_that_aborts_llama_cpp_is_refused_and_the_app_carries_on(qt
     assert picker.status.text() == "Could not load made-wrongly.gguf; Demo model still loaded"
     assert picker.load_button.isEnabled() and picker.progress.isHidden()
     assert picker.combo.currentData() == str(demo.demo_model_path())
+    assert app.window.statusBar().currentMessage() == "Could not load made-wrongly.gguf"     # not "Loading …"
     app.window.chat.new_chat()
     ask(qtbot, app)
     assert app.window.chat.last_reply_text() == before
