@@ -130,6 +130,13 @@ class TorchEngine:
                 raise BaseModelError(source, PICKLED_MODEL) from None
             raise BaseModelError(source, f"transformers cannot load it: {exc}") from None
         model.eval()
+        try:      # one token through the model: a config it loads with but cannot run fails here, not at every answer
+            with torch.inference_mode():
+                model(input_ids=torch.tensor([[0]], device=self.device))
+        except Exception as exc:
+            del model
+            raise BaseModelError(source, f"transformers loads it but cannot run it ({type(exc).__name__}: {exc}); "
+                                         "its config.json has a value the model cannot work with") from None
         self.model, self.tokenizer = model, tokenizer
         # transformers ≥ 5.2x names the KV cache `cache`; older releases `past_key_values`
         import inspect
