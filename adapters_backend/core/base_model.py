@@ -451,11 +451,12 @@ def checkpoint_shards(folder: Path) -> tuple[list[Path], dict[str, Path] | None]
 
 def checkpoint_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape in an HF checkpoint folder, from the safetensors headers (no tensor data read)."""
-    from ..formats.safetensors_io import read_safetensors_header
+    from ..formats.safetensors_io import check_covered, read_safetensors_header
     shapes: dict[str, tuple[int, ...]] = {}
     for shard in checkpoint_shards(folder)[0]:
         try:
-            tensors = read_safetensors_header(shard)[0]
+            tensors, _meta, start = read_safetensors_header(shard)
+            check_covered(shard, tensors, start)        # as safetensors, which transformers and merges open it with
         except AdapterFormatError as exc:
             raise BaseModelError(folder, f"{shard.name}: {exc.problem}") from None
         shapes.update({k: tuple(v["shape"]) for k, v in tensors.items()})

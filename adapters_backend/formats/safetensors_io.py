@@ -123,6 +123,21 @@ def read_safetensors_header(path: Path) -> tuple[dict, dict, int]:
     return header, metadata, data_start
 
 
+def check_covered(path: Path, tensors: dict, data_start: int) -> None:
+    """The tensors fill the data section exactly, one after another, as the safetensors library requires
+    of a file it opens (transformers' loading): a gap, an overlap or trailing bytes mean the file was
+    damaged or changed after it was written. LoRA Deck's own reading does not need it."""
+    data_len = Path(path).stat().st_size - data_start
+    end = 0
+    for start, stop in sorted(tuple(v["data_offsets"]) for v in tensors.values()):
+        if start != end:
+            break
+        end = stop
+    if end != data_len:
+        raise AdapterFormatError(path, f"its tensors do not fill its data exactly (from byte {end} of {data_len} "
+                                       "on): the file was damaged or changed after it was written")
+
+
 class SafetensorsSource:
     """Tensors of one safetensors file, read on demand as float32 (integer tensors keep their type)."""
 

@@ -174,6 +174,33 @@ def test_hf_folder_errors(tmp_path, hf_folders):
         load_base_model(sharded)
 
 
+@pytest.mark.parametrize("damage", ["trailing", "gap"])
+def test_a_checkpoint_whose_tensors_do_not_fill_its_data_is_refused_naming_the_file(tmp_path, hf_folders, damage):
+    """Bytes past the last tensor, or between two: the safetensors library (transformers' loading, a
+    merge) refuses such a file with an error naming neither the model nor the file; it is refused here."""
+    import struct
+    folders, _ = hf_folders
+    folder = tmp_path / "damaged"
+    shutil.copytree(folders["llama"], folder)
+    weights = folder / "model.safetensors"
+    raw = weights.read_bytes()
+    if damage == "trailing":
+        raw += b"\0" * 8
+    else:                                    # every tensor moved 8 bytes on: a gap before the first
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])
+        for name, info in header.items():
+            if name != "__metadata__":
+                info["data_offsets"] = [o + 8 for o in info["data_offsets"]]
+        blob = json.dumps(header).encode()
+        blob += b" " * (-len(blob) % 8)
+        raw = struct.pack("<Q", len(blob)) + blob + b"\0" * 8 + raw[8 + n:]
+    weights.write_bytes(raw)
+    with pytest.raises(BaseModelError, match=r"damaged: model.safetensors: its tensors do not fill its data "
+                                             r"exactly \(from byte \d+ of \d+ on\)"):
+        load_base_model(folder)
+
+
 def test_every_reader_of_a_safetensors_index_refuses_a_shard_outside_the_folder(tmp_path, hf_folders):
     """The index is input: model loading, the converter's tensor reader and the merge all read it
     through one checker, so a shard named ../x is refused before any of them opens it."""
