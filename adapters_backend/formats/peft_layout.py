@@ -162,6 +162,11 @@ def modules_from_peft(config: dict, source: SafetensorsSource, config_path: Path
     alpha_default = _number(alpha_default, "alpha", config_path, positive=False)
     rslora = bool(config.get("use_rslora")) and peft_type == "LORA"
     use_dora = bool(config.get("use_dora")) and peft_type == "LORA"
+    invocation = config.get("alora_invocation_tokens")
+    if invocation is not None and not (isinstance(invocation, list) and all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**32 for t in invocation)):
+        raise AdapterFormatError(config_path, f"alora_invocation_tokens must be a list of token ids, not "
+                                              f"{invocation!r:.60}")
     fan_in_fan_out = bool(config.get("fan_in_fan_out"))
     init = config.get("init_lora_weights", True)
     if isinstance(init, str) and init.lower().startswith(("pissa", "olora", "corda")):

@@ -114,6 +114,16 @@ def test_factor_shapes_that_do_not_fit(tmp_path):
         read_adapter(_peft(tmp_path / "s", tensors=bad))
 
 
+@pytest.mark.parametrize("tokens", [-1e-9, "x", [1, -2], [1, True], [2**32]])
+def test_alora_invocation_tokens_that_are_not_token_ids(tmp_path, tokens):
+    """Each of these passed reading and then stopped the first answer of the PyTorch engine with a
+    TypeError naming nothing (found by fuzzing adapter configs)."""
+    with pytest.raises(AdapterFormatError, match=r"adapter_config.json: alora_invocation_tokens must be a list of "
+                                                 r"token ids, not"):
+        read_adapter(_peft(tmp_path / "a", {"alora_invocation_tokens": tokens}))
+    assert read_adapter(_peft(tmp_path / "ok", {"alora_invocation_tokens": [5, 6]})).alora_invocation_tokens == [5, 6]
+
+
 def test_bad_pattern_regex(tmp_path):
     with pytest.raises(AdapterFormatError, match=r"adapter_config.json: alpha_pattern: key 'q_proj\(' is not a "
                                                  r"module-name pattern: missing '\)'"):
