@@ -133,6 +133,9 @@ class TorchEngine:
         try:      # one token through the model: a config it loads with but cannot run fails here, not at every answer
             with torch.inference_mode():
                 model(input_ids=torch.tensor([[0]], device=self.device))
+        except (getattr(torch.cuda, "OutOfMemoryError", MemoryError), MemoryError) as exc:
+            del model
+            raise EngineError(f"not enough {self.device} memory to run {source} ({exc})") from None
         except Exception as exc:
             del model
             raise BaseModelError(source, f"transformers loads it but cannot run it ({type(exc).__name__}: {exc}); "
