@@ -115,27 +115,31 @@ class LlamaCppEngine(PromptReading):
         if not is_demo_model(path):     # the app's own file; any other that would crash llama.cpp does so
             probe_model(path, ctx, tuple(base.gguf_parts))     # in a child process, not here
         self.close()
-        llm, fit = open_fitted(path, ctx, self.options, base, gpu=self.capabilities.gpu_offload)
-        self._llm, self._base = llm, base
-        self._handles = AdapterHandles(llm)
-        self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
-        eos, bos = llm.token_eos(), llm.token_bos()
-        text = llm._model.token_get_text  # the token strings the template needs
-        tokens = {"bos_token": text(bos) if bos >= 0 else "", "eos_token": text(eos) if eos >= 0 else ""}
-        self._template = template_from_metadata(llm.metadata, **tokens)
-        self._vocab = self._lib.llama_model_get_vocab(llm.model)
-        self._kv = LlamaKV(llm, None)
-        self._memory_left = spare_memory(fit.host_bytes, total_memory())   # where snapshots live
-        self.set_kv_budget(self._kv_budget)
-        self.info = {
-            "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
-            "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
-            "n_ctx_train": fit.trained,
-            "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
-            "n_params": int(self._lib.llama_model_n_params(llm.model)),
-            "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,
-            "note": " ".join([*fit.notes, self._template.note]).strip(), "kv_bytes_per_token": self.kv_bytes_per_token(),
-        }
+        try:          # a failure past this point leaves nothing that looks loaded
+            llm, fit = open_fitted(path, ctx, self.options, base, gpu=self.capabilities.gpu_offload)
+            self._llm, self._base = llm, base
+            self._handles = AdapterHandles(llm)
+            self._builder = FusedBuilder(keep_f32=base.full_precision) if self.fuse_mixes else None
+            eos, bos = llm.token_eos(), llm.token_bos()
+            text = llm._model.token_get_text  # the token strings the template needs
+            tokens = {"bos_token": text(bos) if bos >= 0 else "", "eos_token": text(eos) if eos >= 0 else ""}
+            self._template = template_from_metadata(llm.metadata, **tokens)
+            self._vocab = self._lib.llama_model_get_vocab(llm.model)
+            self._kv = LlamaKV(llm, None)
+            self._memory_left = spare_memory(fit.host_bytes, total_memory())   # where snapshots live
+            self.set_kv_budget(self._kv_budget)
+            self.info = {
+                "path": str(path), "engine": "llama.cpp", "architecture": base.arch_name,
+                "name": llm.metadata.get("general.name", path.stem), "n_ctx": context_tokens(llm),
+                "n_ctx_train": fit.trained,
+                "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
+                "n_params": int(self._lib.llama_model_n_params(llm.model)),
+                "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,
+                "note": " ".join([*fit.notes, self._template.note]).strip(), "kv_bytes_per_token": self.kv_bytes_per_token(),
+            }
+        except BaseException:
+            self.close()
+            raise
         return dict(self.info)
 
     @property

@@ -140,34 +140,38 @@ class TorchEngine:
             del model
             raise BaseModelError(source, f"transformers loads it but cannot run it ({type(exc).__name__}: {exc}); "
                                          "its config.json has a value the model cannot work with") from None
-        self.model, self.tokenizer = model, tokenizer
-        # transformers ≥ 5.2x names the KV cache `cache`; older releases `past_key_values`
-        import inspect
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        from .torch_adapters import AdapterBank
-        self._bank = AdapterBank(model)
-        ctx.report(2, 3, "reading the chat template")
-        from ..chat.template import template_from_metadata
-        meta = {"tokenizer.chat_template": tokenizer.chat_template} if getattr(tokenizer, "chat_template", None) else {}
-        self._template = template_from_metadata(meta, bos_token=tokenizer.bos_token or "",
-                                                eos_token=tokenizer.eos_token or "")
-        cfg = model.config
-        text_cfg = getattr(cfg, "get_text_config", lambda: cfg)()
-        self.info = {
-            "path": source, "engine": "torch", "architecture": getattr(cfg, "model_type", "?"),
-            "name": Path(source).name, "device": self.device, "dtype": dtype_name,
-            "n_ctx": min(self.n_ctx_limit, int(getattr(text_cfg, "max_position_embeddings", self.n_ctx_limit))),
-            "n_layers": int(getattr(text_cfg, "num_hidden_layers", 0) or 0),
-            "n_params": int(sum(p.numel() for p in model.parameters())),
-            "chat_template": self._template.source, "note": self._template.note,
-        }
-        self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
-        # Snapshots live where the model does (the GPU's memory on CUDA), beside its weights and a live cache
-        used = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
-        self._memory_left = spare_memory(used + self.info["n_ctx"] * self.info["kv_bytes_per_token"],
-                                   device_memory(self.device))
-        self._kv = TorchKV(None)
-        self.set_kv_budget(self._kv_budget)
+        try:          # a failure past this point leaves nothing that looks loaded
+            self.model, self.tokenizer = model, tokenizer
+            # transformers ≥ 5.2x names the KV cache `cache`; older releases `past_key_values`
+            import inspect
+            self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+            from .torch_adapters import AdapterBank
+            self._bank = AdapterBank(model)
+            ctx.report(2, 3, "reading the chat template")
+            from ..chat.template import template_from_metadata
+            meta = {"tokenizer.chat_template": tokenizer.chat_template} if getattr(tokenizer, "chat_template", None) else {}
+            self._template = template_from_metadata(meta, bos_token=tokenizer.bos_token or "",
+                                                    eos_token=tokenizer.eos_token or "")
+            cfg = model.config
+            text_cfg = getattr(cfg, "get_text_config", lambda: cfg)()
+            self.info = {
+                "path": source, "engine": "torch", "architecture": getattr(cfg, "model_type", "?"),
+                "name": Path(source).name, "device": self.device, "dtype": dtype_name,
+                "n_ctx": min(self.n_ctx_limit, int(getattr(text_cfg, "max_position_embeddings", self.n_ctx_limit))),
+                "n_layers": int(getattr(text_cfg, "num_hidden_layers", 0) or 0),
+                "n_params": int(sum(p.numel() for p in model.parameters())),
+                "chat_template": self._template.source, "note": self._template.note,
+            }
+            self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
+            # Snapshots live where the model does (the GPU's memory on CUDA), beside its weights and a live cache
+            used = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+            self._memory_left = spare_memory(used + self.info["n_ctx"] * self.info["kv_bytes_per_token"],
+                                       device_memory(self.device))
+            self._kv = TorchKV(None)
+            self.set_kv_budget(self._kv_budget)
+        except BaseException:
+            self.close()
+            raise
         ctx.report(3, 3, "ready")
         return dict(self.info)
 

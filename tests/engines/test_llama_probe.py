@@ -89,6 +89,29 @@ def test_a_file_llama_cpp_refuses_with_an_error_gets_llama_cpps_reason(tiny, tmp
     assert "llamb" in err.value.problem
 
 
+def test_a_load_that_fails_after_the_old_model_closed_leaves_nothing_loaded(tiny, monkeypatch):
+    """The app keeps the model it had when a load fails with the engine still holding it; a failure after
+    llama.cpp opened the new file (here: no memory for the KV bookkeeping) must not leave the engine
+    looking loaded with a half-opened model the app would take for the old one."""
+    from adapters_backend.engines import llama_cpp_engine
+
+    engine = LlamaCppEngine(n_ctx=128, n_threads=1)
+    try:
+        engine.load(tiny.base)
+
+        def no_memory(*args, **kwargs):
+            raise MemoryError("no room for the KV bookkeeping")
+        monkeypatch.setattr(llama_cpp_engine, "LlamaKV", no_memory)
+        with pytest.raises(MemoryError):
+            engine.load(tiny.base)
+        assert not engine.loaded
+        monkeypatch.undo()
+        engine.load(tiny.base)
+        assert _reply(engine)
+    finally:
+        engine.close()
+
+
 def test_a_crash_reason_names_the_assert_or_the_signal():
     text = "…/llama-model.cpp:1328: GGML_ASSERT(hparams.n_layer_all > 0) failed\n#0 0x7f in ggml_abort"
     assert llama_probe.crash_reason(text, -6) == "GGML_ASSERT(hparams.n_layer_all > 0) failed"

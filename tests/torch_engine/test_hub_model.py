@@ -244,3 +244,25 @@ def test_a_tokenizer_with_tokens_past_the_embeddings_is_refused_naming_the_token
     reply = list(engine.generate([ChatMessage("user", "hello")], SamplingParams(max_tokens=2, temperature=0)))
     assert reply                                            # text within the vocabulary still runs
     engine.close()
+
+
+def test_a_load_that_fails_after_the_old_model_closed_leaves_nothing_loaded(tiny_models, monkeypatch):
+    """The app keeps the model it had when a load fails with the engine still holding it; a failure once
+    the new weights are in (here: setting up the adapter hooks) must not leave the engine looking loaded
+    with a half-set-up model the app would take for the old one."""
+    from adapters_backend.engines import torch_adapters
+    from adapters_backend.engines.torch_engine import TorchEngine
+
+    engine = TorchEngine(device="cpu", dtype="float32")
+    engine.load(tiny_models.hf("llama"))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("no room for the adapter hooks")
+    monkeypatch.setattr(torch_adapters, "AdapterBank", no_memory)
+    with pytest.raises(MemoryError):
+        engine.load(tiny_models.hf("llama"))
+    assert not engine.loaded
+    monkeypatch.undo()
+    engine.load(tiny_models.hf("llama"))
+    assert engine.eval_logits([1, 17]).shape[0] == 2
+    engine.close()
