@@ -149,3 +149,41 @@ def test_without_torch_the_picker_says_how_to_enable_it(make_app, demo_engine, t
     assert "pip install 'loradeck[torch]'" in picker.status.toolTip()
     assert any("loradeck[torch]" in msg for _ctx, msg in state.errors.history)
     assert state.model is None
+
+
+def test_a_refused_model_folder_leaves_the_loaded_one_answering(make_app, demo_engine, tiny_models,  # noqa: F811
+                                                                 qtbot, tmp_path):
+    """A PyTorch model is checked before the engine lets go of the one it has: a folder whose config.json
+    describes a larger model than its weights is refused and the loaded model answers as before."""
+    import json
+    import shutil
+
+    folder = tiny_models.hf("llama")
+    app = make_app().start()
+    state, w = app.state, app.window
+    with qtbot.waitSignal(state.model_changed, timeout=TIMEOUT):
+        w.model_picker.load_path(str(folder))
+    assert state.model.engine == "torch"
+    chat = w.chat
+    chat.sampling.temperature.setValue(0.0)
+    chat.sampling.max_tokens.setValue(6)
+
+    def answer() -> str:
+        chat.new_chat()
+        chat.prompt.setPlainText(PROMPT)
+        chat.send()
+        qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
+        return chat.last_reply_text()
+    before = answer()
+    bad = tmp_path / "bigger-config"
+    shutil.copytree(folder, bad)
+    config = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**config, "intermediate_size": 4_000_000}))
+    failed = []
+    state.model_load_failed.connect(lambda label, reason: failed.append(reason))
+    w.model_picker.load_path(str(bad))
+    qtbot.waitUntil(lambda: bool(failed), timeout=TIMEOUT)
+    assert "config.json describes a model of 1.54 billion parameters" in failed[0]
+    assert state.model is not None and state.model.path == str(folder) and state.model.engine == "torch"
+    assert w.model_picker.status.text() == f"Could not load bigger-config; {state.model.label} still loaded"
+    assert before and answer() == before
