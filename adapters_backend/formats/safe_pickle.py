@@ -11,6 +11,11 @@ folder on sys.path) in an empty private working folder: otherwise a `torch.py` l
 pickle — in the folder the user ran `loradeck inspect .` from — would be imported instead of torch.
 It imports from exactly the folders this process imports from (so a `pip install --user` torch or
 the packaged app's own folders still work), less the working folder and the adapter's folder.
+
+The work is bounded by the file's real size: torch.load inflates a compressed record of the zip (a
+1000× zip bomb reads fine), and a tensor saved as a view repeats its storage with a stride of 0 (a
+1.5 KB file held a 1.6 GB tensor), both refused before memory or the cache is spent on them. torch.save
+writes neither: its records are stored as they are and each tensor's data lies in the file.
 """
 from __future__ import annotations
 
@@ -19,12 +24,14 @@ import os
 import re
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 from ..disk_cache import mark_used, trim_cache
 from ..errors import UnsafeFileError
 from ..isolated import isolated_env, isolated_python
 from ..paths import cache_dir
+from ..units import format_bytes
 from .archive import file_sha256
 
 MIN_TORCH = (2, 10)
@@ -33,13 +40,16 @@ TIMEOUT = 300
 REFUSED = "loradeck-refused: "
 
 # Runs in the child process: argv = [pickle, output]. Exit 3 = refused, with the reason on stderr in
-# one JSON-quoted line after REFUSED (torch may print warnings around it).
+# one JSON-quoted line after REFUSED (torch may print warnings around it); exit 4 = its tensors would
+# take more bytes than the file holds, that count after REFUSED.
 _CHILD = r"""
 import json
+import os
 import sys
 import torch
 from safetensors.torch import save_file
 src, dst = sys.argv[1], sys.argv[2]
+held = os.path.getsize(src)
 try:
     data = torch.load(src, map_location="cpu", weights_only=True)
 except Exception as exc:
@@ -49,6 +59,11 @@ if not isinstance(data, dict) or not data or not all(isinstance(k, str) and isin
                                                     for k, v in data.items()):
     print(REFUSED + json.dumps("it does not hold a flat mapping of names to tensors"), file=sys.stderr)
     sys.exit(3)
+# Before .contiguous() writes them out: a view with a stride of 0 would fill memory from a few bytes.
+wanted = sum(v.numel() * v.element_size() for v in data.values())
+if wanted > held:
+    print(REFUSED + json.dumps(wanted), file=sys.stderr)
+    sys.exit(4)
 save_file({k: v.contiguous() for k, v in data.items()}, dst)
 """.replace("REFUSED", repr(REFUSED))
 
@@ -75,6 +90,7 @@ def pickle_to_safetensors(path: Path) -> Path:
     if out.is_file():
         mark_used(out)
         return out
+    _check_records(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.incomplete")
     try:
@@ -86,6 +102,12 @@ def pickle_to_safetensors(path: Path) -> Path:
     except subprocess.TimeoutExpired:
         tmp.unlink(missing_ok=True)
         raise UnsafeFileError(path, f"reading the pickle took longer than {TIMEOUT} s; refused") from None
+    if proc.returncode == 4:
+        tmp.unlink(missing_ok=True)
+        raise UnsafeFileError(path, f"holds tensors that would take {format_bytes(_refused_count(proc.stderr)) or 'more'} "
+                                    f"from a file of {format_bytes(path.stat().st_size)}: a tensor repeats the same "
+                                    "data (a view with a stride of 0, which torch.save keeps); refused before "
+                                    "building it")
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         raise UnsafeFileError(path, f"is a pickle that torch's weights-only loader refuses ({refusal_reason(proc.stderr)})"
@@ -94,6 +116,33 @@ def pickle_to_safetensors(path: Path) -> Path:
     os.replace(tmp, out)
     trim_cache(out.parent)
     return out
+
+
+def _check_records(path: Path) -> None:
+    """torch.load unpacks a zip's compressed records in memory: their unpacked sizes must fit in the
+    file (torch.save stores records as they are), or a small file would fill the memory."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return                                    # the pre-1.6 format: its tensors' data is in the file
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise UnsafeFileError(path, f"is a pickle in a damaged zip ({exc}); refused") from None
+    held = path.stat().st_size
+    if unpacked > held:
+        raise UnsafeFileError(path, f"is a compressed torch file that unpacks to {format_bytes(unpacked)} from "
+                                    f"{format_bytes(held)} (torch.save does not compress); refused without "
+                                    "unpacking it")
+
+
+def _refused_count(stderr: str) -> int | None:
+    for line in stderr.splitlines():
+        if line.startswith(REFUSED):
+            try:
+                return int(line[len(REFUSED):])
+            except ValueError:
+                return None
+    return None
 
 
 def refusal_reason(stderr: str) -> str:

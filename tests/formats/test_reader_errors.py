@@ -97,6 +97,51 @@ def test_a_plain_tensor_pickle_is_converted_and_read(tmp_path, monkeypatch):
     assert np.array_equal(a.tensors(name)["B"], b.tensors(name)["B"]) and a.modules[name].scale == 2.0
 
 
+def _pickled_adapter(folder, tensors, **save_options):
+    torch = pytest.importorskip("torch")
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2, "lora_alpha": 4}))
+    torch.save(tensors, folder / "adapter_model.bin", **save_options)
+    return folder
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "pre-1.6 format"])
+def test_a_pickle_whose_tensor_repeats_a_few_bytes_is_refused_before_building_it(tmp_path, monkeypatch, zipped):
+    """torch.save keeps views: 4 bytes expanded with a stride of 0 read as a 256 MB tensor (a few KB
+    file took 1.6 GB of memory and of the cache before)."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    name = "base_model.model.model.layers.0.self_attn.q_proj"
+    folder = _pickled_adapter(tmp_path / "x", {f"{name}.lora_A.weight": torch.zeros(1).expand(8000, 8000),
+                                               f"{name}.lora_B.weight": torch.zeros(8, 2)},
+                              _use_new_zipfile_serialization=zipped)
+    with pytest.raises(UnsafeFileError, match=r"adapter_model.bin: holds tensors that would take 256.0 MB from a "
+                                              r"file of [\d.]+ k?B: a tensor repeats the same data \(a view with a "
+                                              r"stride of 0"):
+        read_adapter(folder)
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_a_compressed_torch_zip_is_refused_without_unpacking_it(tmp_path, monkeypatch):
+    """torch.load inflates deflated records: 64 KB of zip read as 64 MB (any ratio a zip allows)."""
+    import zipfile
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    stored = _pickled_adapter(tmp_path / "stored", {"base_model.model.x.lora_A.weight": torch.zeros(16_000_000)})
+    folder = tmp_path / "bomb"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text((stored / "adapter_config.json").read_text())
+    with zipfile.ZipFile(stored / "adapter_model.bin") as src, \
+            zipfile.ZipFile(folder / "adapter_model.bin", "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    assert torch.load(folder / "adapter_model.bin", weights_only=True)  # torch itself reads it all
+    with pytest.raises(UnsafeFileError, match=r"adapter_model.bin: is a compressed torch file that unpacks to 64.0 MB "
+                                              r"from [\d.]+ kB \(torch.save does not compress\); refused without "
+                                              r"unpacking it"):
+        read_adapter(folder)
+
+
 def test_non_lora_peft_type(tmp_path):
     with pytest.raises(AdapterFormatError, match="IA3 is not a LoRA-family adapter"):
         read_adapter(_peft(tmp_path / "ia3", {"peft_type": "IA3"}))
