@@ -61,14 +61,15 @@ def check_config_matches_weights(source: str, folder: Path, config, engine_dtype
     weights, it allocates the model config.json states and only then finds that the shapes differ, so a
     few-kilobyte download could take all of the computer's memory. The model is built on the meta device
     (no memory); the checkpoint's shapes come from the safetensors headers."""
-    if getattr(config, "quantization_config", None):
-        return          # packed quantized weights: their element counts say nothing about the model's
     if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
         return          # no safetensors weights: transformers refuses before building anything (PICKLED_MODEL)
+    from ..core.base_model import checkpoint_shapes
+    have = checkpoint_shapes(Path(folder))    # every shard's header, and data that its tensors fill exactly
+    if getattr(config, "quantization_config", None):
+        return          # packed quantized weights: their element counts say nothing about the model's
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ..core.base_model import checkpoint_shapes
     from ..units import format_bytes, format_count
     try:
         with torch.device("meta"):
@@ -77,7 +78,6 @@ def check_config_matches_weights(source: str, folder: Path, config, engine_dtype
         raise BaseModelError(source, f"transformers cannot build the model its config.json describes "
                                      f"({type(exc).__name__}: {exc})") from None
     wanted = {name: tuple(p.shape) for name, p in skeleton.named_parameters()}   # tied weights counted once
-    have = checkpoint_shapes(Path(folder))
     n_model, n_ckpt = sum(map(math.prod, wanted.values())), sum(map(math.prod, have.values()))
     differ = next(((name, shape, have[name]) for name, shape in wanted.items()
                    if name in have and have[name] != shape), None)

@@ -266,3 +266,28 @@ def test_a_load_that_fails_after_the_old_model_closed_leaves_nothing_loaded(tiny
     engine.load(tiny_models.hf("llama"))
     assert engine.eval_logits([1, 17]).shape[0] == 2
     engine.close()
+
+
+def test_a_damaged_pre_quantized_checkpoint_is_refused_naming_the_shard(tiny_models, tmp_path):
+    """A checkpoint saved quantized (quantization_config in config.json) skips the shape checks, whose
+    element counts mean nothing for packed weights, but not the file's own structure, which was left to
+    transformers' load (here it asked for bitsandbytes first; with it, the safetensors library's error
+    names no file)."""
+    import json
+    import shutil
+
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import BaseModelError
+
+    folder = tmp_path / "quantized"
+    shutil.copytree(tiny_models.hf("llama"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_8bit": True}
+    (folder / "config.json").write_text(json.dumps(config))
+    with open(folder / "model.safetensors", "ab") as f:
+        f.write(b"\0" * 8)
+    engine = TorchEngine(device="cpu", dtype="float32")
+    with pytest.raises(BaseModelError, match=r"quantized: model.safetensors: its tensors do not fill its data "
+                                             r"exactly"):
+        engine.load(folder)
+    engine.close()
