@@ -24,30 +24,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from make_bench_model import LINEARS, write_llama, write_lora  # bench/, the script's folder, is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 VOCAB = REPO / ".cache" / "llama.cpp" / "models" / "ggml-vocab-llama-spm.gguf"
-LINEARS = {"attn_q": lambda d, f: (d, d), "attn_k": lambda d, f: (d, d), "attn_v": lambda d, f: (d, d),
-           "attn_output": lambda d, f: (d, d), "ffn_gate": lambda d, f: (f, d), "ffn_up": lambda d, f: (f, d),
-           "ffn_down": lambda d, f: (d, f)}
 STRENGTHS = (0.8, -0.5, 0.6, 0.3)
+CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n"
+                 "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
 GOALS = {"1 adapter": 0.83, "4 adapters, fused": 0.80, "merged": 0.98}
-
-
-def _tokenizer(writer) -> int:
-    import gguf
-    reader = gguf.GGUFReader(VOCAB)
-    n = 0
-    for name, f in reader.fields.items():
-        if name.startswith("tokenizer."):
-            if f.types[0] == gguf.GGUFValueType.ARRAY:
-                writer.add_key_value(name, f.contents(), f.types[0], sub_type=f.types[-1])
-                n = len(f.data) if name == "tokenizer.ggml.tokens" else n
-            else:
-                writer.add_key_value(name, f.contents(), f.types[0])
-    return n
 
 
 def base_weights(dim, layers, ff, vocab, seed=0) -> dict[str, np.ndarray]:
@@ -67,29 +53,9 @@ def base_weights(dim, layers, ff, vocab, seed=0) -> dict[str, np.ndarray]:
 
 
 def write_model(path: Path, weights, dim, layers, ff, heads, context_length: int = 2048) -> Path:
-    import gguf
-    w = gguf.GGUFWriter(str(path) + ".incomplete", "llama")
-    w.add_name("LoRA Deck engine benchmark (random weights)")
-    w.add_context_length(context_length)
-    w.add_embedding_length(dim)
-    w.add_block_count(layers)
-    w.add_feed_forward_length(ff)
-    w.add_head_count(heads)
-    w.add_head_count_kv(heads)
-    w.add_rope_dimension_count(dim // heads)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_vocab_size(_tokenizer(w))
-    w.add_chat_template("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n"
-                        "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
-    for name, arr in weights.items():
-        w.add_tensor(name, arr)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    Path(str(path) + ".incomplete").rename(path)
-    return path
+    return write_llama(path, weights, dim=dim, layers=layers, ff=ff, heads=heads, tokenizer_from=VOCAB,
+                       name="LoRA Deck engine benchmark (random weights)", context_length=context_length,
+                       chat_template=CHAT_TEMPLATE)
 
 
 def make_lora(dim, layers, ff, rank, seed):
@@ -101,21 +67,6 @@ def make_lora(dim, layers, ff, rank, seed):
             pairs[f"blk.{i}.{name}.weight"] = ((rng.standard_normal((rank, cols)) / np.sqrt(cols)).astype(np.float32),
                                                (rng.standard_normal((rows, rank)) * 0.3 / np.sqrt(rank)).astype(np.float32))
     return pairs
-
-
-def write_lora(path: Path, pairs, dtype) -> Path:
-    import gguf
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_type(gguf.GGUFType.ADAPTER)
-    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    for name, (a, b) in pairs.items():
-        w.add_tensor(name + ".lora_a", a.astype(dtype))
-        w.add_tensor(name + ".lora_b", b.astype(dtype))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 def build_files(folder: Path, dim, layers, ff, heads, rank, lora_dtype):

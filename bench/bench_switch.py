@@ -231,7 +231,7 @@ def rss_part(args, model, loras) -> dict:
         f.write("5")
     strength = 0.5
     while e.kv_stats().evicted < 2:
-        strength += 0.05
+        strength += 0.001                  # a new mix each time (a tiny model needs many to fill the store)
         e.set_adapters([ActiveAdapter(loras[0], strength)])
         chat.prewarm()
     stats = e.kv_stats()
