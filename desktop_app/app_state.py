@@ -99,7 +99,7 @@ class AppState(CompatChecking, QObject):
     # ------------------------------------------------------------------ start-up
     def start(self) -> None:
         """After the window is painted: read conversations and library, load the last (or demo) model."""
-        self.conversations.load()
+        self.conversations.start_loading()
         first_run = not self.settings.get("app/first_run_done", False, bool)
         job = self.jobs.start(lib.startup_entries, first_run)
         seq = self._next_library_seq()

@@ -67,23 +67,28 @@ class ConversationStore:
     def _file(self, conv_id: str) -> Path:
         return self.folder / f"{conv_id}.json"
 
+    def files(self) -> list[Path]:
+        """The saved conversations' files (not read yet)."""
+        return sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []
+
+    def read(self, f: Path) -> Conversation | None:
+        """The conversation in `f`, or None for a broken or foreign file."""
+        from adapters_backend.atomic import read_json  # json is not needed to paint the window
+        d = read_json(f)
+        if not (isinstance(d, dict) and d.get("schema") == SCHEMA and "id" in d):
+            return None
+        try:
+            conv = Conversation.from_json(d)
+        except (TypeError, ValueError, KeyError):
+            return None
+        # The file's name is the id: the one inside is only text, and a saved or deleted
+        # conversation must stay this file (an id of '../../x' would reach outside the folder).
+        conv.id = f.stem
+        return conv
+
     def load_all(self) -> list[Conversation]:
         """Every readable conversation, most recently updated first (broken files are skipped)."""
-        out = []
-        if not self.folder.is_dir():
-            return out
-        from adapters_backend.atomic import read_json  # json is not needed to paint the window
-        for f in self.folder.glob("*.json"):
-            d = read_json(f)
-            if isinstance(d, dict) and d.get("schema") == SCHEMA and "id" in d:
-                try:
-                    conv = Conversation.from_json(d)
-                except (TypeError, ValueError, KeyError):
-                    continue
-                # The file's name is the id: the one inside is only text, and a saved or deleted
-                # conversation must stay this file (an id of '../../x' would reach outside the folder).
-                conv.id = f.stem
-                out.append(conv)
+        out = [c for c in map(self.read, self.files()) if c is not None]
         out.sort(key=lambda c: -c.updated)
         return out
 

@@ -239,6 +239,12 @@ class ChatView(QWidget):
     def select_first_conversation(self) -> None:
         self.sidebar.select_row(0)
 
+    def select_after_reset(self) -> None:
+        """The saved conversations are in: the one open stays open (started while they were read),
+        else the most recent opens."""
+        row = -1 if self.conversation is None else self.state.conversations.row_of(self.conversation.id)
+        self.sidebar.select_row(max(row, 0))
+
     def _on_sidebar_conversation_selected(self, conv) -> None:
         if conv is not self.conversation:
             self.open_conversation(conv)

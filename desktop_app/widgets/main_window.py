@@ -393,7 +393,7 @@ class MainWindow(QMainWindow):
 
     def start(self) -> None:
         """Load library, conversations and the model once the window has been painted (fast start)."""
-        self.state.conversations.modelReset.connect(self.chat.select_first_conversation)
+        self.state.conversations.modelReset.connect(self.chat.select_after_reset)
         if self._painted:
             QTimer.singleShot(0, self._after_first_paint)
         else:
