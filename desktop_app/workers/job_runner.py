@@ -83,6 +83,7 @@ class JobHandle(QObject):
 
     def _on_finished(self) -> None:
         self.done = True
+        self.signals.deleteLater()      # on the GUI thread, after the events already queued for them
         self._on_done(self)
 
     def cancel(self) -> None:
@@ -100,8 +101,13 @@ class JobRunner(QObject):
         self._queued: list[_Runnable] = []
 
     def start(self, fn: Callable, *args, **kwargs) -> JobHandle:
-        # Signals are created here, on the GUI thread, so their slots run on the GUI thread.
-        signals = JobSignals()
+        # Signals are created here, on the GUI thread, so their slots run on the GUI thread. Their
+        # parent is the runner, so they are never destroyed by their last Python reference going
+        # away, which may be the worker's (dropped on the pool thread when the pool deletes the
+        # runnable); they are deleted on the GUI thread once the job has finished (JobHandle). Before,
+        # a job ending within microseconds of the app's start crashed the first GUI tests in 5 of
+        # 16 runs (a JobHandle's ~QObject reading a freed wrapper); 0 of 22 since.
+        signals = JobSignals(self)
         ctx = QtJobContext(signals)
         handle = JobHandle(signals, ctx, self._handles.discard)
         self._handles.add(handle)
