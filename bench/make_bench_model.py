@@ -46,6 +46,16 @@ def copy_tokenizer(writer, source: Path) -> int:
     return n
 
 
+def _finish(writer, path: Path) -> Path:
+    """Write out what `writer` holds (beside `path`) and move it to `path`."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    Path(str(path) + ".incomplete").rename(path)
+    return path
+
+
 def write_llama(path: Path, tensors: dict[str, np.ndarray], *, dim: int, layers: int, ff: int, heads: int,
                 tokenizer_from: Path, name: str, context_length: int = 2048, chat_template: str | None = None) -> Path:
     """A Llama GGUF (f16 matrices, f32 norms) with the tokenizer of `tokenizer_from`; written beside
@@ -67,12 +77,7 @@ def write_llama(path: Path, tensors: dict[str, np.ndarray], *, dim: int, layers:
         w.add_chat_template(chat_template)
     for tensor, arr in tensors.items():
         w.add_tensor(tensor, arr)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    Path(str(path) + ".incomplete").rename(path)
-    return path
+    return _finish(w, path)
 
 
 def write_lora(path: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]], dtype=np.float32, *,
@@ -89,12 +94,7 @@ def write_lora(path: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]], dtyp
     for tensor, (a, b) in pairs.items():
         w.add_tensor(tensor + ".lora_a", a.astype(dtype))
         w.add_tensor(tensor + ".lora_b", b.astype(dtype))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    Path(str(path) + ".incomplete").rename(path)
-    return path
+    return _finish(w, path)
 
 
 def make_model(out: Path, dim: int, layers: int, ff: int, heads: int, seed: int = 0) -> Path:
