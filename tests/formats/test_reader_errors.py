@@ -142,6 +142,23 @@ def test_a_compressed_torch_zip_is_refused_without_unpacking_it(tmp_path, monkey
         read_adapter(folder)
 
 
+def test_a_pre_1_6_pickle_whose_data_looks_like_a_zip_end_is_read(tmp_path, monkeypatch):
+    """zipfile.is_zipfile() finds a zip's end record anywhere in the last 64 KB; torch.load (and the
+    size check) look at the first bytes only, so tensor data that happens to hold one is no zip."""
+    import struct
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
+    name = "base_model.model.model.layers.0.self_attn.q_proj"
+    end = b"PK\x05\x06" + struct.pack("<4H2IH", 0, 0, 1, 1, 46, 0, 0)   # one entry, its directory garbage
+    a = torch.frombuffer(bytearray(end + bytes(64 - len(end))), dtype=torch.float32).reshape(2, 8)
+    folder = _pickled_adapter(tmp_path / "old", {f"{name}.lora_A.weight": a, f"{name}.lora_B.weight": torch.ones(8, 2)},
+                              _use_new_zipfile_serialization=False)
+    import zipfile
+    assert zipfile.is_zipfile(folder / "adapter_model.bin")
+    adapter = read_adapter(folder)
+    assert adapter.modules["model.layers.0.self_attn.q_proj"].scale == 2.0
+
+
 def test_non_lora_peft_type(tmp_path):
     with pytest.raises(AdapterFormatError, match="IA3 is not a LoRA-family adapter"):
         read_adapter(_peft(tmp_path / "ia3", {"peft_type": "IA3"}))
