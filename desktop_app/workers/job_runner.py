@@ -102,11 +102,11 @@ class JobRunner(QObject):
 
     def start(self, fn: Callable, *args, **kwargs) -> JobHandle:
         # Signals are created here, on the GUI thread, so their slots run on the GUI thread. Their
-        # parent is the runner, so they are never destroyed by their last Python reference going
-        # away, which may be the worker's (dropped on the pool thread when the pool deletes the
-        # runnable); they are deleted on the GUI thread once the job has finished (JobHandle). Before,
-        # a job ending within microseconds of the app's start crashed the first GUI tests in 5 of
-        # 16 runs (a JobHandle's ~QObject reading a freed wrapper); 0 of 22 since.
+        # parent is the runner, so their last Python reference going away never destroys them: that
+        # was the handle's, dropped while the handle itself was being torn down in its own finished
+        # slot, and that nested teardown read a freed wrapper now and then (a job ending within
+        # microseconds of the app's start crashed the first GUI tests in 5 of 16 runs; 0 of 22
+        # since). They are deleted on their own once the job has finished (JobHandle).
         signals = JobSignals(self)
         ctx = QtJobContext(signals)
         handle = JobHandle(signals, ctx, self._handles.discard)
