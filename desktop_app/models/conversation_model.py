@@ -41,10 +41,11 @@ class ConversationListModel(QAbstractListModel):
             if time.monotonic() > end:
                 QTimer.singleShot(0, self, self._read_slice)
                 return
-        self._on_loaded(self._read)
+        self._finish_loading()
 
-    def _on_loaded(self, saved: list[Conversation]) -> None:
-        removed, self._removed, self._read = self._removed or set(), None, []
+    def _finish_loading(self) -> None:
+        saved, removed = self._read, self._removed or set()
+        self._read, self._removed = [], None
         held = {c.id for c in self._items}           # made or saved meanwhile: the objects the chat holds
         merged = self._items + [c for c in saved if c.id not in held and c.id not in removed]
         merged.sort(key=lambda c: -c.updated)
