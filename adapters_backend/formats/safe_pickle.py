@@ -136,27 +136,29 @@ def _check_records(path: Path) -> None:
                                     "unpacking it")
 
 
-def _refused_count(stderr: str) -> int | None:
+def _refused_payload(stderr: str) -> object:
+    """What the child wrote after its last REFUSED marker, JSON-decoded (the raw text if it is not
+    JSON); None when it wrote none."""
+    payload = None
     for line in stderr.splitlines():
         if line.startswith(REFUSED):
             try:
-                return int(line[len(REFUSED):])
+                payload = json.loads(line[len(REFUSED):])
             except ValueError:
-                return None
-    return None
+                payload = line[len(REFUSED):]
+    return payload
+
+
+def _refused_count(stderr: str) -> int | None:
+    n = _refused_payload(stderr)
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
 def refusal_reason(stderr: str) -> str:
     """What the child said about the refused pickle, without torch's advice to retry with
     weights_only=False (the one thing never to do with a file that failed this check)."""
-    text = None
-    for line in stderr.splitlines():
-        if line.startswith(REFUSED):
-            try:
-                text = json.loads(line[len(REFUSED):])
-            except ValueError:
-                text = line[len(REFUSED):]
-    if not text:
+    text = _refused_payload(stderr)
+    if not text or not isinstance(text, str):
         lines = stderr.strip().splitlines()
         return lines[-1][:300] if lines else "the loader failed"
     # torch ≥ 2.6: "Weights only load failed. … weights_only=False will likely succeed … WeightsUnpickler
