@@ -3,6 +3,7 @@
 Every write goes to a temporary file beside the target, is flushed and fsync'd, then `os.replace`d
 onto it (and the folder fsync'd, so the rename itself survives a power cut). A reader sees the old
 content or the new, never a mix; an error deletes the temporary file and leaves the target as it was.
+A full or read-only disk is reported naming the target (disk_space.WriteFailed).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .disk_space import writing
 from .json_input import JsonInputError, parse_json
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,9 @@ class AtomicFile:
 
     def __init__(self, dest: str | os.PathLike, suffix: str = ".partial", mode: int | None = None):
         self.dest = Path(dest)
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=suffix, dir=self.dest.parent)
+        with writing(self.dest):
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=suffix, dir=self.dest.parent)
         os.close(fd)
         self.tmp = Path(name)
         self.mode = mode
@@ -50,6 +53,13 @@ class AtomicFile:
 
     def commit(self, fileobj=None) -> Path:
         """Flush and fsync `fileobj` (the open temp file) if given, close it, and move the file onto `dest`."""
+        with writing(self.dest):
+            self._commit(fileobj)
+        self.done = True
+        fsync_dir(self.dest.parent)
+        return self.dest
+
+    def _commit(self, fileobj) -> None:
         try:
             if fileobj is not None and not fileobj.closed:
                 fileobj.flush()
@@ -62,11 +72,11 @@ class AtomicFile:
                 os.chmod(self.tmp, self.mode)
             os.replace(self.tmp, self.dest)
         except BaseException:
+            if fileobj is not None:
+                with contextlib.suppress(OSError):   # closing flushes: on a full disk it fails again
+                    fileobj.close()
             self.discard()
             raise
-        self.done = True
-        fsync_dir(self.dest.parent)
-        return self.dest
 
     def discard(self) -> None:
         self.done = True
@@ -80,9 +90,11 @@ def atomic_write(path: str | os.PathLike, binary: bool = False, mode: int | None
     target = AtomicFile(path, suffix=".tmp", mode=mode)
     f = open(target.tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"}))
     try:
-        yield f
+        with writing(path):
+            yield f
     except BaseException:
-        f.close()
+        with contextlib.suppress(OSError):            # closing flushes: on a full disk it fails again
+            f.close()
         target.discard()
         raise
     target.commit(f)

@@ -41,6 +41,7 @@ def quit_on_signals(app) -> None:
     notifier.activated.connect(lambda *_: wake_read.recv(512))   # Python runs: the handler below fires
 
     def close_all(*_):
+        app.setProperty("loradeck_ending", True)     # no question asked: the system is ending us
         app.closeAllWindows()
         app.quit()
 

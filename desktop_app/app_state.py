@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from adapters_backend.errors import BaseModelError
+from adapters_backend.errors import BackendError, BaseModelError
 from adapters_backend.model_ref import engine_for, is_url
 
 from . import library_access as lib
@@ -74,6 +74,7 @@ class AppState(CompatChecking, QObject):
         self.library_model = LibraryTableModel(self)
         # The data folder is resolved on first use (after the window is painted).
         self.conversations = ConversationListModel(ConversationStore(lambda: _data_dir() / "conversations"), self)
+        self.conversations.file_problem.connect(self._on_conversation_file_problem)
         self._presets: PresetStore | None = None
         self._compat_job = None
         self._compat_model: str | None = None  # the model path self.compat's verdicts are for
@@ -347,10 +348,19 @@ class AppState(CompatChecking, QObject):
     def model_layers(self) -> int | None:
         return self.model.n_layers if self.model else None
 
+    def _on_conversation_file_problem(self, text: str) -> None:
+        self.errors.report(BackendError(text), "Conversations")
+
     # -- presets --
-    def save_preset(self, name: str) -> None:
-        self.presets.save(name, self.mix_model.entries())
+    def save_preset(self, name: str) -> bool:
+        """Save the mix as preset `name`; False (reported) when the presets file cannot be written."""
+        try:
+            self.presets.save(name, self.mix_model.entries())
+        except OSError as exc:
+            self.errors.report(BackendError(f"The preset “{name}” could not be saved: {exc}"), "Presets")
+            return False
         self.presets_changed.emit()
+        return True
 
     def apply_preset(self, name: str) -> list[str]:
         """Replace the mix by a preset; returns names of adapters no longer in the library."""
@@ -360,7 +370,11 @@ class AppState(CompatChecking, QObject):
         return missing
 
     def delete_preset(self, name: str) -> None:
-        self.presets.delete(name)
+        try:
+            self.presets.delete(name)
+        except OSError as exc:
+            self.errors.report(BackendError(f"The preset “{name}” could not be deleted: {exc}"), "Presets")
+            return
         self.presets_changed.emit()
 
     # ------------------------------------------------------------------ library

@@ -98,7 +98,10 @@ class ConversationStore:
         write_json_atomic(self._file(conv.id), conv.to_json())
 
     def delete(self, conv_id: str) -> None:
+        from adapters_backend.disk_space import writing
+        path = self._file(conv_id)
         try:
-            self._file(conv_id).unlink()
+            with writing(path):
+                path.unlink()
         except FileNotFoundError:
             pass

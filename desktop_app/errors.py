@@ -23,6 +23,10 @@ def error_text(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, BackendError):
         return str(exc), ""
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    from adapters_backend.disk_space import reason
+    why = reason(exc) if isinstance(exc, OSError) else None
+    if why is not None:             # a full or read-only disk: the user's to fix, not a bug of ours
+        return (f"{exc.filename}: {why}" if exc.filename else f"A file could not be written: {why}"), details
     return f"Something went wrong: {type(exc).__name__}: {exc}", details
 
 

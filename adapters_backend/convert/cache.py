@@ -18,6 +18,7 @@ from ..atomic import write_json_atomic
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo
 from ..disk_cache import mark_used, trim_cache
+from ..disk_space import writing
 from ..file_identity import stat_identity
 from ..jobs import JobContext
 from ..paths import cache_dir
@@ -55,7 +56,8 @@ def cache_key(adapter: Adapter, base: BaseModelInfo, outtype: str, max_error: fl
 
 def converted_dir() -> Path:
     d = cache_dir() / "converted"
-    d.mkdir(parents=True, exist_ok=True)
+    with writing(d):
+        d.mkdir(parents=True, exist_ok=True)
     return d
 
 

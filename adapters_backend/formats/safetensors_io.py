@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..disk_space import writing
 from ..errors import AdapterFormatError
 from ..json_input import JsonInputError, parse_json
 
@@ -231,25 +232,31 @@ class SafetensorsWriter:
             tensors[name] = (dtype, list(shape), (offset, offset + n))
             self._expected.append((name, n))
             offset += n
-        self._f = open(self.path, "wb")
-        self._f.write(header_bytes(tensors, metadata))
+        with writing(self.path):
+            self._f = open(self.path, "wb")
+            self._f.write(header_bytes(tensors, metadata))
         self._next = 0
 
     def write(self, name: str, data: bytes) -> None:
         exp, n = self._expected[self._next]
         if name != exp or len(data) != n:
             raise RuntimeError(f"safetensors writer: got {name} ({len(data)} bytes), expected {exp} ({n} bytes)")
-        self._f.write(data)
+        with writing(self.path):
+            self._f.write(data)
         self._next += 1
 
     def close(self) -> None:
         if self._next != len(self._expected):
             self._f.close()
             raise RuntimeError(f"safetensors writer: {len(self._expected) - self._next} tensors missing")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+        with writing(self.path):
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
 
     def abort(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:           # closing flushes: on a full disk it fails again
+                pass

@@ -12,7 +12,9 @@ before the first byte of data. Two ways to keep memory at one tensor:
 
 Both publish through `atomic.AtomicFile`: a hidden temporary file in the destination folder, fsync'd
 and `os.replace`d onto the destination only when complete; any error (or a cancelled job) deletes the
-temporary file, so an interrupted run never leaves a half-written file under the requested name.
+temporary file, so an interrupted run never leaves a half-written file under the requested name. A
+full or read-only disk is reported naming the output (disk_space.WriteFailed); `DeclaredGGUFWriter`
+checks for room before its first byte.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import PUBLIC, AtomicFile
+from ..disk_space import check_room, writing
 from .header import GGUFHeader
 from .tensors import encode
 
@@ -61,7 +64,8 @@ class _GGUFBase:
         return False
 
     def _write_head(self):
-        return _write_gguf_head(self.kv, self._out.tmp)
+        with writing(self.dest):
+            return _write_gguf_head(self.kv, self._out.tmp)
 
     def _publish(self, fout, last_step) -> Path:
         """`last_step()` (final checks and writes), then flush, fsync and move the file onto `dest`;
@@ -118,8 +122,9 @@ class StreamedGGUFWriter(_GGUFBase):
         raw = encode(arr, qtype)
         raw_dtype = None if raw.dtype in (np.float32, np.float16) else qtype
         self._infos.append((name, raw.shape, raw.dtype, raw.nbytes, raw_dtype))
-        raw.tofile(self._fout)
-        self._fout.write(b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
+        with writing(self.dest):      # not ndarray.tofile: its short-write error carries no errno
+            self._fout.write(memoryview(np.ascontiguousarray(raw)).cast("B"))
+            self._fout.write(b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
 
     def _final_head(self) -> bytes:
         import gguf
@@ -144,8 +149,9 @@ class StreamedGGUFWriter(_GGUFBase):
         head = self._final_head()
         if len(head) != self._data_start:
             raise RuntimeError(f"the final header takes {len(head)} bytes, {self._data_start} were reserved")
-        self._fout.seek(0)
-        self._fout.write(head)
+        with writing(self.dest):
+            self._fout.seek(0)
+            self._fout.write(head)
 
     def commit(self) -> Path:
         return self._publish(self._fout, self._write_final_head)
@@ -181,7 +187,13 @@ class DeclaredGGUFWriter(_GGUFBase):
         self._order.append((name, nbytes))
 
     def begin(self) -> None:
-        self._fout = self._write_head() if self._raw_kv is None else self._write_raw_head()
+        align = self.kv.data_alignment if self._raw_kv is None else self._raw_kv[2]
+        check_room(self.dest.parent, sum(n + _pad(n, align) for _name, n in self._order), str(self.dest))
+        if self._raw_kv is None:
+            self._fout = self._write_head()
+        else:
+            with writing(self.dest):
+                self._fout = self._write_raw_head()
 
     def _write_raw_head(self):
         import struct
@@ -210,14 +222,16 @@ class DeclaredGGUFWriter(_GGUFBase):
     def write_data(self, raw) -> None:
         data = raw if isinstance(raw, (bytes, bytearray, memoryview)) else np.ascontiguousarray(raw).data
         data = memoryview(data).cast("B")
-        self._fout.write(data)
+        with writing(self.dest):
+            self._fout.write(data)
         self._written += data.nbytes
 
     def end_tensor(self) -> None:
         name, nbytes = self._current
         if self._written != nbytes:
             raise RuntimeError(f"tensor {name!r}: {self._written} bytes written, declared {nbytes}")
-        self._fout.write(b"\0" * _pad(nbytes, self.kv.data_alignment))
+        with writing(self.dest):
+            self._fout.write(b"\0" * _pad(nbytes, self.kv.data_alignment))
         self._next += 1
         self._current = None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..atomic import PUBLIC, write_text_atomic
+from ..disk_space import check_room, writing
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
 from . import safe_names
@@ -98,15 +99,17 @@ def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> 
         meta = get_hf_file_metadata(url, endpoint=endpoint(), retry_on_errors=True)
     etag = safe_names.etag(repo_id, filename, meta.etag)
     blobs = storage_folder(repo_id) / "blobs"
-    blobs.mkdir(parents=True, exist_ok=True)
+    with writing(blobs):
+        blobs.mkdir(parents=True, exist_ok=True)
     blob = blobs / etag
     if not blob.exists():
         partial = blobs / f"{etag}.loradeck-partial"
         with FileLock(blobs / f"{etag}.loradeck-lock", timeout=3600):   # one writer per blob
             if not blob.exists():
-                with open(partial, "ab"):
+                target = f"{filename} of {repo_id} into {blobs}"      # what the user asked for, and where
+                with writing(target), open(partial, "ab"):
                     pass
-                with open(partial, "r+b") as fh:
+                with writing(target), open(partial, "r+b") as fh:
                     fh.seek(0, os.SEEK_END)
                     resume = fh.tell()
                     if meta.size is not None and resume > meta.size:   # not ours / corrupt: start over
@@ -129,7 +132,8 @@ def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> 
                 os.replace(partial, blob)
     else:
         progress.skip(blob.stat().st_size)
-    _link(blob, pointer)
+    with writing(pointer):
+        _link(blob, pointer)
     return pointer
 
 
@@ -149,6 +153,8 @@ def download_files(repo_id: str, files: list[str], revision: str | None = None, 
         except HubOfflineError:
             return _from_cache(repo_id, files, revision)
     progress = Progress(ctx, sum((sizes or {}).get(f, 0) for f in files), f"{repo_id}")
+    check_room(storage_folder(repo_id), _still_needed(repo_id, commit, files, sizes or {}),
+               str(storage_folder(repo_id) / "snapshots" / commit))
     for f in files:
         ctx.check()
         try:
@@ -157,6 +163,15 @@ def download_files(repo_id: str, files: list[str], revision: str | None = None, 
             return _from_cache(repo_id, files, commit)
     _write_ref(repo_id, revision or "main", commit)
     return storage_folder(repo_id) / "snapshots" / commit
+
+
+def _still_needed(repo_id: str, commit: str, files: list[str], sizes: dict[str, int]) -> int:
+    """Bytes the download of `files` still has to write: files not in the snapshot yet, less what
+    their partial files already hold (partials are named by etag, so they are counted as a whole)."""
+    blobs = storage_folder(repo_id) / "blobs"
+    partial = sum(p.stat().st_size for p in blobs.glob("*.loradeck-partial")) if blobs.is_dir() else 0
+    missing = sum(sizes.get(f, 0) for f in files if not snapshot_file(repo_id, commit, f).exists())
+    return max(0, missing - partial)
 
 
 def _from_cache(repo_id: str, files: list[str], revision: str | None) -> Path:

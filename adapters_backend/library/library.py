@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..atomic import write_json_atomic
+from ..disk_space import check_room, writing
 from ..errors import LibraryError
 from ..jobs import JobContext
 from ..paths import data_dir, unsafe_name_reason
@@ -131,18 +132,21 @@ class Library:
             installed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             stored="copy" if copy else "reference", **_adapter_facts(adapter))
 
-        self.staging.mkdir(parents=True, exist_ok=True)
+        if copy:                               # the whole adapter, before its first byte
+            check_room(self.root, entry.size, f"the library's copy of {original.name}")
         tmp = self.staging / uuid.uuid4().hex
         stage_lock = FileLock(tmp.with_suffix(LOCK_SUFFIX), timeout=0)
-        lock = self._locked()     # so no other process's recovery sees the folder before its lock
-        try:
-            stage_lock.acquire()  # marks the staging folder as alive for other processes' recovery
-            tmp.mkdir()
-        except BaseException:
-            stage_lock.release()
-            raise
-        finally:
-            lock.release()
+        with writing(self.staging):           # a read-only or full disk is named, not a traceback
+            self.staging.mkdir(parents=True, exist_ok=True)
+            lock = self._locked()     # so no other process's recovery sees the folder before its lock
+            try:
+                stage_lock.acquire()  # marks the staging folder as alive for other processes' recovery
+                tmp.mkdir()
+            except BaseException:
+                stage_lock.release()
+                raise
+            finally:
+                lock.release()
         try:
             if copy:
                 payload = stage_copy(target, tmp, ctx)

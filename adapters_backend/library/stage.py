@@ -4,6 +4,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..disk_space import writing
+from ..errors import AdapterFormatError
 from ..jobs import JobContext
 
 _CHUNK = 4 << 20
@@ -17,15 +19,23 @@ def _files(target: Path) -> list[Path]:
                   and not any(p.startswith(".") for p in f.relative_to(target).parts))
 
 
+def _read(fin, src: Path) -> bytes:
+    try:
+        return fin.read(_CHUNK)
+    except OSError as exc:             # the source's disk, not ours: never reported as a failed write
+        raise AdapterFormatError(src, f"cannot read file: {exc.strerror or exc}") from None
+
+
 def copy_file(src: Path, dst: Path, ctx: JobContext, done: int, total: int) -> int:
     """Copy one file; returns the running byte count. Module-level so tests can make it fail."""
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while chunk := fin.read(_CHUNK):
+    with open(src, "rb") as fin, writing(dst), open(dst, "wb") as fout:
+        while chunk := _read(fin, src):
             ctx.check()
             fout.write(chunk)
             done += len(chunk)
             ctx.report(done, total, f"copying {src.name}")
-    shutil.copystat(src, dst, follow_symlinks=True)
+    with writing(dst):
+        shutil.copystat(src, dst, follow_symlinks=True)
     return done
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..convert.factors import is_dense
 from ..convert.svd import reduce_factors, truncate
+from ..disk_space import writing
 from ..formats.safetensors_io import SafetensorsWriter, encode_as
 from ..jobs import JobContext
 from .common import MergeError, finish_output_dir, prepare_output_dir, read_adapters
@@ -117,7 +118,7 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
         from ..convert.base_weights import BaseWeights
         weights = BaseWeights(base)
 
-    staging = prepare_output_dir(Path(out))
+    staging = prepare_output_dir(Path(out), 0)        # adapter-sized: the writes themselves say when it is full
     try:
         entries, kinds = [], {}
         # Pass 1: shapes (ranks) — compute factors module by module, spool them as float32 .npy-free bytes.
@@ -151,8 +152,11 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
                 for role, arr in _peft_tensors(group[0][1], A, B):
                     key = f"base_model.model.{name}.{role}"
                     pos = f.tell()
-                    f.write(encode_as(arr, "F32"))
+                    with writing(out):
+                        f.write(encode_as(arr, "F32"))
                     index.append((key, "F32", arr.shape, pos, arr.nbytes))
+            with writing(out):
+                f.flush()                     # here, so the close below has nothing left to fail on
         if too_small:
             raise _rank_too_small(too_small, rank, max_error)
         entries = [(k, d, s) for k, d, s, _, _ in index]
@@ -168,8 +172,9 @@ def blend(adapters, out, *, rank: int | None = None, base=None, max_error: float
             raise
         spool.unlink()
         config = _peft_config(loaded, kinds, result.ranks)
-        (staging / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-        (staging / "README.md").write_text(_card(loaded, result, rank), encoding="utf-8")
+        with writing(out):
+            (staging / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+            (staging / "README.md").write_text(_card(loaded, result, rank), encoding="utf-8")
         finish_output_dir(staging, Path(out), overwrite)
     except BaseException:
         import shutil

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core.adapter import Adapter
 from ..core.base_model import BaseModelInfo
+from ..disk_space import check_room, writing
 from ..errors import BackendError
 from ..model_ref import split_strength
 
@@ -40,17 +41,24 @@ def read_adapters(specs, base: BaseModelInfo | None) -> list[tuple[Adapter, floa
     return out
 
 
-def prepare_output_dir(out: Path) -> Path:
-    """A hidden staging folder beside `out` (renamed onto it when complete)."""
+def prepare_output_dir(out: Path, needed: int) -> Path:
+    """A hidden staging folder beside `out` (renamed onto it when complete), once the disk is known
+    to have room for the `needed` bytes it will hold."""
     import tempfile
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    check_room(out.parent, needed, str(out))
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
 
 
 def finish_output_dir(staging: Path, out: Path, overwrite: bool) -> None:
+    with writing(out):
+        _replace_output_dir(staging, Path(out), overwrite)
+
+
+def _replace_output_dir(staging: Path, out: Path, overwrite: bool) -> None:
     import shutil
-    out = Path(out)
     if out.exists():
         if not overwrite:
             raise MergeError(f"{out} already exists (pass --force to replace it)")

@@ -17,6 +17,7 @@ from ..convert.base_weights import HFTensors
 from ..convert.factors import is_dense
 from ..core.base_model import load_base_model
 from ..core.compat import require_compatible
+from ..disk_space import writing
 from ..fileio import read_exactly
 from ..formats.safetensors_io import FLOAT_DTYPES, SafetensorsWriter, decode_from, encode_as, read_safetensors_header
 from ..jobs import JobContext
@@ -102,7 +103,7 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
                          for k in updates):
         notes.add("the base ties lm_head to the embeddings, so merging an embedding update changes both")
 
-    staging = prepare_output_dir(Path(out))
+    staging = prepare_output_dir(Path(out), sum(s.stat().st_size for s in ckpt.shards))
     try:
         shards = ckpt.shards
         names = [n for shard in shards for n in read_safetensors_header(shard)[0]]
@@ -141,10 +142,11 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
             if f.is_file() and f.suffix in _STALE_WEIGHTS:
                 notes.add(f"left out {f.name}: another copy of the unmerged weights")
                 continue
-            if f.is_dir():
-                shutil.copytree(f, staging / f.name)
-            else:
-                shutil.copy2(f, staging / f.name)
+            with writing(staging / f.name):
+                if f.is_dir():
+                    shutil.copytree(f, staging / f.name)
+                else:
+                    shutil.copy2(f, staging / f.name)
         finish_output_dir(staging, Path(out), overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,12 +3,16 @@
 The saved conversations are read a slice at a time between the window's events (a file each: about
 1 s for 5,000 on a laptop disk, which froze the window at every start), on the GUI thread, so no
 object crosses threads. Until they are in, the list holds what the user makes: a conversation
-started or deleted meanwhile stays so when they arrive."""
+started or deleted meanwhile stays so when they arrive.
+
+A conversation that cannot be written (a full disk, a read-only folder) stays in the list and open:
+`file_problem` says so once, and it is written again with its next change and at quit
+(`save_unsaved`); one that cannot be deleted stays listed."""
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, QTimer
+from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, QTimer, Signal
 
 from ..conversation_store import Conversation, ConversationStore
 from ..plain_text import plain_tip
@@ -18,11 +22,13 @@ SLICE_SECONDS = 0.012        # of reading between two turns of the event loop
 
 class ConversationListModel(QAbstractListModel):
     ConversationRole = Qt.ItemDataRole.UserRole + 1
+    file_problem = Signal(str)          # a save or delete that failed, in words for the user
 
     def __init__(self, store: ConversationStore, parent=None):
         super().__init__(parent)
         self.store = store
         self._items: list[Conversation] = []
+        self._unsaved: dict[str, Conversation] = {}  # changed but not written (id -> conversation)
         self._removed: set[str] | None = None        # ids deleted while the files are being read
         self._unread, self._read = iter(()), []
 
@@ -86,8 +92,8 @@ class ConversationListModel(QAbstractListModel):
         return 0
 
     def save(self, conv: Conversation) -> None:
-        """Persist a changed conversation and move it to the top."""
-        self.store.save(conv)
+        """Persist a changed conversation and move it to the top (there even when it could not be written)."""
+        self._write(conv)
         row = self.row_of(conv.id)
         if row > 0:
             self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), 0)
@@ -98,13 +104,46 @@ class ConversationListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def remove(self, row: int) -> None:
+    def _write(self, conv: Conversation) -> None:
+        try:
+            self.store.save(conv)
+        except OSError as exc:
+            if conv.id not in self._unsaved:         # once, not at every answer while the disk is full
+                self.file_problem.emit(f"The conversation “{conv.title}” could not be saved: {exc}. It stays "
+                                       "open; LoRA Deck saves it again after its next answer and when you quit.")
+            self._unsaved[conv.id] = conv
+        else:
+            self._unsaved.pop(conv.id, None)
+
+    def unsaved(self) -> list[Conversation]:
+        return list(self._unsaved.values())
+
+    def save_unsaved(self) -> str | None:
+        """Try the conversations not written yet once more; the reason the last one still failed, or None."""
+        problem = None
+        for conv in self.unsaved():
+            try:
+                self.store.save(conv)
+            except OSError as exc:
+                problem = str(exc)
+            else:
+                del self._unsaved[conv.id]
+        return problem
+
+    def remove(self, row: int) -> bool:
+        """Delete a conversation and its file; False (and `file_problem`) when the file cannot be deleted."""
         if not 0 <= row < len(self._items):
-            return
+            return False
         conv = self._items[row]
+        try:
+            self.store.delete(conv.id)
+        except OSError as exc:
+            self.file_problem.emit(f"The conversation “{conv.title}” could not be deleted: {exc}.")
+            return False
+        self._unsaved.pop(conv.id, None)
         self.beginRemoveRows(QModelIndex(), row, row)
         del self._items[row]
         self.endRemoveRows()
-        self.store.delete(conv.id)
         if self._removed is not None:
             self._removed.add(conv.id)
+        return True

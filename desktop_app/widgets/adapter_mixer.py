@@ -358,8 +358,7 @@ class AdapterMixer(QWidget):
     def _on_save_preset_clicked(self) -> None:
         from PySide6.QtWidgets import QInputDialog  # only when shown
         name, ok = QInputDialog.getText(self, "Save mix", "Preset name:", text=self.preset_combo.currentText())
-        if ok and name.strip():
-            self.state.save_preset(name.strip())
+        if ok and name.strip() and self.state.save_preset(name.strip()):
             self.preset_combo.setCurrentText(name.strip())
 
     def _on_load_preset_clicked(self) -> None:

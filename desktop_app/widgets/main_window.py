@@ -385,11 +385,33 @@ class MainWindow(QMainWindow):
         s.set("window/tab", self.tabs.currentIndex())
 
     def closeEvent(self, event) -> None:
+        if not self._may_quit_with_unsaved():
+            event.ignore()
+            return
         self.save_geometry()
         if self._serve is not None:
             self._serve.stop()
         self.state.shutdown()
         event.accept()
+
+    def _may_quit_with_unsaved(self) -> bool:
+        """Conversations a full disk kept from being saved are written once more; when they still
+        cannot be, the user chooses: stay (and free some space) or quit without them."""
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        from ..plain_text import message_box
+        problem = self.state.conversations.save_unsaved()
+        if problem is None or not self.state.errors.show_dialogs \
+                or QApplication.instance().property("loradeck_ending"):
+            return True
+        n = len(self.state.conversations.unsaved())
+        box = message_box(QMessageBox.Icon.Warning, "Quit without saving?",
+                          f"{n} conversation{'s' if n != 1 else ''} could not be saved: {problem}\n\n"
+                          "Free some space and quit again to keep them, or quit without them.",
+                          QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAccessibleName("Unsaved conversations")
+        return box.exec() == QMessageBox.StandardButton.Discard
 
     def start(self) -> None:
         """Load library, conversations and the model once the window has been painted (fast start)."""
