@@ -90,6 +90,16 @@ def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable
     return Window(messages[:head] + body[start:], start)
 
 
+def context_exceeded(messages: Sequence[ChatMessage], n_tokens: int, n_ctx: int, longer: str = "") -> str:
+    """Why a prompt of `n_tokens` is refused, with what helps: a single message must be shortened (a
+    new chat would not help it), a conversation can start again. `longer`: how to get a longer context."""
+    asked = [m for m in messages if m.role != "system"]
+    if len(asked) == 1 and asked[0].role == "user":
+        return (f"your message alone ({n_tokens:,} tokens) does not fit the context of {n_ctx:,} tokens; "
+                f"shorten it{longer}")
+    return f"the conversation ({n_tokens} tokens) does not fit the context of {n_ctx} tokens; start a new chat{longer}"
+
+
 def fit_engine_window(engine, messages: Sequence[ChatMessage], n_ctx: int) -> Window:
     """`fit_window` with an engine's own tokenizer (`prompt_tokens`, `tokenize`)."""
     return fit_window(messages, n_ctx, lambda msgs: len(engine.prompt_tokens(msgs)),
@@ -102,4 +112,5 @@ def can_fit(engine) -> bool:
     return callable(getattr(engine, "prompt_tokens", None)) and callable(getattr(engine, "tokenize", None))
 
 
-__all__ = ["ANSWER_SHARE", "QUESTION_SHARE", "Window", "can_fit", "fit_engine_window", "fit_window"]
+__all__ = ["ANSWER_SHARE", "QUESTION_SHARE", "Window", "can_fit", "context_exceeded", "fit_engine_window",
+           "fit_window"]

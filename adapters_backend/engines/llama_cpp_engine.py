@@ -39,6 +39,7 @@ from ..machine import spare_memory, total_memory
 from . import llama_log
 from .adapter_files import per_layer_file, resolve_adapter_gguf
 from .base import STRENGTH_RANGE, ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
+from .context_window import context_exceeded
 from .fold import FoldPart
 from .fused_builder import FusedBuilder, mix_signature
 from .kv_snapshots import BASE_KEY, mix_key
@@ -387,8 +388,7 @@ class LlamaCppEngine(PromptReading):
         if len(tokens) >= n_ctx - 1:
             longer = ("" if n_ctx >= (self.info.get("n_ctx_train") or n_ctx + 1)      # the model allows no more
                       else " or load the model with a longer context")
-            raise EngineError(f"the conversation ({len(tokens)} tokens) does not fit the context of {n_ctx} "
-                              f"tokens; start a new chat{longer}")
+            raise EngineError(context_exceeded(messages, len(tokens), n_ctx, longer))
         self._swap_in_fused()
         return self._stream(tokens, prompt.stops, params, ctx, max(1, min(params.max_tokens, n_ctx - len(tokens))))
 

@@ -36,6 +36,7 @@ from .base import (
     TokenChunk,
     layer_factor,
 )
+from .context_window import context_exceeded
 from .kv_snapshots import BASE_KEY, StoreStats, auto_budget, mix_key, resized
 from .torch_device import pick_device, pick_dtype
 from .torch_device import require_torch as _torch
@@ -379,6 +380,8 @@ class TorchEngine:
         params, ctx = params or SamplingParams(), ctx or JobContext()
         rendered = self._template.render(messages)
         prompt = self.tokenize(rendered.text, add_bos=rendered.add_bos)
+        if len(prompt) >= self.info["n_ctx"]:
+            raise EngineError(context_exceeded(messages, len(prompt), self.info["n_ctx"]))
         return self._stream(prompt, rendered.stops, params, ctx)
 
     def _stream(self, prompt: list[int], stops, params: SamplingParams, ctx: JobContext) -> Iterator[TokenChunk]:

@@ -90,10 +90,16 @@ def test_a_context_longer_than_the_training_is_cut_and_said(tiny, make_engine):
     assert engine.info["n_ctx"] == 512 and engine.info["n_ctx_train"] == 512
     assert "The context is 512 tokens, not the 2,048 asked for" in engine.info["note"]
     too_long = [ChatMessage("user", "word " * 600)]
-    with pytest.raises(EngineError, match=r"does not fit the context of 512 tokens; start a new chat$"):
+    with pytest.raises(EngineError, match=r"your message alone \(6\d\d tokens\) does not fit the context of 512 "
+                                          r"tokens; shorten it$"):
         run_to_text(engine, too_long, SamplingParams(max_tokens=2))  # no "longer context": there is none
+    chat = [ChatMessage("system", "Be brief."), ChatMessage("user", "word " * 300),
+            ChatMessage("assistant", "word " * 300), ChatMessage("user", "and?")]
+    with pytest.raises(EngineError, match=r"the conversation \(6\d\d tokens\) does not fit the context of 512 "
+                                          r"tokens; start a new chat$"):          # a new chat helps this one
+        run_to_text(engine, chat, SamplingParams(max_tokens=2))
     shorter = make_engine(tiny.base, n_ctx=256)
-    with pytest.raises(EngineError, match="start a new chat or load the model with a longer context"):
+    with pytest.raises(EngineError, match="shorten it or load the model with a longer context"):
         run_to_text(shorter, too_long, SamplingParams(max_tokens=2))
     long = make_engine(tiny.long_base, n_ctx=2048)                  # one that allows it keeps what was asked
     assert long.info["n_ctx"] == 2048 and "asked for" not in long.info["note"]

@@ -252,3 +252,26 @@ def test_the_automatic_budget_fits_the_device_the_model_runs_on(engine, monkeypa
     assert tight.kv_stats().budget < auto_budget(e.kv_bytes_per_token(), e.info["n_ctx"]) == e.kv_stats().budget
     monkeypatch.setattr(torch_engine, "device_memory", lambda device: used)
     assert engine(budget=None).kv_stats() is None
+
+
+def test_a_message_longer_than_the_context_is_refused_saying_to_shorten_it():
+    """A new chat would not help a single message over the context: the error says to shorten it, at
+    once (before any token), as the llama.cpp engine's does."""
+    from fixtures.tiny_gguf import tiny_hf_model
+
+    from adapters_backend.engines.torch_engine import TorchEngine
+    from adapters_backend.errors import EngineError
+
+    e = TorchEngine(device="cpu", dtype="float32", n_ctx=64, kv_snapshot_budget=0)
+    try:
+        e.load(tiny_hf_model("llama"))
+        with pytest.raises(EngineError, match=r"your message alone \(\d+ tokens\) does not fit the context of 64 "
+                                              r"tokens; shorten it$"):
+            e.generate([ChatMessage("system", "lora deck"), ChatMessage("user", "the quick brown fox " * 40)])
+        chat = [ChatMessage("user", "the quick brown fox " * 20), ChatMessage("assistant", "jumps " * 20),
+                ChatMessage("user", "and?")]
+        with pytest.raises(EngineError, match=r"the conversation \(\d+ tokens\) does not fit the context of 64 "
+                                              r"tokens; start a new chat$"):
+            e.generate(chat)
+    finally:
+        e.close()
