@@ -12,22 +12,33 @@ APP = "loradeck"
 
 def cache_dir() -> Path:
     """Re-creatable files: unpacked archives, converted adapters. Env LORADECK_CACHE_DIR overrides."""
-    p = Path(os.environ.get("LORADECK_CACHE_DIR") or platformdirs.user_cache_dir(APP, appauthor=False))
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return _folder("LORADECK_CACHE_DIR", platformdirs.user_cache_dir(APP, appauthor=False), "cache folder")
 
 
 def data_dir() -> Path:
-    """The user's own data: adapter library, conversations, presets. Env LORADECK_DATA_DIR overrides."""
-    p = Path(os.environ.get("LORADECK_DATA_DIR") or platformdirs.user_data_dir(APP, appauthor=False))
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """The user's own data: adapter library, conversations, presets. Env LORADECK_DATA_DIR overrides
+    (the app sets it from the folder chosen in Settings)."""
+    return _folder("LORADECK_DATA_DIR", platformdirs.user_data_dir(APP, appauthor=False), "data folder")
 
 
 def log_dir() -> Path:
     """The app's log file lives here (platformdirs' log folder). Env LORADECK_LOG_DIR overrides."""
-    p = Path(os.environ.get("LORADECK_LOG_DIR") or platformdirs.user_log_dir(APP, appauthor=False))
-    p.mkdir(parents=True, exist_ok=True)
+    return _folder("LORADECK_LOG_DIR", platformdirs.user_log_dir(APP, appauthor=False), "log folder")
+
+
+def _folder(variable: str, default: str, what: str) -> Path:
+    """The folder `variable` names (else `default`), made if missing. One that cannot be made (a drive
+    not plugged in, a file in its place, no permission) is a WriteFailed that says where it came from."""
+    from .disk_space import WriteFailed, reason
+    chosen = os.environ.get(variable)
+    p = Path(chosen or default)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        origin = f"; it is set by {variable}" + (" (or chosen in the app's Settings)" if variable == "LORADECK_DATA_DIR"
+                                                  else "") if chosen else ""
+        raise WriteFailed(p, f"the {what} cannot be made: {reason(exc) or exc.strerror or exc}{origin}",
+                          exc.errno) from None
     return p
 
 

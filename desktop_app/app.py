@@ -50,11 +50,24 @@ def quit_on_signals(app) -> None:
     app._signal_wakeup = (wake_read, wake_write, notifier)     # kept alive with the app
 
 
-def use_chosen_data_folder(settings) -> None:
-    """A data folder chosen in Settings applies from the next start; the environment variable wins."""
+def use_chosen_data_folder(settings) -> str | None:
+    """A data folder chosen in Settings applies from the next start; the environment variable wins.
+    One that cannot be used (a drive not plugged in, no permission) is set aside for this start, so
+    the app opens on the usual folder instead of not at all; returns why, to be shown in the window."""
+    from adapters_backend.disk_space import WriteFailed
+    from adapters_backend.paths import data_dir
     folder = settings.get("paths/data_dir", "")
     if folder and not os.environ.get("LORADECK_DATA_DIR"):
         os.environ["LORADECK_DATA_DIR"] = str(folder)
+    try:
+        data_dir()
+        return None
+    except WriteFailed as exc:
+        if os.environ.pop("LORADECK_DATA_DIR", None) is None:
+            raise                                    # the usual folder itself: nothing to fall back on
+        return (f"The data folder cannot be used ({exc}). LoRA Deck opened on its usual data folder, "
+                f"{data_dir()}, instead: the library and conversations there are shown until that folder "
+                "can be used again (or another is chosen in Settings).")
 
 
 def build_main_window(engine_factory=None, settings=None):
@@ -110,7 +123,7 @@ def run(argv: list[str] | None = None, files=(), on_started=None, single: bool =
     from . import single_instance
     from .settings import AppSettings
     settings = AppSettings()
-    use_chosen_data_folder(settings)
+    folder_problem = use_chosen_data_folder(settings)
     files = [Path(f) for f in files]
     instance = single_instance.claim(data_dir(), files) if single else None
     if single and instance is None:
@@ -125,6 +138,9 @@ def run(argv: list[str] | None = None, files=(), on_started=None, single: bool =
         instance.server.files_opened.connect(window.take_files)
     window.show()
     window.start()
+    if folder_problem:
+        from adapters_backend.errors import BackendError
+        state.errors.report(BackendError(folder_problem), "Data folder")
     if files:
         from PySide6.QtCore import QTimer
         QTimer.singleShot(0, lambda: window.drops.handle_paths(files))

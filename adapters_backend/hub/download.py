@@ -154,7 +154,7 @@ def download_files(repo_id: str, files: list[str], revision: str | None = None, 
             return _from_cache(repo_id, files, revision)
     progress = Progress(ctx, sum((sizes or {}).get(f, 0) for f in files), f"{repo_id}")
     check_room(storage_folder(repo_id), _still_needed(repo_id, commit, files, sizes or {}),
-               str(storage_folder(repo_id) / "snapshots" / commit))
+               f"{repo_id} into the Hugging Face cache")
     for f in files:
         ctx.check()
         try:

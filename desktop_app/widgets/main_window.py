@@ -407,7 +407,7 @@ class MainWindow(QMainWindow):
         n = len(self.state.conversations.unsaved())
         box = message_box(QMessageBox.Icon.Warning, "Quit without saving?",
                           f"{n} conversation{'s' if n != 1 else ''} could not be saved: {problem}\n\n"
-                          "Free some space and quit again to keep them, or quit without them.",
+                          "Cancel keeps LoRA Deck open, to quit again once that is fixed; or quit without them.",
                           QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, self)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.setAccessibleName("Unsaved conversations")

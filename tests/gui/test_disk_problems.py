@@ -127,3 +127,47 @@ def test_quitting_while_a_conversation_still_cannot_be_saved_asks_first(make_app
     assert app.window.close() is True
     assert len(asked) == 2
     app.closed = True
+
+
+SCRIPT = """
+import json, sys
+from PySide6.QtCore import QTimer
+from adapters_backend.paths import data_dir
+from desktop_app.app import run
+from desktop_app.settings import AppSettings
+
+AppSettings().set("paths/data_dir", sys.argv[1])
+
+def started(app, window):
+    def report():
+        print(json.dumps({"errors": window.state.errors.history, "data": str(data_dir()),
+                          "visible": window.isVisible()}), flush=True)
+        app.quit()
+    QTimer.singleShot(1500, report)
+
+sys.exit(run([], single=False, on_started=started))
+"""
+
+
+def test_a_chosen_data_folder_that_cannot_be_used_does_not_stop_the_app(tmp_path):
+    """A data folder chosen in Settings on a drive that is not there: the app opens on its usual folder
+    and says why, instead of not opening at all (it stopped at start with a traceback)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    in_the_way = tmp_path / "not-a-drive"
+    in_the_way.write_text("")                          # a file where the folder's parent should be
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORADECK_")}
+    env.update(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+               XDG_CACHE_HOME=str(tmp_path / "xdg-cache"), XDG_STATE_HOME=str(tmp_path / "xdg-state"),
+               LORADECK_SETTINGS_DIR=str(tmp_path / "settings"), QT_QPA_PLATFORM="offscreen",
+               HF_HUB_OFFLINE="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(in_the_way / "loradeck")], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["visible"] and seen["data"] == str(tmp_path / "xdg-data" / "loradeck")
+    [(context, message)] = [e for e in seen["errors"] if e[0] == "Data folder"]
+    assert f"cannot write {in_the_way / 'loradeck'}" in message and "usual data folder" in message
