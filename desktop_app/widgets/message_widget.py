@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..plain_text import plain_label
 from .elided_label import ElidedLabel
+from .wrapped_label import WrappedLabel
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 LONG_CHARS = 6000          # a message longer than this is shown by its beginning …
@@ -57,8 +57,7 @@ class MessageWidget(QFrame):
         self.info = ElidedLabel(info_text)
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.info.setAccessibleName("Message details")
-        self.body = plain_label()
-        self.body.setWordWrap(True)
+        self.body = WrappedLabel()
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                           | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self.body.setAccessibleName(f"{ROLE_TITLES.get(role, role)} message")
@@ -78,8 +77,7 @@ class MessageWidget(QFrame):
         self.retry_button = self._tool("Retry", "Answer this message again (Ctrl+R)")
         self.retry_button.clicked.connect(self.regenerate_requested)
         self.retry_button.setVisible(False)
-        self.problem = plain_label()            # why this message has no answer
-        self.problem.setWordWrap(True)
+        self.problem = WrappedLabel()           # why this message has no answer
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.setAccessibleName("Why there is no answer")
         self.problem.setSizePolicy(policy)

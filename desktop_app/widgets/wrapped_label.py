@@ -1,0 +1,45 @@
+"""A word-wrapped plain-text label that remembers its height for each width.
+
+Qt's layouts ask a word-wrapped label for its height at a given width many times in one pass: for a
+chat message, 13 times at three widths (the column's, and two minimum widths of the nested layouts),
+and QLabel lays the whole text out again at every call. With a long answer growing at the bottom of
+the chat, that was most of each paint's time, and every message of the column paid it again at every
+paint although its text had not changed. This label answers a width it has seen from memory until its
+text or font changes.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QLabel, QWidget
+
+REMEMBERED_WIDTHS = 8          # a window being resized passes many widths: keep only the recent ones
+
+_INVALIDATING = (QEvent.Type.FontChange, QEvent.Type.StyleChange, QEvent.Type.ContentsRectChange)
+
+
+class WrappedLabel(QLabel):
+    """Plain text (never markup, see plain_text.py), word-wrapped."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._heights: dict[int, int] = {}
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._heights.clear()
+        super().setText(text)
+
+    def heightForWidth(self, width: int) -> int:
+        height = self._heights.get(width)
+        if height is None:
+            if len(self._heights) >= REMEMBERED_WIDTHS:
+                self._heights.clear()
+            height = self._heights[width] = super().heightForWidth(width)
+        return height
+
+    def changeEvent(self, event) -> None:
+        if event.type() in _INVALIDATING:
+            self._heights.clear()
+        super().changeEvent(event)
