@@ -34,6 +34,9 @@ def test_heights_are_qlabels_and_each_width_is_laid_out_once(qtbot):
     ref.setFont(font)
     assert [label.heightForWidth(w) for w in widths] == [ref.heightForWidth(w) for w in widths]
     assert label.textFormat() == Qt.TextFormat.PlainText and label.wordWrap()
+    label.clear()
+    ref.clear()
+    assert label.heightForWidth(200) == ref.heightForWidth(200)
 
 
 def test_a_resize_through_many_widths_keeps_only_the_recent_ones(qtbot):
