@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .disk_space import writing
+from .disk_space import check_replaceable, writing
 from .json_input import JsonInputError, parse_json
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class AtomicFile:
 
     def __init__(self, dest: str | os.PathLike, suffix: str = ".partial", mode: int | None = None):
         self.dest = Path(dest)
+        check_replaceable(self.dest)
         with writing(self.dest):
             self.dest.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=suffix, dir=self.dest.parent)

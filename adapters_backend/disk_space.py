@@ -25,6 +25,10 @@ _REASONS = {
     errno.EPERM: "permission denied",
     errno.EFBIG: "the file is larger than the system allows here",   # the file system's or a ulimit
     errno.EIO: "the disk reported an input/output error",
+    errno.ENOTDIR: "a file is in the way of its folder",
+    errno.EEXIST: "a file is in the way of its folder",      # mkdir(exist_ok=True) met a file
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.EBUSY: "it is in use by the system",
 }
 if hasattr(errno, "EDQUOT"):                     # not on Windows
     _REASONS[errno.EDQUOT] = "your disk quota is used up; free some space and try again"
@@ -67,6 +71,24 @@ def writing(path: str | os.PathLike):
         if translated is exc:
             raise
         raise translated from exc
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Raise WriteFailed unless `path` is missing, a regular file or a symlink (which a replace swaps,
+    leaving its target alone): never a folder, and never a device, pipe or socket (as root, replacing
+    /dev/null with a model file broke the whole system)."""
+    import stat
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
+    if stat.S_ISDIR(mode):
+        raise WriteFailed(path, "it is a folder; give a file name", errno.EISDIR)
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise WriteFailed(path, "it is not a file (a device, a pipe or a socket); give the name of a file",
+                          errno.EPERM)
 
 
 def free_bytes(folder: str | os.PathLike) -> int | None:

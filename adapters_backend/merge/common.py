@@ -59,6 +59,8 @@ def finish_output_dir(staging: Path, out: Path, overwrite: bool) -> None:
 
 def _replace_output_dir(staging: Path, out: Path, overwrite: bool) -> None:
     import shutil
+    if out.exists() and not out.is_dir():          # --force replaces a folder, never a file or a device
+        raise MergeError(f"{out} exists and is not a folder: give the name of a new folder")
     if out.exists():
         if not overwrite:
             raise MergeError(f"{out} already exists (pass --force to replace it)")

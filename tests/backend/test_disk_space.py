@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 import sys
 from collections import namedtuple
@@ -109,3 +110,38 @@ def test_an_install_without_room_leaves_the_library_as_it_was(tmp_path, monkeypa
     monkeypatch.setattr(disk_space.shutil, "disk_usage", lambda p: Usage(10**12, 0, size))
     lib.install(str(SHOUT))
     assert len(Library().list()) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_an_output_that_is_a_folder_a_device_or_a_pipe_is_refused_and_left_alone(tmp_path, capsys):
+    """`-o /dev/null` run as root replaced the system's /dev/null with the converted file (an atomic
+    write renames its temporary file onto the name); now only a missing name, a file or a symlink is
+    replaced."""
+    from adapters_backend.cli.main import main
+    pipe, folder, in_the_way = tmp_path / "pipe", tmp_path / "folder", tmp_path / "a-file"
+    os.mkfifo(pipe)
+    folder.mkdir()
+    in_the_way.write_text("x")
+    for out, said in ((pipe, "it is not a file (a device, a pipe or a socket)"), (folder, "it is a folder"),
+                      (in_the_way / "x.gguf", "a file is in the way of its folder")):
+        assert main(["convert", str(SHOUT), "--base", str(DEMO_MODEL), "-o", str(out)]) == 2
+        assert f"cannot write {out}: {said}" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and list(folder.iterdir()) == [] and in_the_way.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "folder", "pipe"]      # nothing left beside
+
+
+def test_a_forced_merge_replaces_a_folder_but_never_a_file(tmp_path):
+    from adapters_backend.merge.common import MergeError, finish_output_dir
+    staging = tmp_path / ".staging"
+    staging.mkdir()
+    (staging / "model.safetensors").write_text("new")
+    target = tmp_path / "not-a-folder"
+    target.write_text("keep")
+    with pytest.raises(MergeError, match="exists and is not a folder"):
+        finish_output_dir(staging, target, overwrite=True)
+    assert target.read_text() == "keep"
+    old = tmp_path / "merged"
+    old.mkdir()
+    (old / "model.safetensors").write_text("old")
+    finish_output_dir(staging, old, overwrite=True)
+    assert (old / "model.safetensors").read_text() == "new"
