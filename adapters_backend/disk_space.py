@@ -91,6 +91,15 @@ def check_replaceable(path: str | os.PathLike) -> None:
                           errno.EPERM)
 
 
+def check_usable_folder(folder: str | os.PathLike) -> None:
+    """Raise WriteFailed unless `folder` exists (it is made if missing) and a file can be written in it."""
+    import tempfile
+    with writing(folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+
+
 def free_bytes(folder: str | os.PathLike) -> int | None:
     """Free bytes on the disk that holds `folder` (or its nearest existing parent); None if unknown."""
     p = Path(folder).absolute()

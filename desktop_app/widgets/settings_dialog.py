@@ -41,6 +41,10 @@ class SettingsDialog(QDialog):
 
         self.data_folder = QLineEdit(home_relative(s.get("paths/data_dir", "") or data_dir()))
         self.data_folder.setAccessibleName("Data folder")
+        self._data_folder_shown = self.data_folder.text()
+        self.data_folder_error = plain_label()
+        self.data_folder_error.setWordWrap(True)
+        self.data_folder_error.hide()                      # shown with a message only
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._choose_folder)
         folder_row = QHBoxLayout()
@@ -111,6 +115,7 @@ class SettingsDialog(QDialog):
         general = QGroupBox("General")
         f1 = QFormLayout(general)
         f1.addRow("Data folder", folder_row)
+        f1.addRow("", self.data_folder_error)
         f1.addRow("", QLabel("Library, conversations and presets live here (applies after a restart)."))
         f1.addRow("Hugging Face token", self.token)
         f1.addRow("", self.token_status)
@@ -168,14 +173,28 @@ class SettingsDialog(QDialog):
             self.origins_error.show()
             return None
 
+    def _usable(self, folder: str) -> bool:
+        """A newly chosen data folder is made and written to now, not found unusable at the next start."""
+        from adapters_backend.disk_space import WriteFailed, check_usable_folder
+        try:
+            check_usable_folder(folder)
+        except WriteFailed as exc:
+            self.data_folder_error.setText(f"This folder cannot be used: {exc.problem}.")
+            self.data_folder_error.show()
+            return False
+        self.data_folder_error.hide()
+        return True
+
     def accept(self) -> None:
         s = self.state.settings
         origins = self._origins()
         if origins is None:
             return
-        s.set_server_origins(origins)
         folder = self.data_folder.text().strip()
         folder = str(Path(folder).expanduser()) if folder else ""
+        if folder and self.data_folder.text() != self._data_folder_shown and not self._usable(folder):
+            return
+        s.set_server_origins(origins)
         s.set("paths/data_dir", "" if folder == str(data_dir()) else folder)
         s.set("engine/n_threads", self.threads.value())
         s.set("engine/n_gpu_layers", self.gpu_layers.value())

@@ -141,3 +141,24 @@ def test_job_errors_become_dialog_messages_not_crashes(make_app, qtbot):
     qtbot.waitUntil(lambda: bool(app.state.errors.history), timeout=10000)
     context, message = app.state.errors.history[-1]
     assert context == "Testing" and "ZeroDivisionError" in message
+
+
+def test_a_data_folder_that_cannot_be_used_is_refused_when_chosen(make_app, qtbot, tmp_path):
+    """Not found at the next start: Settings says why and stays open; a usable one is made at once."""
+    app = make_app()
+    w = app.window
+    w.show()
+    w.show_settings()
+    dlg = w.settings_dialog
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    dlg.data_folder.setText(str(in_the_way / "loradeck"))
+    dlg.accept()
+    assert dlg.isVisible() and dlg.data_folder_error.isVisibleTo(dlg)
+    assert "cannot be used: a file is in the way of its folder" in dlg.data_folder_error.text()
+    assert app.state.settings.get("paths/data_dir", "") == ""
+    good = tmp_path / "new" / "loradeck-data"
+    dlg.data_folder.setText(str(good))
+    dlg.accept()
+    assert not dlg.isVisible() and good.is_dir() and list(good.iterdir()) == []
+    assert app.state.settings.get("paths/data_dir", "") == str(good)
