@@ -35,8 +35,11 @@ def _folder(variable: str, default: str, what: str) -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        origin = f"; it is set by {variable}" + (" (or chosen in the app's Settings)" if variable == "LORADECK_DATA_DIR"
-                                                  else "") if chosen else ""
+        origin = ""
+        if chosen:
+            origin = f"; it is set by {variable}"
+            if variable == "LORADECK_DATA_DIR":
+                origin += " (or chosen in the app's Settings)"
         raise WriteFailed(p, f"the {what} cannot be made: {reason(exc) or exc.strerror or exc}{origin}",
                           exc.errno) from None
     return p

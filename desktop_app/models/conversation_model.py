@@ -104,7 +104,8 @@ class ConversationListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def _write(self, conv: Conversation) -> None:
+    def _write(self, conv: Conversation) -> str | None:
+        """Write `conv`; why it could not be, or None."""
         try:
             self.store.save(conv)
         except OSError as exc:
@@ -112,23 +113,17 @@ class ConversationListModel(QAbstractListModel):
                 self.file_problem.emit(f"The conversation “{conv.title}” could not be saved: {exc}. It stays "
                                        "open; LoRA Deck saves it again after its next answer and when you quit.")
             self._unsaved[conv.id] = conv
-        else:
-            self._unsaved.pop(conv.id, None)
+            return str(exc)
+        self._unsaved.pop(conv.id, None)
+        return None
 
     def unsaved(self) -> list[Conversation]:
         return list(self._unsaved.values())
 
     def save_unsaved(self) -> str | None:
         """Try the conversations not written yet once more; the reason the last one still failed, or None."""
-        problem = None
-        for conv in self.unsaved():
-            try:
-                self.store.save(conv)
-            except OSError as exc:
-                problem = str(exc)
-            else:
-                del self._unsaved[conv.id]
-        return problem
+        problems = [p for p in map(self._write, self.unsaved()) if p is not None]
+        return problems[-1] if problems else None
 
     def remove(self, row: int) -> bool:
         """Delete a conversation and its file; False (and `file_problem`) when the file cannot be deleted."""

@@ -129,14 +129,17 @@ class MessageWidget(QFrame):
         self._drop_whole()
         self.body.setText(_beginning(text) if long else text)
         self.body.show()
-        self.whole_button.setText(f"Show all ({len(text):,} characters)")
+        self._offer_whole()
         self.whole_button.setVisible(long)
+
+    def _offer_whole(self) -> None:
+        self.whole_button.setText(f"Show all ({len(self._text):,} characters)")
 
     def _show_whole(self, on: bool) -> None:
         if not on:
             self._drop_whole()
             self.body.show()
-            self.whole_button.setText(f"Show all ({len(self._text):,} characters)")
+            self._offer_whole()
             return
         box = QPlainTextEdit()
         box.setReadOnly(True)

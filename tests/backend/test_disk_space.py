@@ -51,16 +51,15 @@ def test_check_room_compares_with_the_free_space_of_the_nearest_existing_folder(
 
 def _run_limited(args, limit: int, env: dict) -> subprocess.CompletedProcess:
     """The CLI in a child whose files may not grow past `limit` bytes (RLIMIT_FSIZE: writes past it fail
-    with EFBIG, as writes on a full disk fail with ENOSPC)."""
-    import resource
-    import signal
-
-    def limit_files():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # an error from write(), not a signal
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return subprocess.run([sys.executable, "-m", "adapters_backend.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300, preexec_fn=limit_files)
+    with EFBIG, as writes on a full disk fail with ENOSPC). The child sets the limit itself: no
+    preexec_fn in this threaded process."""
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"        # an error from write(), not a signal
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            "from adapters_backend.cli.main import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="RLIMIT_FSIZE is POSIX")
