@@ -320,6 +320,8 @@ class ChatView(QWidget):
             params["seed"] = random.randrange(2**31 - 1)
         for w in self._message_widgets():
             w.set_unanswered("")
+            if w.message is not None:
+                w.message.info.pop("unanswered", None)
         self._reply_msg = Message("assistant", "", {})
         self._reply = self._append_widget(self._reply_msg)
         self._place_window_marker()                # an edit or a regenerate may have removed its place
@@ -367,11 +369,14 @@ class ChatView(QWidget):
             self.conversation.messages.append(msg)
             self.state.conversations.save(self.conversation)
         else:
-            # No answer at all: the question stays, says why, and offers Retry.
+            # No answer at all: the question stays, says why, and offers Retry; it is saved with its
+            # reason, so what the user wrote (a pasted document, say) outlives a restart.
             self.scroll.remove(widget)
             asked = [w for w in self._message_widgets() if w is not widget]
             if asked and error is not None:
                 asked[-1].set_unanswered(info["error"])
+                asked[-1].message.info = {**asked[-1].message.info, "unanswered": info["error"]}
+            self.state.conversations.save(self.conversation)
         if stats is not None:
             self.status_message.emit(self._status_text(stats))
         self.scroll.trim()                         # first: the line is placed among the widgets left
@@ -416,6 +421,8 @@ class ChatView(QWidget):
         w.message = msg
         if msg.role == "assistant":
             w.set_model(msg.info.get("model", ""))
+        elif msg.info.get("unanswered"):
+            w.set_unanswered(str(msg.info["unanswered"]))
         w.edit_submitted.connect(self._on_message_edit_submitted)
         w.regenerate_requested.connect(self.regenerate)
         w.set_actions_enabled(self.state.model is not None and not self.generating)

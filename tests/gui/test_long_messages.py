@@ -69,3 +69,32 @@ def test_an_answer_is_shown_whole_while_written_and_shortened_when_opened_again(
     assert [w.whole_button.isVisibleTo(w) for w in widgets] == [False, True, False, False]   # over LONG_CHARS only
     assert [w.text() for w in widgets] == [m.content for m in conv.messages]
     assert app.window.chat.last_reply_text() == "x" * LONG_CHARS
+
+
+def test_a_question_left_unanswered_is_kept_with_its_reason_after_a_restart(make_app, demo_engine, qtbot):
+    """What the user wrote outlives a restart even when no answer came (the document is over the
+    context): the question was saved only with an answer before."""
+    app = make_app().start()
+    chat = app.window.chat
+    text = document(40_000)
+    chat.prompt.setPlainText(text)
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chat.generating, timeout=60000)
+    [you] = chat._message_widgets()
+    reason = you.problem.text()
+    assert "does not fit the context" in reason and you.retry_button.isVisibleTo(you)
+    conv_id = chat.conversation.id
+    app.close()
+
+    again = make_app().start()
+    chat = again.window.chat
+    qtbot.waitUntil(lambda: chat.conversation is not None and chat.conversation.id == conv_id, timeout=10000)
+    [you] = chat._message_widgets()
+    assert you.text() == text and you.problem.text() == reason and you.retry_button.isVisibleTo(you)
+    chat.sampling.max_tokens.setValue(4)
+    you._start_edit()                                     # answered once it fits: the reason goes
+    you._editor.setPlainText("Hello")
+    you._submit_edit()
+    qtbot.waitUntil(lambda: not chat.generating, timeout=60000)
+    assert chat.last_reply_text() and "unanswered" not in chat.conversation.messages[0].info
+    assert not chat._message_widgets()[0].problem.isVisibleTo(chat)
