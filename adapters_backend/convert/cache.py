@@ -23,7 +23,7 @@ from ..file_identity import stat_identity
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .factors import is_dense
-from .to_gguf import DEFAULT_MAX_ERROR, ConvertResult, convert_to_gguf, default_outtype, load_inputs
+from .to_gguf import DEFAULT_MAX_ERROR, ConvertResult, convert_to_gguf, default_outtype, opened_inputs
 
 CONVERTER_VERSION = "1"
 
@@ -75,7 +75,12 @@ def _result_from_json(path: Path, data: dict) -> ConvertResult:
 def convert_cached(adapter, base, *, outtype: str | None = None, max_error: float = DEFAULT_MAX_ERROR,
                    ctx: JobContext | None = None) -> ConvertResult:
     """The converted GGUF for (adapter, base, options): from the cache, or converted into it."""
-    adapter, base = load_inputs(adapter, base)
+    with opened_inputs(adapter, base) as (adapter, base):
+        return _cached(adapter, base, outtype, max_error, ctx)
+
+
+def _cached(adapter: Adapter, base: BaseModelInfo, outtype: str | None, max_error: float,
+            ctx: JobContext | None) -> ConvertResult:
     outtype = (outtype or default_outtype(adapter)).lower()
     key = cache_key(adapter, base, outtype, max_error)
     folder = converted_dir()

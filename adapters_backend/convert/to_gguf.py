@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ def load_inputs(adapter, base) -> tuple[Adapter, BaseModelInfo]:
     return adapter, base
 
 
+@contextlib.contextmanager
+def opened_inputs(adapter, base):
+    """`load_inputs`, and the adapter closed at the end when it was read here from a path."""
+    given = isinstance(adapter, Adapter)
+    adapter, base = load_inputs(adapter, base)
+    try:
+        yield adapter, base
+    finally:
+        if not given:
+            adapter.close()
+
+
 def gguf_arch(base: BaseModelInfo) -> str:
     return base.arch_name if base.kind == "gguf" else base.arch.gguf_arch
 
@@ -88,8 +101,12 @@ def convert_to_gguf(adapter, base, out, *, outtype: str | None = None,
                     max_error: float = DEFAULT_MAX_ERROR, dora_rank: int | None = None,
                     ctx: JobContext | None = None) -> ConvertResult:
     """Write `adapter` as a llama.cpp LoRA GGUF for `base` at `out`. See the module docstring."""
-    ctx = ctx or JobContext()
-    adapter, base = load_inputs(adapter, base)
+    with opened_inputs(adapter, base) as (adapter, base):
+        return _convert(adapter, base, Path(out), outtype, max_error, dora_rank, ctx or JobContext())
+
+
+def _convert(adapter: Adapter, base: BaseModelInfo, out: Path, outtype: str | None, max_error: float,
+             dora_rank: int | None, ctx: JobContext) -> ConvertResult:
     if base.arch is None:
         raise IncompatibleAdapterError(f"{base.path}: unsupported base architecture '{base.arch_name}'")
     report = require_compatible(adapter, base)

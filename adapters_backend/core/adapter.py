@@ -124,6 +124,14 @@ class Adapter:
         mod = self.modules[module] if isinstance(module, str) else module
         return {role: self.source.read(key) for role, key in mod.roles.items()}
 
+    def close(self) -> None:
+        """Let go of the files the tensors are read from (a later read opens them again): a reader
+        that opened the adapter itself closes it when done, also when it failed half-way, instead of
+        leaving the file open until garbage collection (on Windows an open file cannot be deleted)."""
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
+
     def parameter_count(self) -> int:
         total = 0
         for mod in self.modules.values():

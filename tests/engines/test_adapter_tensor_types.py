@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import engine_models as em
 import numpy as np
+import psutil
 import pytest
 
 from adapters_backend.engines.adapter_files import runs_as_is
@@ -27,6 +28,8 @@ def test_a_lora_of_another_tensor_type_is_refused_by_name_and_the_mix_stays(tiny
     with pytest.raises(AdapterFormatError) as err:
         engine.set_adapters([ActiveAdapter(odd, 1.0)])
     assert str(odd) in str(err.value) and f"stored as {name}" in str(err.value)
+    # The refused file is let go at once, while the error (and its traceback) is still held.
+    assert str(odd) not in {f.path for f in psutil.Process().open_files()}
     assert [a["path"] for a in engine.adapters()] == [str(tiny.l2_path)]
     assert run_to_text(engine, ASK, GREEDY) == before
 
