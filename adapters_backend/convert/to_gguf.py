@@ -126,7 +126,6 @@ def _convert(adapter: Adapter, base: BaseModelInfo, out: Path, outtype: str | No
     builder.count_uses(plan.targets.values())
     notes: set[str] = set()
     ranks: dict[str, int] = {}
-    out = Path(out)
     total = len(plan.targets)
     names = [f"{t.name}.{part}" for t in plan.targets.values() for part in ("lora_a", "lora_b")]
     meta = {"alpha": 0.0}                # known once every rank is; an f32 either way, so the header size holds
