@@ -389,10 +389,7 @@ class TorchEngine:
         from ..chat.reply_text import ReplyText
         from .torch_sampling import sample
 
-        n_ctx = self.info["n_ctx"]
-        if len(prompt) >= n_ctx:
-            raise EngineError(f"the conversation ({len(prompt)} tokens) does not fit the context ({n_ctx} tokens)")
-        max_new = min(params.max_tokens, n_ctx - len(prompt))
+        max_new = min(params.max_tokens, self.info["n_ctx"] - len(prompt))    # generate() checked it fits
         seed = params.seed if params.seed is not None and params.seed >= 0 else int(time.time_ns() % 2**31)
         gen = torch.Generator().manual_seed(seed)
         eos, reply, generated, shown = self._eos_ids(), ReplyText(stops), [], ""
