@@ -67,6 +67,12 @@ class _GGUFBase:
         with writing(self.dest):
             return _write_gguf_head(self.kv, self._out.tmp)
 
+    def _put(self, *parts) -> None:
+        """Write `parts` (bytes-like) to the output; a full or read-only disk is said naming it."""
+        with writing(self.dest):
+            for part in parts:
+                self._fout.write(part)
+
     def _publish(self, fout, last_step) -> Path:
         """`last_step()` (final checks and writes), then flush, fsync and move the file onto `dest`;
         any error discards the temporary file."""
@@ -122,9 +128,8 @@ class StreamedGGUFWriter(_GGUFBase):
         raw = encode(arr, qtype)
         raw_dtype = None if raw.dtype in (np.float32, np.float16) else qtype
         self._infos.append((name, raw.shape, raw.dtype, raw.nbytes, raw_dtype))
-        with writing(self.dest):      # not ndarray.tofile: its short-write error carries no errno
-            self._fout.write(memoryview(np.ascontiguousarray(raw)).cast("B"))
-            self._fout.write(b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
+        # not ndarray.tofile: its short-write error carries no errno
+        self._put(memoryview(np.ascontiguousarray(raw)).cast("B"), b"\0" * _pad(raw.nbytes, self.kv.data_alignment))
 
     def _final_head(self) -> bytes:
         import gguf
@@ -149,9 +154,8 @@ class StreamedGGUFWriter(_GGUFBase):
         head = self._final_head()
         if len(head) != self._data_start:
             raise RuntimeError(f"the final header takes {len(head)} bytes, {self._data_start} were reserved")
-        with writing(self.dest):
-            self._fout.seek(0)
-            self._fout.write(head)
+        self._fout.seek(0)
+        self._put(head)
 
     def commit(self) -> Path:
         return self._publish(self._fout, self._write_final_head)
@@ -222,16 +226,14 @@ class DeclaredGGUFWriter(_GGUFBase):
     def write_data(self, raw) -> None:
         data = raw if isinstance(raw, (bytes, bytearray, memoryview)) else np.ascontiguousarray(raw).data
         data = memoryview(data).cast("B")
-        with writing(self.dest):
-            self._fout.write(data)
+        self._put(data)
         self._written += data.nbytes
 
     def end_tensor(self) -> None:
         name, nbytes = self._current
         if self._written != nbytes:
             raise RuntimeError(f"tensor {name!r}: {self._written} bytes written, declared {nbytes}")
-        with writing(self.dest):
-            self._fout.write(b"\0" * _pad(nbytes, self.kv.data_alignment))
+        self._put(b"\0" * _pad(nbytes, self.kv.data_alignment))
         self._next += 1
         self._current = None
 
