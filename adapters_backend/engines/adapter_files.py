@@ -2,7 +2,7 @@
 
 - A llama.cpp LoRA GGUF is used as it is, after the compatibility check every other part of LoRA Deck
   uses (architecture, tensor names and shapes), which gives a clear reason instead of llama.cpp's
-  bare refusal — when its tensors are of the types llama.cpp's LoRA path computes with; one with
+  bare refusal, and once its values are known to be numbers — when its tensors are of the types llama.cpp's LoRA path computes with; one with
   other types is rewritten by the converter (or refused by it, naming the tensor and its type).
 - Any other format (PEFT, Kohya, Ludwig, …) goes through the convert feature, which caches its output.
 - Per-layer strengths become a derived file with the layer factors folded into B, cached on disk by
@@ -20,6 +20,7 @@ from ..disk_cache import mark_used, trim_cache
 from ..errors import AdapterFormatError, BackendError, EngineError, IncompatibleAdapterError
 from ..file_identity import file_identity
 from ..gguf.header import GGUFError, is_gguf, read_header
+from ..gguf.tensors import first_nonfinite
 from ..jobs import JobContext
 from ..paths import cache_dir
 from .base import LayerScales, layer_factor
@@ -42,6 +43,7 @@ def resolve_adapter_gguf(path: str | Path, base: BaseModelInfo, ctx: JobContext 
     if p.is_file() and is_gguf(p):
         require_compatible(p, base, "llama.cpp", label=label)
         if runs_as_is(p):
+            _require_numbers(p)
             return p, []
         # Other tensor types go through the converter, which rewrites what gguf-py can decode and
         # refuses the rest by name: llama.cpp takes an I32 or F64 LoRA tensor and crashes the whole
@@ -66,6 +68,26 @@ def runs_as_is(path: Path) -> bool:
         return all(t.ggml_type in AS_IS_TYPES for t in read_header(path).tensors.values())
     except GGUFError:
         return False            # the converter's reader names what is wrong
+
+
+_all_numbers: set[str] = set()     # identities of as-is adapter files whose values were all numbers
+
+
+def _require_numbers(path: Path) -> None:
+    """Refuse a LoRA GGUF that holds a NaN or an infinity (a training run that overflowed leaves them):
+    llama.cpp would run it and answer with nonsense. The converter checks every value it reads; a file
+    used as it is gets the same check here, once per file identity."""
+    identity = file_identity(path)
+    if identity in _all_numbers:
+        return
+    try:
+        bad = first_nonfinite(path)
+    except GGUFError as exc:
+        raise AdapterFormatError(path, str(exc)) from None
+    if bad is not None:
+        raise AdapterFormatError(path, f"tensor '{bad}' holds NaN or infinite values: the adapter is damaged "
+                                       "(a training run that overflowed leaves such values) and cannot be used")
+    _all_numbers.add(identity)
 
 
 def _convert(path: Path, base: BaseModelInfo, ctx: JobContext | None) -> tuple[Path, list[str]]:

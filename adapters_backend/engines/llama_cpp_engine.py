@@ -47,7 +47,8 @@ from .llama_fit import AUTO_GPU_LAYERS, open_fitted
 from .llama_kv import LlamaKV, context_tokens
 from .llama_probe import probe_model
 from .llama_prompts import PromptReading
-from .llama_runtime import AdapterHandles, token_bytes
+from .llama_runtime import AdapterHandles, last_logits, token_bytes
+from .nonfinite import finite, not_a_number
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +438,7 @@ class LlamaCppEngine(PromptReading):
                 if token is None:
                     finish = "cancelled"
             while finish is None:
+                self._require_numbers(n)
                 if self._lib.llama_vocab_is_eog(self._vocab, token):
                     finish = "stop"
                     break
@@ -464,6 +466,12 @@ class LlamaCppEngine(PromptReading):
                 self._builder.set_busy(False)
             self._request_fusion()
         yield stats(reply.flush(), None, 0, True)
+
+    def _require_numbers(self, produced: int) -> None:
+        logits = last_logits(self._llm, self._vocab)
+        if logits is not None and not finite(logits):
+            self._kv.invalidate()               # what overflowed is never read again
+            raise not_a_number([a for a, _loaded in self._mix], produced)
 
     def _first_token(self, gen, ctx: JobContext):
         """Evaluate the prompt and sample the first token; None when cancelled during the prompt."""

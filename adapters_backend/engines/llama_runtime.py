@@ -189,6 +189,18 @@ def token_bytes(vocab, token: int) -> bytes:
     return buf.raw[:max(n, 0)]
 
 
+def last_logits(llm, vocab):
+    """The logits the last token was sampled from (a view of llama.cpp's buffer, valid until the next
+    evaluation), or None when the last evaluation kept none."""
+    import llama_cpp
+    import numpy as np
+
+    ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+    if not ptr:
+        return None
+    return np.ctypeslib.as_array(ptr, shape=(llama_cpp.llama_vocab_n_tokens(vocab),))
+
+
 def release_free_memory() -> None:
     """Give freed heap memory back to the OS (glibc keeps big freed blocks, so a removed adapter would
     still count in the process's memory use). A no-op elsewhere."""

@@ -387,6 +387,7 @@ class TorchEngine:
     def _stream(self, prompt: list[int], stops, params: SamplingParams, ctx: JobContext) -> Iterator[TokenChunk]:
         torch = _torch()
         from ..chat.reply_text import ReplyText
+        from .nonfinite import not_a_number
         from .torch_sampling import sample
 
         max_new = min(params.max_tokens, self.info["n_ctx"] - len(prompt))    # generate() checked it fits
@@ -409,7 +410,11 @@ class TorchEngine:
                 if ctx.cancelled():
                     reason = "cancelled"
                     break
-                tok = sample(out.logits[0, -1], params, prompt + generated, gen)
+                logits = out.logits[0, -1]
+                if not bool(torch.isfinite(logits).all()):
+                    self._kv.invalidate()        # what overflowed is never read again
+                    raise not_a_number(self._mix, len(generated))
+                tok = sample(logits, params, prompt + generated, gen)
                 if tok in eos:
                     reason = "stop"
                     break

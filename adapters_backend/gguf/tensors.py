@@ -85,6 +85,17 @@ def decode(raw: np.ndarray, qtype, shape) -> np.ndarray:
     return out.reshape(shape)
 
 
+def first_nonfinite(path: str | os.PathLike) -> str | None:
+    """The name of the first tensor of a GGUF file that holds a NaN or an infinity; None when every value
+    is a number. Reads each tensor once, one at a time (meant for adapters, not models); GGUFError for
+    one that cannot be decoded."""
+    with TensorFile(path) as f:
+        for name in f.tensors:
+            if not np.isfinite(f.read(name)).all():
+                return name
+    return None
+
+
 class TensorFile:
     """Read tensors of one GGUF file by name (header parsed once, data read on request)."""
 

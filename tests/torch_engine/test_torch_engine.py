@@ -144,3 +144,32 @@ def test_adapter_for_another_model_is_refused(tiny_adapters, engines):
     with pytest.raises(BackendError, match="none of its modules exist in this model|does not fit"):
         engine.set_adapters([ActiveAdapter(str(tiny_adapters.make("llama", "lora")), 1.0)])
     assert engine.adapters() == []
+
+
+def test_an_adapter_that_overflows_the_model_stops_the_answer_with_the_mix(tiny_adapters, engines, tmp_path):
+    """Finite factors too large for the model: the logits stop being numbers, and the answer stops with
+    the mix named (torch's draw failed with a bare "probability tensor contains either inf, nan …")."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from adapters_backend.errors import EngineError
+    engine = engines("llama")
+    ask = [ChatMessage("user", "hello")]
+    params = SamplingParams(max_tokens=6, temperature=0.8, seed=1)
+    plain = "".join(c.text for c in engine.generate(ask, params))
+    huge = tmp_path / "huge"
+    shutil.copytree(tiny_adapters.make("llama", "lora"), huge)
+    weights = load_file(str(huge / "adapter_model.safetensors"))
+    save_file({k: v * np.float32(1e30) if "lora_B" in k else v for k, v in weights.items()},
+              str(huge / "adapter_model.safetensors"))
+    engine.set_adapters([ActiveAdapter(str(huge), 1.5, name="loud")])
+    chunks = []
+    with pytest.raises(EngineError) as err:
+        for chunk in engine.generate(ask, params):
+            chunks.append(chunk)
+    assert chunks == []
+    assert "stopped being numbers (NaN or infinite) while reading the conversation under this mix (loud ×1.5)" \
+        in str(err.value)
+    engine.set_adapters([])
+    assert "".join(c.text for c in engine.generate(ask, params)) == plain

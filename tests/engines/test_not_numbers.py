@@ -1,0 +1,73 @@
+"""Logits that are not numbers. An adapter GGUF holding a NaN or an infinity (what a training run that
+overflowed leaves) is refused by file and tensor before llama.cpp gets it; llama.cpp ran it and answered
+with one meaningless token after another up to the length limit. Values that are numbers but overflow
+the model (or a damaged model) stop the answer at the token where the logits stop being numbers, with
+the mix in the message, and nothing of it is reused afterwards."""
+from __future__ import annotations
+
+import engine_models as em
+import numpy as np
+import pytest
+
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
+from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.errors import AdapterFormatError, EngineError
+
+GREEDY = SamplingParams(max_tokens=8, temperature=0.0, repeat_penalty=1.0)
+ASK = [ChatMessage("user", "Name three colours of the rainbow.")]
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(np.nan, np.float32), (np.inf, np.float16), (-np.inf, np.float32)])
+def test_an_adapter_holding_values_that_are_not_numbers_is_refused_by_name(tiny, make_engine, tmp_path, value, dtype):
+    bad = em.Lora(dict(tiny.l1.pairs), alpha=tiny.l1.alpha)
+    a, b = bad.pairs["blk.1.attn_v.weight"]
+    b = b.copy()
+    b[3, 1] = value
+    bad.pairs["blk.1.attn_v.weight"] = (a, b)
+    path = em.write_lora(tmp_path / "overflowed.gguf", bad, dtype=dtype)
+    engine = make_engine(tiny.base)
+    engine.set_adapters([ActiveAdapter(tiny.l2_path, 0.5)])
+    before = run_to_text(engine, ASK, GREEDY)
+    with pytest.raises(AdapterFormatError) as err:
+        engine.set_adapters([ActiveAdapter(path, 1.0)])
+    assert str(path) in str(err.value) and "'blk.1.attn_v.weight.lora_b' holds NaN or infinite values" in str(err.value)
+    assert [a["path"] for a in engine.adapters()] == [str(tiny.l2_path)]
+    assert run_to_text(engine, ASK, GREEDY) == before
+
+
+def test_an_adapter_that_overflows_the_model_stops_the_answer_with_the_mix(tiny, make_engine, tmp_path):
+    huge = em.write_lora(tmp_path / "huge.gguf", em.make_lora(tiny.weights, rank=4, seed=9, gain=1e30))
+    engine = make_engine(tiny.base)
+    plain = run_to_text(engine, ASK, GREEDY)
+    engine.set_adapters([ActiveAdapter(huge, 0.75, name="loud"), ActiveAdapter(tiny.l2_path, 0.5)])
+    chunks = []
+    with pytest.raises(EngineError) as err:
+        for chunk in engine.generate(ASK, GREEDY):
+            chunks.append(chunk)
+    assert chunks == []                                   # not one token of nonsense was shown
+    msg = str(err.value)
+    assert "stopped being numbers (NaN or infinite) while reading the conversation" in msg
+    assert "(loud ×0.75, l2 ×0.5)" in msg and "lower the strengths" in msg
+    # At strength 0 the same adapter changes nothing, and the cache of the failed mix is not reused.
+    engine.set_adapters([ActiveAdapter(huge, 0.0)])
+    assert run_to_text(engine, ASK, GREEDY) == plain
+
+
+def test_a_model_whose_output_stops_being_numbers_mid_answer_stops_there(tiny, make_engine, tmp_path):
+    engine = make_engine(tiny.base)
+    answer = [c for c in engine.generate(ASK, GREEDY) if not c.finished]
+    assert len(answer) >= 4
+    prompt = set(engine.prompt_tokens(ASK))
+    # The third token of the answer, when the model reads it back, gives NaN everywhere: its embedding row.
+    k = next(i for i in range(2, len(answer)) if answer[i].token_id not in prompt and
+             answer[i].token_id not in {c.token_id for c in answer[:i]})
+    weights = dict(tiny.weights)
+    weights["token_embd.weight"] = weights["token_embd.weight"].copy()
+    weights["token_embd.weight"][answer[k].token_id] = np.nan
+    damaged = make_engine(em.write_base(tmp_path / "damaged.gguf", weights, tiny.vocab))
+    got = []
+    with pytest.raises(EngineError) as err:
+        for chunk in damaged.generate(ASK, GREEDY):
+            got.append(chunk)
+    assert [c.token_id for c in got] == [c.token_id for c in answer[:k + 1]]    # up to the token read back
+    assert f"after {k + 1} tokens of the answer: the model file is damaged" in str(err.value)
