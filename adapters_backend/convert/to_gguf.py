@@ -28,6 +28,7 @@ from ..errors import AdapterFormatError, IncompatibleAdapterError
 from ..gguf.tensors import OUTTYPES, can_encode, qtype_of
 from ..gguf.writer import StreamedGGUFWriter
 from ..jobs import JobContext
+from ..value_range import ValuesDoNotFit, require_fit
 from .factors import FactorBuilder, assemble_lora, is_dense
 from .targets import plan_targets
 
@@ -87,14 +88,24 @@ def gguf_arch(base: BaseModelInfo) -> str:
     return base.arch_name if base.kind == "gguf" else base.arch.gguf_arch
 
 
-def _tensor_qtype(outtype: str, shape, notes: set[str]):
+def _tensor_qtype(outtype: str, name: str, values, notes: set[str]):
     qtype = qtype_of(outtype)
-    if can_encode(qtype, shape):
-        return qtype
-    # llama.cpp's converter does the same: rows that are not whole Q8_0 blocks are stored as F16.
-    notes.add(f"{outtype}: tensors whose rows are not a multiple of 32 values (e.g. lora_b of rank < 32) "
-              "are stored as f16")
-    return qtype_of("f16")
+    if not can_encode(qtype, values.shape):
+        # llama.cpp's converter does the same: rows that are not whole Q8_0 blocks are stored as F16.
+        notes.add(f"{outtype}: tensors whose rows are not a multiple of 32 values (e.g. lora_b of rank < 32) "
+                  "are stored as f16")
+        qtype = qtype_of("f16")
+    try:
+        require_fit(values, qtype.name)
+    except ValuesDoNotFit:
+        # Values past float16's range (a large alpha folded into B) would be stored as infinities.
+        try:
+            require_fit(values, "F32")
+        except ValuesDoNotFit as exc:
+            raise ValuesDoNotFit(f"tensor '{name}': {exc}") from None
+        notes.add(f"tensors whose values are past what {qtype.name} holds are stored as f32")
+        qtype = qtype_of("f32")
+    return qtype
 
 
 def convert_to_gguf(adapter, base, out, *, outtype: str | None = None,
@@ -138,8 +149,13 @@ def _convert(adapter: Adapter, base: BaseModelInfo, out: Path, outtype: str | No
                 factors = [(p, builder.module_factors(p, target)) for p in target.pieces]
                 lora_a, lora_b = assemble_lora(target, factors)
                 del factors
-                w.add_tensor(f"{target.name}.lora_a", lora_a, _tensor_qtype(outtype, lora_a.shape, notes))
-                w.add_tensor(f"{target.name}.lora_b", lora_b, _tensor_qtype(outtype, lora_b.shape, notes))
+                for part, values in (("lora_a", lora_a), ("lora_b", lora_b)):
+                    name = f"{target.name}.{part}"
+                    try:
+                        qtype = _tensor_qtype(outtype, name, values, notes)
+                    except ValuesDoNotFit as exc:
+                        raise AdapterFormatError(adapter.path, str(exc)) from None
+                    w.add_tensor(name, values, qtype)
                 ranks[target.name] = int(lora_b.shape[1])
             rank_set = set(ranks.values())
             alpha = meta["alpha"] = float(rank_set.pop()) if len(rank_set) == 1 else 0.0

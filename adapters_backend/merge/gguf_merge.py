@@ -31,6 +31,7 @@ from ..gguf.header import GGUFError, GGUFHeader, TensorInfo, read_header
 from ..gguf.tensors import TensorFile, can_encode, decode, encode, nbytes_of, qtype_of
 from ..gguf.writer import DeclaredGGUFWriter
 from ..jobs import JobContext
+from ..value_range import ValuesDoNotFit, require_fit
 from .common import MergeError, MergeResult, read_adapters
 
 CHUNK_BYTES = 32 * 1024 * 1024      # float32 bytes per row block of a touched tensor
@@ -132,7 +133,9 @@ def _write_merged(base, layout: GGUFHeader, contributions, out: Path, outtype, c
                 ctx.report(i, total, t.name)
                 w.begin_tensor(t.name)
                 if t.name in contributions:
-                    _merge_tensor(t, plan_types[t.name], contributions[t.name], raw, w)
+                    # The f32 stage of a re-quantized merge must fit the base's type it becomes.
+                    _merge_tensor(t, plan_types[t.name], t.qtype if force_f32 else plan_types[t.name],
+                                  contributions[t.name], raw, w)
                     result.touched.append(t.name)
                     result.types[t.name] = plan_types[t.name].name
                 else:
@@ -226,7 +229,7 @@ def _quantize_progress(text: str, part: _Part) -> None:
         part.report(done - 1, total, f"re-quantizing with llama.cpp: {m.group(3)} ({done}/{total})")
 
 
-def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: TensorFile, w: DeclaredGGUFWriter) -> None:
+def _merge_tensor(t: TensorInfo, out_qtype, final_qtype, contribs, raw: TensorFile, w: DeclaredGGUFWriter) -> None:
     shape = t.shape
     if len(shape) != 2:
         raise MergeError(f"{t.name}: only 2-D tensors can be merged (shape {shape})")
@@ -265,4 +268,9 @@ def _merge_tensor(t: TensorInfo, out_qtype, contribs, raw: TensorFile, w: Declar
             lo, hi = max(r0, sl.start), min(r1, sl.stop)
             if lo < hi:
                 chunk[lo - r0:hi - r0] += np.float32(s) * delta[lo - sl.start:hi - sl.start]
+        try:
+            require_fit(chunk, final_qtype.name)
+        except ValuesDoNotFit as exc:
+            wider = "" if final_qtype.name in ("F32", "BF16") else ", or store the changed tensors as --outtype bf16 or f32"
+            raise MergeError(f"merged tensor {t.name!r}: {exc}; lower the strengths{wider}") from None
         w.write_data(encode(chunk, out_qtype))

@@ -21,6 +21,7 @@ from ..disk_space import writing
 from ..fileio import read_exactly
 from ..formats.safetensors_io import FLOAT_DTYPES, SafetensorsWriter, decode_from, encode_as, read_safetensors_header
 from ..jobs import JobContext
+from ..value_range import ValuesDoNotFit, require_fit
 from .common import MergeError, MergeResult, finish_output_dir, prepare_output_dir, read_adapters
 
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -122,7 +123,7 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
                     if key in updates:
                         if info["dtype"] not in FLOAT_DTYPES or len(info["shape"]) != 2:
                             raise MergeError(f"{shard}: tensor {key} ({info['dtype']}, {info['shape']}) cannot be merged")
-                        writer.write(key, _merged(fd, start + begin, info, updates[key]))
+                        writer.write(key, _merged(fd, start + begin, key, info, updates[key]))
                         result.touched.append(key)
                         result.types[key] = info["dtype"]
                     else:
@@ -158,7 +159,7 @@ def merge_into_hf(base_folder, adapters, out, *, overwrite: bool = False,
     return result
 
 
-def _merged(fd, offset: int, info: dict, updates: list[_Update]) -> bytes:
+def _merged(fd, offset: int, key: str, info: dict, updates: list[_Update]) -> bytes:
     dtype, shape = info["dtype"], tuple(info["shape"])
     rows, cols = shape
     width = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}[dtype]
@@ -178,5 +179,10 @@ def _merged(fd, offset: int, info: dict, updates: list[_Update]) -> bytes:
                                 (r1 - r0, cols)).copy()
         for u in updates:
             chunk += u.rows(r0, r1)
+        try:
+            require_fit(chunk, dtype)
+        except ValuesDoNotFit as exc:
+            raise MergeError(f"merged tensor {key!r}: {exc}; lower the strengths (this model stores its "
+                             f"weights as {dtype})") from None
         out += encode_as(chunk, dtype)
     return bytes(out)

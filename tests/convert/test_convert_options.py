@@ -204,3 +204,32 @@ def test_cli_convert(tiny_models, tiny_adapters, tmp_path, capsys):
                "-o", str(bad)])
     assert rc == 3 and not bad.exists()
     assert "incompatible" in capsys.readouterr().err
+
+
+def test_factors_past_float16s_range_are_stored_as_f32(tiny_models, tiny_adapters, tmp_path):
+    """An f16 adapter whose alpha, folded into B, takes values past 65,504: those tensors are written as
+    F32 with a note (they were written as infinities, and llama.cpp answered with nonsense); the others
+    stay F16, and the file gives the same logits as the adapter's f32 conversion."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from adapters_backend.gguf.tensors import first_nonfinite
+    loud = tmp_path / "loud"
+    shutil.copytree(tiny_adapters.make("llama", "lora"), loud)
+    cfg = json.loads((loud / "adapter_config.json").read_text())
+    cfg["alpha_pattern"] = {"q_proj": cfg["r"] * 1e6}      # q_proj's scale 1e6: B·scale passes 65,504
+    (loud / "adapter_config.json").write_text(json.dumps(cfg))
+    tensors = load_file(loud / "adapter_model.safetensors")
+    save_file({k: v.half() for k, v in tensors.items()}, loud / "adapter_model.safetensors")
+    base = tiny_models.gguf("llama")
+    result = convert_to_gguf(loud, base, tmp_path / "loud.gguf")
+    assert result.outtype == "f16"
+    t = types(result.path)
+    assert {k for k, v in t.items() if v == "F32"} == {k for k in t if "attn_q" in k and k.endswith("lora_b")}
+    assert any("past what F16 holds are stored as f32" in n for n in result.notes)
+    assert first_nonfinite(result.path) is None
+    wide = convert_to_gguf(loud, base, tmp_path / "loud32.gguf", outtype="f32")
+    got = tiny_models.logits(base, [(result.path, 1.0)])
+    assert np.isfinite(got).all()
+    assert max_diff(got, tiny_models.logits(base, [(wide.path, 1.0)])) <= 1e-3 * np.abs(got).max()

@@ -152,3 +152,32 @@ def test_k_quant_base_keeps_its_types(tiny_models, tiny_adapters, tmp_path):
     base_err = max_diff(tiny_models.logits(base), f32)
     assert max_diff(tiny_models.logits(out), ref) <= 2 * base_err
     assert max_diff(ref, f32) > 2 * base_err                 # the adapter's effect is larger than the noise
+
+
+@pytest.mark.parametrize(("outtype", "limit"), [("f16", "the 65,504 that F16 holds"),
+                                               ("q8_0", "8,319,008, the most LoRA Deck stores as Q8_0")])
+def test_a_merge_past_the_types_range_is_refused_with_no_file(outtype, limit, tiny_models, tiny_adapters, tmp_path):
+    """Merged weights past what the output type holds became infinities (numpy only warned) and the
+    merge said it had succeeded; now it stops, naming the tensor, and writes nothing. f32 holds them."""
+    from adapters_backend.gguf.tensors import first_nonfinite
+    from adapters_backend.merge.common import MergeError
+    base, adapter = tiny_models.gguf("llama"), tiny_adapters.make("llama", "lora")
+    with pytest.raises(MergeError) as err:
+        merge_into_gguf(base, [(adapter, 1e9)], tmp_path / "m.gguf", outtype=outtype)
+    msg = str(err.value)
+    assert msg.startswith("merged tensor 'blk.0.") and limit in msg
+    assert msg.endswith("lower the strengths, or store the changed tensors as --outtype bf16 or f32")
+    assert list(tmp_path.iterdir()) == []
+    merge_into_gguf(base, [(adapter, 1e9)], tmp_path / "wide.gguf", outtype="f32")
+    assert first_nonfinite(tmp_path / "wide.gguf") is None
+
+
+def test_a_k_quant_merge_past_the_range_is_refused_before_llama_cpp_quantizes(tiny_models, tiny_adapters, tmp_path):
+    from fixtures.tiny_gguf import tiny_quantized_base
+
+    from adapters_backend.merge.common import MergeError
+    arch = "llama-wide"
+    with pytest.raises(MergeError, match=r"the most LoRA Deck stores as Q(4|6)_K; lower the strengths, or"):
+        merge_into_gguf(tiny_quantized_base(arch, "Q4_K_M"), [(tiny_adapters.make(arch, "lora"), 1e9)],
+                        tmp_path / "m.gguf")
+    assert list(tmp_path.iterdir()) == []                     # the f32 stage is gone too

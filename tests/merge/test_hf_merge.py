@@ -86,3 +86,16 @@ def test_cli_merge_hf(tiny_models, tiny_adapters, tmp_path, capsys):
                f"{tiny_adapters.make('gpt2', 'lora')}:-1", "-o", str(out)])
     assert rc == 0 and (out / "model.safetensors").is_file()
     assert "copied unchanged" in capsys.readouterr().out
+
+
+def test_a_merge_past_float16s_range_is_refused_with_no_folder(tiny_models, tiny_adapters, tmp_path):
+    """An F16 model merged at a strength that takes weights past 65,504: numpy wrote infinities (with a
+    warning) and the merge reported success; now it stops naming the tensor, and leaves no folder."""
+    import torch
+    base_dir = tmp_path / "f16"
+    _load_base("llama").to(torch.float16).save_pretrained(base_dir)
+    with pytest.raises(MergeError) as err:
+        merge_into_hf(base_dir, [(tiny_adapters.make("llama", "lora"), 1e9)], tmp_path / "out")
+    assert "past the 65,504 that F16 holds; lower the strengths (this model stores its weights as F16)" \
+        in str(err.value) and str(err.value).startswith("merged tensor 'model.layers.0.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f16"]
