@@ -237,7 +237,7 @@ class ChatView(QWidget):
         return self.conversation.chat_messages()
 
     def select_first_conversation(self) -> None:
-        self.sidebar.select_row(0)
+        self.sidebar.select_first()
 
     def select_after_reset(self) -> None:
         """The saved conversations are in: the one open stays open (started while they were read),
