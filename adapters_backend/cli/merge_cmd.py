@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
                                    "untouched tensors are copied byte for byte); an HF folder gives an HF folder, "
                                    "sharded like the input.")
     p.add_argument("--base", type=Path, required=True, help="GGUF model file or HF model folder")
-    p.add_argument("--adapter", action="append", required=True, metavar="PATH[:STRENGTH]",
+    p.add_argument("--adapter", "-a", action="append", required=True, metavar="PATH[:STRENGTH]",
                    help="an adapter and its strength (default 1; negative subtracts); repeat for several")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .gguf file or folder")
     p.add_argument("--outtype", choices=("f32", "f16", "bf16", "q8_0"),

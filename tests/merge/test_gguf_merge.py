@@ -119,7 +119,7 @@ def test_cli_merge(tiny_models, tiny_adapters, tmp_path, capsys):
     from adapters_backend.cli.main import main
     out = tmp_path / "m.gguf"
     rc = main(["merge", "--base", str(tiny_models.gguf("llama")), "--adapter",
-               f"{tiny_adapters.make('llama', 'lora')}:0.5", "--adapter", str(tiny_adapters.make("llama", "loha")),
+               f"{tiny_adapters.make('llama', 'lora')}:0.5", "-a", str(tiny_adapters.make("llama", "loha")),
                "-o", str(out)])
     assert rc == 0 and out.is_file()
     assert "14 tensors merged" in capsys.readouterr().out
