@@ -31,6 +31,7 @@ from ..conversation_store import Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
 from .chat_reply import StreamedReply, info_text, title_from
 from .conversation_list import ConversationList
+from .export_chat import export_chat
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
 from .transcript import Transcript
@@ -77,6 +78,8 @@ class ChatView(QWidget):
         self.sidebar.new_requested.connect(self.new_chat)
         self.sidebar.conversation_selected.connect(self._on_sidebar_conversation_selected)
         self.sidebar.delete_requested.connect(self.delete_conversation)
+        self.sidebar.export_requested.connect(
+            lambda row: export_chat(self, self.state.conversations.conversation(row), self.state))
 
         # Main column.
         self.banner = QLabel()
@@ -244,6 +247,9 @@ class ChatView(QWidget):
         else the most recent opens."""
         row = -1 if self.conversation is None else self.state.conversations.row_of(self.conversation.id)
         self.sidebar.select_row(max(row, 0))
+
+    def export_open(self) -> None:
+        export_chat(self, self.conversation, self.state)
 
     def _on_sidebar_conversation_selected(self, conv) -> None:
         if conv is not self.conversation:

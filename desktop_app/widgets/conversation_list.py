@@ -17,6 +17,7 @@ class ConversationList(QWidget):
     new_requested = Signal()
     conversation_selected = Signal(object)          # Conversation | None
     delete_requested = Signal(int)                   # row
+    export_requested = Signal(int)                   # row
 
     def __init__(self, conversations, parent=None):
         super().__init__(parent)
@@ -115,9 +116,13 @@ class ConversationList(QWidget):
         if not idx.isValid():
             return
         menu = QMenu(self)
+        export = menu.addAction("Export…")
         delete = menu.addAction("Delete conversation")
-        if menu.exec(self.view.viewport().mapToGlobal(pos)) is delete:
+        chosen = menu.exec(self.view.viewport().mapToGlobal(pos))
+        if chosen is delete:
             self.delete_requested.emit(self._source_row(idx))
+        elif chosen is export:
+            self.export_requested.emit(self._source_row(idx))
 
     def _delete_current(self) -> None:
         row = self._source_row(self.view.currentIndex())

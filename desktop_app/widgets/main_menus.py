@@ -38,6 +38,8 @@ def build_menus(w) -> None:
     add_action(w, m, "&Regenerate", w.chat.regenerate, "Ctrl+R")
     w.stop_action = add_action(w, m, "&Stop", w._stop, "Esc")
     add_action(w, m, "&Copy last answer", w._copy_last, "Ctrl+Shift+C")
+    add_action(w, m, "&Export chat…", w.chat.export_open, "Ctrl+Shift+E",
+               "Save the open conversation as a Markdown file")
     add_action(w, m, "Focus &message box", w._focus_prompt, "Ctrl+L")
 
     m = mb.addMenu("&View")

@@ -1,0 +1,43 @@
+"""A conversation as a Markdown document (Chat → Export chat…), to read, keep or share outside LoRA Deck.
+
+Plain Python: the chat hands over the conversation; the dialog that asks where is the caller's. Each
+answer says which model and mix wrote it, as the chat shows it, and a question left unanswered says why.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from .conversation_store import Conversation
+
+ROLE_TITLES = {"user": "You", "assistant": "Assistant"}
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')    # not allowed in a file name on some system
+
+
+def file_name(conv: Conversation) -> str:
+    """A file name for the export of `conv`: its title, with what some file system refuses left out."""
+    stem = _UNSAFE.sub(" ", conv.title).strip(" .")[:80].strip(" .")
+    return f"{stem or 'chat'}.md"
+
+
+def to_markdown(conv: Conversation, exported: float | None = None) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() if exported is None else exported))
+    lines = [f"# {conv.title}", "", f"_Exported from LoRA Deck on {when}_"]
+    if conv.system_prompt.strip():
+        lines += ["", "## System prompt", "", conv.system_prompt.strip()]
+    for m in conv.messages:
+        if m.role not in ROLE_TITLES:
+            continue
+        heading = ROLE_TITLES[m.role]
+        if m.role == "assistant":
+            details = [str(m.info[k]) for k in ("model", "mix") if m.info.get(k)]
+            if details:
+                heading += " — " + " · ".join(details)
+        lines += ["", f"## {heading}", "", m.content.strip()]
+        for key, what in (("unanswered", "Not answered"), ("error", "Stopped")):
+            if m.info.get(key):
+                lines += ["", f"> {what}: {m.info[key]}"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["file_name", "to_markdown"]
