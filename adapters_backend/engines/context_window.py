@@ -97,7 +97,8 @@ def context_exceeded(messages: Sequence[ChatMessage], n_tokens: int, n_ctx: int,
     if len(asked) == 1 and asked[0].role == "user":
         return (f"your message alone ({n_tokens:,} tokens) does not fit the context of {n_ctx:,} tokens; "
                 f"shorten it{longer}")
-    return f"the conversation ({n_tokens} tokens) does not fit the context of {n_ctx} tokens; start a new chat{longer}"
+    return (f"the conversation ({n_tokens:,} tokens) does not fit the context of {n_ctx:,} tokens; start a new "
+            f"chat{longer}")
 
 
 def fit_engine_window(engine, messages: Sequence[ChatMessage], n_ctx: int) -> Window:

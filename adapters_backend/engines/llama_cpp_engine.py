@@ -401,7 +401,7 @@ class LlamaCppEngine(PromptReading):
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
         n_ctx = context_tokens(llm)
         if len(tokens) >= n_ctx - 1:
-            raise EngineError(f"the prompt ({len(tokens)} tokens) does not fit the context of {n_ctx} tokens")
+            raise EngineError(f"the prompt ({len(tokens):,} tokens) does not fit the context of {n_ctx:,} tokens")
         self._swap_in_fused()
         return self._stream(tokens, (), params, ctx or JobContext(),
                             max(1, min(params.max_tokens, n_ctx - len(tokens))), strip_leading=False)

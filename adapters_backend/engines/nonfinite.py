@@ -4,7 +4,7 @@ A NaN or an infinity in the logits (an adapter or a model file that holds such v
 large enough to overflow the model's activations) made llama.cpp's sampler pick one meaningless token
 after another until the length limit, and made torch's draw fail with a bare "probability tensor
 contains either inf, nan or element < 0". Both engines look at the logits of every token they sample
-(a sum over the vocabulary, microseconds) and raise this instead."""
+(one pass over the vocabulary, microseconds) and raise this instead."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,9 +16,8 @@ from .base import ActiveAdapter
 
 
 def finite(logits: np.ndarray) -> bool:
-    """Whether every logit is a number: a NaN or an infinity anywhere makes the sum one too (real logits
-    are far too small for their sum to overflow)."""
-    return bool(np.isfinite(logits.sum(dtype=np.float64)))
+    """Whether every logit is a number (4 µs for a 32k vocabulary, 25 µs for 262k)."""
+    return bool(np.isfinite(logits).all())
 
 
 def not_a_number(mix: Sequence[ActiveAdapter], produced: int) -> EngineError:
