@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from adapters_backend.errors import BackendError, BaseModelError
-from adapters_backend.model_ref import engine_for, is_url
+from adapters_backend.model_ref import engine_for, is_hub_id, is_url
 
 from . import library_access as lib
 from .compat_state import CompatChecking
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 STOPPED_ON_TRIAL = ("LoRA Deck stopped while loading this model, or before its first answer, last time, so it was "
                     "not loaded again at start. Load it from the model picker to try again; if LoRA Deck stops "
                     "again, the file may be damaged or the model too large for this computer.")
+MODEL_GONE = ("the model used last time is no longer there (moved, renamed or deleted), so LoRA Deck opened the "
+              "demo model. Open it from where it is now: {how}.")
 HOW_TO_GET_A_MODEL = ("To use a real model: <b>File → Open GGUF model…</b> (Ctrl+O), drop a <tt>.gguf</tt> "
                       "file on the window, or find one in the <b>Hub</b> tab.")
 
@@ -68,6 +70,8 @@ class AppState(CompatChecking, QObject):
         self.model: LoadedModel | None = None
         self.loading: str | None = None
         self.loading_path: str | None = None     # the model being loaded
+        self._demo_if_it_fails = False          # the start's load of the last model: the demo instead
+        self._keyed = False                     # the model being loaded is a server that needs an API key
         self.busy = False
         self.compat: dict[str, Verdict] = {}    # adapter id -> its verdict against the loaded model
         self.mix_model = MixListModel(self)
@@ -134,16 +138,28 @@ class AppState(CompatChecking, QObject):
             self.settings.set_model_on_trial("")
             self.loading = Path(last["path"]).name
             self._on_host_model_load_failed(BaseModelError(last["path"], STOPPED_ON_TRIAL))
-        elif last and Path(last["path"]).exists():
+        elif last and (Path(last["path"]).exists() or is_url(last["path"]) or is_hub_id(last["path"])):
+            # A server or a Hub model is tried too; if it cannot be had now (the server is not running,
+            # no network), the reason is said and the demo opens, as it does for a file that is gone.
             self.load_model(last["path"], last["engine"])
+            self._demo_if_it_fails = not lib.is_demo_model(last["path"])
         else:
-            demo = lib.demo_model()
-            if demo is not None:
-                self.load_model(str(demo), "llama.cpp", label="Demo model")
+            if last:
+                how = ("File → Open model folder…" if last["engine"] == "torch"
+                       else "File → Open GGUF model…, or drop it on the window")
+                self.errors.report(BaseModelError(last["path"], MODEL_GONE.format(how=how)), "Opening the last model")
+            self._load_demo()
+
+    def _load_demo(self) -> None:
+        demo = lib.demo_model()
+        if demo is not None:
+            self.load_model(str(demo), "llama.cpp", label="Demo model")
 
     # ------------------------------------------------------------------ model
     def load_model(self, path: str, engine: str | None = None, label: str = "", options: dict | None = None) -> None:
         """Load a model file/folder/Hub id, or connect to a server (`path` = its URL, `options` e.g. api_key)."""
+        self._demo_if_it_fails = False
+        self._keyed = bool((options or {}).get("api_key"))   # a key is not kept: not reconnected at start
         engine = engine or engine_for(path)
         remote = is_url(path)
         label = label or ("Demo model" if lib.is_demo_model(path)
@@ -155,9 +171,11 @@ class AppState(CompatChecking, QObject):
         self.host.load(LoadRequest(str(path), engine, {**self.settings.engine_options(), **(options or {})}, label))
 
     def _on_host_model_loaded(self, model: LoadedModel) -> None:
+        self._demo_if_it_fails = False
         self.loading = self.loading_path = None
         self.model = model
-        self.settings.set_last_model(model.path, model.engine)
+        if not self._keyed:
+            self.settings.set_last_model(model.path, model.engine)
         self.settings.add_recent_model(model.path, model.engine)
         self._mix_checked = False
         self.kv_stats = None
@@ -176,6 +194,8 @@ class AppState(CompatChecking, QObject):
         from .errors import error_text
         self.model_load_failed.emit(label, error_text(exc)[0])
         self.errors.report(exc, f"Loading {label}")
+        if self._demo_if_it_fails and not kept:
+            self._load_demo()
 
     def _on_host_generation_finished(self, _stats) -> None:
         if self.settings.model_on_trial:

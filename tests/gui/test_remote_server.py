@@ -57,3 +57,25 @@ def test_chat_through_llama_server_with_the_mixer(make_app, demo_engine, llama_s
     assert _caps(loud) > 0.8, (loud, state.errors.history)
     state.mix_model.remove_adapter(shout.id)
     assert _ask(qtbot, chat, "What is the capital of France?") == base     # no stale adapter on the server
+
+
+def test_the_server_is_connected_again_at_the_next_start_unless_it_took_a_key(
+        make_app, demo_engine, llama_server, qtbot):  # noqa: F811
+    demo, _ = demo_engine
+    url, _loras = llama_server
+    app = make_app().start()
+    with qtbot.waitSignal(app.state.model_changed, timeout=TIMEOUT):
+        app.state.load_model(url, "llama-server")
+    assert app.state.model.path == url, app.state.errors.history
+    app.close()
+    again = make_app().start()                     # "restart": the server, not the demo
+    assert again.state.model.path == url and again.state.model.engine == "llama-server"
+    # Connected with an API key (not stored anywhere): the next start keeps to the model before it.
+    with qtbot.waitSignal(again.state.model_changed, timeout=TIMEOUT):
+        again.state.load_model(str(demo.demo_model_path()), "llama.cpp")
+    with qtbot.waitSignal(again.state.model_changed, timeout=TIMEOUT):
+        again.state.load_model(url, "llama-server", options={"api_key": "secret"})
+    assert again.state.model.path == url
+    again.close()
+    third = make_app().start()
+    assert third.state.model.path == str(demo.demo_model_path()) and third.state.errors.history == []
