@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 STOPPED_ON_TRIAL = ("LoRA Deck stopped while loading this model, or before its first answer, last time, so it was "
                     "not loaded again at start. Load it from the model picker to try again; if LoRA Deck stops "
                     "again, the file may be damaged or the model too large for this computer.")
+UNREAD = object()           # the library has not been read yet
 MODEL_GONE = ("the model used last time is no longer there (moved, renamed or deleted), so LoRA Deck opened the "
               "demo model. Open it from where it is now: {how}.")
 HOW_TO_GET_A_MODEL = ("To use a real model: <b>File → Open GGUF model…</b> (Ctrl+O), drop a <tt>.gguf</tt> "
@@ -72,6 +73,7 @@ class AppState(CompatChecking, QObject):
         self.loading_path: str | None = None     # the model being loaded
         self._demo_if_it_fails = False          # the start's load of the last model: the demo instead
         self._keyed = False                     # the model being loaded is a server that needs an API key
+        self._library_seen = UNREAD             # the library index's identity as last read (None: no index)
         self.busy = False
         self.compat: dict[str, Verdict] = {}    # adapter id -> its verdict against the loaded model
         self.mix_model = MixListModel(self)
@@ -106,6 +108,7 @@ class AppState(CompatChecking, QObject):
         """After the window is painted: read conversations and library, load the last (or demo) model."""
         self.conversations.start_loading()
         first_run = not self.settings.get("app/first_run_done", False, bool)
+        self._library_seen = lib.index_identity()
         job = self.jobs.start(lib.startup_entries, first_run)
         seq = self._next_library_seq()
         job.signals.result.connect(lambda res: self._on_startup_entries(res, first_run, seq))
@@ -399,19 +402,30 @@ class AppState(CompatChecking, QObject):
 
     # ------------------------------------------------------------------ library
     def refresh_library(self) -> None:
+        self._library_seen = lib.index_identity()
         job = self.jobs.start(lib.list_entries)
         seq = self._next_library_seq()
         job.signals.result.connect(lambda entries: self._on_library_listed(entries, seq))
         job.signals.error.connect(lambda exc: self.errors.report(exc, "Reading the adapter library"))
 
+    def library_changed_elsewhere(self) -> bool:
+        """Re-read the library if it changed since it was last read (an adapter installed or removed
+        from a terminal while the app was open); the window asks when it becomes active again."""
+        if self._library_seen is UNREAD or lib.index_identity() == self._library_seen:
+            return False
+        self.refresh_library()
+        return True
+
     def _on_library_listed(self, entries, seq: int = 0) -> None:
         if not self._fresh_listing(seq):
             return
         self.library_model.set_entries(entries)
-        ids = {e.id for e in entries}
+        names = {e.id: e.name for e in entries}
         for e in self.mix_model.entries():
-            if e.adapter_id not in ids:
+            if e.adapter_id not in names:
                 self.mix_model.remove_adapter(e.adapter_id)
+            elif e.name != names[e.adapter_id]:          # renamed (from a terminal, say)
+                self.mix_model.rename(e.adapter_id, names[e.adapter_id])
         self.library_changed.emit()
         self.refresh_compat()
 

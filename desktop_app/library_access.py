@@ -62,6 +62,12 @@ def _shown(entries: list[LibraryEntry]) -> list[LibraryEntry]:
             else e for e in entries]
 
 
+def index_identity():
+    """What changes when the library changes, from this app or another process (see Library)."""
+    from adapters_backend.library import index_identity as identity
+    return identity()
+
+
 def list_entries(ctx=None) -> list[LibraryEntry]:
     return _shown(_library().list())
 

@@ -45,6 +45,17 @@ def default_root() -> Path:
     return data_dir() / "library"
 
 
+def index_identity(root: Path | None = None) -> tuple[int, int, int] | None:
+    """The library index file's identity (inode, size, modification time): it changes whenever the
+    library does, whichever process changed it (`loradeck install` in a terminal while the app is
+    open); None while there is no index."""
+    try:
+        st = os.stat(IndexStore(root or default_root()).path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class Library:
     def __init__(self, root: Path | None = None, lock_timeout: float = 30.0):
         self.root = Path(root) if root is not None else default_root()

@@ -422,6 +422,8 @@ class MainWindow(QMainWindow):
             self._start_pending = True
 
     def event(self, event) -> bool:
+        if event.type() == QEvent.Type.WindowActivate:
+            self.state.library_changed_elsewhere()      # back from a terminal that installed or removed one
         if not self._painted and event.type() == QEvent.Type.Paint:
             self._painted = True
             if self._start_pending:
