@@ -13,6 +13,9 @@ between turns, without reloading the model:
     /system TEXT               set the system prompt
     /reset                     forget the conversation (the mix stays)
     /help, /quit
+
+At a terminal, the arrow keys edit the line and recall earlier ones, also of earlier chats (kept in
+the cache folder's chat-history).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from ..errors import BackendError
 from ..model_ref import REMOTE_ENGINES as REMOTE
 from ..model_ref import engine_for, is_url, split_strength
 
+HISTORY_LINES = 1000         # lines of the interactive chat's history kept between chats
 HELP = __doc__.split("between turns, without reloading the model:", 1)[1].strip("\n")
 
 
@@ -293,25 +297,59 @@ def interactive(session: ChatSession, info: dict) -> int:
     if info.get("note"):
         err.write(f"note: {info['note']}\n")
     err.write("adapters:\n" + session.describe_mix() + "\n")
-    while True:
-        if tty:
-            err.write("you> ")
-            err.flush()
-        try:
-            line = sys.stdin.readline()
-        except KeyboardInterrupt:
-            err.write("\n")
-            return 0
-        if not line:
-            return 0
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        if line.startswith("/"):
-            if not session.command(line):
+    history = _line_editing() if tty else None
+    try:
+        while True:
+            try:
+                line = input("you> " if tty else "")
+            except EOFError:
                 return 0
-            continue
+            except KeyboardInterrupt:
+                err.write("\n")
+                return 0
+            if not _turn(session, line):
+                return 0
+    finally:
+        if history is not None:
+            history()
+
+
+def _turn(session: ChatSession, line: str) -> bool:
+    """One line typed at the prompt; False to end the chat."""
+    if not line.strip():
+        return True
+    if line.startswith("/"):
+        return session.command(line)
+    try:
+        session.ask(line)
+    except BackendError as exc:
+        session.err.write(f"error: {exc}\n")
+    return True
+
+
+def _line_editing():
+    """Arrow keys, editing and history at the prompt, also of earlier chats (GNU readline or libedit,
+    where Python has one; Windows' console edits lines on its own). Returns what saves the history at
+    the end, or None."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    from ..paths import cache_dir
+    try:
+        path = cache_dir() / "chat-history"
+    except OSError:
+        return None
+    readline.set_history_length(HISTORY_LINES)
+    try:
+        readline.read_history_file(path)
+    except OSError:                     # none yet, or unreadable: start without
+        pass
+
+    def save() -> None:
         try:
-            session.ask(line)
-        except BackendError as exc:
-            err.write(f"error: {exc}\n")
+            readline.write_history_file(path)
+            path.chmod(0o600)           # what was typed is the user's own
+        except OSError:
+            pass
+    return save

@@ -138,3 +138,46 @@ def test_bad_model_is_one_clear_line(tiny):
 ])
 def test_adapter_argument(text, want):
     assert split_strength(text) == want
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is a POSIX thing")
+def test_at_a_terminal_the_prompt_edits_lines_and_recalls_earlier_ones_also_of_an_earlier_chat(tiny, tmp_path):
+    """Arrow keys at the prompt printed ^[[A and sent it to the model as a question; now they recall
+    earlier lines, also from the chat before (the history is kept in the cache folder, private)."""
+    import pty
+    import select
+    import time
+
+    pytest.importorskip("readline")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "LORADECK_CACHE_DIR": str(tmp_path / "cache"), "TERM": "xterm"}
+
+    def at_terminal(*keys: str) -> str:
+        pid, fd = pty.fork()
+        if pid == 0:                                      # the child: loradeck chat at a terminal
+            os.execve(sys.executable, [sys.executable, "-m", "adapters_backend.cli",
+                                       *map(str, chat_args(tiny, "--adapter", f"{tiny.l1_path}:0.5"))], env)
+        out, pending = b"", list(keys)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _w, _x = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:                           # the chat ended: the terminal is gone
+                    break
+                if not data:
+                    break
+                out += data
+            elif pending and out.rstrip().endswith(b"you>"):
+                os.write(fd, pending.pop(0).encode())     # one line each time the prompt waits
+        os.waitpid(pid, 0)
+        os.close(fd)
+        return out.decode("utf-8", "replace")
+
+    first = at_terminal("/adapters\r", "\x1b[A\r", "/quit\r")      # ↑ then Enter: /adapters again
+    assert first.count("strength +0.50") == 3, first                # the banner's list, then two
+    history = tmp_path / "cache" / "chat-history"
+    assert history.read_text().split() == ["/adapters", "/quit"]        # a repeated line is kept once
+    assert history.stat().st_mode & 0o777 == 0o600
+    second = at_terminal("\x1b[A\x1b[A\r", "/quit\r")               # ↑↑: the chat before's /adapters
+    assert second.count("strength +0.50") == 2, second
