@@ -2,8 +2,9 @@
 
 - A llama.cpp LoRA GGUF is used as it is, after the compatibility check every other part of LoRA Deck
   uses (architecture, tensor names and shapes), which gives a clear reason instead of llama.cpp's
-  bare refusal, and once its values are known to be numbers — when its tensors are of the types llama.cpp's LoRA path computes with; one with
-  other types is rewritten by the converter (or refused by it, naming the tensor and its type).
+  bare refusal, and once its values are known to be numbers — when its tensors are of the types
+  llama.cpp's LoRA path computes with; one with other types is rewritten by the converter (or
+  refused by it, naming the tensor and its type).
 - Any other format (PEFT, Kohya, Ludwig, …) goes through the convert feature, which caches its output.
 - Per-layer strengths become a derived file with the layer factors folded into B, cached on disk by
   the source file's identity and the ranges (llama.cpp has one scale per adapter).
