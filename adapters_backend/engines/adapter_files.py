@@ -24,6 +24,7 @@ from ..gguf.header import GGUFError, is_gguf, read_header
 from ..gguf.tensors import first_nonfinite
 from ..jobs import JobContext
 from ..paths import cache_dir
+from ..value_range import ValuesDoNotFit
 from .base import LayerScales, layer_factor
 from .fold import FoldPart, write_folded
 
@@ -120,7 +121,12 @@ def per_layer_file(src: Path, ranges: LayerScales) -> Path:
     if out.exists():
         mark_used(out)
         return out
-    write_folded(out, [FoldPart(Path(src), 1.0, lambda layer: layer_factor(ranges, layer))],
-                 name=f"{Path(src).stem} (per-layer strengths)")
+    parts = [FoldPart(Path(src), 1.0, lambda layer: layer_factor(ranges, layer))]
+    name = f"{Path(src).stem} (per-layer strengths)"
+    try:
+        write_folded(out, parts, name=name)
+    except ValuesDoNotFit as exc:       # a 16-bit adapter's B times its layer factor: past float16
+        log.info("%s; the per-layer file of %s is written in f32", exc, src)
+        write_folded(out, parts, name=name, f32=True)
     trim_cache(derived_dir())
     return out

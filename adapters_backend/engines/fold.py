@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AdapterFormatError, JobCancelled
+from ..value_range import ValuesDoNotFit, require_fit
 
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
@@ -67,13 +68,14 @@ def read_pairs(adapter) -> dict[str, _Pair]:
 
 def write_folded(out: Path, parts: Sequence[FoldPart], *, name: str = "",
                  cancelled: Callable[[], bool] | None = None,
-                 keep_f32: Callable[[str], bool] | None = None) -> Path:
+                 keep_f32: Callable[[str], bool] | None = None, f32: bool = False) -> Path:
     """Write ONE LoRA GGUF (alpha 0) equal to Σ parts: factors stacked along the rank, all scales in B.
 
     Tensors go to disk one at a time (memory stays at one tensor's worth) and the file is published
     atomically (gguf.writer). Output is F16 wherever a source stores that tensor in 16 bits or less, or
     `keep_f32(base tensor)` says False (e.g. the base weight itself is F16 or quantized: the LoRA's cost
-    is mostly reading its factors, and F16 halves that); F32 otherwise.
+    is mostly reading its factors, and F16 halves that); F32 otherwise, and everywhere with `f32`.
+    ValuesDoNotFit (nothing written) when a factor, its strength folded in, is past float16's range.
     """
     import gguf
 
@@ -105,7 +107,8 @@ def write_folded(out: Path, parts: Sequence[FoldPart], *, name: str = "",
                 w.kv.add_name(name)
             types = {}
             for base, contrib in plan.items():
-                half = any(files[i][base].half for i, _ in contrib) or (keep_f32 is not None and not keep_f32(base))
+                half = not f32 and (any(files[i][base].half for i, _ in contrib)
+                                    or (keep_f32 is not None and not keep_f32(base)))
                 qtype = gguf.GGMLQuantizationType.F16 if half else gguf.GGMLQuantizationType.F32
                 types[base] = qtype
                 a_shape, b_shape = _stacked_shapes(base, [files[i][base] for i, _ in contrib])
@@ -119,8 +122,13 @@ def write_folded(out: Path, parts: Sequence[FoldPart], *, name: str = "",
                 a_axis = -1 if base == "token_embd.weight" else -2
                 a_parts = [adapters[i].source.read(base + ".lora_a") for i, _ in contrib]
                 b_parts = [adapters[i].source.read(base + ".lora_b") * np.float32(f) for i, f in contrib]
-                w.write(base + ".lora_a", np.ascontiguousarray(np.concatenate(a_parts, axis=a_axis), dtype))
-                w.write(base + ".lora_b", np.ascontiguousarray(np.concatenate(b_parts, axis=-1), dtype))
+                for part, values in (("lora_a", np.concatenate(a_parts, axis=a_axis)),
+                                     ("lora_b", np.concatenate(b_parts, axis=-1))):
+                    try:
+                        require_fit(values, types[base].name)    # a cast to F16 past it gives infinities
+                    except ValuesDoNotFit as exc:
+                        raise ValuesDoNotFit(f"{base}.{part}: {exc}") from None
+                    w.write(f"{base}.{part}", np.ascontiguousarray(values, dtype))
             w.commit()
     finally:
         for a in adapters:

@@ -5,6 +5,8 @@ the model (or a damaged model) stop the answer at the token where the logits sto
 the mix in the message, and nothing of it is reused afterwards."""
 from __future__ import annotations
 
+import warnings
+
 import engine_models as em
 import numpy as np
 import pytest
@@ -71,3 +73,44 @@ def test_a_model_whose_output_stops_being_numbers_mid_answer_stops_there(tiny, m
             got.append(chunk)
     assert [c.token_id for c in got] == [c.token_id for c in answer[:k + 1]]    # up to the token read back
     assert f"after {k + 1} tokens of the answer: the model file is damaged" in str(err.value)
+
+
+def _skewed_f16(tiny, path):
+    """l2 with B scaled up and A down by 3e4, stored in f16: every B fits float16 (|B| < 65,504), but B
+    times 2 does not. Returns (file, the Lora as read back from it)."""
+    skewed = em.Lora({k: (a / 3e4, b * 3e4) for k, (a, b) in tiny.l2.pairs.items()})
+    assert 32752 < max(np.abs(b).max() for _a, b in skewed.pairs.values()) < 65504
+    em.write_lora(path, skewed, dtype=np.float16)
+    stored = em.Lora({k: (a.astype(np.float16).astype(np.float32), b.astype(np.float16).astype(np.float32))
+                      for k, (a, b) in skewed.pairs.items()})
+    return path, stored
+
+
+def test_per_layer_factors_past_float16_are_written_in_f32_and_stay_exact(tiny, make_engine, merged, tmp_path):
+    """A 16-bit adapter's per-layer file was written in f16 with B times its layer factor: infinities
+    where that passed 65,504, so the answer stopped (NaN). Such a file is written in f32 instead."""
+    from test_llama_engine import close_logits, logits
+    path, stored = _skewed_f16(tiny, tmp_path / "skewed.gguf")
+    e = make_engine(tiny.base)
+    e.set_adapters([ActiveAdapter(path, 1.0, layer_scales=[(0, 0, 2.0), (1, 1, 0.5)])])
+    assert run_to_text(e, ASK, GREEDY)                                 # no error: the logits are numbers
+    close_logits(logits(e), logits(make_engine(merged([(stored, 1.0)], layer_factors={0: 2.0, 1: 0.5}))))
+
+
+def test_a_mix_that_would_overflow_its_fused_file_runs_as_separate_adapters(tiny, make_engine, tmp_path):
+    """Fusing folds each strength into B, in f16 for a 16-bit adapter: past 65,504 the fused file would
+    hold infinities. The build is refused and the mix keeps running as separate adapters (the same
+    logits as an engine that never fuses; llama.cpp's f16 product differs from an f32 merge by ~1e-3)."""
+    from test_llama_engine import logits
+    path, _stored = _skewed_f16(tiny, tmp_path / "skewed.gguf")
+    mix = [ActiveAdapter(path, 2.0), ActiveAdapter(tiny.l1_path, 0.5)]
+    e = make_engine(tiny.base, fuse_mixes=True)
+    e.set_adapters(mix)
+    with warnings.catch_warnings():     # as in the app: numpy's overflow warning is not an error there
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert not e.fuse_now() and e.mode == "separate"
+    assert run_to_text(e, ASK, GREEDY)
+    separate = make_engine(tiny.base)
+    separate.set_adapters(mix)
+    got = logits(e)
+    assert np.isfinite(got).all() and np.array_equal(got, logits(separate))
