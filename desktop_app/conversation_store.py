@@ -92,9 +92,11 @@ class ConversationStore:
         out.sort(key=lambda c: -c.updated)
         return out
 
-    def save(self, conv: Conversation) -> None:
+    def save(self, conv: Conversation, touch: bool = True) -> None:
+        """Write `conv`; `touch`: it changed now (a rename is not a change of the conversation)."""
         from adapters_backend.atomic import write_json_atomic
-        conv.updated = time.time()
+        if touch:
+            conv.updated = time.time()
         write_json_atomic(self._file(conv.id), conv.to_json())
 
     def delete(self, conv_id: str) -> None:

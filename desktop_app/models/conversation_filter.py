@@ -3,7 +3,7 @@ words typed, in any case.
 
 Every saved conversation is in memory once the list has loaded (ConversationListModel), so a search is
 a scan of text already there; each conversation's case-folded text is kept until the conversation
-changes (its `updated` time), so typing a longer query scans only that cache."""
+changes (its `updated` time) or is renamed, so typing a longer query scans only that cache."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSortFilterProxyModel
@@ -20,7 +20,7 @@ class ConversationFilterModel(QSortFilterProxyModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._words: list[str] = []
-        self._texts: dict[str, tuple[float, str]] = {}      # id -> (updated, searchable text)
+        self._texts: dict[str, tuple[tuple, str]] = {}      # id -> ((updated, title), searchable text)
 
     def set_query(self, text: str) -> None:
         words = text.casefold().split()
@@ -40,7 +40,7 @@ class ConversationFilterModel(QSortFilterProxyModel):
             return True
         conv = self.sourceModel().conversation(source_row)
         cached = self._texts.get(conv.id)
-        if cached is None or cached[0] != conv.updated:
-            cached = self._texts[conv.id] = (conv.updated, searchable_text(conv))
+        if cached is None or cached[0] != (conv.updated, conv.title):     # changed, or renamed
+            cached = self._texts[conv.id] = ((conv.updated, conv.title), searchable_text(conv))
         text = cached[1]
         return all(w in text for w in self._words)

@@ -66,7 +66,7 @@ class ConversationListModel(QAbstractListModel):
         if not index.isValid() or not 0 <= index.row() < len(self._items):
             return None
         c = self._items[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return c.title
         if role == Qt.ItemDataRole.ToolTipRole:
             n = sum(1 for m in c.messages if m.role == "user")
@@ -75,6 +75,23 @@ class ConversationListModel(QAbstractListModel):
         if role == self.ConversationRole:
             return c
         return None
+
+    def flags(self, index):
+        flags = super().flags(index)
+        return flags | Qt.ItemFlag.ItemIsEditable if index.isValid() else flags
+
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:
+        """A new title typed in the list (F2, or Rename… in its menu); an empty one keeps the old."""
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or not 0 <= index.row() < len(self._items):
+            return False
+        title = " ".join(str(value).split())
+        conv = self._items[index.row()]
+        if not title or title == conv.title:
+            return False
+        conv.title = title
+        self._write(conv, touch=False)       # renamed, not changed: it keeps its place in the list
+        self.dataChanged.emit(index, index)
+        return True
 
     def conversation(self, row: int) -> Conversation:
         return self._items[row]
@@ -104,10 +121,10 @@ class ConversationListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def _write(self, conv: Conversation) -> str | None:
+    def _write(self, conv: Conversation, touch: bool = True) -> str | None:
         """Write `conv`; why it could not be, or None."""
         try:
-            self.store.save(conv)
+            self.store.save(conv, touch)
         except OSError as exc:
             if conv.id not in self._unsaved:         # once, not at every answer while the disk is full
                 self.file_problem.emit(f"The conversation “{conv.title}” could not be saved: {exc}. It stays "

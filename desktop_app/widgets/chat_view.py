@@ -278,8 +278,8 @@ class ChatView(QWidget):
         if self.conversation is None:
             self.new_chat()
         conv = self.conversation
-        if not any(m.role == "user" for m in conv.messages):
-            conv.title = title_from(text)
+        if not any(m.role == "user" for m in conv.messages) and conv.title == Conversation.title:
+            conv.title = title_from(text)          # unless the user named the chat already
         msg = Message("user", text)
         conv.messages.append(msg)
         self._append_widget(msg)

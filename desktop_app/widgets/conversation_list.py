@@ -49,6 +49,7 @@ class ConversationList(QWidget):
         self.view = QListView()
         self.view.setAccessibleName("Conversations")
         self.view.setModel(self.filter)
+        self.view.setEditTriggers(QListView.EditTrigger.EditKeyPressed)   # F2 renames; a click only opens
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_view_menu)
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
@@ -116,10 +117,13 @@ class ConversationList(QWidget):
         if not idx.isValid():
             return
         menu = QMenu(self)
+        rename = menu.addAction("Rename")
         export = menu.addAction("Export…")
         delete = menu.addAction("Delete conversation")
         chosen = menu.exec(self.view.viewport().mapToGlobal(pos))
-        if chosen is delete:
+        if chosen is rename:
+            self.view.edit(idx)
+        elif chosen is delete:
             self.delete_requested.emit(self._source_row(idx))
         elif chosen is export:
             self.export_requested.emit(self._source_row(idx))
