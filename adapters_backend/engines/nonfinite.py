@@ -20,18 +20,26 @@ def finite(logits: np.ndarray) -> bool:
     return bool(np.isfinite(logits).all())
 
 
-def not_a_number(mix: Sequence[ActiveAdapter], produced: int) -> EngineError:
+class OutputNotNumbers(EngineError):
+    """The logits stopped being numbers; `with_adapters`: under a mix (else the model alone)."""
+
+    def __init__(self, message: str, with_adapters: bool):
+        super().__init__(message)
+        self.with_adapters = with_adapters
+
+
+def not_a_number(mix: Sequence[ActiveAdapter], produced: int) -> OutputNotNumbers:
     """The error for logits that are not numbers, `produced` tokens into the answer, under `mix`."""
     when = "while reading the conversation" if produced == 0 else f"after {produced} tokens of the answer"
     active = [a for a in mix if a.strength]
     if not active:
-        return EngineError(f"the model's output stopped being numbers (NaN or infinite) {when}: the model file "
-                           "is damaged, or its quantization does not work on this computer")
+        return OutputNotNumbers(f"the model's output stopped being numbers (NaN or infinite) {when}: the model "
+                                "file is damaged, or its quantization does not work on this computer", False)
     names = ", ".join(f"{a.display_name} ×{a.strength:g}" for a in active)
-    return EngineError(f"the model's output stopped being numbers (NaN or infinite) {when} under this mix "
-                       f"({names}): at these strengths the adapters overflow this model, or an adapter or the model "
-                       "is damaged; lower the strengths, or try without adapters to see whether the model is at "
-                       "fault")
+    return OutputNotNumbers(f"the model's output stopped being numbers (NaN or infinite) {when} under this mix "
+                            f"({names}): at these strengths the adapters overflow this model, or an adapter or the "
+                            "model is damaged; lower the strengths, or try without adapters to see whether the "
+                            "model is at fault", True)
 
 
-__all__ = ["finite", "not_a_number"]
+__all__ = ["OutputNotNumbers", "finite", "not_a_number"]

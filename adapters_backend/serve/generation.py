@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..chat import ReplyText
+from ..engines.nonfinite import OutputNotNumbers
 from ..errors import AdapterFormatError, BackendError, BaseModelError, IncompatibleAdapterError
 from .errors import ApiError, error_body
 from .protocol import Reply, usage
@@ -30,6 +31,9 @@ def engine_error(exc: BaseException) -> ApiError:
         return ApiError(msg, 503, code="engine_stopped")
     if "does not fit the context" in msg:
         return ApiError(msg, 400, param="messages", code="context_length_exceeded")
+    if isinstance(exc, OutputNotNumbers):       # the same request fails the same way: a 4xx is not retried
+        return (ApiError(msg, 400, param="adapters", code="output_not_numbers") if exc.with_adapters
+                else ApiError(msg, 500, code="output_not_numbers"))
     if isinstance(exc, (AdapterFormatError, IncompatibleAdapterError, BaseModelError)):
         return ApiError(msg, 400, param="adapters", code="adapter_error")
     if isinstance(exc, BackendError):

@@ -215,3 +215,32 @@ def test_an_oversized_body_is_refused_as_it_arrives(served):
             answer += more
     assert answer.startswith(b"HTTP/1.1 413") and b"larger than 8 MB" in answer
     assert at_answer < 64, f"answered after {at_answer} MB had been sent"
+
+
+def test_an_adapter_that_overflows_the_model_is_an_error_that_names_the_mix(served, client, tmp_path):
+    """Logits that stop being numbers end the request with the reason, as a 400 (the same request would
+    fail again; llama.cpp alone answered with meaningless tokens up to max_tokens); the server answers
+    the next request as before."""
+    import gguf
+    import numpy as np
+
+    src = gguf.GGUFReader(demo.demo_lora_gguf("shout"))
+    path = tmp_path / "overflowing.gguf"
+    w = gguf.GGUFWriter(str(path), bytes(src.fields["general.architecture"].parts[-1]).decode())
+    w.add_type(gguf.GGUFType.ADAPTER)
+    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(src.fields[gguf.Keys.Adapter.LORA_ALPHA].parts[-1][0]))
+    for t in src.tensors:                          # finite, but far past what the activations can carry
+        values = np.array(t.data, dtype=np.float32)
+        w.add_tensor(t.name, values * np.float32(1e30) if t.name.endswith("lora_b") else values)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(openai.BadRequestError) as e:      # a 4xx: the client does not retry it
+        ask(client, adapters=[{"name": str(path), "strength": 0.5}])
+    err = _error(e)
+    assert err["code"] == "output_not_numbers" and err["param"] == "adapters"
+    assert "stopped being numbers (NaN or infinite) while reading the conversation under this mix " \
+           "(overflowing ×0.5)" in err["message"], err["message"]
+    assert "Paris" in ask(client)
