@@ -31,6 +31,7 @@ from ..conversation_store import Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
 from .chat_reply import StreamedReply, info_text, title_from
 from .conversation_list import ConversationList
+from .edit_choice import ask_edit_choice
 from .export_chat import export_chat
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
@@ -302,18 +303,37 @@ class ChatView(QWidget):
         self._start_reply()
 
     def _on_message_edit_submitted(self, widget: MessageWidget, text: str) -> None:
-        """Edit-and-resend: everything after the edited message is replaced by a new answer."""
+        """Edit-and-resend: everything after the edited message is replaced by a new answer; when more
+        than its own answer follows, the user chooses first (replace them, or send in a copy)."""
         if self.generating or self.conversation is None:
             return
+        conv, msgs = self.conversation, self.conversation.messages
+        at = next(i for i, m in enumerate(msgs) if m is widget.message)
+        later = len(msgs) - at - 1
+        if later <= 1:
+            self._replace_from(widget, at, text)
+            return
+        self.edit_box = ask_edit_choice(
+            self, later, conv.title,
+            replace=lambda: self.conversation is conv and not self.generating and self._replace_from(widget, at, text),
+            copy=lambda: not self.generating and self._send_in_copy(conv, at, text))
+
+    def _replace_from(self, widget: MessageWidget, at: int, text: str) -> None:
         widgets = self._message_widgets()
-        pos = widgets.index(widget)
-        target = widget.message
-        msgs = self.conversation.messages
-        keep = msgs[:next(i for i, m in enumerate(msgs) if m is target)]
-        self.conversation.messages = keep + [Message("user", text)]
-        for w in widgets[pos:]:
+        self.conversation.messages = self.conversation.messages[:at] + [Message("user", text)]
+        for w in widgets[widgets.index(widget):]:
             self.scroll.remove(w)
         self._append_widget(self.conversation.messages[-1])
+        self._start_reply()
+
+    def _send_in_copy(self, conv: Conversation, at: int, text: str) -> None:
+        """A new chat: `conv` up to its message `at`, then `text`, answered; `conv` stays as it was."""
+        copy = Conversation.new(conv.system_prompt)
+        copy.title = f"{conv.title} (edited)"
+        copy.messages = [Message(m.role, m.content, dict(m.info)) for m in conv.messages[:at]]
+        copy.messages.append(Message("user", text))
+        self.state.conversations.add(copy)
+        self.sidebar.select_row(0)                  # opens it
         self._start_reply()
 
     def _start_reply(self) -> None:

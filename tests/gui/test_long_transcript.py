@@ -65,6 +65,9 @@ def test_edit_and_answers_with_earlier_messages_not_shown(make_app, qtbot, n_ctx
     assert first.text() == f"question {60 - PAGE // 2}" and chat.scroll.hidden == 120 - PAGE
     hidden = chat.scroll.hidden
     first.edit_submitted.emit(first, "edited")                      # edit-and-resend of the first one shown
+    box = chat.edit_box                                             # 39 later messages: asked first
+    replace = next(b for b in box.buttons() if b.text() == f"Replace {120 - hidden - 1} messages")
+    qtbot.mouseClick(replace, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
     assert [m.content for m in conv.messages[:hidden + 1]] == [m.content for m in long_chat(60).messages[:hidden]] + [
         "edited"]
