@@ -244,3 +244,7 @@ def test_an_adapter_that_overflows_the_model_is_an_error_that_names_the_mix(serv
     assert "stopped being numbers (NaN or infinite) while reading the conversation under this mix " \
            "(overflowing ×0.5)" in err["message"], err["message"]
     assert "Paris" in ask(client)
+    with pytest.raises(openai.BadRequestError) as e:      # streamed: refused before the stream starts
+        list(client.chat.completions.create(model="tiny-deck-demo", stream=True, extra_body={
+            "adapters": [{"name": str(path), "strength": 0.5}]}, messages=[{"role": "user", "content": QUESTION}]))
+    assert _error(e)["code"] == "output_not_numbers"
