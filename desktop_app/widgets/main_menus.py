@@ -41,6 +41,8 @@ def build_menus(w) -> None:
     add_action(w, m, "&Export chat…", w.chat.export_open, "Ctrl+Shift+E",
                "Save the open conversation as a Markdown file")
     add_action(w, m, "Focus &message box", w._focus_prompt, "Ctrl+L")
+    add_action(w, m, "&Search chats", w._focus_search, QKeySequence.StandardKey.Find,
+               "Find conversations by words in their titles and messages")
 
     m = mb.addMenu("&View")
     for i, name in enumerate(("Chat", "Compare", "Sweep", "Library", "Hub")):

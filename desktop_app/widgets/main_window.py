@@ -207,6 +207,11 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.chat)
         self.chat.prompt.setFocus()
 
+    def _focus_search(self) -> None:
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.sidebar.search.setFocus()
+        self.chat.sidebar.search.selectAll()
+
     def show_hub_models(self) -> None:
         self.show_view("hub").show_models()
 

@@ -50,6 +50,11 @@ def test_search_finds_words_in_titles_messages_and_system_prompts(make_app, app_
     qtbot.waitUntil(lambda: app.state.conversations.rowCount() == 3, timeout=TIMEOUT)
     assert shown(chat) == ["Rust question", "Dinner ideas", "Weekend trip"]
 
+    app.window.tabs.setCurrentIndex(3)                # Ctrl+F, from another tab: the chat's search box
+    app.window.activateWindow()
+    qtbot.waitUntil(app.window.isActiveWindow, timeout=TIMEOUT)
+    qtbot.keyClick(app.window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert app.window.tabs.currentWidget() is chat and chat.sidebar.search.hasFocus()
     search(qtbot, chat, "LIGHTHOUSE keeper")          # every word, any case, in the messages
     assert shown(chat) == ["Rust question", "Weekend trip"]
     search(qtbot, chat, "fennel")                     # the system prompt
