@@ -298,10 +298,16 @@ def interactive(session: ChatSession, info: dict) -> int:
         err.write(f"note: {info['note']}\n")
     err.write("adapters:\n" + session.describe_mix() + "\n")
     history = _line_editing() if tty else None
+    # input() edits lines only when stdout is a terminal too, and writes its prompt to stdout: with the
+    # answers going to a pipe or a file, the prompt goes to stderr, as the answers' notes do.
+    prompt_on_stderr = tty and not sys.stdout.isatty()
     try:
         while True:
+            if prompt_on_stderr:
+                err.write("you> ")
+                err.flush()
             try:
-                line = input("you> " if tty else "")
+                line = input("you> " if tty and not prompt_on_stderr else "")
             except EOFError:
                 return 0
             except KeyboardInterrupt:

@@ -181,3 +181,30 @@ def test_at_a_terminal_the_prompt_edits_lines_and_recalls_earlier_ones_also_of_a
     assert history.stat().st_mode & 0o777 == 0o600
     second = at_terminal("\x1b[A\x1b[A\r", "/quit\r")               # ↑↑: the chat before's /adapters
     assert second.count("strength +0.50") == 2, second
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is a POSIX thing")
+def test_with_the_answers_going_to_a_pipe_the_prompt_stays_on_the_terminal(tiny, tmp_path):
+    """`loradeck chat | tee log`: the answers go to the pipe, the prompt to the terminal (stderr), as
+    before readline; input() alone would write "you> " into the log."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "LORADECK_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "adapters_backend.cli", *map(str, chat_args(tiny))],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    seen, pending = b"", ["Hello\n", "/quit\n"]
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            seen += os.read(master, 65536)
+        elif seen.rstrip().endswith(b"you>"):
+            os.write(master, pending.pop(0).encode())
+            seen += b"\n"
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0 and seen.count(b"you>") == 2
+    assert b"you>" not in out and out.strip()                # the answer, and only the answer
