@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..atomic import read_json, write_json_atomic
 from ..errors import BaseModelError
 from ..isolated import isolated_env, isolated_python
 from ..jobs import JobContext
-from ..paths import cache_dir
+from ..passed_checks import PassedChecks, identity
 from .llama_runtime import extra_buffers_safe
 
 log = logging.getLogger(__name__)
@@ -34,9 +33,7 @@ log = logging.getLogger(__name__)
 REFUSED = 17                 # the child's exit code when llama.cpp returned an error instead of crashing
 TIMEOUT = 600.0              # a child still busy after this long is stopped (a file that makes llama.cpp loop)
 POLL = 0.1                   # how often the wait looks at cancel
-REMEMBERED = 200             # files that passed, newest kept
-_PASSED_FILE = "probed-models.json"
-_passed_here: set[str] = set()   # also this process's, whichever cache folder it uses now
+PASSED = PassedChecks("probed-models.json")     # models that opened cleanly
 
 _CHILD = r"""
 import ctypes, os, sys
@@ -82,31 +79,6 @@ sys.exit(main(sys.argv[1]))
 """
 
 
-def _identity(files: list[Path]) -> str:
-    parts = []
-    for f in files:
-        st = f.stat()
-        parts.append(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}")
-    return "\n".join(parts)
-
-
-def _passed_path() -> Path:
-    return cache_dir() / _PASSED_FILE
-
-
-def _passed() -> list[str]:
-    entries = read_json(_passed_path(), [])
-    return [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
-
-
-def _remember(identity: str) -> None:
-    entries = [identity] + [e for e in _passed() if e != identity]
-    try:
-        write_json_atomic(_passed_path(), entries[:REMEMBERED])
-    except OSError as exc:                      # only costs a check next time
-        log.info("could not remember that %s opened cleanly: %s", identity, exc)
-
-
 def crash_reason(stderr: str, returncode: int) -> str:
     """What llama.cpp said as it stopped (its GGML_ASSERT line), else how the child ended."""
     for line in stderr.splitlines():
@@ -128,8 +100,8 @@ def probe_model(path: Path, ctx: JobContext | None = None, other_parts: tuple[Pa
     when llama.cpp refused it with an error (the caller's own load says why), or when no child could be
     run (logged)."""
     ctx = ctx or JobContext()
-    identity = _identity([path, *other_parts])
-    if identity in _passed_here or identity in _passed():
+    key = identity([path, *other_parts])
+    if key in PASSED:
         return
     ctx.report(0.0, 1.0, "checking the model file in a separate process")
     with tempfile.TemporaryDirectory(prefix="loradeck-probe-") as workdir, \
@@ -159,8 +131,7 @@ def probe_model(path: Path, ctx: JobContext | None = None, other_parts: tuple[Pa
         stderr = err.read(1 << 20).decode("utf-8", "replace")
     rc = proc.returncode
     if rc == 0:
-        _passed_here.add(identity)
-        _remember(identity)
+        PASSED.add(key)
         return
     if rc == REFUSED:
         return

@@ -33,7 +33,7 @@ def _reply(engine) -> str:
 def own_cache(tmp_path, monkeypatch):
     """A cache folder of the test's own: no model counts as checked before it."""
     monkeypatch.setenv("LORADECK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(llama_probe, "_passed_here", set())
+    monkeypatch.setattr(llama_probe.PASSED, "here", set())
 
 
 def test_a_model_that_aborts_llama_cpp_is_refused_and_the_loaded_one_stays(tiny, tmp_path, own_cache):
@@ -58,8 +58,8 @@ def test_a_model_that_aborts_llama_cpp_is_refused_and_the_loaded_one_stays(tiny,
 
 def test_a_model_that_opened_cleanly_is_not_checked_again(tiny, tmp_path, own_cache, monkeypatch):
     llama_probe.probe_model(tiny.base)
-    assert any(str(tiny.base.resolve()) in e for e in llama_probe._passed())   # kept in the cache folder
-    monkeypatch.setattr(llama_probe, "_passed_here", set())      # as in a process started afresh
+    assert any(str(tiny.base.resolve()) in e for e in llama_probe.PASSED.saved())   # kept in the cache folder
+    monkeypatch.setattr(llama_probe.PASSED, "here", set())      # as in a process started afresh
 
     def no_child(*args, **kwargs):
         raise AssertionError("a model that passed was checked again")
