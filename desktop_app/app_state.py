@@ -73,6 +73,7 @@ class AppState(CompatChecking, QObject):
         self.loading_path: str | None = None     # the model being loaded
         self._demo_if_it_fails = False          # the start's load of the last model: the demo instead
         self._keyed = False                     # the model being loaded is a server that needs an API key
+        self._keep_last = False                 # the demo stands in for a last model that could not be had
         self._library_seen = UNREAD             # the library index's identity as last read (None: no index)
         self.busy = False
         self.compat: dict[str, Verdict] = {}    # adapter id -> its verdict against the loaded model
@@ -161,7 +162,7 @@ class AppState(CompatChecking, QObject):
     # ------------------------------------------------------------------ model
     def load_model(self, path: str, engine: str | None = None, label: str = "", options: dict | None = None) -> None:
         """Load a model file/folder/Hub id, or connect to a server (`path` = its URL, `options` e.g. api_key)."""
-        self._demo_if_it_fails = False
+        self._demo_if_it_fails = self._keep_last = False
         self._keyed = bool((options or {}).get("api_key"))   # a key is not kept: not reconnected at start
         engine = engine or engine_for(path)
         remote = is_url(path)
@@ -177,7 +178,7 @@ class AppState(CompatChecking, QObject):
         self._demo_if_it_fails = False
         self.loading = self.loading_path = None
         self.model = model
-        if not self._keyed:
+        if not (self._keyed or self._keep_last):
             self.settings.set_last_model(model.path, model.engine)
         self.settings.add_recent_model(model.path, model.engine)
         self._mix_checked = False
@@ -199,6 +200,7 @@ class AppState(CompatChecking, QObject):
         self.errors.report(exc, f"Loading {label}")
         if self._demo_if_it_fails and not kept:
             self._load_demo()
+            self._keep_last = True      # the server or Hub model is tried again at the next start
 
     def _on_host_generation_finished(self, _stats) -> None:
         if self.settings.model_on_trial:

@@ -1,6 +1,7 @@
 """At start the model used last is opened again: a file or folder that is gone, and a server or Hub
 model that cannot be had now, are said (they opened the demo without a word, and a server or a Hub
-model was never even tried), and the demo opens instead."""
+model was never even tried), and the demo opens instead; a server or Hub model stays the last model,
+tried again at the next start, a file that is gone does not."""
 from __future__ import annotations
 
 import socket
@@ -33,6 +34,7 @@ def test_a_last_model_that_is_gone_is_said_and_the_demo_opens(make_app, demo_eng
     app = make_app().start(wait_model=False)          # the reason comes first, then the demo
     qtbot.waitUntil(lambda: app.state.model is not None, timeout=TIMEOUT)
     assert app.state.model.path == str(demo.demo_model_path())
+    assert app.state.settings.last_model["path"] == str(demo.demo_model_path())    # a file gone stays gone
     assert app.state.errors.history == [(
         "Opening the last model", f"{gone}: the model used last time is no longer there (moved, renamed or "
                                   f"deleted), so LoRA Deck opened the demo model. Open it from where it is now: {how}"
@@ -52,3 +54,9 @@ def test_a_server_or_hub_model_that_cannot_be_had_now_is_tried_said_and_the_demo
     assert app.state.model.path == str(demo.demo_model_path())
     [(context, message)] = app.state.errors.history
     assert context.startswith("Loading ") and why in message
+    # The demo only stands in: the server or Hub model stays the last model, tried at the next start.
+    assert app.state.settings.last_model == {"path": path, "engine": engine}
+    app.close()
+    again = make_app().start(wait_model=False)
+    qtbot.waitUntil(lambda: again.state.model is not None, timeout=TIMEOUT)
+    assert [m for _c, m in again.state.errors.history] == [message]
