@@ -16,8 +16,11 @@ _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')    # not allowed in a file name 
 
 def file_name(conv: Conversation) -> str:
     """A file name for the export of `conv`: its title, with what some file system refuses left out."""
-    stem = _UNSAFE.sub(" ", conv.title).strip(" .")[:80].strip(" .")
-    return f"{stem or 'chat'}.md"
+    from adapters_backend.paths import unsafe_name_reason
+
+    stem = _UNSAFE.sub(" ", conv.title).strip(" .")[:80].strip(" .") or "chat"
+    name = f"{stem}.md"
+    return name if unsafe_name_reason(name) is None else f"chat {name}"     # CON.md, NUL.md … on Windows
 
 
 def to_markdown(conv: Conversation, exported: float | None = None) -> str:

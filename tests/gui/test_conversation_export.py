@@ -36,7 +36,8 @@ def test_markdown_names_the_model_and_mix_of_each_answer():
 
 
 @pytest.mark.parametrize(("title", "name"), [("Capitals", "Capitals.md"), ('a/b:c*?"<>|\x07.', "a b c.md"),
-                                             ("...", "chat.md"), ("x" * 200, "x" * 80 + ".md")])
+                                             ("...", "chat.md"), ("x" * 200, "x" * 80 + ".md"),
+                                             ("con", "chat con.md"), ("COM1 ", "chat COM1.md")])
 def test_the_file_name_is_the_title_without_what_file_systems_refuse(title, name):
     conv = Conversation.new()
     conv.title = title
