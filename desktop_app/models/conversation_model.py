@@ -18,6 +18,7 @@ from ..conversation_store import Conversation, ConversationStore
 from ..plain_text import plain_tip
 
 SLICE_SECONDS = 0.012        # of reading between two turns of the event loop
+TITLE_CHARS = 200            # a longer title typed or pasted is cut: the list shows one line
 
 
 class ConversationListModel(QAbstractListModel):
@@ -84,7 +85,7 @@ class ConversationListModel(QAbstractListModel):
         """A new title typed in the list (F2, or Rename… in its menu); an empty one keeps the old."""
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or not 0 <= index.row() < len(self._items):
             return False
-        title = " ".join(str(value).split())
+        title = " ".join(str(value).split())[:TITLE_CHARS].strip()
         conv = self._items[index.row()]
         if not title or title == conv.title:
             return False

@@ -44,6 +44,8 @@ def test_f2_renames_in_place_without_moving_the_chat(make_app, app_env, qtbot):
     qtbot.waitUntil(lambda: len(shown(chat)) == 3, timeout=TIMEOUT)
     rename(qtbot, chat, 0, "")                                                        # nothing typed
     assert shown(chat)[0] == "Rust question"
+    rename(qtbot, chat, 0, "word " * 100)                                             # pasted, too long
+    assert shown(chat)[0] == ("word " * 40).strip()
 
 
 def test_a_chat_named_before_its_first_message_keeps_its_name(make_app, qtbot):
