@@ -42,12 +42,13 @@ def test_a_last_model_that_is_gone_is_said_and_the_demo_opens(make_app, demo_eng
 
 
 @pytest.mark.parametrize(("path", "engine", "why"), [
-    (f"http://127.0.0.1:{_closed_port()}", "llama-server", "cannot reach the llama-server server"),
+    ("http://127.0.0.1:{closed}", "llama-server", "cannot reach the llama-server server"),
     ("someone/some-model", "torch", "The Hugging Face Hub is switched off here"),   # HF_HUB_OFFLINE in tests
 ])
 def test_a_server_or_hub_model_that_cannot_be_had_now_is_tried_said_and_the_demo_opens(
         make_app, demo_engine, qtbot, path, engine, why):
     demo, _ = demo_engine
+    path = path.format(closed=_closed_port())
     _last(path, engine)
     app = make_app().start(wait_model=False)          # the reason comes first, then the demo
     qtbot.waitUntil(lambda: app.state.model is not None, timeout=TIMEOUT)

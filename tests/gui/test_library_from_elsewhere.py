@@ -37,8 +37,8 @@ def test_install_and_remove_from_a_terminal_show_when_the_window_is_active_again
     qtbot.waitUntil(lambda: state.library_model.rowCount() == 3, timeout=TIMEOUT)
     shout = next(e for e in state.library_model.entries() if e.name == "shout")
     assert state.add_to_mix(shout.id) or any(e.adapter_id == shout.id for e in state.mix_model.entries())
-    switch_away_and_back(qtbot, w)
-    qtbot.wait(300)
+    switch_away_and_back(qtbot, w)          # the first run's index was written after the app read it
+    qtbot.waitUntil(lambda: state._library_applied >= state._library_seq, timeout=TIMEOUT)   # listings done
     listed = []
     state.library_changed.connect(lambda: listed.append(1))
     switch_away_and_back(qtbot, w)
