@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPalette, QShortcut
-from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from ..models.conversation_filter import ConversationFilterModel
+from ..plain_text import message_box
+from ..transient_dialogs import open_once
 
 SEARCH_DELAY_MS = 150          # typing pauses this long before the list is filtered
 
@@ -124,11 +126,27 @@ class ConversationList(QWidget):
         if chosen is rename:
             self.view.edit(idx)
         elif chosen is delete:
-            self.delete_requested.emit(self._source_row(idx))
+            self._confirm_delete(self._source_row(idx))
         elif chosen is export:
             self.export_requested.emit(self._source_row(idx))
 
     def _delete_current(self) -> None:
         row = self._source_row(self.view.currentIndex())
         if row >= 0:
-            self.delete_requested.emit(row)
+            self._confirm_delete(row)
+
+    def _confirm_delete(self, row: int) -> None:
+        """Delete is for good (the file goes): asked first, so a Delete key pressed in the list by
+        mistake loses nothing. The conversation is found again by id when the answer comes (an answer
+        finishing meanwhile moves its chat to the top)."""
+        conv = self.model.conversation(row)
+        n = len(conv.messages)
+        box = message_box(QMessageBox.Icon.Question, "Delete conversation?",
+                          f"Delete “{conv.title}” and its {n} message{'s' if n != 1 else ''} from this computer? "
+                          "This cannot be undone.", QMessageBox.StandardButton.Cancel, self)
+        box.setAccessibleName("Delete conversation")
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(lambda button: button is delete and self.model.row_of(conv.id) >= 0
+                                  and self.delete_requested.emit(self.model.row_of(conv.id)))
+        self.delete_box = open_once(box)

@@ -87,7 +87,14 @@ def test_delete_and_new_chat_act_on_the_rows_the_search_shows(make_app, app_env,
     app.window.activateWindow()                       # a shortcut acts in the active window only
     qtbot.waitUntil(app.window.isActiveWindow, timeout=TIMEOUT)
     view.setFocus()
-    qtbot.keyClick(view, Qt.Key.Key_Delete)           # deletes the conversation shown, not row 1 of all
+    qtbot.keyClick(view, Qt.Key.Key_Delete)           # asks first …
+    box = chat.sidebar.delete_box
+    assert "Delete “Weekend trip” and its 2 messages from this computer?" in box.text()
+    qtbot.mouseClick(box.button(box.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert model.rowCount() == 3 and (app_env / "data" / "conversations" / f"{saved['trip'].id}.json").exists()
+    qtbot.keyClick(view, Qt.Key.Key_Delete)           # … then deletes the conversation shown, not row 1 of all
+    delete = next(b for b in chat.sidebar.delete_box.buttons() if b.text() == "Delete")
+    qtbot.mouseClick(delete, Qt.MouseButton.LeftButton)
     assert {model.conversation(r).id for r in range(model.rowCount())} == {saved["cook"].id, saved["code"].id}
     assert not (app_env / "data" / "conversations" / f"{saved['trip'].id}.json").exists()
     assert shown(chat) == ["Rust question"] and chat.conversation.id == saved["code"].id
