@@ -1,5 +1,5 @@
-"""Search in the chat's sidebar: the conversations whose title, system prompt or messages contain the
-words typed, in any case.
+"""Search in the chat's sidebar: the conversations whose title, system prompt, messages or answers'
+model and mix contain the words typed, in any case.
 
 Every saved conversation is in memory once the list has loaded (ConversationListModel), so a search is
 a scan of text already there; each conversation's case-folded text is kept until the conversation
@@ -12,8 +12,10 @@ from ..conversation_store import Conversation
 
 
 def searchable_text(conv: Conversation) -> str:
-    """What a search looks in, case-folded."""
-    return "\n".join([conv.title, conv.system_prompt, *(m.content for m in conv.messages)]).casefold()
+    """What a search looks in, case-folded: the title, the system prompt, the messages, and the model
+    and mix each answer was written with (a chat is found by the adapter it used)."""
+    details = [str(m.info.get(k, "")) for m in conv.messages for k in ("model", "mix") if m.info.get(k)]
+    return "\n".join([conv.title, conv.system_prompt, *(m.content for m in conv.messages), *details]).casefold()
 
 
 class ConversationFilterModel(QSortFilterProxyModel):

@@ -1,5 +1,5 @@
-"""Search in the chat's sidebar: the list shows the conversations whose title, system prompt or
-messages hold every word typed (any case); opening, deleting and starting a chat work on the rows
+"""Search in the chat's sidebar: the list shows the conversations whose title, system prompt, messages
+or answers' mix hold every word typed (any case); opening, deleting and starting a chat work on the rows
 shown, a new chat clears a search that would hide it, and a search that finds nothing says so."""
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def _saved(app_env) -> dict[str, Conversation]:
     store = ConversationStore(app_env / "data" / "conversations")
     chats = {
         "trip": ("Weekend trip", "", [("user", "Plan two days on the coast"),
-                                      ("assistant", "Visit the old Lighthouse and its keeper's museum.")]),
+                                      ("assistant", "Visit the old Lighthouse and its keeper's museum.",
+                                       {"model": "Demo model", "mix": "pirate ×0.8"})]),
         "cook": ("Dinner ideas", "You are a chef who loves fennel.", [("user", "Something quick?")]),
         "code": ("Rust question", "", [("user", "Why does the borrow checker reject this?"),
                                        ("assistant", "Because the lighthouse keeper holds a reference.")]),
@@ -25,7 +26,7 @@ def _saved(app_env) -> dict[str, Conversation]:
     for key, (title, system, messages) in chats.items():
         conv = Conversation.new(system)
         conv.title = title
-        conv.messages = [Message(role, text) for role, text in messages]
+        conv.messages = [Message(role, text, *info) for role, text, *info in messages]
         store.save(conv)
         time.sleep(0.01)                                  # each one newer than the last
         out[key] = conv
@@ -63,6 +64,8 @@ def test_search_finds_words_in_titles_messages_and_system_prompts(make_app, app_
                      pos=chat.sidebar.view.visualRect(chat.sidebar.view.model().index(0, 0)).center())
     assert chat.conversation.id == saved["cook"].id
     # A search that hides the open conversation leaves it open; the list shows it again when it can.
+    search(qtbot, chat, "pirate")                     # the mix an answer was written with
+    assert shown(chat) == ["Weekend trip"]
     search(qtbot, chat, "trip museum")                # title and message together
     assert shown(chat) == ["Weekend trip"] and not chat.sidebar.no_match.isVisible()
     assert chat.conversation.id == saved["cook"].id and not chat.sidebar.view.currentIndex().isValid()
