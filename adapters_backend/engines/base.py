@@ -164,5 +164,11 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+def run_to_text(engine, messages, params=None, ctx=None) -> str:
+    """The whole reply of any engine as one string (tests)."""
+    return "".join(c.text for c in engine.generate(messages, params, ctx))
+
+
 __all__ = ["STRENGTH_RANGE", "ActiveAdapter", "ChatMessage", "Engine", "EngineCapabilities", "LayerScales",
-           "SamplingParams", "TokenChunk", "adapter_display_name", "layer_factor", "normalize_layer_scales"]
+           "SamplingParams", "TokenChunk", "adapter_display_name", "layer_factor", "normalize_layer_scales",
+           "run_to_text"]

@@ -433,7 +433,7 @@ class LlamaCppEngine(PromptReading):
                 finish = "cancelled"
             else:
                 cached = self._reused
-                token = self._first_token(gen, ctx)
+                token = self._advance(gen, ctx)
                 prompt_seconds = time.perf_counter() - t0
                 if token is None:
                     finish = "cancelled"
@@ -457,7 +457,7 @@ class LlamaCppEngine(PromptReading):
                 if ctx.cancelled():
                     finish = "cancelled"
                     break
-                token = self._next_token(gen)
+                token = self._advance(gen)
                 if token is None:
                     finish = "stop"
         finally:
@@ -473,36 +473,25 @@ class LlamaCppEngine(PromptReading):
             self._kv.invalidate()               # what overflowed is never read again
             raise not_a_number([a for a, _loaded in self._mix], produced)
 
-    def _first_token(self, gen, ctx: JobContext):
-        """Evaluate the prompt and sample the first token; None when cancelled during the prompt."""
-        self._set_abort(ctx)                   # per-node check: only while the (long) prompt runs
+    def _advance(self, gen, prompt_job: JobContext | None = None):
+        """The next token, None at the end. With `prompt_job` the prompt is evaluated first: llama.cpp's
+        per-node abort check is on while it runs (it can be long), and a cancel then gives None too."""
+        if prompt_job is not None:
+            self._set_abort(prompt_job)
         try:
             with llama_log.capture() as cap:
                 return next(gen)
         except StopIteration:
             return None
         except RuntimeError as exc:
-            self._kv.invalidate()              # aborted or failed: the KV holds a partial prompt
-            if ctx.cancelled():
+            self._kv.invalidate()              # aborted or failed: the KV holds a partial evaluation
+            if prompt_job is not None and prompt_job.cancelled():
                 return None
-            raise EngineError(f"llama.cpp failed while reading the prompt: {cap.reason() or exc}") from exc
+            doing = "reading the prompt" if prompt_job is not None else "generating"
+            raise EngineError(f"llama.cpp failed while {doing}: {cap.reason() or exc}") from exc
         finally:
-            self._set_abort(None)
-
-    def _next_token(self, gen):
-        try:
-            with llama_log.capture() as cap:
-                return next(gen)
-        except StopIteration:
-            return None
-        except RuntimeError as exc:
-            self._kv.invalidate()
-            raise EngineError(f"llama.cpp failed while generating: {cap.reason() or exc}") from exc
+            if prompt_job is not None:
+                self._set_abort(None)
 
 
-def run_to_text(engine, messages, params=None, ctx=None) -> str:
-    """The whole reply as one string (tests, the one-shot CLI)."""
-    return "".join(c.text for c in engine.generate(messages, params, ctx))
-
-
-__all__ = ["LlamaCppEngine", "run_to_text"]
+__all__ = ["LlamaCppEngine"]

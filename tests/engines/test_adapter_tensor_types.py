@@ -10,8 +10,7 @@ import psutil
 import pytest
 
 from adapters_backend.engines.adapter_files import runs_as_is
-from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
-from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams, run_to_text
 from adapters_backend.errors import AdapterFormatError
 
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0, repeat_penalty=1.0)

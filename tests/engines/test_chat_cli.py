@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
-from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams, run_to_text
 from adapters_backend.model_ref import split_strength
 
 QUESTION = "Name three colours of the rainbow."

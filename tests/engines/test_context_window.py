@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams, run_to_text
 from adapters_backend.engines.context_window import ANSWER_SHARE, QUESTION_SHARE, fit_engine_window, fit_window
-from adapters_backend.engines.llama_cpp_engine import run_to_text
 
 SYSTEM = ChatMessage("system", "Answer in one short paragraph. " * 3)
 

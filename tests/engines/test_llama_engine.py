@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
-from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams, run_to_text
 from adapters_backend.errors import AdapterFormatError, BaseModelError, EngineError, IncompatibleAdapterError
 from adapters_backend.jobs import JobContext
 

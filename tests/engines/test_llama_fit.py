@@ -14,8 +14,7 @@ import textwrap
 
 import pytest
 
-from adapters_backend.engines.base import ChatMessage, SamplingParams
-from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.engines.base import ChatMessage, SamplingParams, run_to_text
 from adapters_backend.engines.llama_fit import (
     Fit,
     context_to_ask,

@@ -11,8 +11,7 @@ import engine_models as em
 import numpy as np
 import pytest
 
-from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
-from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams, run_to_text
 from adapters_backend.errors import AdapterFormatError, EngineError
 
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0, repeat_penalty=1.0)

@@ -12,8 +12,7 @@ import pytest
 
 from adapters_backend.chat import template_sandbox
 from adapters_backend.chat.template import ChatTemplate, template_from_metadata
-from adapters_backend.engines.base import ChatMessage, SamplingParams
-from adapters_backend.engines.llama_cpp_engine import run_to_text
+from adapters_backend.engines.base import ChatMessage, SamplingParams, run_to_text
 from adapters_backend.errors import EngineError
 
 TIME = "ran for more than 3 s"

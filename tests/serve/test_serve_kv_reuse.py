@@ -28,8 +28,8 @@ def kv_served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fresh():
     """fresh(mix name, messages) -> the reply of an engine that has run nothing else (no snapshots)."""
-    from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams
-    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine, run_to_text
+    from adapters_backend.engines.base import ActiveAdapter, ChatMessage, SamplingParams, run_to_text
+    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
 
     engine = LlamaCppEngine(n_ctx=512, n_threads=1, kv_snapshot_budget=0)
     engine.load(demo.demo_model_path())
