@@ -17,7 +17,12 @@ QUANTIZED = {"Q8_0": F16_MAX * 127}
 
 
 class ValuesDoNotFit(ValueError):
-    """Values that the type they are stored as cannot hold."""
+    """Values that the type they are stored as cannot hold; `not_numbers`: NaN or infinite already (a
+    damaged input), not merely too large."""
+
+    def __init__(self, message: str, not_numbers: bool = False):
+        super().__init__(message)
+        self.not_numbers = not_numbers
 
 
 def require_fit(values: np.ndarray, type_name: str) -> None:
@@ -27,7 +32,7 @@ def require_fit(values: np.ndarray, type_name: str) -> None:
         return
     peak = max(float(values.max()), -float(values.min()))
     if not np.isfinite(peak):
-        raise ValuesDoNotFit("its values are not all numbers (NaN or infinite)")
+        raise ValuesDoNotFit("its values are not all numbers (NaN or infinite)", not_numbers=True)
     kind = type_name.upper()
     limit = FLOATS.get(kind) or QUANTIZED.get(kind, F16_MAX)
     if peak > limit:

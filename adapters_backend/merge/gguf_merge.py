@@ -272,5 +272,6 @@ def _merge_tensor(t: TensorInfo, out_qtype, final_qtype, contribs, raw: TensorFi
             require_fit(chunk, final_qtype.name)
         except ValuesDoNotFit as exc:
             wider = "" if final_qtype.name in ("F32", "BF16") else ", or store the changed tensors as --outtype bf16 or f32"
-            raise MergeError(f"merged tensor {t.name!r}: {exc}; lower the strengths{wider}") from None
+            remedy = "the base model or an adapter is damaged" if exc.not_numbers else f"lower the strengths{wider}"
+            raise MergeError(f"merged tensor {t.name!r}: {exc}; {remedy}") from None
         w.write_data(encode(chunk, out_qtype))

@@ -182,7 +182,8 @@ def _merged(fd, offset: int, key: str, info: dict, updates: list[_Update]) -> by
         try:
             require_fit(chunk, dtype)
         except ValuesDoNotFit as exc:
-            raise MergeError(f"merged tensor {key!r}: {exc}; lower the strengths (this model stores its "
-                             f"weights as {dtype})") from None
+            remedy = ("the base model or an adapter is damaged" if exc.not_numbers
+                      else f"lower the strengths (this model stores its weights as {dtype})")
+            raise MergeError(f"merged tensor {key!r}: {exc}; {remedy}") from None
         out += encode_as(chunk, dtype)
     return bytes(out)

@@ -181,3 +181,21 @@ def test_a_k_quant_merge_past_the_range_is_refused_before_llama_cpp_quantizes(ti
         merge_into_gguf(tiny_quantized_base(arch, "Q4_K_M"), [(tiny_adapters.make(arch, "lora"), 1e9)],
                         tmp_path / "m.gguf")
     assert list(tmp_path.iterdir()) == []                     # the f32 stage is gone too
+
+
+def test_a_damaged_base_is_named_as_such_not_blamed_on_the_strengths(tiny_models, tiny_adapters, tmp_path):
+    import shutil
+
+    from adapters_backend.gguf.header import read_header
+    from adapters_backend.merge.common import MergeError
+    base = tmp_path / "damaged.gguf"
+    shutil.copy(tiny_models.gguf("llama"), base)
+    info = read_header(base).tensors["blk.0.attn_q.weight"]
+    assert info.type_name == "F32"
+    with open(base, "r+b") as f:                                  # one weight of a tensor the adapter changes
+        f.seek(info.offset + 4 * 7)
+        f.write(np.float32(np.nan).tobytes())
+    with pytest.raises(MergeError, match=r"^merged tensor 'blk\.0\.attn_q\.weight': its values are not all numbers "
+                                         r"\(NaN or infinite\); the base model or an adapter is damaged$"):
+        merge_into_gguf(base, [(tiny_adapters.make("llama", "lora"), 0.5)], tmp_path / "m.gguf", outtype="f32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.gguf"]
