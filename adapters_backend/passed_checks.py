@@ -8,17 +8,15 @@ import logging
 from pathlib import Path
 
 from .atomic import read_json, write_json_atomic
+from .file_identity import file_identity
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 
 def identity(files: list[Path]) -> str:
-    parts = []
-    for f in files:
-        st = f.stat()
-        parts.append(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}")
-    return "\n".join(parts)
+    """The files' identities, one line each (file_identity: resolved path, size, modification time)."""
+    return "\n".join(map(file_identity, files))
 
 
 class PassedChecks:
