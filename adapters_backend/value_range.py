@@ -25,20 +25,21 @@ class ValuesDoNotFit(ValueError):
         self.not_numbers = not_numbers
 
 
-def require_fit(values: np.ndarray, type_name: str) -> None:
+def require_fit(values: np.ndarray, type_name: str, name: str = "") -> None:
     """ValuesDoNotFit when `values` hold a NaN or an infinity, or reach past what `type_name` (a GGUF or
-    safetensors type name: F32, F16, BF16, Q8_0, Q4_K …) stores."""
+    safetensors type name: F32, F16, BF16, Q8_0, Q4_K …) stores; `name` (the tensor) starts its message."""
     if not values.size:
         return
+    said = f"{name}: " if name else ""
     peak = max(float(values.max()), -float(values.min()))
     if not np.isfinite(peak):
-        raise ValuesDoNotFit("its values are not all numbers (NaN or infinite)", not_numbers=True)
+        raise ValuesDoNotFit(f"{said}its values are not all numbers (NaN or infinite)", not_numbers=True)
     kind = type_name.upper()
     limit = FLOATS.get(kind) or QUANTIZED.get(kind, F16_MAX)
     if peak > limit:
         most = f"{limit:,.0f}" if limit < 1e9 else f"{limit:.3g}"
-        raise ValuesDoNotFit(f"its values reach {peak:.3g}, past " + (f"the {most} that {kind} holds" if kind in FLOATS
-                             else f"{most}, the most LoRA Deck stores as {kind}"))
+        raise ValuesDoNotFit(f"{said}its values reach {peak:.3g}, past " + (
+            f"the {most} that {kind} holds" if kind in FLOATS else f"{most}, the most LoRA Deck stores as {kind}"))
 
 
 __all__ = ["F16_MAX", "ValuesDoNotFit", "require_fit"]

@@ -99,10 +99,7 @@ def _tensor_qtype(outtype: str, name: str, values, notes: set[str]):
         require_fit(values, qtype.name)
     except ValuesDoNotFit:
         # Values past float16's range (a large alpha folded into B) would be stored as infinities.
-        try:
-            require_fit(values, "F32")
-        except ValuesDoNotFit as exc:
-            raise ValuesDoNotFit(f"tensor '{name}': {exc}") from None
+        require_fit(values, "F32", f"tensor '{name}'")
         notes.add(f"tensors whose values are past what {qtype.name} holds are stored as f32")
         qtype = qtype_of("f32")
     return qtype

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AdapterFormatError, JobCancelled
-from ..value_range import ValuesDoNotFit, require_fit
+from ..value_range import require_fit
 
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
@@ -124,10 +124,7 @@ def write_folded(out: Path, parts: Sequence[FoldPart], *, name: str = "",
                 b_parts = [adapters[i].source.read(base + ".lora_b") * np.float32(f) for i, f in contrib]
                 for part, values in (("lora_a", np.concatenate(a_parts, axis=a_axis)),
                                      ("lora_b", np.concatenate(b_parts, axis=-1))):
-                    try:
-                        require_fit(values, types[base].name)    # a cast to F16 past it gives infinities
-                    except ValuesDoNotFit as exc:
-                        raise ValuesDoNotFit(f"{base}.{part}: {exc}") from None
+                    require_fit(values, types[base].name, f"{base}.{part}")   # past it: infinities in F16
                     w.write(f"{base}.{part}", np.ascontiguousarray(values, dtype))
             w.commit()
     finally:
