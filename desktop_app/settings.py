@@ -101,6 +101,11 @@ class AppSettings:
         """"system" (follow the system's light or dark scheme), "light" or "dark"."""
         return self.get("appearance/theme", "system") or "system"
 
+    @property
+    def format_answers(self) -> bool:
+        """Lay out the Markdown of answers (headings, lists, code) rather than show its marks."""
+        return self.get("appearance/format_answers", True, bool)
+
     # -- the local API server --
     @property
     def server_origins(self) -> list[str]:

@@ -211,6 +211,12 @@ class ChatView(QWidget):
     def _message_widgets(self) -> list[MessageWidget]:
         return self.scroll.message_widgets()
 
+    def set_format_answers(self, on: bool) -> None:
+        """View → Format answers: remembered, and applied to the answers shown."""
+        self.state.settings.set("appearance/format_answers", bool(on))
+        for w in self._message_widgets():
+            w.set_formatted(on)
+
     # ------------------------------------------------------------------ conversations
     def new_chat(self) -> None:
         if self.generating:
@@ -391,6 +397,7 @@ class ChatView(QWidget):
             info["error"] = self.state.describe_error(error)
         msg.info = info
         widget.set_info(info_text(info))
+        widget.settle()
         if msg.content or stats is not None:
             self.conversation.messages.append(msg)
             self.state.conversations.save(self.conversation)
@@ -443,7 +450,8 @@ class ChatView(QWidget):
         return w
 
     def _make_widget(self, msg: Message) -> MessageWidget:
-        w = MessageWidget(msg.role, msg.content, info_text(msg.info) if msg.role == "assistant" else "")
+        w = MessageWidget(msg.role, msg.content, info_text(msg.info) if msg.role == "assistant" else "",
+                          formatted=self.state.settings.format_answers)
         w.message = msg
         if msg.role == "assistant":
             w.set_model(msg.info.get("model", ""))

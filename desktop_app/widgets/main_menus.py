@@ -18,7 +18,8 @@ def add_action(window, menu, text: str, slot, shortcut=None, tip: str = "") -> Q
 
 
 def build_menus(w) -> None:
-    """File, Chat, View, Tools and Help for the main window `w` (sets w.stop_action, w.serve_action)."""
+    """File, Chat, View, Tools and Help for the main window `w` (sets w.stop_action, w.serve_action,
+    w.format_action)."""
     mb = w.menuBar()
     m = mb.addMenu("&File")
     add_action(w, m, "Open &GGUF model…", w.model_picker.open_gguf, QKeySequence.StandardKey.Open,
@@ -51,6 +52,11 @@ def build_menus(w) -> None:
     m.addAction(w.mixer_dock.toggleViewAction())
     w.mixer_dock.toggleViewAction().setShortcut(QKeySequence("Ctrl+Shift+A"))
     add_action(w, m, "Downloads", w._toggle_downloads, "Ctrl+Shift+D")
+    m.addSeparator()
+    w.format_action = add_action(w, m, "&Format answers", w.chat.set_format_answers, None,
+                                 "Lay out the Markdown in answers (headings, lists, code); off: show it as written")
+    w.format_action.setCheckable(True)
+    w.format_action.setChecked(w.state.settings.format_answers)
 
     m = mb.addMenu("&Tools")
     add_action(w, m, "&Convert adapter…", w.show_convert, "Ctrl+Shift+K")

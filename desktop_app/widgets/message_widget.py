@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from .elided_label import ElidedLabel
+from .markdown_view import MarkdownView
 from .wrapped_label import WrappedLabel
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -38,9 +39,12 @@ class MessageWidget(QFrame):
     edit_submitted = Signal(object, str)        # self, new text
     regenerate_requested = Signal()
 
-    def __init__(self, role: str, text: str = "", info_text: str = "", parent: QWidget | None = None):
+    def __init__(self, role: str, text: str = "", info_text: str = "", parent: QWidget | None = None,
+                 formatted: bool = False):
+        """`formatted`: an answer's Markdown is laid out (headings, lists, code …), see markdown_view.py."""
         super().__init__(parent)
         self.role = role
+        self._formatted = formatted and role == "assistant"
         self._text = text
         self.message = None                     # the conversation's Message shown here (set by the chat)
         self._model = ""
@@ -57,14 +61,9 @@ class MessageWidget(QFrame):
         self.info = ElidedLabel(info_text)
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.info.setAccessibleName("Message details")
-        self.body = WrappedLabel()
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
-                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
-        self.body.setAccessibleName(f"{ROLE_TITLES.get(role, role)} message")
+        self.body = self._new_body()
         policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        policy.setHeightForWidth(True)           # keep word-wrap height-for-width (setSizePolicy drops it)
-        self.body.setSizePolicy(policy)
-        self.body.setMinimumWidth(80)
+        policy.setHeightForWidth(True)
 
         self.copy_button = self._tool("Copy", "Copy this message to the clipboard")
         self.copy_button.clicked.connect(self._copy)
@@ -104,6 +103,34 @@ class MessageWidget(QFrame):
         self.layout_.addWidget(self.problem)
         self._show_text(text, shorten=True)
 
+    def _new_body(self) -> QWidget:
+        if self._formatted:
+            body = MarkdownView()
+        else:
+            body = WrappedLabel()
+            body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                         | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+            policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            policy.setHeightForWidth(True)       # keep word-wrap height-for-width (setSizePolicy drops it)
+            body.setSizePolicy(policy)
+        body.setAccessibleName(f"{ROLE_TITLES.get(self.role, self.role)} message")
+        body.setMinimumWidth(80)
+        return body
+
+    def set_formatted(self, on: bool) -> None:
+        """Show an answer's Markdown laid out, or as the plain text it is (View → Format answers)."""
+        on = on and self.role == "assistant"
+        if on == self._formatted:
+            return
+        self._formatted = on
+        old, self.body = self.body, self._new_body()
+        self.layout_.replaceWidget(old, self.body)
+        old.deleteLater()
+        if self._editor is None:
+            self._show_text(self._text, shorten=not self.whole_button.isHidden())
+        else:
+            self.body.hide()
+
     def _tool(self, text: str, tip: str) -> QToolButton:
         b = QToolButton()
         b.setText(text)
@@ -141,9 +168,12 @@ class MessageWidget(QFrame):
             self.body.show()
             self._offer_whole()
             return
-        box = QPlainTextEdit()
-        box.setReadOnly(True)
-        box.setPlainText(self._text)
+        if self._formatted:
+            box = MarkdownView(self._text, scrolls=True)
+        else:
+            box = QPlainTextEdit()
+            box.setReadOnly(True)
+            box.setPlainText(self._text)
         box.setAccessibleName(f"Whole {ROLE_TITLES.get(self.role, self.role).lower()} message")
         # A fixed height: the column's layout then never measures the text (see the module's note).
         box.setFixedHeight(box.fontMetrics().lineSpacing() * WHOLE_LINES + 2 * box.frameWidth() + 8)
@@ -157,6 +187,11 @@ class MessageWidget(QFrame):
             self.layout_.removeWidget(self.whole)
             self.whole.deleteLater()
             self.whole = None
+
+    def settle(self) -> None:
+        """The answer is written: its final text is shown as it will stay."""
+        if isinstance(self.body, MarkdownView):
+            self.body.settle()
 
     def set_info(self, text: str) -> None:
         self._info = text
