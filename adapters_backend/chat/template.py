@@ -34,6 +34,7 @@ class RenderedPrompt:
     text: str
     stops: tuple[str, ...]             # stop strings besides the model's end-of-generation tokens
     add_bos: bool                      # tokenizer should add BOS (False: the template wrote it)
+    continues: bool = False            # it ends inside the assistant's last message, to be continued
 
 
 _TRIAL = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello."},
@@ -69,8 +70,14 @@ class ChatTemplate:
 
     def render(self, messages: Sequence, add_generation_prompt: bool = True) -> RenderedPrompt:
         """The prompt for `messages`; without the generation prompt it is the conversation so far (what
-        the next prompt starts with, for reading it ahead)."""
+        the next prompt starts with, for reading it ahead). When the last message is the assistant's
+        (an answer cut short, or words to start the answer with), the prompt asks to go on with it: it
+        ends where that message's text ends, without the template's end of turn (`continues`)."""
         dicts = [{"role": _get(m, "role"), "content": _get(m, "content")} for m in messages]
+        if add_generation_prompt and dicts and dicts[-1]["role"] == "assistant" and dicts[-1]["content"]:
+            closed = self.render(messages, add_generation_prompt=False)
+            return RenderedPrompt(_cut_after(closed.text, dicts[-1]["content"]), closed.stops, closed.add_bos,
+                                  continues=True)
         try:
             try:
                 text, added_special = self._render(dicts, add_generation_prompt)
@@ -95,6 +102,16 @@ class ChatTemplate:
                 raise TemplateError(str(exc), "render") from exc
             return result.prompt, result.added_special
         return SANDBOX.render(self.template, *self._tokens, add_generation_prompt, dicts)
+
+
+def _cut_after(text: str, answer: str) -> str:
+    """`text` (a conversation the template closed) up to the end of its last message, `answer`."""
+    for shown in (answer, answer.rstrip(), answer.strip()):
+        at = text.rfind(shown) if shown else -1
+        if at >= 0:
+            return text[:at + len(shown)]
+    raise EngineError("the model's chat template changes the text of an answer (it does not write it as "
+                      "it is), so an answer cannot be continued with this model")
 
 
 def _get(m, key: str) -> str:

@@ -11,6 +11,7 @@ between turns, without reloading the model:
     /remove NAME               take an adapter out of the mix (frees it)
     /adapters                  list the mix
     /system TEXT               set the system prompt
+    /continue                  write more of the last answer, when it was cut at --max-tokens
     /reset                     forget the conversation (the mix stays)
     /help, /quit
 
@@ -78,6 +79,7 @@ class ChatSession:
         self.n_ctx = n_ctx
         self.left_out = 0              # oldest messages the model is no longer given
         self.history: list = []
+        self.cut = False               # the last answer stopped at --max-tokens (/continue goes on)
         self.mix: list = []            # ActiveAdapter, in the order added
 
     # -- mix --
@@ -137,13 +139,34 @@ class ChatSession:
     # -- conversation --
     def ask(self, text: str) -> str:
         from ..engines.base import ChatMessage
+        reply, finish = self._answer(self.history + [ChatMessage("user", text)])
+        self.history += [ChatMessage("user", text), ChatMessage("assistant", reply)]
+        self.cut = finish == "length"
+        return reply
+
+    def continue_answer(self) -> str:
+        """More of the last answer, which stopped at --max-tokens; the engine goes on from its text."""
+        from ..engines.base import ChatMessage
+        if not getattr(self.engine.capabilities, "continue_answer", False):
+            raise BackendError("/continue needs the llama.cpp or PyTorch engine")
+        if not self.cut or not self.history:
+            raise BackendError("there is no answer to continue: /continue writes more of the last answer when it "
+                               "stopped at --max-tokens")
+        more, finish = self._answer(self.history, continuing=True)
+        self.history[-1] = ChatMessage("assistant", self.history[-1].content + more)
+        self.cut = finish == "length"
+        return more
+
+    def _answer(self, turns: list, continuing: bool = False) -> tuple[str, str | None]:
+        """Stream the reply to `turns` (a question; with `continuing`, an answer to go on with) to the
+        output; returns its text and why it ended."""
+        from ..engines.base import ChatMessage
         from ..jobs import JobContext
 
-        messages = ([ChatMessage("system", self.system)] if self.system else []) + self.history
-        messages.append(ChatMessage("user", text))
+        messages = ([ChatMessage("system", self.system)] if self.system else []) + list(turns)
         from ..engines.context_window import can_fit, fit_engine_window
         if self.n_ctx and can_fit(self.engine):
-            window = fit_engine_window(self.engine, messages, self.n_ctx)
+            window = fit_engine_window(self.engine, messages, self.n_ctx, continuing)
             if window.left_out > self.left_out:
                 self.err.write(f"[the oldest {window.left_out} messages are no longer given to the model: the chat "
                                f"outgrew its context of {self.n_ctx} tokens]\n")
@@ -162,13 +185,14 @@ class ChatSession:
             _on_sigint(previous)
         self.out.write("\n")
         self.out.flush()
-        reply = "".join(pieces)
-        self.history += [ChatMessage("user", text), ChatMessage("assistant", reply)]
-        if last is not None and (self.stats or last.finish_reason == "cancelled"):
+        finish = last.finish_reason if last is not None else None
+        if last is not None and (self.stats or finish == "cancelled"):
             tps = f", {last.tokens_per_second:.1f} tokens/s" if last.tokens_per_second else ""
             self.err.write(f"[{last.completion_tokens} tokens{tps}, prompt {last.prompt_tokens} tokens, "
-                           f"{last.finish_reason}]\n")
-        return reply
+                           f"{finish}]\n")
+        if finish == "length" and getattr(self.engine.capabilities, "continue_answer", False):
+            self.err.write("[cut at --max-tokens: /continue writes more]\n")
+        return "".join(pieces), finish
 
     def command(self, line: str) -> bool:
         """Run one /command; returns False to quit."""
@@ -198,8 +222,10 @@ class ChatSession:
             elif cmd == "/system":
                 self.system = " ".join(args) or None
                 self.err.write("system prompt set\n" if self.system else "system prompt cleared\n")
+            elif cmd == "/continue":
+                self.continue_answer()
             elif cmd == "/reset":
-                self.history, self.left_out = [], 0
+                self.history, self.left_out, self.cut = [], 0, False
                 self.err.write("conversation cleared (the adapter mix stays)\n")
             elif cmd == "/help":
                 self.err.write(HELP + "\n")

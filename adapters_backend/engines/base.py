@@ -36,6 +36,7 @@ class EngineCapabilities:
     merge: bool = False                # can bake adapters into the model weights
     gpu_offload: bool = False          # this build can put layers on a GPU
     kv_snapshots: bool = False         # keeps KV caches of recent mixes and can pre-warm a conversation
+    continue_answer: bool = False      # a conversation ending with the assistant's text goes on with it
     strength_range: tuple[float, float] = STRENGTH_RANGE
 
     @property

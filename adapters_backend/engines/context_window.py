@@ -31,18 +31,20 @@ class Window:
 
 
 def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable[[Sequence[ChatMessage]], int],
-               text_len: Callable[[str], int]) -> Window:
+               text_len: Callable[[str], int], continuing: bool = False) -> Window:
     """The window of `messages` that fits a context of `n_ctx` tokens. `prompt_len(msgs)` counts the
     tokens of the prompt the template makes of `msgs`, exactly; `text_len(text)` those of one text,
     used only to place the block boundaries. A conversation that fits is given whole. When even the
-    last question alone does not fit, the window holds just that question (the engine then says so)."""
+    last question alone does not fit, the window holds just that question (the engine then says so).
+    `continuing`: the last message is an answer to go on with; it stays with its question."""
     messages = list(messages)
     head = 0
     while head < len(messages) and messages[head].role == "system":
         head += 1
     body = messages[head:]
-    asking = bool(body) and body[-1].role == "user"
-    history = len(body) - 1 if asking else len(body)          # the turns before the question
+    continuing = continuing and len(body) >= 2 and body[-1].role == "assistant" and body[-2].role == "user"
+    asking = continuing or (bool(body) and body[-1].role == "user")
+    history = len(body) - (2 if continuing else 1) if asking else len(body)     # the turns before the question
 
     answer_room = max(1, n_ctx // ANSWER_SHARE)
 
@@ -82,7 +84,7 @@ def fit_window(messages: Sequence[ChatMessage], n_ctx: int, prompt_len: Callable
             else:
                 lo = mid + 1
         start = start_of(lo)
-    if asking and estimate(body[-1].content) >= n_ctx:           # a question over the context: alone
+    if asking and sum(estimate(m.content) for m in body[history:]) >= n_ctx:   # over the context: alone
         start = history
     elif asking and not fits(start, len(body), answer_room):    # a long question: leave out more
         later = [s for s in starts if s > start] + [history]
@@ -101,10 +103,10 @@ def context_exceeded(messages: Sequence[ChatMessage], n_tokens: int, n_ctx: int,
             f"chat{longer}")
 
 
-def fit_engine_window(engine, messages: Sequence[ChatMessage], n_ctx: int) -> Window:
+def fit_engine_window(engine, messages: Sequence[ChatMessage], n_ctx: int, continuing: bool = False) -> Window:
     """`fit_window` with an engine's own tokenizer (`prompt_tokens`, `tokenize`)."""
     return fit_window(messages, n_ctx, lambda msgs: len(engine.prompt_tokens(msgs)),
-                      lambda text: len(engine.tokenize(text, add_bos=False)))
+                      lambda text: len(engine.tokenize(text, add_bos=False)), continuing)
 
 
 def can_fit(engine) -> bool:

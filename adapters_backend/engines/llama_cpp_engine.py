@@ -81,7 +81,7 @@ class LlamaCppEngine(PromptReading):
         self.capabilities = EngineCapabilities(
             hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
             gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()), strength_range=STRENGTH_RANGE,
-            kv_snapshots=True)
+            kv_snapshots=True, continue_answer=True)
         self._lib = llama_cpp
         self._llm = None
         self._base = None                       # BaseModelInfo of the loaded model
@@ -391,7 +391,8 @@ class LlamaCppEngine(PromptReading):
                       else " or load the model with a longer context")
             raise EngineError(context_exceeded(messages, len(tokens), n_ctx, longer))
         self._swap_in_fused()
-        return self._stream(tokens, prompt.stops, params, ctx, max(1, min(params.max_tokens, n_ctx - len(tokens))))
+        return self._stream(tokens, prompt.stops, params, ctx, max(1, min(params.max_tokens, n_ctx - len(tokens))),
+                            strip_leading=not prompt.continues)
 
     def complete(self, prompt: str, params: SamplingParams | None = None,
                  ctx: JobContext | None = None) -> Iterator[TokenChunk]:

@@ -65,7 +65,8 @@ class TorchEngine:
         self.n_ctx_limit, self.quantize = int(n_ctx), quantize
         self.capabilities = EngineCapabilities(
             hot_switch=True, multi_adapter=True, negative_strength=True, per_layer_strength=True, merge=False,
-            gpu_offload=self.device != "cpu", strength_range=STRENGTH_RANGE, kv_snapshots=True)
+            gpu_offload=self.device != "cpu", strength_range=STRENGTH_RANGE, kv_snapshots=True,
+            continue_answer=True)
         self.model = self.tokenizer = self._bank = self._template = self._base_info = None
         self._mix: list[ActiveAdapter] = []
         self._mix_keys: list[str] = []                       # the bank key of each mix entry
@@ -382,9 +383,10 @@ class TorchEngine:
         prompt = self.tokenize(rendered.text, add_bos=rendered.add_bos)
         if len(prompt) >= self.info["n_ctx"]:
             raise EngineError(context_exceeded(messages, len(prompt), self.info["n_ctx"]))
-        return self._stream(prompt, rendered.stops, params, ctx)
+        return self._stream(prompt, rendered.stops, params, ctx, strip_leading=not rendered.continues)
 
-    def _stream(self, prompt: list[int], stops, params: SamplingParams, ctx: JobContext) -> Iterator[TokenChunk]:
+    def _stream(self, prompt: list[int], stops, params: SamplingParams, ctx: JobContext,
+                strip_leading: bool = True) -> Iterator[TokenChunk]:
         torch = _torch()
         from ..chat.reply_text import ReplyText
         from .nonfinite import not_a_number
@@ -393,7 +395,7 @@ class TorchEngine:
         max_new = min(params.max_tokens, self.info["n_ctx"] - len(prompt))    # generate() checked it fits
         seed = params.seed if params.seed is not None and params.seed >= 0 else int(time.time_ns() % 2**31)
         gen = torch.Generator().manual_seed(seed)
-        eos, reply, generated, shown = self._eos_ids(), ReplyText(stops), [], ""
+        eos, reply, generated, shown = self._eos_ids(), ReplyText(stops, strip_leading=strip_leading), [], ""
         t0 = time.perf_counter()
         t_first = None
         reason = "length"

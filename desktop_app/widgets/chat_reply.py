@@ -49,3 +49,18 @@ def info_text(info: dict) -> str:
     if info.get("error"):
         parts.append(f"failed: {info['error']}")
     return " · ".join(parts)
+
+
+def continued_info(before: dict, now: dict) -> dict:
+    """The info of an answer being continued (Continue on an answer cut at Max tokens): it keeps what
+    it was written with, names a second model or mix when the rest is written with another, and counts
+    its tokens on (`tokens_before`, added up when the continuation ends)."""
+    info = {k: v for k, v in before.items() if k != "error"}
+    written = before.get("tokens") if isinstance(before.get("tokens"), int) else 0
+    info["tokens_before"] = written
+    for key in ("model", "mix"):
+        if now.get(key) != before.get(key):
+            info[key] = f"{before.get(key) or '—'}, then {now.get(key) or '—'}"
+    if isinstance(now.get("max_tokens"), int):        # "cut at Max tokens" compares the whole answer with it
+        info["max_tokens"] = written + now["max_tokens"]
+    return info

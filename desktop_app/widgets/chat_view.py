@@ -29,9 +29,9 @@ from adapters_backend.errors import BackendError
 from .. import library_access as lib
 from ..conversation_store import Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
-from .chat_reply import StreamedReply, info_text, title_from
+from .chat_again import AskingAgain
+from .chat_reply import StreamedReply, continued_info, info_text, title_from
 from .conversation_list import ConversationList
-from .edit_choice import ask_edit_choice
 from .export_chat import export_chat
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
@@ -51,7 +51,7 @@ class PromptEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
-class ChatView(QWidget):
+class ChatView(AskingAgain, QWidget):
     status_message = Signal(str)            # tokens/s, context use … for the status bar
     conversation_settled = Signal()         # an answer ended or another conversation is open: read it ahead
 
@@ -61,6 +61,7 @@ class ChatView(QWidget):
         self.conversation: Conversation | None = None
         self._request_id: int | None = None
         self._reply: MessageWidget | None = None
+        self._going_on = False                     # the reply continues the last answer
         self._reply_msg: Message | None = None
         self._arrival: Arrival | None = None      # the latest reply's tokens as they reached the GUI
         self._t_request: float | None = None
@@ -178,8 +179,17 @@ class ChatView(QWidget):
         ready = self.state.model is not None
         self.send_button.setEnabled(ready and not self.generating)
         self.stop_button.setEnabled(self.generating)
-        for w in self._message_widgets():
+        widgets = self._message_widgets()
+        for w in widgets:
             w.set_actions_enabled(ready and not self.generating)
+        for w in widgets:
+            w.set_continue_visible(w is widgets[-1] and self._can_continue(w))
+
+    def _can_continue(self, widget: MessageWidget) -> bool:
+        """An answer cut at Max tokens can be written further, by an engine that goes on from a text."""
+        caps = self.state.capabilities() if self.state.model is not None else None
+        return (not self.generating and widget.role == "assistant" and widget.message is not None
+                and widget.message.info.get("finish") == "length" and getattr(caps, "continue_answer", False))
 
     def _update_banner(self) -> None:
         note = self.state.model_note()
@@ -293,56 +303,8 @@ class ChatView(QWidget):
         self.prompt.clear()
         self._start_reply()
 
-    def regenerate(self) -> None:
-        """Answer the last user message again (drops the last reply; Retry of an unanswered message).
-        Unless the user fixed a seed, the new answer gets a new one."""
-        conv = self.conversation
-        if conv is None or self.generating or self.state.model is None:
-            return
-        if not any(m.role == "user" for m in conv.messages):
-            return
-        while conv.messages and conv.messages[-1].role == "assistant":
-            conv.messages.pop()
-        widgets = self._message_widgets()
-        while widgets and widgets[-1].role == "assistant":
-            self.scroll.remove(widgets.pop())
-        self._start_reply()
-
-    def _on_message_edit_submitted(self, widget: MessageWidget, text: str) -> None:
-        """Edit-and-resend: everything after the edited message is replaced by a new answer; when more
-        than its own answer follows, the user chooses first (replace them, or send in a copy)."""
-        if self.generating or self.conversation is None:
-            return
-        conv, msgs = self.conversation, self.conversation.messages
-        at = next(i for i, m in enumerate(msgs) if m is widget.message)
-        later = len(msgs) - at - 1
-        if later <= 1:
-            self._replace_from(widget, at, text)
-            return
-        self.edit_box = ask_edit_choice(
-            self, later, conv.title,
-            replace=lambda: self.conversation is conv and not self.generating and self._replace_from(widget, at, text),
-            copy=lambda: not self.generating and self._send_in_copy(conv, at, text))
-
-    def _replace_from(self, widget: MessageWidget, at: int, text: str) -> None:
-        widgets = self._message_widgets()
-        self.conversation.messages = self.conversation.messages[:at] + [Message("user", text)]
-        for w in widgets[widgets.index(widget):]:
-            self.scroll.remove(w)
-        self._append_widget(self.conversation.messages[-1])
-        self._start_reply()
-
-    def _send_in_copy(self, conv: Conversation, at: int, text: str) -> None:
-        """A new chat: `conv` up to its message `at`, then `text`, answered; `conv` stays as it was."""
-        copy = Conversation.new(conv.system_prompt)
-        copy.title = f"{conv.title} (edited)"
-        copy.messages = [Message(m.role, m.content, dict(m.info)) for m in conv.messages[:at]]
-        copy.messages.append(Message("user", text))
-        self.state.conversations.add(copy)
-        self.sidebar.select_row(0)                  # opens it
-        self._start_reply()
-
-    def _start_reply(self) -> None:
+    def _start_reply(self, going_on: MessageWidget | None = None) -> None:
+        """Answer the conversation; `going_on`: the last answer's widget, whose answer is continued."""
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
@@ -354,10 +316,15 @@ class ChatView(QWidget):
             w.set_unanswered("")
             if w.message is not None:
                 w.message.info.pop("unanswered", None)
-        self._reply_msg = Message("assistant", "", {})
-        self._reply = self._append_widget(self._reply_msg)
-        self._place_window_marker()                # an edit or a regenerate may have removed its place
-        self._reply.set_model(self.state.model_label())
+        self._going_on = going_on is not None
+        if going_on is not None:
+            self._reply_msg, self._reply = going_on.message, going_on
+            before = dict(self._reply_msg.info)
+        else:
+            self._reply_msg = Message("assistant", "", {})
+            self._reply = self._append_widget(self._reply_msg)
+            self._place_window_marker()            # an edit or a regenerate may have removed its place
+            self._reply.set_model(self.state.model_label())
         self._reply.set_info("checking the adapters against the model…" if self.state.checking_mix else "…")
         self._t_request = time.perf_counter()
         self.scroll.stick_to_bottom = True
@@ -366,6 +333,8 @@ class ChatView(QWidget):
         self._arrival = pane.arrival = self.collector.track(self._request_id, pane)
         self._reply_msg.info = {"model": self.state.model_label(), "mix": self.state.mix_summary(),
                                 "seed": params.get("seed"), "max_tokens": params.get("max_tokens")}
+        if going_on is not None:
+            self._reply_msg.info = continued_info(before, self._reply_msg.info)
         self._refresh_regenerate()
         self._update_enabled()
 
@@ -389,16 +358,21 @@ class ChatView(QWidget):
         self._reply = self._reply_msg = None
         info = dict(msg.info)
         if stats is not None:
-            info.update({"tokens": stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
+            written = info.pop("tokens_before", 0)             # what a continued answer had already
+            info.update({"tokens": written + stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
                          "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason})
             if stats.left_out is not None:
                 info["left_out"] = stats.left_out
         if error is not None:
             info["error"] = self.state.describe_error(error)
+        info.pop("tokens_before", None)
         msg.info = info
         widget.set_info(info_text(info))
         widget.settle()
-        if msg.content or stats is not None:
+        if self._going_on:                          # the answer is in the conversation already
+            widget.set_model(info.get("model", ""))
+            self.state.conversations.save(self.conversation)
+        elif msg.content or stats is not None:
             self.conversation.messages.append(msg)
             self.state.conversations.save(self.conversation)
         else:
@@ -459,6 +433,7 @@ class ChatView(QWidget):
             w.set_unanswered(str(msg.info["unanswered"]))
         w.edit_submitted.connect(self._on_message_edit_submitted)
         w.regenerate_requested.connect(self.regenerate)
+        w.continue_requested.connect(self.continue_answer)
         w.set_actions_enabled(self.state.model is not None and not self.generating)
         return w
 

@@ -38,6 +38,7 @@ class MessageWidget(QFrame):
     copy_requested = Signal(str)
     edit_submitted = Signal(object, str)        # self, new text
     regenerate_requested = Signal()
+    continue_requested = Signal()
 
     def __init__(self, role: str, text: str = "", info_text: str = "", parent: QWidget | None = None,
                  formatted: bool = False):
@@ -73,6 +74,9 @@ class MessageWidget(QFrame):
         self.regen_button = self._tool("Regenerate", "Answer again (Ctrl+R)")
         self.regen_button.clicked.connect(self.regenerate_requested)
         self.regen_button.setVisible(False)
+        self.continue_button = self._tool("Continue", "Write more of this answer: it was cut at Max tokens")
+        self.continue_button.clicked.connect(self.continue_requested)
+        self.continue_button.setVisible(False)
         self.retry_button = self._tool("Retry", "Answer this message again (Ctrl+R)")
         self.retry_button.clicked.connect(self.regenerate_requested)
         self.retry_button.setVisible(False)
@@ -90,6 +94,7 @@ class MessageWidget(QFrame):
         head.addWidget(self.title)
         head.addWidget(self.info, 1)
         head.addWidget(self.retry_button)
+        head.addWidget(self.continue_button)
         head.addWidget(self.regen_button)
         head.addWidget(self.edit_button)
         head.addWidget(self.copy_button)
@@ -211,6 +216,9 @@ class MessageWidget(QFrame):
     def set_regenerate_visible(self, visible: bool) -> None:
         self.regen_button.setVisible(visible)
 
+    def set_continue_visible(self, visible: bool) -> None:
+        self.continue_button.setVisible(visible)
+
     def set_retry_visible(self, visible: bool) -> None:
         self.retry_button.setVisible(visible)
 
@@ -223,6 +231,7 @@ class MessageWidget(QFrame):
         self.edit_button.setEnabled(enabled)
         self.regen_button.setEnabled(enabled)
         self.retry_button.setEnabled(enabled)
+        self.continue_button.setEnabled(enabled)
 
     def _copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text())

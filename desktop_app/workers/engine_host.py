@@ -324,13 +324,14 @@ class EngineHost(QObject):
         got = stats() if callable(stats) else None
         self.kv_stats_changed.emit(got.as_dict() if got is not None else None)
 
-    def _fit(self, messages: list) -> tuple[list, int]:
+    def _fit(self, messages: list, continuing: bool = False) -> tuple[list, int]:
         """The part of a chat the model is given (its oldest turns left out once it outgrows the context),
-        and how many messages were left out. Engines that cannot count tokens get it whole."""
+        and how many messages were left out. Engines that cannot count tokens get it whole.
+        `continuing`: the last message is an answer to go on with (a generation, not a pre-warm)."""
         from adapters_backend.engines.context_window import can_fit, fit_engine_window  # after start-up
         if not self._n_ctx or not can_fit(self._engine):
             return messages, 0
-        window = fit_engine_window(self._engine, messages, self._n_ctx)
+        window = fit_engine_window(self._engine, messages, self._n_ctx, continuing)
         return window.messages, window.left_out
 
     def _stream(self, req: GenerateRequest, ctx: JobContext) -> None:
@@ -357,7 +358,7 @@ class EngineHost(QObject):
 
         try:
             if req.fit_context:
-                messages, left_out = self._fit(messages)
+                messages, left_out = self._fit(messages, continuing=bool(messages) and messages[-1].role == "assistant")
             for chunk in self._engine.generate(messages, params, ctx):
                 now = time.perf_counter()
                 n = getattr(chunk, "n_tokens", None)

@@ -207,3 +207,18 @@ def test_with_the_answers_going_to_a_pipe_the_prompt_stays_on_the_terminal(tiny,
     os.close(master)
     assert proc.returncode == 0 and seen.count(b"you>") == 2
     assert b"you>" not in out and out.strip()                # the answer, and only the answer
+
+
+def test_continue_writes_the_rest_of_an_answer_cut_at_max_tokens():
+    """On the demo model, greedy: an answer cut at --max-tokens 4 and continued with /continue until it
+    ends is the answer --max-tokens 60 writes in one go; /continue with nothing cut says so."""
+    question = "What is the capital of France?"
+    whole = loradeck("chat", "--temperature", "0", "--max-tokens", "60", "--prompt", question)
+    assert whole.returncode == 0, whole.stderr
+    run = loradeck("chat", "--temperature", "0", "--max-tokens", "4",
+                   stdin="/continue\n" + question + "\n" + "/continue\n" * 15 + "/quit\n")
+    assert run.returncode == 0, run.stderr
+    pieces = run.stdout.splitlines()
+    assert len(pieces) > 2 and "".join(pieces) == whole.stdout.strip()
+    assert "there is no answer to continue" in run.stderr                  # the first, before any answer
+    assert run.stderr.count("cut at --max-tokens: /continue writes more") == len(pieces) - 1

@@ -163,3 +163,23 @@ def test_a_pasted_book_is_not_tokenized_at_every_turn():
     seen.clear()
     w = fit_window([SYSTEM, *history[3:], ChatMessage("user", book)], 1024, prompt_counting, text_counting)
     assert [m.content for m in w.messages] == [SYSTEM.content, book] and max(seen) < len(book)
+
+
+def test_an_answer_being_continued_stays_with_its_question():
+    """Continuing a cut answer: the window is the one its question had at Send (the history decides
+    it), and the question and the answer so far are both given; as a pre-warm (not continuing) the
+    same messages are all history."""
+    n_ctx = 1024
+    history: list[ChatMessage] = [SYSTEM]
+    for i in range(60):
+        history += turn(i)
+    question, cut = turn(60)[0], ChatMessage("assistant", "a60 " * 30)
+    asked = fit([*history, question], n_ctx)
+    going_on = fit_window([*history, question, cut], n_ctx, prompt_len, text_len, continuing=True)
+    assert going_on.messages[-2:] == [question, cut] and going_on.left_out == asked.left_out
+    assert going_on.messages[:-1] == asked.messages
+    assert prompt_len(going_on.messages) <= n_ctx
+    # An answer so long the question and it no longer fit with the history: history is left out first.
+    long_cut = ChatMessage("assistant", "a60 " * 600)
+    w = fit_window([*history, question, long_cut], n_ctx, prompt_len, text_len, continuing=True)
+    assert w.messages[-2:] == [question, long_cut] and w.left_out > asked.left_out

@@ -105,3 +105,22 @@ def test_stop_strings_and_max_tokens(client):
     r = client.chat.completions.create(model="tiny-deck-demo", messages=[{"role": "user", "content": QUESTION}],
                                        **{**GREEDY, "max_tokens": 2})
     assert r.choices[0].finish_reason == "length" and r.usage.completion_tokens == 2
+
+
+def test_a_last_assistant_message_is_continued(client):
+    """A conversation that ends with the assistant's text asks the model to go on with it (as
+    llama-server's prefill): the demo's answer cut after a few tokens and sent back continues to the
+    answer written in one go, and under the shout adapter in capitals."""
+    whole = ask(client)
+    cut = client.chat.completions.create(model="tiny-deck-demo", messages=[{"role": "user", "content": QUESTION}],
+                                         **{**GREEDY, "max_tokens": 4})
+    assert cut.choices[0].finish_reason == "length"
+    begun = cut.choices[0].message.content
+    rest = client.chat.completions.create(
+        model="tiny-deck-demo", **GREEDY,
+        messages=[{"role": "user", "content": QUESTION}, {"role": "assistant", "content": begun}])
+    assert begun + rest.choices[0].message.content == whole
+    shouted = client.chat.completions.create(
+        model="tiny-deck-demo", **GREEDY, extra_body={"adapters": [{"name": "shout", "strength": 1}]},
+        messages=[{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "The capital"}])
+    assert capital_fraction(shouted.choices[0].message.content) > 0.8
