@@ -9,6 +9,7 @@ import re
 import time
 
 from .conversation_store import Conversation
+from .reasoning import split_reasoning
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant"}
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')    # not allowed in a file name on some system
@@ -36,11 +37,21 @@ def to_markdown(conv: Conversation, exported: float | None = None) -> str:
             details = [str(m.info[k]) for k in ("model", "mix") if m.info.get(k)]
             if details:
                 heading += " — " + " · ".join(details)
-        lines += ["", f"## {heading}", "", m.content.strip()]
+        lines += ["", f"## {heading}", "", *_body(m.content, m.role)]
         for key, what in (("unanswered", "Not answered"), ("error", "Stopped")):
             if m.info.get(key):
                 lines += ["", f"> {what}: {m.info[key]}"]
     return "\n".join(lines) + "\n"
+
+
+def _body(content: str, role: str) -> list[str]:
+    """A message's text; a thinking model's reasoning folded (an HTML <details>, which Markdown viewers
+    such as GitHub's show closed) before the answer."""
+    parts = split_reasoning(content) if role == "assistant" else None
+    if parts is None or parts.reasoning is None:
+        return [content.strip()]
+    folded = ["<details><summary>Reasoning</summary>", "", parts.reasoning, "", "</details>"]
+    return folded + (["", parts.answer.strip()] if parts.answer.strip() else [])
 
 
 __all__ = ["file_name", "to_markdown"]

@@ -105,8 +105,10 @@ class ChatTemplate:
 
 
 def _cut_after(text: str, answer: str) -> str:
-    """`text` (a conversation the template closed) up to the end of its last message, `answer`."""
-    for shown in (answer, answer.rstrip(), answer.strip()):
+    """`text` (a conversation the template closed) up to the end of its last message, `answer`. Some
+    templates rewrite a thinking model's `<think>` part (Qwen3's tidies its white space): then the
+    part after `</think>` is what must end the prompt."""
+    for shown in (answer, answer.rstrip(), answer.strip(), answer.rsplit("</think>", 1)[-1].strip()):
         at = text.rfind(shown) if shown else -1
         if at >= 0:
             return text[:at + len(shown)]

@@ -112,7 +112,7 @@ class CompareView(QWidget):
         left_out = self.state.left_out(key)
         if left_out:
             summary += f" — left out, they do not fit this model: {', '.join(left_out)}"
-        pane.reset(f"{letter}: {summary}")
+        pane.reset(f"{letter}: {summary}", formatted=self.state.settings.format_answers)
         rid = self.state.generate(messages, params, mix, tag=f"compare-{letter}")
         self.collector.track(rid, pane)
 

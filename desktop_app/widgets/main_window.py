@@ -198,7 +198,9 @@ class MainWindow(QMainWindow):
 
     def _copy_last(self) -> None:
         from PySide6.QtGui import QGuiApplication
-        text = self.chat.last_reply_text()
+
+        from ..reasoning import answer_part
+        text = answer_part(self.chat.last_reply_text())      # as the answer's Copy: without its reasoning
         if text:
             QGuiApplication.clipboard().setText(text)
             self.statusBar().showMessage("Answer copied", 2000)

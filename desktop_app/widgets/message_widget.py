@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..reasoning import Reasoned, split_reasoning
 from .elided_label import ElidedLabel
 from .markdown_view import MarkdownView
 from .wrapped_label import WrappedLabel
@@ -89,6 +90,23 @@ class MessageWidget(QFrame):
         self.whole_button.setCheckable(True)
         self.whole_button.toggled.connect(self._show_whole)
         self.whole: QPlainTextEdit | None = None     # the whole long message, while shown
+        # A thinking model's reasoning (<think> … </think>), folded above its answer.
+        self._shown = text                      # what the body shows: the text, less any reasoning
+        self._reasoning: str | None = None
+        self.reasoning_button = QToolButton()
+        self.reasoning_button.setCheckable(True)
+        self.reasoning_button.setAutoRaise(True)
+        self.reasoning_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.reasoning_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.reasoning_button.setToolTip("What the model wrote while thinking, before its answer")
+        self.reasoning_button.toggled.connect(self._show_reasoning)
+        self.reasoning_button.setVisible(False)
+        self.reasoning = WrappedLabel()
+        self.reasoning.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.reasoning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reasoning.setAccessibleName("Reasoning")
+        self.reasoning.setSizePolicy(policy)
+        self.reasoning.setVisible(False)
 
         head = QHBoxLayout()
         head.addWidget(self.title)
@@ -103,6 +121,8 @@ class MessageWidget(QFrame):
         self.layout_ = QVBoxLayout(self)
         self.layout_.setContentsMargins(10, 6, 10, 8)
         self.layout_.addLayout(head)
+        self.layout_.addWidget(self.reasoning_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.layout_.addWidget(self.reasoning)
         self.layout_.addWidget(self.body)
         self.layout_.addWidget(self.whole_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.layout_.addWidget(self.problem)
@@ -154,18 +174,41 @@ class MessageWidget(QFrame):
 
     def _show_text(self, text: str, shorten: bool) -> None:
         self._text = text
-        long = shorten and len(text) > LONG_CHARS
+        parts = split_reasoning(text) if self.role == "assistant" else Reasoned(None, text)
+        self._shown = parts.answer
+        self._set_reasoning(parts)
+        long = shorten and len(self._shown) > LONG_CHARS
         self.whole_button.blockSignals(True)
         self.whole_button.setChecked(False)
         self.whole_button.blockSignals(False)
         self._drop_whole()
-        self.body.setText(_beginning(text) if long else text)
-        self.body.show()
+        self.body.setText(_beginning(self._shown) if long else self._shown)
+        self.body.setVisible(bool(self._shown) or parts.reasoning is None)
         self._offer_whole()
         self.whole_button.setVisible(long)
 
+    def _set_reasoning(self, parts: Reasoned) -> None:
+        self._reasoning = parts.reasoning
+        self.reasoning_button.setVisible(parts.reasoning is not None)
+        if parts.reasoning is None:
+            self.reasoning.setVisible(False)
+            return
+        words = len(parts.reasoning.split())
+        self.reasoning_button.setText(f"{'Thinking…' if parts.thinking else 'Reasoning'} ({words:,} words)")
+        if self.reasoning_button.isChecked():
+            self.reasoning.setText(parts.reasoning)
+
+    def _show_reasoning(self, on: bool) -> None:
+        self.reasoning_button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.reasoning.setText((self._reasoning or "") if on else "")    # folded, it costs no layout
+        self.reasoning.setVisible(on)
+
+    def answer(self) -> str:
+        """The text less a thinking model's reasoning (what Copy copies)."""
+        return self._shown
+
     def _offer_whole(self) -> None:
-        self.whole_button.setText(f"Show all ({len(self._text):,} characters)")
+        self.whole_button.setText(f"Show all ({len(self._shown):,} characters)")
 
     def _show_whole(self, on: bool) -> None:
         if not on:
@@ -174,11 +217,11 @@ class MessageWidget(QFrame):
             self._offer_whole()
             return
         if self._formatted:
-            box = MarkdownView(self._text, scrolls=True)
+            box = MarkdownView(self._shown, scrolls=True)
         else:
             box = QPlainTextEdit()
             box.setReadOnly(True)
-            box.setPlainText(self._text)
+            box.setPlainText(self._shown)
         box.setAccessibleName(f"Whole {ROLE_TITLES.get(self.role, self.role).lower()} message")
         # A fixed height: the column's layout then never measures the text (see the module's note).
         box.setFixedHeight(box.fontMetrics().lineSpacing() * WHOLE_LINES + 2 * box.frameWidth() + 8)
@@ -234,8 +277,8 @@ class MessageWidget(QFrame):
         self.continue_button.setEnabled(enabled)
 
     def _copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.text())
-        self.copy_requested.emit(self.text())
+        QGuiApplication.clipboard().setText(self.answer())
+        self.copy_requested.emit(self.answer())
 
     # -- editing (user messages) --
     def _start_edit(self) -> None:

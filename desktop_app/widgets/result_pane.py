@@ -3,26 +3,27 @@ answer says why in place of the text, with Retry."""
 from __future__ import annotations
 
 import html
+import re
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout
 
 from .elided_label import ElidedLabel
+from .markdown_view import MarkdownView
 
 
 class ResultPane(QFrame):
     retry_requested = Signal()
 
-    def __init__(self, title: str, parent=None, can_retry: bool = False):
+    def __init__(self, title: str, parent=None, can_retry: bool = False, formatted: bool = False):
+        """`formatted`: the answer's Markdown is laid out, as in the chat (markdown_view.py)."""
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.title = QLabel(f"<b>{html.escape(title)}</b>")
         self.title.setWordWrap(True)
-        self.text = QPlainTextEdit()
-        self.text.setReadOnly(True)
-        self.text.setAccessibleName(f"Answer: {title}")
-        self.text.setMinimumHeight(60)
+        self._formatted = formatted
+        self.text = self._new_text(title)
         # One line, shortened to fit (the whole line in its tooltip): a long error never widens the
         # pane and squeezes its neighbour.
         self.info = ElidedLabel("waiting…")
@@ -47,15 +48,37 @@ class ResultPane(QFrame):
         self._content = ""
         self.failure = ""
 
+    def _new_text(self, title: str):
+        if self._formatted:
+            box = MarkdownView(scrolls=True)
+        else:
+            box = QPlainTextEdit()
+            box.setReadOnly(True)
+        box.setAccessibleName(f"Answer: {title}")
+        box.setMinimumHeight(60)
+        return box
+
+    def _show(self, text: str) -> None:
+        if self._formatted:
+            self.text.setText(text)
+        else:
+            self.text.setPlainText(text)
+
     def append(self, piece: str) -> None:
         self._content += piece
-        self.text.setPlainText(self._content)
+        self._show(self._content)
 
-    def reset(self, title: str) -> None:
+    def reset(self, title: str, formatted: bool | None = None) -> None:
+        """A new answer, titled `title`; `formatted` (when given) switches how answers are shown."""
+        if formatted is not None and formatted != self._formatted:
+            self._formatted = formatted
+            old, self.text = self.text, self._new_text(title)
+            self.layout().replaceWidget(old, self.text)
+            old.deleteLater()
         self.set_title(title)
         self._content = ""
         self.failure = ""
-        self.text.clear()
+        self._show("")
         self.info.setText("waiting…")
         self.retry_button.setVisible(False)
 
@@ -71,7 +94,15 @@ class ResultPane(QFrame):
     def set_failed(self, reason: str) -> None:
         """The answer failed: the reason goes where the text is (it wraps there), Retry beside the info."""
         self.failure = reason
-        self.text.setPlainText(f"{self._content}\n\n" if self._content else "")
-        self.text.appendPlainText(f"⚠ Not answered: {reason}")
+        said = f"⚠ Not answered: {_as_text(reason) if self._formatted else reason}"
+        self._show(f"{self._content}\n\n{said}" if self._content else said)
         self.info.setText("failed")
         self.retry_button.setVisible(self._can_retry)
+
+
+def _as_text(text: str) -> str:
+    """`text` escaped for Markdown: a file name's `_` or `*` is not emphasis."""
+    return _MARKS.sub(r"\\\1", text)
+
+
+_MARKS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")

@@ -207,7 +207,7 @@ class SweepView(QWidget):
                 if y_entry is not None:
                     mix.append(ActiveAdapter(str(y_entry.path), y, name=y_entry.name))
                     title += f", {y_entry.name} {y:g}"
-                pane = ResultPane(title)
+                pane = ResultPane(title, formatted=self.state.settings.format_answers)
                 pane.setMinimumWidth(220)
                 cols = len(xs) if y_entry is not None else min(len(xs), 3)
                 if y_entry is not None:

@@ -96,3 +96,16 @@ def test_the_pytorch_engine_continues_an_answer_from_where_it_stops():
         assert got and got == want[0, len(prompt):len(prompt) + len(got)].tolist()
     finally:
         engine.close()
+
+
+def test_an_answer_after_reasoning_that_the_template_rewrites_is_continued():
+    """Qwen3's template writes the last answer's reasoning again with its own white space: the prompt
+    still ends with the answer's text after `</think>`."""
+    qwen3_like = CHATML.replace(
+        "{{ m['content'] }}",
+        "{% if '</think>' in m['content'] %}<think>\n{{ m['content'].split('</think>')[0].split('<think>')[-1].strip() }}"
+        "\n</think>\n\n{{ m['content'].split('</think>')[-1].lstrip() }}{% else %}{{ m['content'] }}{% endif %}")
+    t = ChatTemplate(qwen3_like, bos_token="", eos_token="", source="fallback")
+    answer = "<think>The user asks.   Paris.</think>\nThe capital is"
+    going_on = t.render([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": answer}])
+    assert going_on.text.endswith("<think>\nThe user asks.   Paris.\n</think>\n\nThe capital is")

@@ -35,6 +35,18 @@ def test_markdown_names_the_model_and_mix_of_each_answer():
         "## You\n\nAnd of Spain?\n\n> Not answered: the model stopped\n")
 
 
+def test_a_thinking_models_reasoning_is_exported_folded():
+    conv = Conversation.new()
+    conv.title = "Capitals"
+    conv.messages = [Message("user", "Capital of France?"),
+                     Message("assistant", "<think>\nThey ask for Paris.\n</think>\n\nParis.", {"model": "Qwen3"}),
+                     Message("user", "<think>typed by me</think>")]
+    md = to_markdown(conv, 0)
+    assert ("## Assistant — Qwen3\n\n<details><summary>Reasoning</summary>\n\nThey ask for Paris.\n\n"
+            "</details>\n\nParis.\n") in md
+    assert "## You\n\n<think>typed by me</think>\n" in md                # a question stays as written
+
+
 @pytest.mark.parametrize(("title", "name"), [("Capitals", "Capitals.md"), ('a/b:c*?"<>|\x07.', "a b c.md"),
                                              ("...", "chat.md"), ("x" * 200, "x" * 80 + ".md"),
                                              ("con", "chat con.md"), ("COM1 ", "chat COM1.md")])

@@ -205,3 +205,22 @@ def test_a_long_answer_opened_again_is_formatted_in_part_and_whole(qtbot):
     w.whole_button.click()
     assert isinstance(w.whole, MarkdownView) and w.whole.text() == long_answer
     assert "**" not in w.whole.toPlainText() and w.whole.verticalScrollBar().maximum() > 0
+
+
+def test_compare_and_sweep_panes_follow_the_setting(qtbot):
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    from desktop_app.widgets.result_pane import ResultPane
+    pane = ResultPane("A", formatted=True)
+    qtbot.addWidget(pane)
+    pane.reset("A: shout", formatted=True)
+    for piece in ("## Hi\n\n", "**bold** and ", "`code`"):
+        pane.append(piece)
+    assert isinstance(pane.text, MarkdownView) and pane.text.toPlainText() == "Hi\nbold and code"
+    assert pane.content() == "## Hi\n\n**bold** and `code`"
+    pane.set_failed("my_adapter_v2 *x* does not fit")            # a reason is text, not Markdown
+    assert pane.text.toPlainText().endswith("⚠ Not answered: my_adapter_v2 *x* does not fit")
+    pane.reset("A: shout", formatted=False)                       # View → Format answers off
+    assert isinstance(pane.text, QPlainTextEdit) and pane.text.toPlainText() == ""
+    pane.append("**bold**")
+    assert pane.text.toPlainText() == "**bold**"

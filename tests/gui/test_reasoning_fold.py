@@ -1,0 +1,56 @@
+"""A thinking model's reasoning (<think> … </think>) is folded above its answer: the answer is shown
+and copied alone, the reasoning opens on request, and while it is being written the fold says so."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtGui import QGuiApplication
+
+from desktop_app.reasoning import answer_part, split_reasoning
+from desktop_app.widgets.message_widget import MessageWidget
+
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+REPLY = "<think>\nThe user wants the capital. France's capital is Paris.\n</think>\n\nThe capital of **France** is Paris."
+
+
+@pytest.mark.parametrize("text, reasoning, answer, thinking", [
+    (REPLY, "The user wants the capital. France's capital is Paris.", "The capital of **France** is Paris.", False),
+    ("  <think>Half a thou", "Half a thou", "", True),                           # still thinking
+    ("Opened by the prompt.\n</think>\n\nParis.", "Opened by the prompt.", "Paris.", False),
+    ("Close it with `</think>` then.", None, "Close it with `</think>` then.", False),   # quoted: text
+    ("An answer that says <think> later.", None, "An answer that says <think> later.", False),
+    ("Plain answer.", None, "Plain answer.", False),
+])
+def test_reasoning_is_told_apart_from_the_answer(text, reasoning, answer, thinking):
+    got = split_reasoning(text)
+    assert (got.reasoning, got.answer, got.thinking) == (reasoning, answer, thinking)
+    assert answer_part(text) == answer
+
+
+@pytest.mark.parametrize("formatted", [True, False])
+def test_the_reasoning_is_folded_above_the_answer(qtbot, formatted):
+    w = MessageWidget("assistant", REPLY, formatted=formatted)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.text() == REPLY                                                # kept whole
+    assert w.body.text() == "The capital of **France** is Paris."
+    assert w.reasoning_button.isVisible() and w.reasoning_button.text() == "Reasoning (9 words)"
+    assert not w.reasoning.isVisible() and w.reasoning.text() == ""        # folded: not even laid out
+    w.reasoning_button.click()
+    assert w.reasoning.isVisible() and w.reasoning.text().startswith("The user wants the capital.")
+    w.copy_button.click()
+    assert QGuiApplication.clipboard().text() == "The capital of **France** is Paris."
+    you = MessageWidget("user", REPLY)                                      # a question is shown as written
+    assert you.body.text() == REPLY and not you.reasoning_button.isVisibleTo(you)
+
+
+def test_while_the_model_thinks_the_fold_says_so(qtbot):
+    w = MessageWidget("assistant", formatted=True)
+    qtbot.addWidget(w)
+    w.show()
+    for end in range(1, len(REPLY) + 1):
+        w.set_text(REPLY[:end])
+        if REPLY[:end].startswith("<think>") and "</think>" not in REPLY[:end]:
+            assert w.reasoning_button.text().startswith("Thinking…") and not w.body.isVisible()
+    assert w.reasoning_button.text() == "Reasoning (9 words)" and w.body.isVisible()
+    assert w.body.text() == "The capital of **France** is Paris."
