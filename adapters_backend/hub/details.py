@@ -49,6 +49,20 @@ class RepoDetails:
         return asdict(self)
 
 
+def blob_etags(info) -> dict[str, str]:
+    """Each file's blob name in the cache (its LFS sha256, or its git blob id), as the download names
+    its partial file: from a model_info with files metadata. Only names that are plain hashes."""
+    out = {}
+    for s in info.siblings or []:
+        etag = s.lfs.sha256 if s.lfs else s.blob_id
+        if isinstance(etag, str) and _HASH.fullmatch(etag):
+            out[s.rfilename] = etag
+    return out
+
+
+_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
 def model_info(repo_id: str, revision: str | None = None):
     """The repository at `revision`: its commit and files with sizes and hashes (huggingface_hub's
     ModelInfo, as `HfApi.model_info(files_metadata=True)` gives it, but retried when the connection drops)."""

@@ -138,22 +138,25 @@ def fetch_file(repo_id: str, filename: str, commit: str, progress: Progress) -> 
 
 
 def download_files(repo_id: str, files: list[str], revision: str | None = None, ctx: JobContext | None = None,
-                   sizes: dict[str, int] | None = None, commit: str | None = None) -> Path:
+                   sizes: dict[str, int] | None = None, commit: str | None = None,
+                   etags: dict[str, str] | None = None) -> Path:
     """Download `files` of the repo at `revision` (pinned to its commit); returns the snapshot folder.
-    Offline, or when the Hub cannot be reached, files already in the cache are used instead."""
+    Offline, or when the Hub cannot be reached, files already in the cache are used instead. `sizes`
+    and `etags` (details.blob_etags) come with a `commit` the caller looked up."""
     ctx = ctx or JobContext()
     for f in files:
         safe_names.repo_file(repo_id, f)
     if commit is None:
-        from .details import model_info
+        from .details import blob_etags, model_info
         try:
             info = model_info(repo_id, revision)
             commit = info.sha
             sizes = sizes or {s.rfilename: (s.lfs.size if s.lfs else s.size) or 0 for s in info.siblings or []}
+            etags = etags or blob_etags(info)
         except HubOfflineError:
             return _from_cache(repo_id, files, revision)
     progress = Progress(ctx, sum((sizes or {}).get(f, 0) for f in files), f"{repo_id}")
-    check_room(storage_folder(repo_id), _still_needed(repo_id, commit, files, sizes or {}),
+    check_room(storage_folder(repo_id), _still_needed(repo_id, commit, files, sizes or {}, etags or {}),
                f"{repo_id} into the Hugging Face cache")
     for f in files:
         ctx.check()
@@ -165,13 +168,27 @@ def download_files(repo_id: str, files: list[str], revision: str | None = None, 
     return storage_folder(repo_id) / "snapshots" / commit
 
 
-def _still_needed(repo_id: str, commit: str, files: list[str], sizes: dict[str, int]) -> int:
-    """Bytes the download of `files` still has to write: files not in the snapshot yet, less what
-    their partial files already hold (partials are named by etag, so they are counted as a whole)."""
+def _still_needed(repo_id: str, commit: str, files: list[str], sizes: dict[str, int],
+                  etags: dict[str, str]) -> int:
+    """Bytes the download of `files` still has to write: each file not in the snapshot yet, less what
+    its own partial file (named by its etag) already holds, or nothing when its blob is in the cache
+    (another revision's). Partials of other files (a download of another one left off) are not
+    counted: they do not shorten this one."""
     blobs = storage_folder(repo_id) / "blobs"
-    partial = sum(p.stat().st_size for p in blobs.glob("*.loradeck-partial")) if blobs.is_dir() else 0
-    missing = sum(sizes.get(f, 0) for f in files if not snapshot_file(repo_id, commit, f).exists())
-    return max(0, missing - partial)
+    needed = 0
+    for f in files:
+        size = sizes.get(f, 0)
+        if snapshot_file(repo_id, commit, f).exists():
+            continue
+        etag = etags.get(f)
+        held = 0
+        if etag is not None:
+            if (blobs / etag).is_file():
+                held = size
+            elif (blobs / f"{etag}.loradeck-partial").is_file():
+                held = min(size, (blobs / f"{etag}.loradeck-partial").stat().st_size)
+        needed += size - held
+    return needed
 
 
 def _from_cache(repo_id: str, files: list[str], revision: str | None) -> Path:

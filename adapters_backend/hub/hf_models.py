@@ -17,7 +17,7 @@ from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
 from ..units import format_bytes
 from .client import cache_dir
-from .details import model_info
+from .details import blob_etags, model_info
 from .download import cached_commit, download_files, fetch_file, snapshot_file, storage_folder
 from .progress import Progress
 from .skeleton import read_small_json, require_small
@@ -76,7 +76,7 @@ def download_hf_model(repo_id: str, revision: str | None = None, ctx: JobContext
               _small_json(repo_id, "config.json", info.sha, sizes, ctx))
     to_fetch = sum(sizes.get(f, 0) for f in files if not snapshot_file(repo_id, info.sha, f).is_file())
     _require_disk(repo_id, to_fetch)
-    return download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha)
+    return download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha, etags=blob_etags(info))
 
 
 def _small_json(repo_id: str, name: str, commit: str, sizes: dict, ctx: JobContext) -> dict:

@@ -7,7 +7,7 @@ from ..atomic import read_json
 from ..errors import HubError, HubOfflineError
 from ..jobs import JobContext
 from .client import offline_hint
-from .details import fetch_declared_base_config, model_info
+from .details import blob_etags, fetch_declared_base_config, model_info
 from .download import _from_cache, cached_commit, download_files
 from .search import base_of
 
@@ -46,7 +46,7 @@ def download_adapter(repo_id: str, revision: str | None = None, ctx: JobContext 
     except HubError as exc:
         raise HubError(repo_id, exc.problem) from None
     sizes = {s.rfilename: (s.lfs.size if s.lfs else s.size) or 0 for s in info.siblings or []}
-    snap = download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha)
+    snap = download_files(repo_id, files, revision, ctx, sizes=sizes, commit=info.sha, etags=blob_etags(info))
     card = info.card_data
     facts["license"] = getattr(card, "license", None) if card else None
     # The declared base's family decides compatibility too: have its config.json at hand for the check.

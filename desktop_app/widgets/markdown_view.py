@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import QPoint, QSize, Qt, QUrl
 from PySide6.QtGui import (
+    QAction,
     QColor,
     QDesktopServices,
+    QFontDatabase,
+    QGuiApplication,
     QTextCharFormat,
     QTextCursor,
     QTextDocument,
@@ -32,7 +35,7 @@ from PySide6.QtGui import (
     QTextOption,
     QTextTable,
 )
-from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
+from PySide6.QtWidgets import QFrame, QMenu, QSizePolicy, QTextBrowser, QWidget
 
 from ..plain_text import plain_tip
 
@@ -43,6 +46,7 @@ MAX_TABLE_ROWS = 400           # Qt's table import and layout grow with the squa
 MAX_PARAGRAPH = 20_000         # … and the layout of one paragraph full of formatting with its length
 SETTLE_MAX_CHARS = 64_000      # a finished answer up to this long is formatted once (~0.1 s at 32 kB)
 REMEMBERED_WIDTHS = 8
+CODE_BLOCK = QTextFormat.Property.UserProperty.value + 1     # marks the lines of a code block
 CODE_SHADE = QColor(128, 128, 128, 40)   # grey, mostly transparent: a shade on light and dark alike
 OPENED_SCHEMES = ("http", "https")
 
@@ -90,16 +94,24 @@ def _images_to_text(doc: QTextDocument) -> None:
 
 
 def _wrap_code(doc: QTextDocument) -> None:
-    """Code wraps at the column's edge and stands on a shade that reads in light and dark themes."""
+    """Code (fenced or indented) wraps at the column's edge, stands on a shade that reads in light and
+    dark themes, and is in the fixed-pitch font (Qt's reader leaves indented code proportional)."""
     block = doc.begin()
     cursor = QTextCursor(doc)
+    fixed = QTextCharFormat()
+    fixed.setFontFixedPitch(True)
+    fixed.setFontFamilies([QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()])
     while block.isValid():
         fmt = block.blockFormat()
-        if fmt.nonBreakableLines() or fmt.hasProperty(QTextFormat.Property.BlockCodeFence):
+        if (fmt.nonBreakableLines() or fmt.hasProperty(QTextFormat.Property.BlockCodeFence)
+                or fmt.hasProperty(QTextFormat.Property.BlockCodeLanguage)):
             fmt.setNonBreakableLines(False)
             fmt.setBackground(CODE_SHADE)
+            fmt.setProperty(CODE_BLOCK, True)
             cursor.setPosition(block.position())
             cursor.setBlockFormat(fmt)
+            cursor.setPosition(block.position() + block.length() - 1, QTextCursor.MoveMode.KeepAnchor)
+            cursor.mergeCharFormat(fixed)
         block = block.next()
 
 
@@ -260,6 +272,35 @@ class MarkdownView(QTextBrowser):
             self._heights.clear()
             self.updateGeometry()
         super().changeEvent(event)
+
+    # -- code --
+    def code_block_at(self, pos: QPoint) -> str | None:
+        """The text of the code block at `pos` (viewport coordinates), all its lines; None outside one."""
+        block = self.cursorForPosition(pos).block()
+        if not block.blockFormat().boolProperty(CODE_BLOCK):
+            return None
+        while block.previous().isValid() and block.previous().blockFormat().boolProperty(CODE_BLOCK):
+            block = block.previous()
+        lines = []
+        while block.isValid() and block.blockFormat().boolProperty(CODE_BLOCK):
+            lines.append(block.text())
+            block = block.next()
+        return "\n".join(lines)
+
+    def context_menu(self, pos: QPoint) -> QMenu:
+        """Qt's menu (Copy, Copy Link Location, Select All), with Copy code block over a code block."""
+        menu = self.createStandardContextMenu(pos)
+        code = self.code_block_at(pos)
+        if code is not None:
+            act = QAction("Copy code block", menu)
+            act.triggered.connect(lambda: QGuiApplication.clipboard().setText(code))
+            menu.insertAction(menu.actions()[0] if menu.actions() else None, act)
+        return menu
+
+    def contextMenuEvent(self, event) -> None:                      # noqa: N802
+        menu = self.context_menu(event.pos())
+        menu.exec(event.globalPos())
+        menu.deleteLater()
 
     def wheelEvent(self, event) -> None:                            # noqa: N802
         if self._scrolls:

@@ -224,3 +224,20 @@ def test_compare_and_sweep_panes_follow_the_setting(qtbot):
     assert isinstance(pane.text, QPlainTextEdit) and pane.text.toPlainText() == ""
     pane.append("**bold**")
     assert pane.text.toPlainText() == "**bold**"
+
+
+def test_a_code_block_is_copied_whole_from_its_menu(qtbot):
+    answer = "Run this:\n\n```python\ndef double(x):\n    return x * 2\n```\n\nThen `this`.\n\n    indented\n    code\n"
+    w = shown(MessageWidget("assistant", answer, formatted=True), qtbot)
+    view = w.body
+    inside = link_point(view, "return x")
+    assert view.code_block_at(inside) == "def double(x):\n    return x * 2"
+    assert view.code_block_at(link_point(view, "indented")) == "indented\ncode"
+    assert view.document().find("indented").charFormat().fontFixedPitch()     # Qt left it proportional
+    assert view.code_block_at(link_point(view, "Run this")) is None
+    menu = view.context_menu(inside)
+    first = menu.actions()[0]
+    assert first.text() == "Copy code block"
+    first.trigger()
+    assert QGuiApplication.clipboard().text() == "def double(x):\n    return x * 2"
+    assert all(a.text() != "Copy code block" for a in view.context_menu(link_point(view, "Then")).actions())

@@ -29,3 +29,26 @@ def test_a_download_without_room_is_refused_before_any_byte(hub, monkeypatch):
     monkeypatch.setattr(disk_space.shutil, "disk_usage", lambda p: Usage(10**12, 0, size))
     folder = backend_hub.download_files("alice/big-lora", ["adapter_config.json", "adapter_model.safetensors"])
     assert (folder / "adapter_model.safetensors").read_bytes() == files["adapter_model.safetensors"]
+
+
+def test_only_a_files_own_partial_counts_as_written(hub, monkeypatch):
+    """A download of another file left off (a cancelled Q8 before this Q4) leaves its partial in the same
+    repository: it does not shorten this download's room check; this file's own partial does."""
+    import hashlib
+
+    files = hub.repos["alice/big-lora"].commits[-1][1]
+    weights = files["adapter_model.safetensors"]
+    size = len(weights) + len(files["adapter_config.json"])
+    blobs = cache_dir() / "models--alice--big-lora" / "blobs"
+    blobs.mkdir(parents=True)
+    other = blobs / f"{'e' * 64}.loradeck-partial"                  # another file's, as big as this download
+    other.write_bytes(b"\0" * size)
+    monkeypatch.setattr(disk_space.shutil, "disk_usage", lambda p: Usage(10**12, 0, size // 2))
+    with pytest.raises(WriteFailed, match=rf"it needs {format_bytes(size)}"):
+        backend_hub.download_files("alice/big-lora", ["adapter_config.json", "adapter_model.safetensors"])
+
+    own = blobs / f"{hashlib.sha256(weights).hexdigest()}.loradeck-partial"
+    own.write_bytes(weights[: len(weights) * 3 // 4])                 # three quarters already here
+    folder = backend_hub.download_files("alice/big-lora", ["adapter_config.json", "adapter_model.safetensors"])
+    assert (folder / "adapter_model.safetensors").read_bytes() == weights
+    assert other.exists()                                             # never deleted on a guess
