@@ -42,8 +42,8 @@ from ..plain_text import plain_tip
 _F = QTextDocument.MarkdownFeature
 FEATURES = _F(_F.MarkdownDialectGitHub.value | _F.MarkdownNoHTML.value)
 SLOW_MS = 60                   # reading and laying out a text past this: plain text from then on
-MAX_TABLE_ROWS = 400           # Qt's table import and layout grow with the square of the rows
-MAX_PARAGRAPH = 20_000         # … and the layout of one paragraph full of formatting with its length
+MAX_TABLE_ROWS = 200           # Qt's table import and layout grow with the square of the rows
+MAX_PARAGRAPH = 10_000         # … and that of one paragraph full of formatting (20 kB: 0.09 s, 40 kB: 0.4 s)
 SETTLE_MAX_CHARS = 64_000      # a finished answer up to this long is formatted once (~0.1 s at 32 kB)
 REMEMBERED_WIDTHS = 8
 CODE_BLOCK = QTextFormat.Property.UserProperty.value + 1     # marks the lines of a code block
