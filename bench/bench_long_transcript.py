@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--paste", type=int, default=100_000, help="characters of the pasted document")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--plain", action="store_true", help="answers as plain text (View → Format answers off)")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
     tmp = tempfile.mkdtemp(prefix="loradeck-bench-")
@@ -49,6 +50,7 @@ def main() -> int:
 
     app = create_app(sys.argv[:1])
     state, window = build_main_window()
+    state.settings.set("appearance/format_answers", not args.plain)
     state.errors.show_dialogs = False
     window.resize(1200, 800)
     window.show()
