@@ -11,18 +11,26 @@ class StreamedReply:
     the speed at which tokens arrive."""
 
     def __init__(self, msg: Message, widget: MessageWidget):
-        self.msg, self.widget = msg, widget
+        self.msg = msg
+        self.widget: MessageWidget | None = widget
         self.arrival: Arrival | None = None
+
+    def detach(self) -> None:
+        """Its widget is going (another chat opened): the rest of the text still goes to the message."""
+        self.widget = None
 
     def append(self, text: str) -> None:
         self.msg.content += text
+        if self.widget is None:
+            return
         self.widget.set_text(self.msg.content)
         tps = self.arrival.tokens_per_second
         if tps:
             self.widget.set_info(f"{self.arrival.tokens} tokens · {tps:.1f} tok/s")
 
     def set_info(self, text: str) -> None:
-        self.widget.set_info(text)
+        if self.widget is not None:
+            self.widget.set_info(text)
 
 
 def title_from(text: str) -> str:

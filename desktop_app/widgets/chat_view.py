@@ -62,6 +62,8 @@ class ChatView(AskingAgain, QWidget):
         self._request_id: int | None = None
         self._reply: MessageWidget | None = None
         self._going_on = False                     # the reply continues the last answer
+        self._reply_conv: Conversation | None = None   # the conversation it answers (another may be open by its end)
+        self._reply_pane: StreamedReply | None = None
         self._reply_msg: Message | None = None
         self._arrival: Arrival | None = None      # the latest reply's tokens as they reached the GUI
         self._t_request: float | None = None
@@ -239,7 +241,8 @@ class ChatView(AskingAgain, QWidget):
 
     def open_conversation(self, conv: Conversation | None) -> None:
         if self.generating:
-            self.stop()
+            self.stop()                            # it ends later, into its own conversation
+            self._reply_pane.detach()              # whose widgets go now
         self.conversation = conv
         self.system_edit.blockSignals(True)
         self.system_edit.setPlainText(conv.system_prompt if conv else "")
@@ -317,6 +320,7 @@ class ChatView(AskingAgain, QWidget):
             if w.message is not None:
                 w.message.info.pop("unanswered", None)
         self._going_on = going_on is not None
+        self._reply_conv = conv
         if going_on is not None:
             self._reply_msg, self._reply = going_on.message, going_on
             before = dict(self._reply_msg.info)
@@ -329,7 +333,7 @@ class ChatView(AskingAgain, QWidget):
         self._t_request = time.perf_counter()
         self.scroll.stick_to_bottom = True
         self._request_id = self.state.generate(messages, params, fit_context=True)
-        pane = StreamedReply(self._reply_msg, self._reply)
+        pane = self._reply_pane = StreamedReply(self._reply_msg, self._reply)
         self._arrival = pane.arrival = self.collector.track(self._request_id, pane)
         self._reply_msg.info = {"model": self.state.model_label(), "mix": self.state.mix_summary(),
                                 "seed": params.get("seed"), "max_tokens": params.get("max_tokens")}
@@ -367,23 +371,31 @@ class ChatView(AskingAgain, QWidget):
             info["error"] = self.state.describe_error(error)
         info.pop("tokens_before", None)
         msg.info = info
-        widget.set_info(info_text(info))
-        widget.settle()
+        # The answer belongs to the conversation it was asked in: another one may be open by now (the
+        # user picked it, which stopped this answer), and this one's widgets are gone with it.
+        conv, self._reply_conv = self._reply_conv, None
+        shown = conv is self.conversation
+        if shown:
+            widget.set_info(info_text(info))
+            widget.settle()
         if self._going_on:                          # the answer is in the conversation already
-            widget.set_model(info.get("model", ""))
-            self.state.conversations.save(self.conversation)
+            if shown:
+                widget.set_model(info.get("model", ""))
         elif msg.content or stats is not None:
-            self.conversation.messages.append(msg)
-            self.state.conversations.save(self.conversation)
+            conv.messages.append(msg)
         else:
             # No answer at all: the question stays, says why, and offers Retry; it is saved with its
             # reason, so what the user wrote (a pasted document, say) outlives a restart.
-            self.scroll.remove(widget)
-            asked = [w for w in self._message_widgets() if w is not widget]
+            if shown:
+                self.scroll.remove(widget)
+            asked = [m for m in conv.messages if m.role == "user"]
             if asked and error is not None:
-                asked[-1].set_unanswered(info["error"])
-                asked[-1].message.info = {**asked[-1].message.info, "unanswered": info["error"]}
-            self.state.conversations.save(self.conversation)
+                asked[-1].info = {**asked[-1].info, "unanswered": info["error"]}
+                for w in self._message_widgets() if shown else []:
+                    if w.message is asked[-1]:
+                        w.set_unanswered(info["error"])
+        if self.state.conversations.row_of(conv.id) >= 0:    # not deleted meanwhile: never written back
+            self.state.conversations.save(conv)
         if stats is not None:
             self.status_message.emit(self._status_text(stats))
         self.scroll.trim()                         # first: the line is placed among the widgets left
