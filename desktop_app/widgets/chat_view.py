@@ -184,7 +184,6 @@ class ChatView(AskingAgain, QWidget):
         widgets = self._message_widgets()
         for w in widgets:
             w.set_actions_enabled(ready and not self.generating)
-        for w in widgets:
             w.set_continue_visible(w is widgets[-1] and self._can_continue(w))
 
     def _can_continue(self, widget: MessageWidget) -> bool:
@@ -361,15 +360,14 @@ class ChatView(AskingAgain, QWidget):
         self._request_id = None
         self._reply = self._reply_msg = None
         info = dict(msg.info)
+        written = info.pop("tokens_before", 0)                 # what a continued answer had already
         if stats is not None:
-            written = info.pop("tokens_before", 0)             # what a continued answer had already
             info.update({"tokens": written + stats.tokens, "tokens_per_second": round(stats.tokens_per_second, 2),
                          "gui_tokens": self._arrival.tokens, "finish": stats.finish_reason})
             if stats.left_out is not None:
                 info["left_out"] = stats.left_out
         if error is not None:
             info["error"] = self.state.describe_error(error)
-        info.pop("tokens_before", None)
         msg.info = info
         # The answer belongs to the conversation it was asked in: another one may be open by now (the
         # user picked it, which stopped this answer), and this one's widgets are gone with it.

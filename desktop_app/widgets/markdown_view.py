@@ -38,6 +38,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QMenu, QSizePolicy, QTextBrowser, QWidget
 
 from ..plain_text import plain_tip
+from .wrapped_label import HeightMemo
 
 _F = QTextDocument.MarkdownFeature
 FEATURES = _F(_F.MarkdownDialectGitHub.value | _F.MarkdownNoHTML.value)
@@ -45,7 +46,6 @@ SLOW_MS = 60                   # reading and laying out a text past this: plain 
 MAX_TABLE_ROWS = 200           # Qt's table import and layout grow with the square of the rows
 MAX_PARAGRAPH = 10_000         # … and that of one paragraph full of formatting (20 kB: 0.09 s, 40 kB: 0.4 s)
 SETTLE_MAX_CHARS = 64_000      # a finished answer up to this long is formatted once (~0.1 s at 32 kB)
-REMEMBERED_WIDTHS = 8
 CODE_BLOCK = QTextFormat.Property.UserProperty.value + 1     # marks the lines of a code block
 CODE_SHADE = QColor(128, 128, 128, 40)   # grey, mostly transparent: a shade on light and dark alike
 OPENED_SCHEMES = ("http", "https")
@@ -157,7 +157,7 @@ class MarkdownView(QTextBrowser):
         super().__init__(parent)
         self._scrolls = scrolls
         self._source = ""
-        self._heights: dict[int, int] = {}
+        self._heights = HeightMemo(self._measured_height)
         self.formatted = True                # False once a text was too slow, or refused, to format
         self._slow = False                   # … and it was for the time it took (settle() tries again)
         self._measure: QTextDocument | None = None    # laid out at the widths layouts ask about
@@ -243,15 +243,13 @@ class MarkdownView(QTextBrowser):
         return not self._scrolls
 
     def heightForWidth(self, width: int) -> int:                    # noqa: N802
-        height = self._heights.get(width)
-        if height is None and self._measure is None:
+        return self._heights.height(width)
+
+    def _measured_height(self, width: int) -> int:
+        if self._measure is None:
             return 0
-        if height is None:
-            if len(self._heights) >= REMEMBERED_WIDTHS:
-                self._heights.clear()
-            self._measure.setTextWidth(max(1, width))
-            height = self._heights[width] = int(self._measure.size().height() + 0.999)
-        return height
+        self._measure.setTextWidth(max(1, width))
+        return int(self._measure.size().height() + 0.999)
 
     def sizeHint(self) -> QSize:                                    # noqa: N802
         if self._scrolls:

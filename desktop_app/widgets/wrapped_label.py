@@ -17,12 +17,38 @@ REMEMBERED_WIDTHS = 8          # a window being resized passes many widths: keep
 _INVALIDATING = (QEvent.Type.FontChange, QEvent.Type.StyleChange, QEvent.Type.ContentsRectChange)
 
 
+class HeightMemo:
+    """The heights a text widget answered for the widths it was asked about, the recent few; cleared
+    when its text or font changes."""
+
+    def __init__(self, measure):
+        self._measure = measure              # width -> height, the costly way
+        self._heights: dict[int, int] = {}
+
+    def height(self, width: int) -> int:
+        height = self._heights.get(width)
+        if height is None:
+            if len(self._heights) >= REMEMBERED_WIDTHS:
+                self._heights.clear()
+            height = self._heights[width] = self._measure(width)
+        return height
+
+    def clear(self) -> None:
+        self._heights.clear()
+
+    def __iter__(self):                      # the widths remembered
+        return iter(self._heights)
+
+    def __len__(self) -> int:
+        return len(self._heights)
+
+
 class WrappedLabel(QLabel):
     """Plain text (never markup, see plain_text.py), word-wrapped."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None):
         super().__init__(parent)
-        self._heights: dict[int, int] = {}
+        self._heights = HeightMemo(super().heightForWidth)
         self.setTextFormat(Qt.TextFormat.PlainText)
         self.setWordWrap(True)
         self.setText(text)
@@ -36,12 +62,7 @@ class WrappedLabel(QLabel):
         super().clear()
 
     def heightForWidth(self, width: int) -> int:
-        height = self._heights.get(width)
-        if height is None:
-            if len(self._heights) >= REMEMBERED_WIDTHS:
-                self._heights.clear()
-            height = self._heights[width] = super().heightForWidth(width)
-        return height
+        return self._heights.height(width)
 
     def changeEvent(self, event) -> None:
         if event.type() in _INVALIDATING:
