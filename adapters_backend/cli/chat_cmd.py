@@ -144,10 +144,14 @@ class ChatSession:
         self.cut = finish == "length"
         return reply
 
+    @property
+    def _can_continue(self) -> bool:
+        return bool(getattr(self.engine.capabilities, "continue_answer", False))
+
     def continue_answer(self) -> str:
         """More of the last answer, which stopped at --max-tokens; the engine goes on from its text."""
         from ..engines.base import ChatMessage
-        if not getattr(self.engine.capabilities, "continue_answer", False):
+        if not self._can_continue:
             raise BackendError("/continue needs the llama.cpp or PyTorch engine")
         if not self.cut or not self.history:
             raise BackendError("there is no answer to continue: /continue writes more of the last answer when it "
@@ -190,7 +194,7 @@ class ChatSession:
             tps = f", {last.tokens_per_second:.1f} tokens/s" if last.tokens_per_second else ""
             self.err.write(f"[{last.completion_tokens} tokens{tps}, prompt {last.prompt_tokens} tokens, "
                            f"{finish}]\n")
-        if finish == "length" and getattr(self.engine.capabilities, "continue_answer", False):
+        if finish == "length" and self._can_continue:
             self.err.write("[cut at --max-tokens: /continue writes more]\n")
         return "".join(pieces), finish
 

@@ -186,7 +186,6 @@ class MarkdownView(QTextBrowser):
         """Read and tidied in a document of its own, then shown: edits to the shown document would each
         lay it out again (six times the cost at 8 kB)."""
         self._source = text
-        self._heights.clear()
         started = time.perf_counter()
         doc = self._new_document()
         if self.formatted and not worth_formatting(text):

@@ -64,8 +64,6 @@ class MessageWidget(QFrame):
         self.info.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.info.setAccessibleName("Message details")
         self.body = self._new_body()
-        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        policy.setHeightForWidth(True)
 
         self.copy_button = self._tool("Copy", "Copy this message to the clipboard")
         self.copy_button.clicked.connect(self._copy)
@@ -84,7 +82,7 @@ class MessageWidget(QFrame):
         self.problem = WrappedLabel()           # why this message has no answer
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.setAccessibleName("Why there is no answer")
-        self.problem.setSizePolicy(policy)
+        self.problem.setSizePolicy(_wrapping())
         self.problem.setVisible(False)
         self.whole_button = self._tool("Show all", "Show the whole message")
         self.whole_button.setCheckable(True)
@@ -105,7 +103,7 @@ class MessageWidget(QFrame):
         self.reasoning.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.reasoning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.reasoning.setAccessibleName("Reasoning")
-        self.reasoning.setSizePolicy(policy)
+        self.reasoning.setSizePolicy(_wrapping())
         self.reasoning.setVisible(False)
 
         head = QHBoxLayout()
@@ -135,9 +133,7 @@ class MessageWidget(QFrame):
             body = WrappedLabel()
             body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
-            policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-            policy.setHeightForWidth(True)       # keep word-wrap height-for-width (setSizePolicy drops it)
-            body.setSizePolicy(policy)
+            body.setSizePolicy(_wrapping())
         body.setAccessibleName(f"{ROLE_TITLES.get(self.role, self.role)} message")
         body.setMinimumWidth(80)
         return body
@@ -319,6 +315,13 @@ class MessageWidget(QFrame):
                 w.deleteLater()
         self._editor = self._edit_row = None
         self._show_text(self._text, shorten=True)
+
+
+def _wrapping() -> QSizePolicy:
+    """As wide as the column, as tall as the text at that width (setSizePolicy would drop height-for-width)."""
+    policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    return policy
 
 
 def _beginning(text: str) -> str:
