@@ -11,7 +11,7 @@ between turns, without reloading the model:
     /remove NAME               take an adapter out of the mix (frees it)
     /adapters                  list the mix
     /system TEXT               set the system prompt
-    /continue                  write more of the last answer, when it was cut at --max-tokens
+    /continue                  write more of the last answer, cut at --max-tokens or stopped (Ctrl+C)
     /reset                     forget the conversation (the mix stays)
     /help, /quit
 
@@ -30,6 +30,7 @@ from ..model_ref import REMOTE_ENGINES as REMOTE
 from ..model_ref import engine_for, is_url, split_strength
 
 HISTORY_LINES = 1000         # lines of the interactive chat's history kept between chats
+CUT_SHORT = ("length", "cancelled")   # how an answer ended that /continue can write further
 HELP = __doc__.split("between turns, without reloading the model:", 1)[1].strip("\n")
 
 
@@ -79,7 +80,7 @@ class ChatSession:
         self.n_ctx = n_ctx
         self.left_out = 0              # oldest messages the model is no longer given
         self.history: list = []
-        self.cut = False               # the last answer stopped at --max-tokens (/continue goes on)
+        self.cut = False               # the last answer was cut at --max-tokens or stopped (/continue goes on)
         self.mix: list = []            # ActiveAdapter, in the order added
 
     # -- mix --
@@ -141,7 +142,7 @@ class ChatSession:
         from ..engines.base import ChatMessage
         reply, finish = self._answer(self.history + [ChatMessage("user", text)])
         self.history += [ChatMessage("user", text), ChatMessage("assistant", reply)]
-        self.cut = finish == "length"
+        self.cut = finish in CUT_SHORT and bool(reply)
         return reply
 
     @property
@@ -149,16 +150,16 @@ class ChatSession:
         return bool(getattr(self.engine.capabilities, "continue_answer", False))
 
     def continue_answer(self) -> str:
-        """More of the last answer, which stopped at --max-tokens; the engine goes on from its text."""
+        """More of the last answer, cut at --max-tokens or stopped; the engine goes on from its text."""
         from ..engines.base import ChatMessage
         if not self._can_continue:
             raise BackendError("/continue needs the llama.cpp or PyTorch engine")
         if not self.cut or not self.history:
             raise BackendError("there is no answer to continue: /continue writes more of the last answer when it "
-                               "stopped at --max-tokens")
+                               "was cut at --max-tokens or stopped with Ctrl+C")
         more, finish = self._answer(self.history, continuing=True)
         self.history[-1] = ChatMessage("assistant", self.history[-1].content + more)
-        self.cut = finish == "length"
+        self.cut = finish in CUT_SHORT
         return more
 
     def _answer(self, turns: list, continuing: bool = False) -> tuple[str, str | None]:
@@ -194,8 +195,9 @@ class ChatSession:
             tps = f", {last.tokens_per_second:.1f} tokens/s" if last.tokens_per_second else ""
             self.err.write(f"[{last.completion_tokens} tokens{tps}, prompt {last.prompt_tokens} tokens, "
                            f"{finish}]\n")
-        if finish == "length" and self._can_continue:
-            self.err.write("[cut at --max-tokens: /continue writes more]\n")
+        if finish in CUT_SHORT and pieces and self._can_continue:
+            self.err.write("[cut at --max-tokens: /continue writes more]\n" if finish == "length"
+                           else "[stopped: /continue writes more]\n")
         return "".join(pieces), finish
 
     def command(self, line: str) -> bool:

@@ -14,7 +14,7 @@ import time
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, QTimer, Signal
 
-from ..conversation_store import Conversation, ConversationStore
+from ..conversation_store import Conversation, ConversationStore, Message
 from ..plain_text import plain_tip
 
 SLICE_SECONDS = 0.012        # of reading between two turns of the event loop
@@ -109,9 +109,10 @@ class ConversationListModel(QAbstractListModel):
         self.endInsertRows()
         return 0
 
-    def save(self, conv: Conversation) -> None:
-        """Persist a changed conversation and move it to the top (there even when it could not be written)."""
-        self._write(conv)
+    def save(self, conv: Conversation, answering: Message | None = None) -> None:
+        """Persist a changed conversation and move it to the top (there even when it could not be written);
+        `answering`: the answer being written, saved as cut (ConversationStore.save)."""
+        self._write(conv, answering=answering)
         row = self.row_of(conv.id)
         if row > 0:
             self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), 0)
@@ -122,10 +123,15 @@ class ConversationListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def _write(self, conv: Conversation, touch: bool = True) -> str | None:
+    def save_in_place(self, conv: Conversation, answering: Message) -> None:
+        """Write `conv` with the answer being written (ConversationStore.save) and leave the list as it is:
+        a change of its row would reset a title being typed in it (F2), and `save` follows at the end."""
+        self._write(conv, answering=answering)
+
+    def _write(self, conv: Conversation, touch: bool = True, answering: Message | None = None) -> str | None:
         """Write `conv`; why it could not be, or None."""
         try:
-            self.store.save(conv, touch)
+            self.store.save(conv, touch, answering)
         except OSError as exc:
             if conv.id not in self._unsaved:         # once, not at every answer while the disk is full
                 self.file_problem.emit(f"The conversation “{conv.title}” could not be saved: {exc}. It stays "

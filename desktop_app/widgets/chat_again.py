@@ -1,5 +1,5 @@
 """Asking for an answer again, a part of ChatView (a mixin, kept apart from sending and streaming):
-Regenerate (the last answer, anew), Continue (the last answer, further: it was cut at Max tokens) and
+Regenerate (the last answer, anew), Continue (the last answer, further: it was cut short) and
 Edit (an earlier question, with the choice of replacing what follows or answering in a copy of the
 chat). It uses the view's `conversation`, `generating`, `state`, `scroll`, `sidebar`,
 `_message_widgets`, `_append_widget`, `_can_continue` and `_start_reply`."""
@@ -27,7 +27,7 @@ class AskingAgain:
         self._start_reply()
 
     def continue_answer(self) -> None:
-        """Write more of the last answer, cut at Max tokens: the engine goes on from its text (the cache
+        """Write more of the last answer, cut short: the engine goes on from its text (the cache
         holds the conversation and the answer so far, so the first new word comes at once)."""
         widgets = self._message_widgets()
         if not widgets or self.state.model is None or not self._can_continue(widgets[-1]):

@@ -1,7 +1,7 @@
 """The chat's replies as text: the reply being written, the info line under each answer, a chat's title."""
 from __future__ import annotations
 
-from ..conversation_store import Message
+from ..conversation_store import INTERRUPTED, Message
 from ..stream_collector import Arrival
 from .message_widget import MessageWidget
 
@@ -50,6 +50,8 @@ def info_text(info: dict) -> str:
         parts.append(f"{info['tokens_per_second']:.1f} tok/s")
     if info.get("finish") == "cancelled":
         parts.append("stopped")
+    elif info.get("finish") == INTERRUPTED:
+        parts.append("interrupted")                 # LoRA Deck ended while writing it
     elif info.get("finish") == "length":      # cut short: say by what, so it is not taken for the answer
         limit = info.get("max_tokens")
         parts.append("cut at Max tokens" if isinstance(limit, int) and (info.get("tokens") or 0) >= limit
@@ -60,7 +62,7 @@ def info_text(info: dict) -> str:
 
 
 def continued_info(before: dict, now: dict) -> dict:
-    """The info of an answer being continued (Continue on an answer cut at Max tokens): it keeps what
+    """The info of an answer being continued (Continue on an answer cut short): it keeps what
     it was written with, names a second model or mix when the rest is written with another, and counts
     its tokens on (`tokens_before`, added up when the continuation ends)."""
     info = {k: v for k, v in before.items() if k != "error"}

@@ -2,7 +2,8 @@
 
 Replies stream from EngineHost through a StreamCollector, which paints them at most every
 FLUSH_MS, so a fast engine never floods the event loop. Every finished reply saves the
-conversation (atomically), with the model, the mix and the speed it was made with.
+conversation (atomically), with the model, the mix and the speed it was made with; while it is
+written, AnswerSaver keeps the question and the answer so far on disk.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from PySide6.QtWidgets import (
 from adapters_backend.errors import BackendError
 
 from .. import library_access as lib
-from ..conversation_store import Conversation, Message
+from ..conversation_store import INTERRUPTED, Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
+from .answer_saver import AnswerSaver
 from .chat_again import AskingAgain
 from .chat_reply import StreamedReply, continued_info, info_text, title_from
 from .conversation_list import ConversationList
@@ -36,6 +38,8 @@ from .export_chat import export_chat
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
 from .transcript import Transcript
+
+CONTINUABLE = ("length", "cancelled", INTERRUPTED)   # how an answer that can be written further ended
 
 
 class PromptEdit(QPlainTextEdit):
@@ -67,6 +71,7 @@ class ChatView(AskingAgain, QWidget):
         self._reply_msg: Message | None = None
         self._arrival: Arrival | None = None      # the latest reply's tokens as they reached the GUI
         self._t_request: float | None = None
+        self._saver = AnswerSaver(state.conversations, self)
         self._build()
         self.collector = StreamCollector(state.host, self)
         self.collector.one_finished.connect(self._on_reply_finished)
@@ -187,10 +192,12 @@ class ChatView(AskingAgain, QWidget):
             w.set_continue_visible(w is widgets[-1] and self._can_continue(w))
 
     def _can_continue(self, widget: MessageWidget) -> bool:
-        """An answer cut at Max tokens can be written further, by an engine that goes on from a text."""
+        """An answer cut short (at Max tokens, by Stop, or by the end of LoRA Deck while it was written)
+        can be written further, by an engine that goes on from a text."""
         caps = self.state.capabilities() if self.state.model is not None else None
-        return (not self.generating and widget.role == "assistant" and widget.message is not None
-                and widget.message.info.get("finish") == "length" and getattr(caps, "continue_answer", False))
+        msg = widget.message
+        return (not self.generating and widget.role == "assistant" and msg is not None and bool(msg.content)
+                and msg.info.get("finish") in CONTINUABLE and getattr(caps, "continue_answer", False))
 
     def _update_banner(self) -> None:
         note = self.state.model_note()
@@ -338,6 +345,7 @@ class ChatView(AskingAgain, QWidget):
                                 "seed": params.get("seed"), "max_tokens": params.get("max_tokens")}
         if going_on is not None:
             self._reply_msg.info = continued_info(before, self._reply_msg.info)
+        self._saver.start(conv, self._reply_msg)   # the question, before a word of the answer
         self._refresh_regenerate()
         self._update_enabled()
 
@@ -356,6 +364,7 @@ class ChatView(AskingAgain, QWidget):
             self.state.errors.report(error, "Generating a reply")     # a bug: shown with its details too
 
     def _finish_reply(self, stats, error=None) -> None:
+        self._saver.stop()
         msg, widget = self._reply_msg, self._reply
         self._request_id = None
         self._reply = self._reply_msg = None

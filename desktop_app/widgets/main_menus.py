@@ -38,7 +38,7 @@ def build_menus(w) -> None:
     add_action(w, m, "&New chat", w._new_chat, QKeySequence.StandardKey.New)
     add_action(w, m, "&Regenerate", w.chat.regenerate, "Ctrl+R")
     add_action(w, m, "Con&tinue answer", w.chat.continue_answer, "Ctrl+Shift+R",
-               "Write more of the last answer when it was cut at Max tokens")
+               "Write more of the last answer when it was cut short (Max tokens, Stop)")
     w.stop_action = add_action(w, m, "&Stop", w._stop, "Esc")
     add_action(w, m, "&Copy last answer", w._copy_last, "Ctrl+Shift+C")
     add_action(w, m, "&Export chat…", w.chat.export_open, "Ctrl+Shift+E",

@@ -73,7 +73,7 @@ class MessageWidget(QFrame):
         self.regen_button = self._tool("Regenerate", "Answer again (Ctrl+R)")
         self.regen_button.clicked.connect(self.regenerate_requested)
         self.regen_button.setVisible(False)
-        self.continue_button = self._tool("Continue", "Write more of this answer: it was cut at Max tokens")
+        self.continue_button = self._tool("Continue", "Write more of this answer: it was cut short")
         self.continue_button.clicked.connect(self.continue_requested)
         self.continue_button.setVisible(False)
         self.retry_button = self._tool("Retry", "Answer this message again (Ctrl+R)")

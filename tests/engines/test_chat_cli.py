@@ -222,3 +222,42 @@ def test_continue_writes_the_rest_of_an_answer_cut_at_max_tokens():
     assert len(pieces) > 2 and "".join(pieces) == whole.stdout.strip()
     assert "there is no answer to continue" in run.stderr                  # the first, before any answer
     assert run.stderr.count("cut at --max-tokens: /continue writes more") == len(pieces) - 1
+
+
+def test_an_answer_stopped_with_ctrl_c_can_be_continued():
+    """Ctrl+C stops an answer (a real SIGINT, sent while it streams); /continue then writes the rest:
+    greedy, stopped and continued, it is the answer written in one go."""
+    import io
+    import signal
+
+    from adapters_backend.cli.chat_cmd import ChatSession
+    from adapters_backend.demo import demo_model_path
+    from adapters_backend.engines.llama_cpp_engine import LlamaCppEngine
+
+    class StopsAfter(io.StringIO):
+        """The terminal, where the user presses Ctrl+C once `n` pieces of the answer are shown."""
+        def __init__(self, n):
+            super().__init__()
+            self.n = n
+
+        def write(self, text):
+            self.n -= 1
+            if self.n == 0:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().write(text)
+
+    params = SamplingParams(max_tokens=60, temperature=0.0)
+    question = "What is the capital of France?"
+    engine = LlamaCppEngine(n_ctx=512, n_threads=1)
+    try:
+        engine.load(demo_model_path())
+        whole = ChatSession(engine, params, None, out=io.StringIO(), err=io.StringIO()).ask(question)
+        err = io.StringIO()
+        session = ChatSession(engine, params, None, out=StopsAfter(3), err=err)
+        stopped = session.ask(question)
+        assert 0 < len(stopped) < len(whole) and session.cut
+        assert "[stopped: /continue writes more]" in err.getvalue()
+        session.continue_answer()
+        assert session.history[-1].content == whole and not session.cut
+    finally:
+        engine.close()

@@ -1,5 +1,5 @@
-"""Continue on an answer cut at Max tokens writes the rest into the same answer, on the demo model: the
-answer becomes the one written in one go, its token count adds up, and it stays one message."""
+"""Continue on an answer cut at Max tokens (or stopped) writes the rest into the same answer, on the demo
+model: the answer becomes the one written in one go, its token count adds up, and it stays one message."""
 from __future__ import annotations
 
 import pytest
@@ -46,7 +46,7 @@ def test_continue_writes_the_rest_of_a_cut_answer(make_app, demo_engine, direct_
     assert [m.content for m in saved.messages] == [PROMPT, whole]
 
 
-def test_continue_is_offered_only_for_an_answer_cut_at_max_tokens(make_app, demo_engine, qtbot):
+def test_continue_is_not_offered_for_an_answer_that_ended(make_app, demo_engine, qtbot):
     app = make_app().start()
     chat = app.window.chat
     greedy(chat, 40)
@@ -57,6 +57,33 @@ def test_continue_is_offered_only_for_an_answer_cut_at_max_tokens(make_app, demo
     assert answer.message.info["finish"] == "stop" and not answer.continue_button.isVisible()
     chat.continue_answer()                                              # the menu's action does nothing
     assert not chat.generating and chat._message_widgets()[-1] is answer
+
+
+def test_an_answer_stopped_can_be_continued(make_app, demo_engine, qtbot):
+    app = make_app().start()
+    chat = app.window.chat
+    chat.sampling.max_tokens.setValue(4000)
+    chat.sampling.temperature.setValue(1.5)                 # the demo made to ramble, so Stop comes in time
+    row = app.window.mixer.rows[0]
+    row.switch.setChecked(True)
+    row.spin.setValue(-2.0)
+    chat.prompt.setPlainText("Tell me a very long story about everything.")
+    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(chat.last_reply_text()) > 20, timeout=TIMEOUT)
+    qtbot.mouseClick(chat.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
+    you, answer = chat._message_widgets()
+    stopped = answer.message.content
+    assert answer.message.info["finish"] == "cancelled" and "stopped" in answer.info.full_text()
+    assert answer.continue_button.isVisible()
+
+    chat.sampling.max_tokens.setValue(6)
+    qtbot.mouseClick(answer.continue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
+    msg = chat.conversation.messages[-1]
+    assert chat._message_widgets() == [you, answer] and msg is answer.message
+    assert msg.content.startswith(stopped) and msg.info["finish"] in ("length", "stop")
+    assert len(msg.content) > len(stopped) or msg.info["finish"] == "stop"   # (a ramble may end at once)
 
 
 def test_a_continued_answer_says_when_another_mix_wrote_the_rest():
