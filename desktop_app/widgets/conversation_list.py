@@ -6,13 +6,33 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPalette, QShortcut
-from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QStyledItemDelegate,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..models.conversation_filter import ConversationFilterModel
 from ..plain_text import message_box
 from ..transient_dialogs import open_once
 
 SEARCH_DELAY_MS = 150          # typing pauses this long before the list is filtered
+
+
+class TitleDelegate(QStyledItemDelegate):
+    """Renaming (F2): a conversation saved while its title is being typed (its answer ended) would put
+    the old title back into the editor; what the user typed stays."""
+
+    def setEditorData(self, editor, index) -> None:  # noqa: N802 - Qt's name
+        if isinstance(editor, QLineEdit) and editor.isModified():
+            return
+        super().setEditorData(editor, index)
 
 
 class ConversationList(QWidget):
@@ -52,6 +72,7 @@ class ConversationList(QWidget):
         self.view.setAccessibleName("Conversations")
         self.view.setModel(self.filter)
         self.view.setEditTriggers(QListView.EditTrigger.EditKeyPressed)   # F2 renames; a click only opens
+        self.view.setItemDelegate(TitleDelegate(self.view))
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_view_menu)
         self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
