@@ -37,6 +37,7 @@ class Conversation:
     updated: float = field(default_factory=time.time)
     system_prompt: str = ""
     messages: list[Message] = field(default_factory=list)
+    draft: str = ""              # typed in the message box, not sent yet
 
     @classmethod
     def new(cls, system_prompt: str = "") -> "Conversation":
@@ -55,7 +56,7 @@ class Conversation:
         # By hand, not dataclasses.asdict: its deep copy took half the time of saving a long chat.
         msgs = [{"role": m.role, "content": m.content, "info": dict(m.info)} for m in self.messages]
         d = {"id": self.id, "title": self.title, "created": self.created, "updated": self.updated,
-             "system_prompt": self.system_prompt, "messages": msgs, "schema": SCHEMA}
+             "system_prompt": self.system_prompt, "messages": msgs, "draft": self.draft, "schema": SCHEMA}
         if answering is None:
             return d
         if self.messages and self.messages[-1] is answering:
@@ -72,7 +73,7 @@ class Conversation:
                         info=dict(m.get("info") or {})) for m in d.get("messages", []) if isinstance(m, dict)]
         return cls(id=str(d["id"]), title=str(d.get("title") or "Chat"), created=float(d.get("created", 0)),
                    updated=float(d.get("updated", 0)), system_prompt=str(d.get("system_prompt") or ""),
-                   messages=msgs)
+                   messages=msgs, draft=str(d.get("draft") or ""))
 
 
 def _interrupted(answer: Message) -> dict:

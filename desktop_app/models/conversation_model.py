@@ -123,10 +123,10 @@ class ConversationListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def save_in_place(self, conv: Conversation, answering: Message) -> None:
-        """Write `conv` with the answer being written (ConversationStore.save) and leave the list as it is:
-        a change of its row would reset a title being typed in it (F2), and `save` follows at the end."""
-        self._write(conv, answering=answering)
+    def save_in_place(self, conv: Conversation, answering: Message | None = None, touch: bool = True) -> None:
+        """Write `conv` (with the answer being written, ConversationStore.save) and leave the list as it
+        is: the answer so far, or a draft, is not a change to show (`save` follows when the answer ends)."""
+        self._write(conv, touch, answering)
 
     def _write(self, conv: Conversation, touch: bool = True, answering: Message | None = None) -> str | None:
         """Write `conv`; why it could not be, or None."""

@@ -37,6 +37,16 @@ class AnswerSaver(QObject):
         self._saved_chars = len(answer.content)
         self._timer.start(int(1000 * SAVE_EVERY_S))
 
+    def answer_for(self, conv: Conversation) -> Message | None:
+        """The answer being written in `conv`, if one is: any save of `conv` must keep it."""
+        return self._answer if conv is self._conv else None
+
+    def flush(self) -> None:
+        """Save the answer so far now (LoRA Deck is quitting while it is written)."""
+        if self._answer is not None:
+            self._saved_chars = -1
+            self._save()
+
     def stop(self) -> None:
         """The answer ended: the chat saves the conversation as it is now."""
         self._timer.stop()

@@ -34,6 +34,7 @@ from .answer_saver import AnswerSaver
 from .chat_again import AskingAgain
 from .chat_reply import StreamedReply, continued_info, info_text, title_from
 from .conversation_list import ConversationList
+from .draft_keeper import DraftKeeper
 from .export_chat import export_chat
 from .message_widget import MessageWidget
 from .sampling_panel import SamplingPanel
@@ -72,6 +73,7 @@ class ChatView(AskingAgain, QWidget):
         self._arrival: Arrival | None = None      # the latest reply's tokens as they reached the GUI
         self._t_request: float | None = None
         self._saver = AnswerSaver(state.conversations, self)
+        self._drafts = DraftKeeper(self)
         self._build()
         self.collector = StreamCollector(state.host, self)
         self.collector.one_finished.connect(self._on_reply_finished)
@@ -140,6 +142,7 @@ class ChatView(AskingAgain, QWidget):
         self.prompt.setMaximumHeight(100)
         self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.prompt.submitted.connect(self.send)
+        self.prompt.textChanged.connect(lambda: self._drafts.typed())
         self.send_button = QPushButton("Send")
         self.send_button.setAccessibleName("Send")
         self.send_button.setToolTip("Send (Enter)")
@@ -249,7 +252,9 @@ class ChatView(AskingAgain, QWidget):
         if self.generating:
             self.stop()                            # it ends later, into its own conversation
             self._reply_pane.detach()              # whose widgets go now
-        self.conversation = conv
+        self._drafts.save()                        # what was typed stays with the chat it was typed in
+        previous, self.conversation = self.conversation, conv
+        self._drafts.show(previous, conv)
         self.system_edit.blockSignals(True)
         self.system_edit.setPlainText(conv.system_prompt if conv else "")
         self.system_edit.blockSignals(False)
@@ -258,6 +263,15 @@ class ChatView(AskingAgain, QWidget):
         self._refresh_regenerate()
         self._update_enabled()
         self.conversation_settled.emit()
+
+    def answer_for(self, conv: Conversation):
+        """The answer being written in `conv`, if one is (a save of `conv` keeps it)."""
+        return self._saver.answer_for(conv)
+
+    def before_quit(self) -> None:
+        """Save what is typed and the answer so far, as they are."""
+        self._drafts.save()
+        self._saver.flush()
 
     def prewarm_messages(self) -> list[tuple[str, str]] | None:
         """The open conversation as the engine will get it (None: none open, or an answer is running)."""
@@ -284,6 +298,7 @@ class ChatView(AskingAgain, QWidget):
     def delete_conversation(self, row: int) -> None:
         conv = self.state.conversations.conversation(row)
         if conv is self.conversation:
+            self._drafts.drop_pending()
             self.open_conversation(None)
         self.state.conversations.remove(row)
         self.select_first_conversation()
@@ -295,6 +310,7 @@ class ChatView(AskingAgain, QWidget):
     def _on_system_edit_changed(self) -> None:
         if self.conversation is not None:
             self.conversation.system_prompt = self.system_edit.toPlainText()
+            self._drafts.changed()
 
     # ------------------------------------------------------------------ sending
     def send(self) -> None:
@@ -346,6 +362,7 @@ class ChatView(AskingAgain, QWidget):
         if going_on is not None:
             self._reply_msg.info = continued_info(before, self._reply_msg.info)
         self._saver.start(conv, self._reply_msg)   # the question, before a word of the answer
+        self._drafts.drop_pending()                # (saved with it)
         self._refresh_regenerate()
         self._update_enabled()
 

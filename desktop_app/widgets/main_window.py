@@ -392,6 +392,7 @@ class MainWindow(QMainWindow):
         s.set("window/tab", self.tabs.currentIndex())
 
     def closeEvent(self, event) -> None:
+        self.chat.before_quit()
         if not self._may_quit_with_unsaved():
             event.ignore()
             return
