@@ -85,6 +85,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class FakeServer:
     words = ["Hello", " from", " the", " fake", " server", "."]
+    thoughts: list[str] = []                     # reasoning streamed before the words …
+    thoughts_field = "reasoning_content"         # … in this delta field (vLLM ≥ 0.10: "reasoning")
 
     def __init__(self):
         self.requests: list[tuple[str, str, object]] = []
@@ -114,6 +116,9 @@ class FakeServer:
         words = self.words if n_words is None else (self.words * 100)[:n_words]
         base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": model}
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+        for t in self.thoughts:
+            yield {**base, "choices": [{"index": 0, "delta": {"content": None, self.thoughts_field: t},
+                                        "finish_reason": None}]}
         for w in words:
             yield {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
         yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}

@@ -57,6 +57,26 @@ def test_vllm_base_then_registered_adapter_streams(vllm):
     assert not server.posted("/v1/load_lora_adapter")
 
 
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_sent_apart_comes_between_think_tags(vllm, field):
+    """A thinking model behind a server that sends its reasoning apart from the answer: the text holds
+    it between <think> tags, as a local model writes it, and the app tells the two apart again (read
+    as `content` alone, nothing showed while the model thought, and the reasoning was lost)."""
+    from desktop_app.reasoning import split_reasoning
+
+    server, engine = vllm
+    server.thoughts, server.thoughts_field = ["The user", " says hi.", "\nGreet back."], field
+    chunks = list(engine.generate(MSGS, GREEDY))
+    text = "".join(c.text for c in chunks)
+    assert text == "<think>The user says hi.\nGreet back.</think>\n\nHello from the fake server."
+    assert chunks[0].text == "<think>The user"                   # shown from the first thought on
+    parts = split_reasoning(text)
+    assert parts.reasoning == "The user says hi.\nGreet back." and parts.answer == "Hello from the fake server."
+    assert chunks[-1].completion_tokens == 6                    # the server's usage, as before
+    server.thoughts = []
+    assert reply(engine)[0] == "Hello from the fake server."     # a reply without reasoning is as it was
+
+
 def test_vllm_loads_new_adapter_at_runtime_and_unloads_on_close(vllm):
     server, engine = vllm
     engine.set_adapters([ActiveAdapter("/srv/adapters/pirate", 1.0, name="pirate")])

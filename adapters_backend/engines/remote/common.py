@@ -130,8 +130,39 @@ def openai_sampling(params: SamplingParams) -> dict:
     return body
 
 
-def parse_openai_event(event: dict) -> tuple[str, str | None, dict]:
-    """(text, finish_reason, stats) from one `chat.completion.chunk`."""
+class OpenAIEvents:
+    """Reads one streamed chat completion: called with each `chat.completion.chunk`, returns (text,
+    finish_reason, stats). Reasoning a server sends apart from the answer (llama-server's and
+    DeepSeek's `reasoning_content`, recent vLLM's `reasoning`) is put back into the text between
+    `<think>` tags, as a local thinking model writes it: the app folds it above the answer and keeps it
+    with the conversation. Read as `content` alone, a thinking model's reply showed nothing at all
+    until the answer began, and its reasoning was lost."""
+
+    def __init__(self):
+        self._thinking: bool | None = None       # None: no reasoning yet; False: the answer has begun
+
+    def __call__(self, event: dict) -> tuple[str, str | None, dict]:
+        return parse_openai_event(event, self)
+
+    def text(self, delta: dict) -> str:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        content = delta.get("content") or ""
+        reasoning = reasoning if isinstance(reasoning, str) else ""
+        content = content if isinstance(content, str) else ""
+        out = ""
+        if reasoning and self._thinking is None:
+            out, self._thinking = "<think>", True
+        out += reasoning
+        if content and self._thinking:
+            out += "</think>\n\n"
+        if content:
+            self._thinking = False
+        return out + content
+
+
+def parse_openai_event(event: dict, reader: OpenAIEvents | None = None) -> tuple[str, str | None, dict]:
+    """(text, finish_reason, stats) from one `chat.completion.chunk`; `reader`: the stream's reader,
+    which keeps reasoning sent apart (without one, only `content` is read)."""
     stats: dict = {}
     usage = event.get("usage")
     if isinstance(usage, dict):
@@ -152,7 +183,7 @@ def parse_openai_event(event: dict) -> tuple[str, str | None, dict]:
     text, finish = "", None
     for choice in event.get("choices") or []:
         delta = choice.get("delta") or {}
-        text += delta.get("content") or ""
+        text += reader.text(delta) if reader is not None else (delta.get("content") or "")
         finish = choice.get("finish_reason") or finish
     return text, finish, stats
 
@@ -191,4 +222,4 @@ def _stream_chunks(events, parse) -> Iterator[TokenChunk]:
                      stats.get("prompt_cached"))
 
 
-__all__ = ["RemoteEngine", "chat_messages", "openai_sampling", "parse_openai_event"]
+__all__ = ["OpenAIEvents", "RemoteEngine", "chat_messages", "openai_sampling", "parse_openai_event"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ...errors import EngineError
 from ..base import STRENGTH_RANGE, ActiveAdapter, EngineCapabilities, SamplingParams, adapter_display_name
-from .common import RemoteEngine, chat_messages, openai_sampling, parse_openai_event
+from .common import OpenAIEvents, RemoteEngine, chat_messages, openai_sampling
 from .http import RemoteClient
 
 TOKEN_CACHE = 4096        # message texts whose tokens are kept, the oldest dropped first
@@ -149,7 +149,7 @@ class LlamaServerEngine(RemoteEngine):
             body["model"] = self._model_id
         if self.cache_prompt is not None:
             body["cache_prompt"] = bool(self.cache_prompt)
-        return "/v1/chat/completions", body, parse_openai_event
+        return "/v1/chat/completions", body, OpenAIEvents()
 
 
 __all__ = ["CAPABILITIES", "LlamaServerEngine"]

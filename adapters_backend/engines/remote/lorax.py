@@ -25,7 +25,7 @@ from pathlib import Path
 from ...errors import EngineError
 from ...json_input import read_json_object
 from ..base import ActiveAdapter, EngineCapabilities, SamplingParams
-from .common import RemoteEngine, chat_messages, parse_openai_event
+from .common import OpenAIEvents, RemoteEngine, chat_messages
 from .http import RemoteClient
 
 CAPABILITIES = EngineCapabilities(hot_switch=True, multi_adapter=True, negative_strength=False,
@@ -96,7 +96,7 @@ class LoraxEngine(RemoteEngine):
                     "max_tokens": int(params.max_tokens), **_lorax_sampling(params)}
             if plan.get("source"):
                 body["adapter_source"] = plan["source"]
-            return "/v1/chat/completions", body, parse_openai_event
+            return "/v1/chat/completions", body, OpenAIEvents()
         prompt = self._chat_template().render(messages)
         merged = {"ids": plan["ids"], "weights": plan["weights"], "merge_strategy": self.merge_strategy}
         if self.density is not None:

@@ -20,7 +20,7 @@ import logging
 
 from ...errors import EngineError
 from ..base import ActiveAdapter, EngineCapabilities, SamplingParams
-from .common import RemoteEngine, chat_messages, openai_sampling, parse_openai_event
+from .common import OpenAIEvents, RemoteEngine, chat_messages, openai_sampling
 from .http import RemoteClient, error_text
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class VllmEngine(RemoteEngine):
                 "min_p": float(params.min_p), "repetition_penalty": float(params.repeat_penalty)}
         if params.top_k > 0:
             body["top_k"] = int(params.top_k)
-        return "/v1/chat/completions", body, parse_openai_event
+        return "/v1/chat/completions", body, OpenAIEvents()
 
 
 def _route_missing(resp) -> bool:
