@@ -1,17 +1,21 @@
 """A conversation as a Markdown document (Chat → Export chat…), to read, keep or share outside LoRA Deck.
 
 Plain Python: the chat hands over the conversation; the dialog that asks where is the caller's. Each
-answer says which model and mix wrote it, as the chat shows it, and a question left unanswered says why.
+answer says which model and mix wrote it, as the chat shows it, and whether it was cut short; a question
+left unanswered says why.
 """
 from __future__ import annotations
 
 import re
 import time
 
-from .conversation_store import Conversation
+from .conversation_store import INTERRUPTED, Conversation
 from .reasoning import split_reasoning
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant"}
+# An answer that did not end by itself: not to be taken for the model's whole answer.
+CUT_SHORT = {"length": "Cut at the token limit", "cancelled": "Stopped",
+             INTERRUPTED: "Interrupted: LoRA Deck ended while writing it"}
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f]+')    # not allowed in a file name on some system
 
 
@@ -38,6 +42,8 @@ def to_markdown(conv: Conversation, exported: float | None = None) -> str:
             if details:
                 heading += " — " + " · ".join(details)
         lines += ["", f"## {heading}", "", *_body(m.content, m.role)]
+        if m.role == "assistant" and m.info.get("finish") in CUT_SHORT:
+            lines += ["", f"> {CUT_SHORT[m.info['finish']]}"]
         for key, what in (("unanswered", "Not answered"), ("error", "Stopped")):
             if m.info.get(key):
                 lines += ["", f"> {what}: {m.info[key]}"]

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QPoint, QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QUrl
 from PySide6.QtGui import (
     QAction,
     QColor,
     QDesktopServices,
     QFontDatabase,
     QGuiApplication,
+    QPalette,
     QTextCharFormat,
     QTextCursor,
     QTextDocument,
@@ -161,6 +162,7 @@ class MarkdownView(QTextBrowser):
         self.formatted = True                # False once a text was too slow, or refused, to format
         self._slow = False                   # … and it was for the time it took (settle() tries again)
         self._measure: QTextDocument | None = None    # laid out at the widths layouts ask about
+        self._link_colour: QColor | None = None       # the application's, when the text was read
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         if not scrolls:
             self.setFrameShape(QFrame.Shape.NoFrame)
@@ -187,18 +189,16 @@ class MarkdownView(QTextBrowser):
         lay it out again (six times the cost at 8 kB)."""
         self._source = text
         started = time.perf_counter()
-        doc = self._new_document()
         if self.formatted and not worth_formatting(text):
             self.formatted = False
         if self.formatted:
-            read_markdown(doc, text)
-            self._show(doc)
+            self._show(self._read_formatted(text))
             if self.isVisible() and not self._scrolls:
                 self.heightForWidth(self.width())    # the layout this text costs, timed with its reading
             if (time.perf_counter() - started) * 1000 <= SLOW_MS:
                 return
             self.formatted, self._slow = False, True
-            doc = self._new_document()
+        doc = self._new_document()
         doc.setPlainText(text)
         self._show(doc)
 
@@ -207,9 +207,13 @@ class MarkdownView(QTextBrowser):
         every paint was too slow, it is formatted now, once."""
         if self._slow and len(self._source) <= SETTLE_MAX_CHARS and worth_formatting(self._source):
             self.formatted, self._slow = True, False
-            doc = self._new_document()
-            read_markdown(doc, self._source)
-            self._show(doc)
+            self._show(self._read_formatted(self._source))
+
+    def _read_formatted(self, text: str) -> QTextDocument:
+        doc = self._new_document()
+        self._link_colour = QGuiApplication.palette().color(QPalette.ColorRole.Link)
+        read_markdown(doc, text)
+        return doc
 
     def _new_document(self) -> QTextDocument:
         doc = QTextDocument(self)            # a child: the view deletes the one it replaces
@@ -269,6 +273,11 @@ class MarkdownView(QTextBrowser):
             self._heights.clear()
             self.updateGeometry()
         super().changeEvent(event)
+        # Links take the application's link colour when the text is read: a theme switched (light ↔
+        # dark) reads it again, or its links would keep the old theme's colour.
+        if event.type() == QEvent.Type.PaletteChange and self.formatted and self._source \
+                and QGuiApplication.palette().color(QPalette.ColorRole.Link) != self._link_colour:
+            self.setText(self._source)
 
     # -- code --
     def code_block_at(self, pos: QPoint) -> str | None:

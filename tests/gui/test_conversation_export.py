@@ -35,6 +35,18 @@ def test_markdown_names_the_model_and_mix_of_each_answer():
         "## You\n\nAnd of Spain?\n\n> Not answered: the model stopped\n")
 
 
+def test_an_answer_cut_short_says_so():
+    conv = Conversation.new()
+    conv.messages = [Message("user", "Q"), Message("assistant", "A long", {"finish": "length"}),
+                     Message("user", "Q2"), Message("assistant", "Some", {"finish": "cancelled"}),
+                     Message("user", "Q3"), Message("assistant", "Half", {"finish": "interrupted"}),
+                     Message("user", "Q4"), Message("assistant", "Done.", {"finish": "stop"})]
+    md = to_markdown(conv, 0)
+    assert "A long\n\n> Cut at the token limit\n" in md and "Some\n\n> Stopped\n" in md
+    assert "Half\n\n> Interrupted: LoRA Deck ended while writing it\n" in md
+    assert md.endswith("Done.\n")
+
+
 def test_a_thinking_models_reasoning_is_exported_folded():
     conv = Conversation.new()
     conv.title = "Capitals"

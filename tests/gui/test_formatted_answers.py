@@ -241,3 +241,33 @@ def test_a_code_block_is_copied_whole_from_its_menu(qtbot):
     first.trigger()
     assert QGuiApplication.clipboard().text() == "def double(x):\n    return x * 2"
     assert all(a.text() != "Copy code block" for a in view.context_menu(link_point(view, "Then")).actions())
+
+
+def test_links_take_the_new_themes_colour(qtbot):
+    """A link's colour is the application's when the answer is read; a theme switched (light ↔ dark)
+    left old answers' links in the old theme's colour (dark blue on a dark background) until reopened."""
+    from desktop_app import theme
+
+    app = QGuiApplication.instance()
+
+    def link_colour(view):
+        for block in blocks(view):
+            it = block.begin()
+            while not it.atEnd():
+                fmt = it.fragment().charFormat()
+                if fmt.isAnchor():
+                    return fmt.foreground().color()
+                it += 1
+
+    w = shown(MessageWidget("assistant", "See [the docs](https://example.com/docs).", formatted=True), qtbot)
+    try:
+        theme.apply(app, "light")
+        qtbot.waitUntil(lambda: link_colour(w.body) == app.palette().link().color())
+        light = link_colour(w.body)
+        theme.apply(app, "dark")
+        dark = app.palette().link().color()
+        assert dark != light
+        qtbot.waitUntil(lambda: link_colour(w.body) == dark)
+        assert w.body.text() == "See [the docs](https://example.com/docs)." and w.body.formatted
+    finally:
+        theme.apply(app, "system")
