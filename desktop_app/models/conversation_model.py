@@ -30,6 +30,7 @@ class ConversationListModel(QAbstractListModel):
         self.store = store
         self._items: list[Conversation] = []
         self._unsaved: dict[str, Conversation] = {}  # changed but not written (id -> conversation)
+        self._answering: tuple[Conversation, Message] | None = None   # an answer being written, and its chat
         self._removed: set[str] | None = None        # ids deleted while the files are being read
         self._unread, self._read = iter(()), []
 
@@ -109,10 +110,19 @@ class ConversationListModel(QAbstractListModel):
         self.endInsertRows()
         return 0
 
-    def save(self, conv: Conversation, answering: Message | None = None) -> None:
-        """Persist a changed conversation and move it to the top (there even when it could not be written);
-        `answering`: the answer being written, saved as cut (ConversationStore.save)."""
-        self._write(conv, answering=answering)
+    def begin_answer(self, conv: Conversation, answer: Message) -> None:
+        """An answer is being written in `conv` (a new one, or its last message continued): until
+        `end_answer`, every write of `conv` keeps it as it is so far, marked interrupted (what a crash
+        would leave, ConversationStore.save). Saves `conv` now, its question with it."""
+        self._answering = (conv, answer)
+        self.save(conv)
+
+    def end_answer(self) -> None:
+        self._answering = None
+
+    def save(self, conv: Conversation) -> None:
+        """Persist a changed conversation and move it to the top (there even when it could not be written)."""
+        self._write(conv)
         row = self.row_of(conv.id)
         if row > 0:
             self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), 0)
@@ -123,13 +133,14 @@ class ConversationListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx)
 
-    def save_in_place(self, conv: Conversation, answering: Message | None = None, touch: bool = True) -> None:
-        """Write `conv` (with the answer being written, ConversationStore.save) and leave the list as it
-        is: the answer so far, or a draft, is not a change to show (`save` follows when the answer ends)."""
-        self._write(conv, touch, answering)
+    def save_in_place(self, conv: Conversation, touch: bool = True) -> None:
+        """Write `conv` and leave the list as it is: the answer so far, or a draft, is not a change to
+        show (`save` follows when the answer ends)."""
+        self._write(conv, touch)
 
-    def _write(self, conv: Conversation, touch: bool = True, answering: Message | None = None) -> str | None:
+    def _write(self, conv: Conversation, touch: bool = True) -> str | None:
         """Write `conv`; why it could not be, or None."""
+        answering = self._answering[1] if self._answering and self._answering[0] is conv else None
         try:
             self.store.save(conv, touch, answering)
         except OSError as exc:

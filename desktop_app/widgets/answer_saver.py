@@ -1,10 +1,11 @@
 """The answer being written, saved as it grows: a crash, a killed process or a power cut then loses
 neither the question nor the answer so far (it comes back marked interrupted, to continue).
 
-The conversation is saved when the answer starts (the question; the list moves it to the top) and
-every SAVE_EVERY_S while it is written, in place (a change of the list's row would reset a title being
-typed in it); a chat whose save takes long is saved less often, so saving takes at most SAVE_SHARE of
-the GUI thread's time (bench/bench_chat_save.py). The chat saves it once more when the answer ends.
+The conversation list is told an answer is being written (so any write of that chat, a rename or a
+draft too, keeps the answer so far); the conversation is saved when the answer starts (the question;
+the list moves it to the top) and every SAVE_EVERY_S while it is written, in place; a chat whose save
+takes long is saved less often, so saving takes at most SAVE_SHARE of the GUI thread's time
+(bench/bench_chat_save.py). The chat saves it once more when the answer ends.
 """
 from __future__ import annotations
 
@@ -33,13 +34,9 @@ class AnswerSaver(QObject):
     def start(self, conv: Conversation, answer: Message) -> None:
         """`answer`: a new answer (not in `conv` yet), or `conv`'s last message being continued."""
         self._conv, self._answer = conv, answer
-        self.conversations.save(conv, answering=answer)
+        self.conversations.begin_answer(conv, answer)
         self._saved_chars = len(answer.content)
         self._timer.start(int(1000 * SAVE_EVERY_S))
-
-    def answer_for(self, conv: Conversation) -> Message | None:
-        """The answer being written in `conv`, if one is: any save of `conv` must keep it."""
-        return self._answer if conv is self._conv else None
 
     def flush(self) -> None:
         """Save the answer so far now (LoRA Deck is quitting while it is written)."""
@@ -51,6 +48,7 @@ class AnswerSaver(QObject):
         """The answer ended: the chat saves the conversation as it is now."""
         self._timer.stop()
         self._conv = self._answer = None
+        self.conversations.end_answer()
 
     def _save(self) -> None:
         conv, answer = self._conv, self._answer
@@ -59,6 +57,6 @@ class AnswerSaver(QObject):
         took = 0.0
         if len(answer.content) != self._saved_chars:
             t0 = time.perf_counter()
-            self.conversations.save_in_place(conv, answering=answer)
+            self.conversations.save_in_place(conv)
             took, self._saved_chars = time.perf_counter() - t0, len(answer.content)
         self._timer.start(int(1000 * max(SAVE_EVERY_S, took / SAVE_SHARE)))

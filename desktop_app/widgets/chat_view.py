@@ -264,10 +264,6 @@ class ChatView(AskingAgain, QWidget):
         self._update_enabled()
         self.conversation_settled.emit()
 
-    def answer_for(self, conv: Conversation):
-        """The answer being written in `conv`, if one is (a save of `conv` keeps it)."""
-        return self._saver.answer_for(conv)
-
     def before_quit(self) -> None:
         """Save what is typed and the answer so far, as they are."""
         self._drafts.save()

@@ -14,7 +14,7 @@ DRAFT_SAVE_MS = 1500
 
 class DraftKeeper(QObject):
     def __init__(self, chat):
-        """`chat`: the ChatView (its `conversation`, `prompt`, `state` and `answer_for`)."""
+        """`chat`: the ChatView (its `conversation`, `prompt` and `state`)."""
         super().__init__(chat)
         self.chat = chat
         self._unsaved = False
@@ -47,7 +47,7 @@ class DraftKeeper(QObject):
         if not self._unsaved or conv is None or conversations.row_of(conv.id) < 0:
             return
         self._unsaved = False
-        conversations.save_in_place(conv, answering=self.chat.answer_for(conv), touch=False)
+        conversations.save_in_place(conv, touch=False)      # (with the answer being written, if any)
 
     def show(self, previous, conv) -> None:
         """`conv` opened (after `previous`, saved before): its draft goes into the message box. Text typed

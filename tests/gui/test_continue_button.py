@@ -60,16 +60,10 @@ def test_continue_is_not_offered_for_an_answer_that_ended(make_app, demo_engine,
 
 
 def test_an_answer_stopped_can_be_continued(make_app, demo_engine, qtbot):
+    from tests.gui.test_switch_while_answering import start_long_answer
     app = make_app().start()
     chat = app.window.chat
-    chat.sampling.max_tokens.setValue(4000)
-    chat.sampling.temperature.setValue(1.5)                 # the demo made to ramble, so Stop comes in time
-    row = app.window.mixer.rows[0]
-    row.switch.setChecked(True)
-    row.spin.setValue(-2.0)
-    chat.prompt.setPlainText("Tell me a very long story about everything.")
-    qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(chat.last_reply_text()) > 20, timeout=TIMEOUT)
+    start_long_answer(app, qtbot)                           # the demo made to ramble, so Stop comes in time
     qtbot.mouseClick(chat.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not chat.generating, timeout=TIMEOUT)
     you, answer = chat._message_widgets()

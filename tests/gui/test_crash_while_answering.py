@@ -31,7 +31,7 @@ SCRIPT = r"""
 import os, signal, sys
 from PySide6.QtCore import QTimer
 from desktop_app.app import run
-from desktop_app.models.conversation_model import ConversationListModel
+from desktop_app.conversation_store import ConversationStore
 from desktop_app.widgets import answer_saver
 
 answer_saver.SAVE_EVERY_S, answer_saver.SAVE_SHARE = 0.005, 1.0
@@ -74,13 +74,13 @@ def started(app, window):
 
     first()
 
-def save_in_place(model, conv, answering):
-    saving(model, conv, answering)
+def save(store, conv, touch=True, answering=None):
+    saving(store, conv, touch, answering)
     if when == "answering" and answering is not None and len(answering.content) > 40:
         print(answering.content, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
-saving, ConversationListModel.save_in_place = ConversationListModel.save_in_place, save_in_place
+saving, ConversationStore.save = ConversationStore.save, save
 sys.exit(run([], single=False, on_started=started))
 """
 
@@ -207,3 +207,18 @@ def test_renaming_the_chat_while_its_answer_is_written_keeps_what_is_typed(make_
     qtbot.keyClick(editor, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: chat.conversation.title == "Sea stories", timeout=TIMEOUT)
     assert store.load_all()[0].title == "Sea stories"
+
+
+def test_a_chat_renamed_while_its_answer_is_written_keeps_the_answer_on_disk(make_app, demo_engine, app_env, qtbot):
+    """Every write of a chat whose answer is being written keeps the answer so far (a rename wrote the
+    chat without it: a crash then lost it)."""
+    from tests.gui.test_switch_while_answering import start_long_answer
+
+    app = make_app().start()
+    model = app.state.conversations
+    conv = start_long_answer(app, qtbot)
+    assert model.setData(model.index(model.row_of(conv.id)), "Renamed")     # a rename writes the chat
+    saved = json.loads((app_env / "data" / "conversations" / f"{conv.id}.json").read_text())
+    assert app.window.chat.generating
+    assert saved["title"] == "Renamed" and saved["messages"][-1]["role"] == "assistant"
+    assert saved["messages"][-1]["info"]["finish"] == INTERRUPTED and saved["messages"][-1]["content"]
