@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import EngineError
-from .template_sandbox import SANDBOX, TemplateError, TemplateLimitError
+from .template_sandbox import SANDBOX, TemplateError, TemplateLimitError, template_variables
 
 FALLBACK_TEMPLATE = (
     "{{ bos_token }}"
@@ -50,6 +50,8 @@ class ChatTemplate:
         self.source = source
         self.note = note
         self.template = template
+        # A thinking model that can be asked to answer at once (Qwen3 and its fine-tunes; SmolLM3 …).
+        self.thinking_switch = "enable_thinking" in template
         self._stops = tuple(stops)
         self._tokens = (bos_token, eos_token)
         self._local = None
@@ -68,24 +70,27 @@ class ChatTemplate:
             raise EngineError(f"the model's chat template cannot be used: {exc} (a damaged or hostile "
                               "template)") from exc
 
-    def render(self, messages: Sequence, add_generation_prompt: bool = True) -> RenderedPrompt:
+    def render(self, messages: Sequence, add_generation_prompt: bool = True,
+               thinking: bool | None = None) -> RenderedPrompt:
         """The prompt for `messages`; without the generation prompt it is the conversation so far (what
         the next prompt starts with, for reading it ahead). When the last message is the assistant's
         (an answer cut short, or words to start the answer with), the prompt asks to go on with it: it
-        ends where that message's text ends, without the template's end of turn (`continues`)."""
+        ends where that message's text ends, without the template's end of turn (`continues`).
+        `thinking`: False asks a thinking model with a switch to answer without reasoning first."""
         dicts = [{"role": _get(m, "role"), "content": _get(m, "content")} for m in messages]
+        variables = {"enable_thinking": thinking} if thinking is not None and self.thinking_switch else {}
         if add_generation_prompt and dicts and dicts[-1]["role"] == "assistant" and dicts[-1]["content"]:
-            closed = self.render(messages, add_generation_prompt=False)
+            closed = self.render(messages, add_generation_prompt=False, thinking=thinking)
             return RenderedPrompt(_cut_after(closed.text, dicts[-1]["content"]), closed.stops, closed.add_bos,
                                   continues=True)
         try:
             try:
-                text, added_special = self._render(dicts, add_generation_prompt)
+                text, added_special = self._render(dicts, add_generation_prompt, variables)
             except TemplateError:                # templates raise_exception() on inputs they refuse
                 folded = _fold_system(dicts)
                 if folded is None:
                     raise
-                text, added_special = self._render(folded, add_generation_prompt)
+                text, added_special = self._render(folded, add_generation_prompt, variables)
         except TemplateError as exc:
             raise EngineError(f"the model's chat template refused this conversation: {exc}") from exc
         except TemplateLimitError as exc:
@@ -94,14 +99,14 @@ class ChatTemplate:
         stops = tuple(s for s in self._stops if s)
         return RenderedPrompt(text, stops, add_bos=not added_special)
 
-    def _render(self, dicts: list[dict], add_generation_prompt: bool) -> tuple[str, bool]:
+    def _render(self, dicts: list[dict], add_generation_prompt: bool, variables: dict) -> tuple[str, bool]:
         if self._local is not None:
             try:
-                result = self._local[add_generation_prompt](messages=dicts)
+                result = self._local[add_generation_prompt](messages=dicts, **template_variables(variables))
             except Exception as exc:
                 raise TemplateError(str(exc), "render") from exc
             return result.prompt, result.added_special
-        return SANDBOX.render(self.template, *self._tokens, add_generation_prompt, dicts)
+        return SANDBOX.render(self.template, *self._tokens, add_generation_prompt, dicts, variables)
 
 
 def _cut_after(text: str, answer: str) -> str:

@@ -52,6 +52,16 @@ class TemplateError(Exception):
         self.stage = stage
 
 
+# Variables a template may be given besides the conversation, and their type: only these, so a
+# request can never replace what the renderer sets (messages, bos_token, raise_exception …).
+TEMPLATE_SWITCHES = {"enable_thinking": bool}
+
+
+def template_variables(variables: dict | None) -> dict:
+    """The known template switches of `variables`, of the right type; anything else is left out."""
+    return {k: v for k, v in (variables or {}).items() if isinstance(v, TEMPLATE_SWITCHES.get(k, ()))}
+
+
 def helper_main() -> None:
     """The helper process: length-prefixed JSON requests on stdin, answers on stdout, "ready" once set up."""
     from jinja2 import TemplateSyntaxError
@@ -85,7 +95,7 @@ def helper_main() -> None:
                 if len(compiled) >= 16:
                     compiled.clear()
                 compiled[key] = formatter
-            result = formatter(messages=req["messages"])
+            result = formatter(messages=req["messages"], **template_variables(req.get("variables")))
             send({"ok": True, "prompt": result.prompt, "added_special": bool(result.added_special)})
         except MemoryError:
             compiled.clear()
@@ -198,10 +208,13 @@ class TemplateSandbox:
         self._helper: _Helper | None = None
         self._lock = threading.Lock()
 
-    def render(self, template: str, bos: str, eos: str, generation: bool, messages: list[dict]) -> tuple[str, bool]:
-        """The prompt `template` makes of `messages`, and whether it wrote the special tokens itself.
-        TemplateError when the template does not compile or refuses them; TemplateLimitError past a limit."""
-        request = {"template": template, "bos": bos, "eos": eos, "generation": generation, "messages": messages}
+    def render(self, template: str, bos: str, eos: str, generation: bool, messages: list[dict],
+               variables: dict | None = None) -> tuple[str, bool]:
+        """The prompt `template` makes of `messages`, and whether it wrote the special tokens itself;
+        `variables`: the template's switches (template_variables). TemplateError when the template does
+        not compile or refuses them; TemplateLimitError past a limit."""
+        request = {"template": template, "bos": bos, "eos": eos, "generation": generation, "messages": messages,
+                   "variables": template_variables(variables)}
         with self._lock:
             helper = self._started()
             try:

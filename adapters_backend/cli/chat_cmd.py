@@ -11,6 +11,7 @@ between turns, without reloading the model:
     /remove NAME               take an adapter out of the mix (frees it)
     /adapters                  list the mix
     /system TEXT               set the system prompt
+    /think on|off              a thinking model with a switch for it (Qwen3): reason first, or answer at once
     /continue                  write more of the last answer, cut at --max-tokens or stopped (Ctrl+C)
     /reset                     forget the conversation (the mix stays)
     /help, /quit
@@ -23,6 +24,7 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BackendError
@@ -58,6 +60,9 @@ def add_parser(sub) -> None:
     p.add_argument("--top-k", type=int, default=40)
     p.add_argument("--repeat-penalty", type=float, default=1.1)
     p.add_argument("--seed", type=int, default=-1, help="-1 = random")
+    p.add_argument("--no-think", dest="thinking", action="store_false", default=None,
+                   help="a thinking model whose template has a switch for it (Qwen3 …): answer without "
+                        "reasoning first")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
     p.add_argument("--n-gpu-layers", type=int, default=-1,
                    help="layers on the GPU: -1 (default) every layer that fits, none without a GPU build "
@@ -146,6 +151,10 @@ class ChatSession:
         return reply
 
     @property
+    def _thinking_switch(self) -> bool:
+        return bool(getattr(self.engine, "info", {}).get("thinking_switch", self.remote))
+
+    @property
     def _can_continue(self) -> bool:
         return bool(getattr(self.engine.capabilities, "continue_answer", False))
 
@@ -228,6 +237,11 @@ class ChatSession:
             elif cmd == "/system":
                 self.system = " ".join(args) or None
                 self.err.write("system prompt set\n" if self.system else "system prompt cleared\n")
+            elif cmd == "/think" and len(args) == 1 and args[0].lower() in ("on", "off"):
+                self.params = replace(self.params, thinking=args[0].lower() == "on")
+                self.err.write(("thinking " + args[0].lower()) if self._thinking_switch else
+                               "this model has no switch for thinking in its chat template: nothing changes")
+                self.err.write("\n")
             elif cmd == "/continue":
                 self.continue_answer()
             elif cmd == "/reset":
@@ -278,7 +292,8 @@ def run(args) -> int:
     from ..engines.llama_cpp_engine import LlamaCppEngine
 
     params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-                            top_k=args.top_k, repeat_penalty=args.repeat_penalty, seed=args.seed)
+                            top_k=args.top_k, repeat_penalty=args.repeat_penalty, seed=args.seed,
+                            thinking=args.thinking)
     engine_id = args.engine
     if args.model is None:
         if engine_id not in ("auto", "llama.cpp"):

@@ -132,6 +132,9 @@ class SamplingParams:
     repeat_penalty: float = 1.1        # 1 = off
     seed: int = -1                     # -1 = a new random seed each time
     min_p: float = 0.05
+    # A thinking model whose template has a switch for it (Qwen3's `enable_thinking`): False answers
+    # without reasoning first; None leaves it to the template (models without one ignore it).
+    thinking: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,7 @@ class LlamaCppEngine(PromptReading):
                 "n_layers": int(self._lib.llama_model_n_layer(llm.model)),
                 "n_params": int(self._lib.llama_model_n_params(llm.model)),
                 "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,
+                "thinking_switch": self._template.thinking_switch,
                 "note": " ".join([*fit.notes, self._template.note]).strip(), "kv_bytes_per_token": self.kv_bytes_per_token(),
             }
         except BaseException:
@@ -383,7 +384,7 @@ class LlamaCppEngine(PromptReading):
         llm = self._require_model()
         params = params or SamplingParams()
         ctx = ctx or JobContext()
-        prompt = self._template.render(messages)
+        prompt = self._template.render(messages, thinking=params.thinking)
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         n_ctx = context_tokens(llm)
         if len(tokens) >= n_ctx - 1:

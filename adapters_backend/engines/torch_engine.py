@@ -162,7 +162,8 @@ class TorchEngine:
                 "n_ctx": min(self.n_ctx_limit, int(getattr(text_cfg, "max_position_embeddings", self.n_ctx_limit))),
                 "n_layers": int(getattr(text_cfg, "num_hidden_layers", 0) or 0),
                 "n_params": int(sum(p.numel() for p in model.parameters())),
-                "chat_template": self._template.source, "note": self._template.note,
+                "chat_template": self._template.source,
+                "thinking_switch": self._template.thinking_switch, "note": self._template.note,
             }
             self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
             # Snapshots live where the model does (the GPU's memory on CUDA), beside its weights and a live cache
@@ -379,7 +380,7 @@ class TorchEngine:
                  ctx: JobContext | None = None) -> Iterator[TokenChunk]:
         self._require()
         params, ctx = params or SamplingParams(), ctx or JobContext()
-        rendered = self._template.render(messages)
+        rendered = self._template.render(messages, thinking=params.thinking)
         prompt = self.tokenize(rendered.text, add_bos=rendered.add_bos)
         if len(prompt) >= self.info["n_ctx"]:
             raise EngineError(context_exceeded(messages, len(prompt), self.info["n_ctx"]))

@@ -54,7 +54,28 @@ def sampling(body: dict) -> SamplingParams:
     }
     if values["seed"] is not None:
         values["seed"] = values["seed"] % (1 << 31)     # llama.cpp takes a 32-bit seed; -1 would mean random
+    values["thinking"] = _thinking(body)
     return SamplingParams(**{k: (defaults.__dict__[k] if v is None else v) for k, v in values.items()})
+
+
+def _thinking(body: dict) -> bool | None:
+    """`chat_template_kwargs: {"enable_thinking": false}` (as llama-server and vLLM take it): a thinking
+    model with the switch answers without reasoning first. Other template variables are refused."""
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is None:
+        return None
+    if not isinstance(kwargs, dict):
+        raise ApiError("'chat_template_kwargs' must be an object", param="chat_template_kwargs",
+                       code="invalid_value")
+    unknown = sorted(k for k in kwargs if k != "enable_thinking")
+    if unknown:
+        raise ApiError(f"'chat_template_kwargs' may only hold 'enable_thinking' here, not {unknown[0]!r}",
+                       param="chat_template_kwargs", code="unsupported")
+    value = kwargs.get("enable_thinking")
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(f"'enable_thinking' must be true or false, got {value!r}", param="chat_template_kwargs",
+                       code="invalid_value")
+    return value
 
 
 def stop_strings(body: dict) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -152,9 +153,16 @@ class ChatView(AskingAgain, QWidget):
         self.stop_button.setToolTip("Stop the answer (Esc)")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
+        # A thinking model whose template can switch it off (Qwen3 …): reason first, or answer at once.
+        self.think_box = QCheckBox("Think")
+        self.think_box.setToolTip("Let the model reason before it answers (off: it answers at once). Only for "
+                                  "thinking models whose chat template has the switch, such as Qwen3.")
+        self.think_box.setChecked(self.state.settings.get("chat/thinking", True, bool))
+        self.think_box.toggled.connect(lambda on: self.state.settings.set("chat/thinking", bool(on)))
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.think_box)
         input_row = QHBoxLayout()
         input_row.addWidget(self.prompt, 1)
         input_row.addLayout(buttons)
@@ -203,6 +211,8 @@ class ChatView(AskingAgain, QWidget):
                 and msg.info.get("finish") in CONTINUABLE and getattr(caps, "continue_answer", False))
 
     def _update_banner(self) -> None:
+        self.think_box.setVisible(self.state.model is not None
+                                  and bool(self.state.model.info.get("thinking_switch")))
         note = self.state.model_note()
         self.banner.setText(note)
         self.banner.setVisible(bool(note))
@@ -329,6 +339,8 @@ class ChatView(AskingAgain, QWidget):
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
+        if self.think_box.isVisibleTo(self):
+            params["thinking"] = self.think_box.isChecked()
         if params.get("seed", -1) < 0:
             # "Random": a fresh seed for every answer (a regenerate gives another answer), recorded
             # with the answer so it can be made again.

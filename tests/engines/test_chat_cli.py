@@ -261,3 +261,23 @@ def test_an_answer_stopped_with_ctrl_c_can_be_continued():
         assert session.history[-1].content == whole and not session.cut
     finally:
         engine.close()
+
+
+def test_no_think_asks_a_thinking_model_to_answer_at_once(tmp_path, vocab_gguf):
+    import re
+
+    import engine_models as em
+    thinker = em.write_base(tmp_path / "thinker.gguf", em.base_weights(32000, seed=0), vocab_gguf,
+                            chat_template=em.QWEN3_LIKE_TEMPLATE)
+
+    def prompt_tokens(*extra):
+        run = loradeck("chat", "--model", thinker, "--temperature", "0", "--max-tokens", "2", "--threads", "1",
+                       "--ctx", "512", "--stats", "--prompt", QUESTION, *extra)
+        assert run.returncode == 0, run.stderr
+        return int(re.search(r"prompt (\d+) tokens", run.stderr).group(1))
+
+    assert prompt_tokens("--no-think") > prompt_tokens()                 # the empty reasoning is in the prompt
+    run = loradeck("chat", stdin="/think off\n/quit\n")                  # the demo model has no switch
+    assert "no switch for thinking" in run.stderr and run.returncode == 0
+    run = loradeck("chat", "--model", thinker, "--ctx", "512", stdin="/think off\n/quit\n")
+    assert "thinking off" in run.stderr and run.returncode == 0

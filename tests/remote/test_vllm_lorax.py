@@ -77,6 +77,14 @@ def test_reasoning_sent_apart_comes_between_think_tags(vllm, field):
     assert reply(engine)[0] == "Hello from the fake server."     # a reply without reasoning is as it was
 
 
+def test_the_thinking_switch_goes_to_the_server_template(vllm):
+    server, engine = vllm
+    reply(engine, SamplingParams(max_tokens=16, temperature=0.0, thinking=False))
+    assert server.posted("/v1/chat/completions")[-1]["chat_template_kwargs"] == {"enable_thinking": False}
+    reply(engine)                                                        # left to the template: not sent
+    assert "chat_template_kwargs" not in server.posted("/v1/chat/completions")[-1]
+
+
 def test_vllm_loads_new_adapter_at_runtime_and_unloads_on_close(vllm):
     server, engine = vllm
     engine.set_adapters([ActiveAdapter("/srv/adapters/pirate", 1.0, name="pirate")])

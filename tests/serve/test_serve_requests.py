@@ -69,6 +69,12 @@ def test_bad_requests_name_the_problem(served, client):
          "must be a number", "adapters[0].strength"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": 9}, "between 0 and 2", "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "n": 3}, "only n=1", "n"),
+        ({"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": ["x"]}, "must be an object",
+         "chat_template_kwargs"),
+        ({"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"bos_token": "x"}},
+         "may only hold 'enable_thinking'", "chat_template_kwargs"),
+        ({"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"enable_thinking": "no"}},
+         "must be true or false", "chat_template_kwargs"),
     ]
     for body, words, param in cases:
         status, got = http(url, body)

@@ -122,11 +122,13 @@ def chat_messages(messages: Sequence[ChatMessage]) -> list[dict]:
 
 
 def openai_sampling(params: SamplingParams) -> dict:
-    """The OpenAI chat fields every server here accepts; temperature 0 is greedy."""
+    """The OpenAI chat fields llama-server and vLLM accept; temperature 0 is greedy."""
     body = {"max_tokens": int(params.max_tokens), "temperature": float(max(params.temperature, 0.0)),
             "top_p": float(params.top_p)}
     if params.seed is not None and params.seed >= 0:
         body["seed"] = int(params.seed)
+    if params.thinking is not None:                # both llama-server and vLLM hand these to the template
+        body["chat_template_kwargs"] = {"enable_thinking": bool(params.thinking)}
     return body
 
 
