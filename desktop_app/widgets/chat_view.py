@@ -13,13 +13,11 @@ import time
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
-    QCheckBox,
     QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -33,6 +31,7 @@ from ..conversation_store import INTERRUPTED, Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
 from .answer_saver import AnswerSaver
 from .chat_again import AskingAgain
+from .chat_input import ChatInput
 from .chat_reply import StreamedReply, continued_info, info_text, title_from
 from .conversation_list import ConversationList
 from .draft_keeper import DraftKeeper
@@ -42,19 +41,6 @@ from .sampling_panel import SamplingPanel
 from .transcript import Transcript
 
 CONTINUABLE = ("length", "cancelled", INTERRUPTED)   # how an answer that can be written further ended
-
-
-class PromptEdit(QPlainTextEdit):
-    """Enter sends, Shift+Enter adds a line."""
-
-    submitted = Signal()
-
-    def keyPressEvent(self, event):
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
-                event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
-            self.submitted.emit()
-            return
-        super().keyPressEvent(event)
 
 
 class ChatView(AskingAgain, QWidget):
@@ -79,9 +65,11 @@ class ChatView(AskingAgain, QWidget):
         self.collector = StreamCollector(state.host, self)
         self.collector.one_finished.connect(self._on_reply_finished)
         state.model_changed.connect(self._update_banner)
+        state.model_changed.connect(self._update_think_box)
         state.model_changed.connect(self._update_enabled)
         state.compat_changed.connect(self._on_compat_changed)
         self._update_banner()
+        self._update_think_box()
         self._update_enabled()
 
     # ------------------------------------------------------------------ layout
@@ -137,35 +125,13 @@ class ChatView(AskingAgain, QWidget):
 
         self.sampling = SamplingPanel(self.state.settings.default_sampling())
 
-        self.prompt = PromptEdit()
-        self.prompt.setPlaceholderText("Message (Enter to send, Shift+Enter for a new line)")
-        self.prompt.setAccessibleName("Message")
-        self.prompt.setMaximumHeight(100)
-        self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.input = ChatInput(self.state.settings)
+        self.prompt, self.think_box = self.input.prompt, self.input.think_box
+        self.send_button, self.stop_button = self.input.send_button, self.input.stop_button
         self.prompt.submitted.connect(self.send)
         self.prompt.textChanged.connect(lambda: self._drafts.typed())
-        self.send_button = QPushButton("Send")
-        self.send_button.setAccessibleName("Send")
-        self.send_button.setToolTip("Send (Enter)")
         self.send_button.clicked.connect(self.send)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setAccessibleName("Stop generating")
-        self.stop_button.setToolTip("Stop the answer (Esc)")
         self.stop_button.clicked.connect(self.stop)
-        self.stop_button.setEnabled(False)
-        # A thinking model whose template can switch it off (Qwen3 …): reason first, or answer at once.
-        self.think_box = QCheckBox("Think")
-        self.think_box.setToolTip("Let the model reason before it answers (off: it answers at once). Only for "
-                                  "thinking models whose chat template has the switch, such as Qwen3.")
-        self.think_box.setChecked(self.state.settings.get("chat/thinking", True, bool))
-        self.think_box.toggled.connect(lambda on: self.state.settings.set("chat/thinking", bool(on)))
-        buttons = QVBoxLayout()
-        buttons.addWidget(self.send_button)
-        buttons.addWidget(self.stop_button)
-        buttons.addWidget(self.think_box)
-        input_row = QHBoxLayout()
-        input_row.addWidget(self.prompt, 1)
-        input_row.addLayout(buttons)
 
         main = QWidget()
         ml = QVBoxLayout(main)
@@ -175,7 +141,7 @@ class ChatView(AskingAgain, QWidget):
         ml.addWidget(self.system_edit)
         ml.addWidget(self.scroll, 1)
         ml.addWidget(self.sampling)
-        ml.addLayout(input_row)
+        ml.addWidget(self.input)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.sidebar)
@@ -210,9 +176,10 @@ class ChatView(AskingAgain, QWidget):
         return (not self.generating and widget.role == "assistant" and msg is not None and bool(msg.content)
                 and msg.info.get("finish") in CONTINUABLE and getattr(caps, "continue_answer", False))
 
+    def _update_think_box(self) -> None:
+        self.input.show_think_box(self.state.model.info if self.state.model is not None else None)
+
     def _update_banner(self) -> None:
-        self.think_box.setVisible(self.state.model is not None
-                                  and bool(self.state.model.info.get("thinking_switch")))
         note = self.state.model_note()
         self.banner.setText(note)
         self.banner.setVisible(bool(note))
@@ -339,8 +306,8 @@ class ChatView(AskingAgain, QWidget):
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
-        if self.think_box.isVisibleTo(self):
-            params["thinking"] = self.think_box.isChecked()
+        if self.input.thinking() is not None:
+            params["thinking"] = self.input.thinking()
         if params.get("seed", -1) < 0:
             # "Random": a fresh seed for every answer (a regenerate gives another answer), recorded
             # with the answer so it can be made again.
