@@ -158,3 +158,38 @@ def test_counts_tokens_as_the_server_does_and_a_long_chat_keeps_going(engine):
         history += [question, ChatMessage("assistant", text)]
     assert len(engine.prompt_tokens(history)) > 1.5 * n_ctx
     assert left_out[0] == 0 and left_out == sorted(left_out) and len(set(left_out)) >= 3
+
+
+@pytest.mark.parametrize("mix", [[], ["shout"]], ids=["base", "shout"])
+def test_an_answer_cut_short_is_continued_by_the_server(engine, server, mix):
+    """llama-server continues a conversation that ends with the assistant's text (its prefill): greedy,
+    an answer cut at 4 tokens and continued until it ends is the answer written in one go, so the app's
+    Continue works through it too."""
+    _url, loras = server
+    engine.set_adapters([ActiveAdapter(p, 1.0) for p in loras if any(n in p for n in mix)])
+    assert engine.capabilities.continue_answer
+    until_the_end = SamplingParams(max_tokens=200, temperature=0.0, seed=1, repeat_penalty=1.0)
+    whole, chunks = ask(engine, until_the_end)
+    assert chunks[-1].finish_reason == "stop"
+    text, chunks = ask(engine, SamplingParams(max_tokens=4, temperature=0.0, seed=1, repeat_penalty=1.0))
+    assert chunks[-1].finish_reason == "length" and whole.startswith(text) and len(text) < len(whole)
+    for _ in range(20):
+        more, chunks = ask(engine, until_the_end, messages=QUESTION + [ChatMessage("assistant", text)])
+        text += more
+        if chunks[-1].finish_reason != "length":
+            break
+    assert text == whole
+
+
+def test_a_server_that_does_not_prefill_offers_no_continue(tmp_path_factory):
+    """Started with --no-prefill-assistant, llama-server answers anew after the assistant's text: the
+    engine finds that out when it connects and does not offer Continue."""
+    from fixtures.llama_server import running_llama_server
+
+    with running_llama_server(tmp_path_factory, ["--no-prefill-assistant"]) as (url, _loras):
+        e = create_engine("llama-server")
+        e.load(url)
+        try:
+            assert not e.capabilities.continue_answer
+        finally:
+            e.close()

@@ -140,11 +140,24 @@ class OpenAIEvents:
     with the conversation. Read as `content` alone, a thinking model's reply showed nothing at all
     until the answer began, and its reasoning was lost."""
 
-    def __init__(self):
+    def __init__(self, echoed: str = ""):
+        """`echoed`: the assistant's text a request ends with, which llama-server's reply to it repeats
+        before the continuation (left out here; a reply that does not start with it is kept whole)."""
         self._thinking: bool | None = None       # None: no reasoning yet; False: the answer has begun
+        self._echoed: str | None = echoed or None
+        self._held = ""
 
     def __call__(self, event: dict) -> tuple[str, str | None, dict]:
-        return parse_openai_event(event, self)
+        text, finish, stats = parse_openai_event(event, self)
+        if self._echoed is None:
+            return text, finish, stats
+        self._held += text
+        if len(self._held) < len(self._echoed) and self._echoed.startswith(self._held) and not finish:
+            return "", finish, stats                 # still the repeated text (or too little to tell)
+        echoed, held, self._echoed, self._held = self._echoed, self._held, None, ""
+        if echoed.startswith(held):                  # it ended within the repeated text
+            return "", finish, stats
+        return (held[len(echoed):] if held.startswith(echoed) else held), finish, stats
 
     def text(self, delta: dict) -> str:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""

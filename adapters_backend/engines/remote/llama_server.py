@@ -20,6 +20,7 @@ finds the copy the server was started with.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ...errors import EngineError
@@ -31,6 +32,7 @@ TOKEN_CACHE = 4096        # message texts whose tokens are kept, the oldest drop
 CAPABILITIES = EngineCapabilities(hot_switch=True, multi_adapter=True, negative_strength=True,
                                   per_layer_strength=False, merge=False, gpu_offload=False,
                                   strength_range=STRENGTH_RANGE)
+_PROBE = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello th"}]
 
 
 class LlamaServerEngine(RemoteEngine):
@@ -63,6 +65,14 @@ class LlamaServerEngine(RemoteEngine):
                 + (f"this one has {len(self._server_adapters)}: {names}." if self._server_adapters
                    else "this one was started without any, so only the base model is available."))
         model_path = props.get("model_path") or self._model_id or client.url
+        # It continues a conversation that ends with the assistant's text (its "prefill", unless started
+        # with --no-prefill-assistant, or older): then an answer cut short can be continued through it.
+        try:
+            probe = client.json("POST", "/apply-template", {"messages": _PROBE}, ok_404=True)
+        except EngineError:                  # a server without /apply-template: no prefill either
+            probe = None
+        prefills = isinstance(probe, dict) and str(probe.get("prompt", "")).endswith(_PROBE[-1]["content"])
+        self.capabilities = replace(CAPABILITIES, continue_answer=prefills)
         return {"name": Path(str(model_path)).stem or client.url, "model_path": model_path,
                 "n_ctx": settings.get("n_ctx") or meta.get("n_ctx_train"),
                 "n_params": meta.get("n_params"), "note": note,
@@ -149,7 +159,9 @@ class LlamaServerEngine(RemoteEngine):
             body["model"] = self._model_id
         if self.cache_prompt is not None:
             body["cache_prompt"] = bool(self.cache_prompt)
-        return "/v1/chat/completions", body, OpenAIEvents()
+        # The server's reply to a prefill starts with the text it was given: the reader leaves that out.
+        going_on = messages[-1].content if messages and messages[-1].role == "assistant" else ""
+        return "/v1/chat/completions", body, OpenAIEvents(echoed=going_on)
 
 
 __all__ = ["CAPABILITIES", "LlamaServerEngine"]
