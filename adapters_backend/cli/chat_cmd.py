@@ -162,7 +162,8 @@ class ChatSession:
         """More of the last answer, cut at --max-tokens or stopped; the engine goes on from its text."""
         from ..engines.base import ChatMessage
         if not self._can_continue:
-            raise BackendError("/continue needs the llama.cpp or PyTorch engine")
+            raise BackendError("/continue needs an engine that goes on from a text: llama.cpp, PyTorch, or a "
+                               "llama-server that continues an assistant's text (its default)")
         if not self.cut or not self.history:
             raise BackendError("there is no answer to continue: /continue writes more of the last answer when it "
                                "was cut at --max-tokens or stopped with Ctrl+C")
