@@ -54,6 +54,3 @@ class ChatInput(QWidget):
         """Shown for a model whose chat template has the switch (engine info `thinking_switch`)."""
         self.think_box.setVisible(bool(model_info and model_info.get("thinking_switch")))
 
-    def thinking(self) -> bool | None:
-        """What the Think box asks for; None where it is not shown (the template decides)."""
-        return self.think_box.isChecked() if self.think_box.isVisibleTo(self) else None

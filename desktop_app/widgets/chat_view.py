@@ -306,8 +306,8 @@ class ChatView(AskingAgain, QWidget):
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
-        if self.input.thinking() is not None:
-            params["thinking"] = self.input.thinking()
+        if self.state.thinking() is not None:
+            params["thinking"] = self.state.thinking()
         if params.get("seed", -1) < 0:
             # "Random": a fresh seed for every answer (a regenerate gives another answer), recorded
             # with the answer so it can be made again.

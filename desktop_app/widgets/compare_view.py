@@ -99,6 +99,8 @@ class CompareView(QWidget):
         if not text or self.state.model is None or self.collector.running:
             return
         params = self.sampling.params()
+        if self.state.thinking() is not None:             # the chat's Think box, for a model with the switch
+            params["thinking"] = self.state.thinking()
         messages = [("user", text)]
         self._last_run = (messages, params)
         for letter in ("A", "B"):

@@ -193,6 +193,8 @@ class SweepView(QWidget):
         if self.keep_rest.isChecked():
             rest = [e.active() for e in self.state.mix_model.entries() if e.enabled and e.adapter_id not in swept]
         params = self.sampling.params()
+        if self.state.thinking() is not None:             # the chat's Think box, for a model with the switch
+            params["thinking"] = self.state.thinking()
         messages = [("user", text)]
         self._clear_grid()
         if y_entry is not None:
