@@ -52,6 +52,7 @@ class ChatTemplate:
         self.template = template
         # A thinking model that can be asked to answer at once (Qwen3 and its fine-tunes; SmolLM3 …).
         self.thinking_switch = "enable_thinking" in template
+        self._opens_thinking: bool | None = None
         self._stops = tuple(stops)
         self._tokens = (bos_token, eos_token)
         self._local = None
@@ -69,6 +70,18 @@ class ChatTemplate:
         except TemplateLimitError as exc:
             raise EngineError(f"the model's chat template cannot be used: {exc} (a damaged or hostile "
                               "template)") from exc
+
+    @property
+    def opens_thinking(self) -> bool:
+        """Whether a new answer starts inside a reasoning the template opened (`<think>` at the end of
+        the generation prompt: DeepSeek-R1's templates), so the reply's `</think>` ends it."""
+        if self._opens_thinking is None:
+            try:
+                text = self.render([{"role": "user", "content": "Hi"}]).text if "<think>" in self.template else ""
+            except EngineError:
+                text = ""
+            self._opens_thinking = text.rstrip().endswith("<think>")
+        return self._opens_thinking
 
     def render(self, messages: Sequence, add_generation_prompt: bool = True,
                thinking: bool | None = None) -> RenderedPrompt:

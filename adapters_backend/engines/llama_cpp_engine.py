@@ -138,6 +138,7 @@ class LlamaCppEngine(PromptReading):
                 "n_params": int(self._lib.llama_model_n_params(llm.model)),
                 "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,
                 "thinking_switch": self._template.thinking_switch,
+                "thinking_opened": self._template.opens_thinking,
                 "note": " ".join([*fit.notes, self._template.note]).strip(), "kv_bytes_per_token": self.kv_bytes_per_token(),
             }
         except BaseException:

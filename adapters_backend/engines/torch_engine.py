@@ -163,7 +163,8 @@ class TorchEngine:
                 "n_layers": int(getattr(text_cfg, "num_hidden_layers", 0) or 0),
                 "n_params": int(sum(p.numel() for p in model.parameters())),
                 "chat_template": self._template.source,
-                "thinking_switch": self._template.thinking_switch, "note": self._template.note,
+                "thinking_switch": self._template.thinking_switch,
+                "thinking_opened": self._template.opens_thinking, "note": self._template.note,
             }
             self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
             # Snapshots live where the model does (the GPU's memory on CUDA), beside its weights and a live cache

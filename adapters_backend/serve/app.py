@@ -18,6 +18,7 @@ from .generation import Generation, respond
 from .guard import RequestGuard, normalize_origin
 from .mix import MixBuilder, MixItem, parse_adapters_field
 from .protocol import Reply, chat_messages, completion_prompt, sampling, stop_strings
+from .reasoning import ReasoningSplit, opened_by, splits_reasoning
 from .resolver import AdapterResolver
 from .worker import EngineWorker, Job
 
@@ -138,8 +139,10 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
             raise ApiError(str(exc), 503) from None
         model = body.get("model") or model_id
         opts = body.get("stream_options") or {}
+        split = (ReasoningSplit(opened_by(prompt, bool(worker.info.get("thinking_opened"))))
+                 if kind == "chat" and splits_reasoning(body) else None)
         return await respond(request, job, Generation(job, stops), Reply(kind, model), bool(body.get("stream")),
-                             include_usage=isinstance(opts, dict) and bool(opts.get("include_usage")))
+                             include_usage=isinstance(opts, dict) and bool(opts.get("include_usage")), split=split)
 
     @v1.post("/chat/completions")
     async def chat_completions(request: Request):

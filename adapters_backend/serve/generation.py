@@ -13,6 +13,7 @@ from ..engines.nonfinite import OutputNotNumbers
 from ..errors import AdapterFormatError, BackendError, BaseModelError, IncompatibleAdapterError
 from .errors import ApiError, error_body
 from .protocol import Reply, usage
+from .reasoning import ReasoningSplit
 from .worker import EngineStopped, Job, JobEnd
 
 POLL_SECONDS = 0.5                          # how often a waiting request checks that its client is still there
@@ -101,7 +102,8 @@ def _sse(obj) -> str:
 
 
 async def respond(request: Request, job: Job, gen: Generation, reply: Reply, stream: bool,
-                  include_usage: bool = False):
+                  include_usage: bool = False, split: ReasoningSplit | None = None):
+    """`split`: a chat reply's reasoning goes apart from its answer (`reasoning_content`)."""
     pieces = gen.pieces()
     if not stream:
         async def collect() -> str:
@@ -112,7 +114,20 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
             return JSONResponse(error_body("client closed the request", 499), status_code=499)
         except Exception as exc:
             raise engine_error(exc) from exc
-        return JSONResponse(reply.full(text, gen.finish, gen.usage))
+        if split is None:
+            return JSONResponse(reply.full(text, gen.finish, gen.usage))
+        (reasoning, answer), (more_reasoning, more) = split.push(text), split.flush()
+        return JSONResponse(reply.full(answer + more, gen.finish, gen.usage, reasoning + more_reasoning or None))
+
+    def chunks(text: str, end: bool = False) -> list[str]:
+        """The events for a piece of text (`end`: and what was held back of the reply)."""
+        if split is None:
+            return [_sse(reply.chunk(text))] if text else []
+        reasoning, answer = split.push(text)
+        if end:
+            more_reasoning, more = split.flush()
+            reasoning, answer = reasoning + more_reasoning, answer + more
+        return [_sse(reply.chunk(answer or None, reasoning=reasoning))] if reasoning or answer else []
 
     # Wait for the engine to accept the request before sending headers, so a refused adapter or a
     # too-long prompt is a proper 4xx, not an error in the middle of a 200 stream.
@@ -130,12 +145,14 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
         try:
             if reply.kind == "chat":
                 yield _sse(reply.chunk(None, first=True))
-            if first:
-                yield _sse(reply.chunk(first))
+            for event in chunks(first):
+                yield event
             if not done:
                 async for text in pieces:
-                    if text:
-                        yield _sse(reply.chunk(text))
+                    for event in chunks(text):
+                        yield event
+            for event in chunks("", end=True):
+                yield event
             yield _sse(reply.chunk(None if reply.kind == "chat" else "", gen.finish))
             if include_usage:
                 yield _sse(reply.usage_chunk(gen.usage))

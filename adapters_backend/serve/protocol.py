@@ -157,20 +157,28 @@ class Reply:
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
                 "system_fingerprint": None}
 
-    def _choice(self, text: str | None, finish: str | None, delta: dict | None = None) -> dict:
+    def _choice(self, text: str | None, finish: str | None, delta: dict | None = None,
+                reasoning: str | None = None) -> dict:
         if self.kind == "chat":
             key = "delta" if delta is not None else "message"
             body = delta if delta is not None else {"role": "assistant", "content": text}
+            if reasoning and delta is None:
+                body["reasoning_content"] = reasoning
             return {"index": 0, key: body, "logprobs": None, "finish_reason": finish}
         return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
 
-    def full(self, text: str, finish: str, usage: dict) -> dict:
-        return {**self._head(self.object), "choices": [self._choice(text, finish)], "usage": usage}
+    def full(self, text: str, finish: str, usage: dict, reasoning: str | None = None) -> dict:
+        """`reasoning`: a thinking model's, apart from its answer (serve/reasoning.py)."""
+        return {**self._head(self.object), "choices": [self._choice(text, finish, reasoning=reasoning)],
+                "usage": usage}
 
-    def chunk(self, text: str | None, finish: str | None = None, *, first: bool = False) -> dict:
+    def chunk(self, text: str | None, finish: str | None = None, *, first: bool = False,
+              reasoning: str | None = None) -> dict:
         obj = "chat.completion.chunk" if self.kind == "chat" else "text_completion"
         if self.kind == "chat":
             delta = {} if text is None else {"content": text}
+            if reasoning:
+                delta["reasoning_content"] = reasoning
             if first:
                 delta = {"role": "assistant", "content": ""}
             return {**self._head(obj), "choices": [self._choice(None, finish, delta)]}
