@@ -236,13 +236,6 @@ class AppState(CompatChecking, QObject):
     def capabilities(self):
         return self.model.capabilities if self.model else None
 
-    def thinking(self) -> bool | None:
-        """The Think box's choice (under the chat's Send) for a model whose chat template can switch the
-        reasoning off; None for other models (their template decides). Compare and Sweep follow it."""
-        if self.model is None or not self.model.info.get("thinking_switch"):
-            return None
-        return self.settings.get("chat/thinking", True, bool)
-
     def capability(self, name: str, default=False):
         caps = self.capabilities()
         return getattr(caps, name, default) if caps is not None else default

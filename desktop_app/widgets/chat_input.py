@@ -5,6 +5,16 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPlainTextEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+THINKING_KEY = "chat/thinking"          # the Think box's choice, remembered
+
+
+def thinking_choice(state) -> bool | None:
+    """The Think box's choice for a model whose chat template can switch the reasoning off; None for
+    other models (their template decides). The chat, Compare and Sweep ask with it."""
+    if state.model is None or not state.model.info.get("thinking_switch"):
+        return None
+    return state.settings.get(THINKING_KEY, True, bool)
+
 
 class PromptEdit(QPlainTextEdit):
     """Enter sends, Shift+Enter adds a line."""
@@ -38,8 +48,8 @@ class ChatInput(QWidget):
         self.think_box = QCheckBox("Think")
         self.think_box.setToolTip("Let the model reason before it answers (off: it answers at once). Only for "
                                   "thinking models whose chat template has the switch, such as Qwen3.")
-        self.think_box.setChecked(settings.get("chat/thinking", True, bool))
-        self.think_box.toggled.connect(lambda on: settings.set("chat/thinking", bool(on)))
+        self.think_box.setChecked(settings.get(THINKING_KEY, True, bool))
+        self.think_box.toggled.connect(lambda on: settings.set(THINKING_KEY, bool(on)))
         self.think_box.setVisible(False)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)

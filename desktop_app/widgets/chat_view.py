@@ -31,7 +31,7 @@ from ..conversation_store import INTERRUPTED, Conversation, Message
 from ..stream_collector import Arrival, StreamCollector
 from .answer_saver import AnswerSaver
 from .chat_again import AskingAgain
-from .chat_input import ChatInput
+from .chat_input import ChatInput, thinking_choice
 from .chat_reply import StreamedReply, continued_info, info_text, title_from
 from .conversation_list import ConversationList
 from .draft_keeper import DraftKeeper
@@ -306,8 +306,8 @@ class ChatView(AskingAgain, QWidget):
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
-        if self.state.thinking() is not None:
-            params["thinking"] = self.state.thinking()
+        if thinking_choice(self.state) is not None:
+            params["thinking"] = thinking_choice(self.state)
         if params.get("seed", -1) < 0:
             # "Random": a fresh seed for every answer (a regenerate gives another answer), recorded
             # with the answer so it can be made again.

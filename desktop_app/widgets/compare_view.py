@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..stream_collector import StreamCollector
+from .chat_input import thinking_choice
 from .result_pane import ResultPane
 from .sampling_panel import SamplingPanel
 
@@ -99,8 +100,8 @@ class CompareView(QWidget):
         if not text or self.state.model is None or self.collector.running:
             return
         params = self.sampling.params()
-        if self.state.thinking() is not None:             # the chat's Think box, for a model with the switch
-            params["thinking"] = self.state.thinking()
+        if thinking_choice(self.state) is not None:       # the chat's Think box, for a model with the switch
+            params["thinking"] = thinking_choice(self.state)
         messages = [("user", text)]
         self._last_run = (messages, params)
         for letter in ("A", "B"):

@@ -24,6 +24,7 @@ from adapters_backend.engines.base import STRENGTH_RANGE, ActiveAdapter
 
 from ..plain_text import plain_label
 from ..stream_collector import StreamCollector
+from .chat_input import thinking_choice
 from .result_pane import ResultPane
 from .sampling_panel import SamplingPanel
 
@@ -193,8 +194,8 @@ class SweepView(QWidget):
         if self.keep_rest.isChecked():
             rest = [e.active() for e in self.state.mix_model.entries() if e.enabled and e.adapter_id not in swept]
         params = self.sampling.params()
-        if self.state.thinking() is not None:             # the chat's Think box, for a model with the switch
-            params["thinking"] = self.state.thinking()
+        if thinking_choice(self.state) is not None:       # the chat's Think box, for a model with the switch
+            params["thinking"] = thinking_choice(self.state)
         messages = [("user", text)]
         self._clear_grid()
         if y_entry is not None:
