@@ -214,7 +214,7 @@ class TemplateSandbox:
         `variables`: the template's switches (template_variables). TemplateError when the template does
         not compile or refuses them; TemplateLimitError past a limit."""
         request = {"template": template, "bos": bos, "eos": eos, "generation": generation, "messages": messages,
-                   "variables": template_variables(variables)}
+                   "variables": variables or {}}        # the helper keeps only the known switches
         with self._lock:
             helper = self._started()
             try:

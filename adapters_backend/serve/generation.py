@@ -116,18 +116,15 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
             raise engine_error(exc) from exc
         if split is None:
             return JSONResponse(reply.full(text, gen.finish, gen.usage))
-        (reasoning, answer), (more_reasoning, more) = split.push(text), split.flush()
-        return JSONResponse(reply.full(answer + more, gen.finish, gen.usage, reasoning + more_reasoning or None))
+        reasoning, answer = split.push(text, end=True)
+        return JSONResponse(reply.full(answer, gen.finish, gen.usage, reasoning or None))
 
-    def chunks(text: str, end: bool = False) -> list[str]:
-        """The events for a piece of text (`end`: and what was held back of the reply)."""
+    def event(text: str, end: bool = False) -> str | None:
+        """The event for a piece of text (`end`: the last, with what was held back of the reply)."""
         if split is None:
-            return [_sse(reply.chunk(text))] if text else []
-        reasoning, answer = split.push(text)
-        if end:
-            more_reasoning, more = split.flush()
-            reasoning, answer = reasoning + more_reasoning, answer + more
-        return [_sse(reply.chunk(answer or None, reasoning=reasoning))] if reasoning or answer else []
+            return _sse(reply.chunk(text)) if text else None
+        reasoning, answer = split.push(text, end)
+        return _sse(reply.chunk(answer or None, reasoning=reasoning)) if reasoning or answer else None
 
     # Wait for the engine to accept the request before sending headers, so a refused adapter or a
     # too-long prompt is a proper 4xx, not an error in the middle of a 200 stream.
@@ -145,14 +142,14 @@ async def respond(request: Request, job: Job, gen: Generation, reply: Reply, str
         try:
             if reply.kind == "chat":
                 yield _sse(reply.chunk(None, first=True))
-            for event in chunks(first):
-                yield event
+            if (sent := event(first)) is not None:
+                yield sent
             if not done:
                 async for text in pieces:
-                    for event in chunks(text):
-                        yield event
-            for event in chunks("", end=True):
-                yield event
+                    if (sent := event(text)) is not None:
+                        yield sent
+            if (sent := event("", end=True)) is not None:
+                yield sent
             yield _sse(reply.chunk(None if reply.kind == "chat" else "", gen.finish))
             if include_usage:
                 yield _sse(reply.usage_chunk(gen.usage))

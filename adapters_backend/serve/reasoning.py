@@ -42,7 +42,11 @@ class ReasoningSplit:
         self._held = ""
         self._reasoning_begun = False           # its leading white space is left out, as llama-server does
 
-    def push(self, text: str) -> tuple[str, str]:
+    def push(self, text: str, end: bool = False) -> tuple[str, str]:
+        """`end`: the reply ends with `text` (what was held back comes out too, as `flush`)."""
+        if end:
+            (reasoning, content), (more_reasoning, more) = self.push(text), self.flush()
+            return reasoning + more_reasoning, content + more
         buf, self._held = self._held + text, ""
         reasoning = content = ""
         while buf:

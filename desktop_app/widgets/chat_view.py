@@ -306,8 +306,7 @@ class ChatView(AskingAgain, QWidget):
         conv = self.conversation
         messages = conv.chat_messages()
         params = self.sampling.params()
-        if thinking_choice(self.state) is not None:
-            params["thinking"] = thinking_choice(self.state)
+        params["thinking"] = thinking_choice(self.state)       # None: the template decides
         if params.get("seed", -1) < 0:
             # "Random": a fresh seed for every answer (a regenerate gives another answer), recorded
             # with the answer so it can be made again.

@@ -100,8 +100,7 @@ class CompareView(QWidget):
         if not text or self.state.model is None or self.collector.running:
             return
         params = self.sampling.params()
-        if thinking_choice(self.state) is not None:       # the chat's Think box, for a model with the switch
-            params["thinking"] = thinking_choice(self.state)
+        params["thinking"] = thinking_choice(self.state)       # the chat's Think box (None: the template decides)
         messages = [("user", text)]
         self._last_run = (messages, params)
         for letter in ("A", "B"):

@@ -194,8 +194,7 @@ class SweepView(QWidget):
         if self.keep_rest.isChecked():
             rest = [e.active() for e in self.state.mix_model.entries() if e.enabled and e.adapter_id not in swept]
         params = self.sampling.params()
-        if thinking_choice(self.state) is not None:       # the chat's Think box, for a model with the switch
-            params["thinking"] = thinking_choice(self.state)
+        params["thinking"] = thinking_choice(self.state)       # the chat's Think box (None: the template decides)
         messages = [("user", text)]
         self._clear_grid()
         if y_entry is not None:
