@@ -1,7 +1,8 @@
 """The reasoning a "thinking" model writes before its answer, told apart from the answer.
 
-Qwen3, QwQ, DeepSeek-R1 and their fine-tunes write `<think> … </think>` and then the answer; some
-templates open the `<think>` in the prompt, so the reply starts inside it and only `</think>` shows.
+Qwen3, QwQ, DeepSeek-R1 and their fine-tunes write `<think> … </think>` and then the answer. Some
+templates open the `<think>` in the prompt: LoRA Deck's engines then start the reply with it, but a
+server that sends the raw text (or a chat saved before) has only the `</think>`.
 The text stays whole everywhere it is kept (the conversation file, the export, what the model is
 given back: those templates drop old reasoning themselves); this only says which part is which, so
 the app can fold the reasoning away and copy the answer alone.

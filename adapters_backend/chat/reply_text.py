@@ -13,12 +13,15 @@ from collections.abc import Sequence
 
 
 class ReplyText:
-    def __init__(self, stops: Sequence[str] = (), strip_leading: bool = True):
+    def __init__(self, stops: Sequence[str] = (), strip_leading: bool = True, opened: str = ""):
+        """`opened`: what the prompt opened for the reply (a reasoning's `<think>`), handed out with its
+        first text (a reply with no text stays empty)."""
         self._stops = tuple(s for s in stops if s)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
         self._started = not strip_leading
         self.stopped = False
+        self._opened = opened
         self.text = ""                 # everything emitted so far
 
     def push(self, data: bytes) -> str:
@@ -57,5 +60,7 @@ class ReplyText:
 
     def _emit(self, text: str, keep: int = 0) -> str:
         self._pending = self._pending[len(self._pending) - keep:] if keep else ""
+        if text and self._opened:
+            text, self._opened = self._opened + text, ""
         self.text += text
         return text

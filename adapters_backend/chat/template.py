@@ -25,6 +25,7 @@ FALLBACK_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 FALLBACK_STOPS = ("\nUser:",)
+THINK_OPEN = "<think>"
 FALLBACK_NOTE = ("This model has no chat template in its GGUF file, so LoRA Deck writes the conversation as a "
                  "plain 'User: … / Assistant: …' transcript. Base (non-chat) models often answer poorly.")
 
@@ -35,6 +36,17 @@ class RenderedPrompt:
     stops: tuple[str, ...]             # stop strings besides the model's end-of-generation tokens
     add_bos: bool                      # tokenizer should add BOS (False: the template wrote it)
     continues: bool = False            # it ends inside the assistant's last message, to be continued
+
+    @property
+    def opened(self) -> str:
+        """The reasoning this prompt opens for a new answer (`<think>` and the white space after it, at
+        its end: DeepSeek-R1's templates), "" if none. The reply goes on inside it, so an engine hands it
+        out as the reply's start: the answer then reads whole (`<think> … </think>` and the answer), is
+        folded as any other reasoning, and is continued from the prompt it was written after."""
+        if self.continues:                     # the assistant's text already holds what it opened
+            return ""
+        _head, tag, tail = self.text.rpartition(THINK_OPEN)
+        return tag + tail if tag and not tail.strip() else ""
 
 
 _TRIAL = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello."},
@@ -52,7 +64,6 @@ class ChatTemplate:
         self.template = template
         # A thinking model that can be asked to answer at once (Qwen3 and its fine-tunes; SmolLM3 …).
         self.thinking_switch = "enable_thinking" in template
-        self._opens_thinking: bool | None = None
         self._stops = tuple(stops)
         self._tokens = (bos_token, eos_token)
         self._local = None
@@ -70,18 +81,6 @@ class ChatTemplate:
         except TemplateLimitError as exc:
             raise EngineError(f"the model's chat template cannot be used: {exc} (a damaged or hostile "
                               "template)") from exc
-
-    @property
-    def opens_thinking(self) -> bool:
-        """Whether a new answer starts inside a reasoning the template opened (`<think>` at the end of
-        the generation prompt: DeepSeek-R1's templates), so the reply's `</think>` ends it."""
-        if self._opens_thinking is None:
-            try:
-                text = self.render([{"role": "user", "content": "Hi"}]).text if "<think>" in self.template else ""
-            except EngineError:
-                text = ""
-            self._opens_thinking = text.rstrip().endswith("<think>")
-        return self._opens_thinking
 
     def render(self, messages: Sequence, add_generation_prompt: bool = True,
                thinking: bool | None = None) -> RenderedPrompt:

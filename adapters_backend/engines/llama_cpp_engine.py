@@ -138,7 +138,6 @@ class LlamaCppEngine(PromptReading):
                 "n_params": int(self._lib.llama_model_n_params(llm.model)),
                 "n_gpu_layers": fit.gpu_layers, "device": fit.device, "chat_template": self._template.source,
                 "thinking_switch": self._template.thinking_switch,
-                "thinking_opened": self._template.opens_thinking,
                 "note": " ".join([*fit.notes, self._template.note]).strip(), "kv_bytes_per_token": self.kv_bytes_per_token(),
             }
         except BaseException:
@@ -394,7 +393,7 @@ class LlamaCppEngine(PromptReading):
             raise EngineError(context_exceeded(messages, len(tokens), n_ctx, longer))
         self._swap_in_fused()
         return self._stream(tokens, prompt.stops, params, ctx, max(1, min(params.max_tokens, n_ctx - len(tokens))),
-                            strip_leading=not prompt.continues)
+                            strip_leading=not prompt.continues, opened=prompt.opened)
 
     def complete(self, prompt: str, params: SamplingParams | None = None,
                  ctx: JobContext | None = None) -> Iterator[TokenChunk]:
@@ -410,11 +409,11 @@ class LlamaCppEngine(PromptReading):
                             max(1, min(params.max_tokens, n_ctx - len(tokens))), strip_leading=False)
 
     def _stream(self, tokens, stops, params: SamplingParams, ctx: JobContext, max_new: int,
-                strip_leading: bool = True) -> Iterator[TokenChunk]:
+                strip_leading: bool = True, opened: str = "") -> Iterator[TokenChunk]:
         llm = self._llm
         seed = params.seed if params.seed is not None and params.seed >= 0 else random.SystemRandom().randrange(2**31)
         llm.set_seed(int(seed))
-        reply = ReplyText(stops, strip_leading=strip_leading)
+        reply = ReplyText(stops, strip_leading=strip_leading, opened=opened)
         n_prompt = len(tokens)
         gen = llm.generate(tokens, top_k=int(params.top_k), top_p=float(params.top_p), min_p=float(params.min_p),
                            temp=float(params.temperature), repeat_penalty=float(params.repeat_penalty), reset=True)

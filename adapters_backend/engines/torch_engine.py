@@ -164,7 +164,7 @@ class TorchEngine:
                 "n_params": int(sum(p.numel() for p in model.parameters())),
                 "chat_template": self._template.source,
                 "thinking_switch": self._template.thinking_switch,
-                "thinking_opened": self._template.opens_thinking, "note": self._template.note,
+                "note": self._template.note,
             }
             self.info["kv_bytes_per_token"] = self.kv_bytes_per_token()
             # Snapshots live where the model does (the GPU's memory on CUDA), beside its weights and a live cache
@@ -385,10 +385,11 @@ class TorchEngine:
         prompt = self.tokenize(rendered.text, add_bos=rendered.add_bos)
         if len(prompt) >= self.info["n_ctx"]:
             raise EngineError(context_exceeded(messages, len(prompt), self.info["n_ctx"]))
-        return self._stream(prompt, rendered.stops, params, ctx, strip_leading=not rendered.continues)
+        return self._stream(prompt, rendered.stops, params, ctx, strip_leading=not rendered.continues,
+                            opened=rendered.opened)
 
     def _stream(self, prompt: list[int], stops, params: SamplingParams, ctx: JobContext,
-                strip_leading: bool = True) -> Iterator[TokenChunk]:
+                strip_leading: bool = True, opened: str = "") -> Iterator[TokenChunk]:
         torch = _torch()
         from ..chat.reply_text import ReplyText
         from .nonfinite import not_a_number
@@ -397,7 +398,7 @@ class TorchEngine:
         max_new = min(params.max_tokens, self.info["n_ctx"] - len(prompt))    # generate() checked it fits
         seed = params.seed if params.seed is not None and params.seed >= 0 else int(time.time_ns() % 2**31)
         gen = torch.Generator().manual_seed(seed)
-        eos, reply, generated, shown = self._eos_ids(), ReplyText(stops, strip_leading=strip_leading), [], ""
+        eos, reply, generated, shown = self._eos_ids(), ReplyText(stops, strip_leading=strip_leading, opened=opened), [], ""
         t0 = time.perf_counter()
         t_first = None
         reason = "length"

@@ -139,7 +139,7 @@ def create_app(model_path: str | Path | None = None, *, engine_factory: Callable
             raise ApiError(str(exc), 503) from None
         model = body.get("model") or model_id
         opts = body.get("stream_options") or {}
-        split = (ReasoningSplit(opened_by(prompt, bool(worker.info.get("thinking_opened"))))
+        split = (ReasoningSplit(opened_by(prompt))
                  if kind == "chat" and splits_reasoning(body) else None)
         return await respond(request, job, Generation(job, stops), Reply(kind, model), bool(body.get("stream")),
                              include_usage=isinstance(opts, dict) and bool(opts.get("include_usage")), split=split)

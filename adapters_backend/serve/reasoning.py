@@ -1,10 +1,10 @@
 """A thinking model's reasoning apart from its answer, in `loradeck serve`'s chat replies.
 
 Qwen3, QwQ, DeepSeek-R1 and their fine-tunes write `<think> … </think>` before the answer (some
-templates open the `<think>` in the prompt, so the reply starts inside it). As llama-server does by
-default (`reasoning_format` "deepseek"), the reply's `reasoning_content` holds the reasoning and
-`content` the answer alone, whole or streamed; `reasoning_format: "none"` keeps the reply as the model
-wrote it. Only a `<think>` at the very start opens a reasoning, and only the first `</think>` ends it.
+templates open the `<think>` in the prompt: the engines then start the reply with it). As
+llama-server does by default (`reasoning_format` "deepseek"), the reply's `reasoning_content` holds the
+reasoning and `content` the answer alone, whole or streamed; `reasoning_format: "none"` keeps the
+reply whole, tags and all. Only a `<think>` at the very start opens a reasoning, and only the first `</think>` ends it.
 """
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def splits_reasoning(body: dict) -> bool:
     return value in SPLIT_FORMATS
 
 
-def opened_by(messages, template_opens: bool) -> bool:
+def opened_by(messages) -> bool:
     """Whether the reply starts inside a reasoning: the conversation ends with the assistant's text
-    that opened one and did not close it (a prefill), or the template opens it for a new answer."""
+    that opened one and did not close it (a prefill). A reasoning the template opens for a new answer
+    comes as the reply's start from the engine (`<think>`, RenderedPrompt.opened)."""
     if messages and getattr(messages[-1], "role", None) == "assistant":
         text = messages[-1].content.lstrip()
         return text.startswith(OPEN) and CLOSE not in text
-    return template_opens
+    return False
 
 
 class ReasoningSplit:

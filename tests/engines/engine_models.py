@@ -25,6 +25,13 @@ QWEN3_LIKE_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n"
     "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
     "{% endif %}")
+# DeepSeek-R1's shape: the generation prompt opens the reasoning, and an earlier answer is given back
+# without its reasoning (the part up to `</think>` is dropped).
+R1_LIKE_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% set text = m['content'] %}"
+    "{% if m['role'] == 'assistant' and '</think>' in text %}{% set text = text.split('</think>')[-1] %}{% endif %}"
+    "<|{{ m['role'] }}|>\n{{ text }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n<think>\n{% endif %}")
 LINEARS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 
 

@@ -88,16 +88,16 @@ def test_a_reasoning_opened_by_the_prefill_comes_apart(served):
 
 
 def test_a_template_that_opens_the_reasoning_makes_the_whole_reply_reasoning(tmp_path, llama_cpp_src):
-    """A model whose template ends the prompt with `<think>` (DeepSeek-R1's): a reply that never closes
-    it (a random model) is all reasoning; asked with "none", the same text is the content."""
+    """A model whose template ends the prompt with `<think>` (DeepSeek-R1's): the reply starts with it,
+    so asked with "none" a client gets the whole reasoning to fold; a reply that never closes it (a
+    random model) is all reasoning when split."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines"))
     import engine_models as em
     vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
     if not vocab.exists():
         pytest.skip(f"{vocab} is missing")
-    r1_like = em.CHAT_TEMPLATE.replace("<|assistant|>\n{% endif %}", "<|assistant|>\n<think>\n{% endif %}")
-    assert r1_like != em.CHAT_TEMPLATE
-    model = em.write_base(tmp_path / "r1.gguf", em.base_weights(32000, seed=0), vocab, chat_template=r1_like)
+    model = em.write_base(tmp_path / "r1.gguf", em.base_weights(32000, seed=0), vocab,
+                          chat_template=em.R1_LIKE_TEMPLATE)
     s = start_server(model, library_root=tmp_path / "lib")
     try:
         url = f"{s.url}/v1/chat/completions"
@@ -105,9 +105,10 @@ def test_a_template_that_opens_the_reasoning_makes_the_whole_reply_reasoning(tmp
         status, raw = http(url, {**body, "reasoning_format": "none"})
         assert status == 200, raw
         written = raw["choices"][0]["message"]["content"]
-        assert "</think>" not in written and written.strip()
+        assert written.startswith("<think>\n") and "</think>" not in written and written[8:].strip()
         status, got = http(url, body)
-        assert got["choices"][0]["message"]["reasoning_content"] == written.lstrip()
+        assert got["choices"][0]["message"]["reasoning_content"] == written[len("<think>"):].lstrip()
         assert got["choices"][0]["message"]["content"] == ""
+        assert sse(url, body) == (got["choices"][0]["message"]["reasoning_content"], "")
     finally:
         s.server.stop()
