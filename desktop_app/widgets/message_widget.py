@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from ..reasoning import Reasoned, split_reasoning
 from .elided_label import ElidedLabel
 from .markdown_view import MarkdownView
+from .reasoning_fold import ReasoningFold
 from .wrapped_label import WrappedLabel
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -88,23 +89,9 @@ class MessageWidget(QFrame):
         self.whole_button.setCheckable(True)
         self.whole_button.toggled.connect(self._show_whole)
         self.whole: QPlainTextEdit | None = None     # the whole long message, while shown
-        # A thinking model's reasoning (<think> … </think>), folded above its answer.
         self._shown = text                      # what the body shows: the text, less any reasoning
-        self._reasoning: str | None = None
-        self.reasoning_button = QToolButton()
-        self.reasoning_button.setCheckable(True)
-        self.reasoning_button.setAutoRaise(True)
-        self.reasoning_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.reasoning_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.reasoning_button.setToolTip("What the model wrote while thinking, before its answer")
-        self.reasoning_button.toggled.connect(self._show_reasoning)
-        self.reasoning_button.setVisible(False)
-        self.reasoning = WrappedLabel()
-        self.reasoning.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.reasoning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.reasoning.setAccessibleName("Reasoning")
-        self.reasoning.setSizePolicy(_wrapping())
-        self.reasoning.setVisible(False)
+        self.reasoning_fold = ReasoningFold()   # a thinking model's reasoning, folded above its answer
+        self.reasoning_button, self.reasoning = self.reasoning_fold.button, self.reasoning_fold.text
 
         head = QHBoxLayout()
         head.addWidget(self.title)
@@ -119,8 +106,7 @@ class MessageWidget(QFrame):
         self.layout_ = QVBoxLayout(self)
         self.layout_.setContentsMargins(10, 6, 10, 8)
         self.layout_.addLayout(head)
-        self.layout_.addWidget(self.reasoning_button, 0, Qt.AlignmentFlag.AlignLeft)
-        self.layout_.addWidget(self.reasoning)
+        self.layout_.addWidget(self.reasoning_fold)
         self.layout_.addWidget(self.body)
         self.layout_.addWidget(self.whole_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.layout_.addWidget(self.problem)
@@ -172,7 +158,7 @@ class MessageWidget(QFrame):
         self._text = text
         parts = split_reasoning(text) if self.role == "assistant" else Reasoned(None, text)
         self._shown = parts.answer
-        self._set_reasoning(parts)
+        self.reasoning_fold.show_parts(parts)
         long = shorten and len(self._shown) > LONG_CHARS
         self.whole_button.blockSignals(True)
         self.whole_button.setChecked(False)
@@ -182,22 +168,6 @@ class MessageWidget(QFrame):
         self.body.setVisible(bool(self._shown) or parts.reasoning is None)
         self._offer_whole()
         self.whole_button.setVisible(long)
-
-    def _set_reasoning(self, parts: Reasoned) -> None:
-        self._reasoning = parts.reasoning
-        self.reasoning_button.setVisible(parts.reasoning is not None)
-        if parts.reasoning is None:
-            self.reasoning.setVisible(False)
-            return
-        words = len(parts.reasoning.split())
-        self.reasoning_button.setText(f"{'Thinking…' if parts.thinking else 'Reasoning'} ({words:,} words)")
-        if self.reasoning_button.isChecked():
-            self.reasoning.setText(parts.reasoning)
-
-    def _show_reasoning(self, on: bool) -> None:
-        self.reasoning_button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-        self.reasoning.setText((self._reasoning or "") if on else "")    # folded, it costs no layout
-        self.reasoning.setVisible(on)
 
     def answer(self) -> str:
         """The text less a thinking model's reasoning (what Copy copies)."""

@@ -1,5 +1,6 @@
 """One streamed answer in the compare and sweep views: a title, the text, and its statistics; a failed
-answer says why in place of the text, with Retry."""
+answer says why in place of the text, with Retry. A thinking model's reasoning is folded above the
+answer, as in the chat: the answers are what the panes compare."""
 from __future__ import annotations
 
 import html
@@ -9,8 +10,10 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout
 
+from ..reasoning import split_reasoning
 from .elided_label import ElidedLabel
 from .markdown_view import MarkdownView
+from .reasoning_fold import ReasoningFold
 
 
 class ResultPane(QFrame):
@@ -23,6 +26,7 @@ class ResultPane(QFrame):
         self.title = QLabel(f"<b>{html.escape(title)}</b>")
         self.title.setWordWrap(True)
         self._formatted = formatted
+        self.reasoning_fold = ReasoningFold(scrolls=True)
         self.text = self._new_text(title)
         # One line, shortened to fit (the whole line in its tooltip): a long error never widens the
         # pane and squeezes its neighbour.
@@ -43,6 +47,7 @@ class ResultPane(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.addWidget(self.title)
+        lay.addWidget(self.reasoning_fold)
         lay.addWidget(self.text, 1)
         lay.addLayout(foot)
         self._content = ""
@@ -58,7 +63,13 @@ class ResultPane(QFrame):
         box.setMinimumHeight(60)
         return box
 
-    def _show(self, text: str) -> None:
+    def _show(self) -> None:
+        parts = split_reasoning(self._content)
+        self.reasoning_fold.show_parts(parts)
+        text = parts.answer
+        if self.failure:
+            said = f"⚠ Not answered: {_as_text(self.failure) if self._formatted else self.failure}"
+            text = f"{text}\n\n{said}" if text else said
         if self._formatted:
             self.text.setText(text)
         else:
@@ -66,7 +77,7 @@ class ResultPane(QFrame):
 
     def append(self, piece: str) -> None:
         self._content += piece
-        self._show(self._content)
+        self._show()
 
     def reset(self, title: str, formatted: bool | None = None) -> None:
         """A new answer, titled `title`; `formatted` (when given) switches how answers are shown."""
@@ -78,7 +89,7 @@ class ResultPane(QFrame):
         self.set_title(title)
         self._content = ""
         self.failure = ""
-        self._show("")
+        self._show()
         self.info.setText("waiting…")
         self.retry_button.setVisible(False)
 
@@ -94,8 +105,7 @@ class ResultPane(QFrame):
     def set_failed(self, reason: str) -> None:
         """The answer failed: the reason goes where the text is (it wraps there), Retry beside the info."""
         self.failure = reason
-        said = f"⚠ Not answered: {_as_text(reason) if self._formatted else reason}"
-        self._show(f"{self._content}\n\n{said}" if self._content else said)
+        self._show()
         self.info.setText("failed")
         self.retry_button.setVisible(self._can_retry)
 

@@ -54,3 +54,52 @@ def test_while_the_model_thinks_the_fold_says_so(qtbot):
             assert w.reasoning_button.text().startswith("Thinking…") and not w.body.isVisible()
     assert w.reasoning_button.text() == "Reasoning (9 words)" and w.body.isVisible()
     assert w.body.text() == "The capital of **France** is Paris."
+
+
+@pytest.mark.parametrize("formatted", [True, False])
+def test_compare_and_sweep_panes_fold_the_reasoning_too(qtbot, formatted):
+    """The panes compare answers: the reasoning is folded above each, said to be going on while it
+    streams, and a failure is said after the answer, never inside the fold."""
+    from desktop_app.widgets.result_pane import ResultPane
+
+    pane = ResultPane("A", formatted=formatted)
+    qtbot.addWidget(pane)
+    pane.show()
+    shown = (lambda: pane.text.toPlainText()) if not formatted else (lambda: pane.text.text())
+    for piece in [REPLY[i:i + 7] for i in range(0, len(REPLY), 7)]:
+        pane.append(piece)
+        if "</think>" not in pane.content():
+            assert pane.reasoning_fold.button.text().startswith("Thinking…") and shown() == ""
+    assert pane.content() == REPLY                                        # kept whole
+    assert pane.reasoning_fold.button.text() == "Reasoning (9 words)" and pane.reasoning_fold.isVisible()
+    assert shown() == "The capital of **France** is Paris."
+    assert not pane.reasoning_fold.text.isVisible()
+    pane.reasoning_fold.button.click()
+    assert pane.reasoning_fold.text.toPlainText().startswith("The user wants the capital.")
+    pane.set_failed("the engine stopped")
+    assert "Not answered" in shown() and shown().startswith("The capital of")
+    assert "Not answered" not in pane.reasoning_fold.text.toPlainText()
+    pane.reset("B")
+    assert not pane.reasoning_fold.isVisible() and shown() == ""
+    pane.append("Plain answer.")
+    assert not pane.reasoning_fold.isVisible() and shown() == "Plain answer."
+
+
+def test_an_open_reasoning_grows_where_it_is_read(qtbot):
+    """Opened while it is written, the pane's reasoning gets the new words added at its end: what the
+    reader scrolled to stays put (setting the whole text again would jump to the top)."""
+    from desktop_app.widgets.result_pane import ResultPane
+
+    pane = ResultPane("A")
+    qtbot.addWidget(pane)
+    pane.resize(300, 260)
+    pane.show()
+    pane.append("<think>\n" + "a line of thought\n" * 200)
+    pane.reasoning_fold.button.click()
+    bar = pane.reasoning_fold.text.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    at = bar.value()
+    assert at > 0
+    pane.append("more thought\n")
+    assert bar.value() == at
+    assert pane.reasoning_fold.text.toPlainText().endswith("more thought")
