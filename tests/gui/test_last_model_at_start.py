@@ -42,7 +42,7 @@ def test_a_last_model_that_is_gone_is_said_and_the_demo_opens(make_app, demo_eng
 
 
 @pytest.mark.parametrize(("path", "engine", "why"), [
-    ("http://127.0.0.1:{closed}", "llama-server", "cannot reach the llama-server server"),
+    ("http://127.0.0.1:{closed}", "llama-server", "cannot reach the llama-server at"),
     ("someone/some-model", "torch", "The Hugging Face Hub is switched off here"),   # HF_HUB_OFFLINE in tests
 ])
 def test_a_server_or_hub_model_that_cannot_be_had_now_is_tried_said_and_the_demo_opens(

@@ -270,3 +270,10 @@ def test_not_a_url_is_refused(tmp_path):
     model.write_bytes(b"GGUF")
     with pytest.raises(EngineError, match="give its address"):
         create_engine("lorax").load(str(model))
+
+
+def test_messages_name_each_server_once():
+    from adapters_backend.engines.remote.http import server_name
+
+    assert [server_name(k) for k in ("llama-server", "vLLM", "LoRAX", "remote server")] == [
+        "llama-server", "vLLM server", "LoRAX server", "remote server"]

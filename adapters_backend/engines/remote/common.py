@@ -14,7 +14,7 @@ from pathlib import Path
 from ...errors import EngineError
 from ...jobs import JobContext
 from ..base import ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
-from .http import CANCELLED, RemoteClient, is_url, normalize_url
+from .http import CANCELLED, RemoteClient, is_url, normalize_url, server_name
 
 _FINISH = {"stop": "stop", "eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 
@@ -68,7 +68,7 @@ class RemoteEngine:
 
     def _require(self) -> RemoteClient:
         if self._client is None:
-            raise EngineError(f"not connected; load the {self.kind} server's address first")
+            raise EngineError(f"not connected; load the {server_name(self.kind)}'s address first")
         return self._client
 
     # ------------------------------------------------------------------ adapters
@@ -78,12 +78,13 @@ class RemoteEngine:
         lo, hi = self.capabilities.strength_range
         for a in adapters:
             if a.layer_scales:
-                raise EngineError(f"{a.display_name}: per-layer strengths are not possible on a {self.kind} "
-                                  "server (it applies one strength per adapter); use a local engine for them")
+                raise EngineError(f"{a.display_name}: per-layer strengths are not possible on a "
+                                  f"{server_name(self.kind)} (it applies one strength per adapter); use a local "
+                                  "engine for them")
             if a.strength != 0.0 and not lo <= a.strength <= hi:
                 why = f"{self.strength_note}: " if self.strength_note else ""
-                raise EngineError(f"strength {a.strength:g} of {a.display_name} is outside what a {self.kind} "
-                                  f"server can apply ({why}{self._strength_text()})")
+                raise EngineError(f"strength {a.strength:g} of {a.display_name} is outside what a "
+                                  f"{server_name(self.kind)} can apply ({why}{self._strength_text()})")
         self._plan = self._map_mix(client, [a for a in adapters])
         self._mix = list(adapters)
 

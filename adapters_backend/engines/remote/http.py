@@ -138,13 +138,20 @@ def _message(body: Any) -> str | None:
     return None
 
 
+def server_name(kind: str) -> str:
+    """How messages name a server of `kind`: "the vLLM server", but "the llama-server", not "the
+    llama-server server"."""
+    return kind if kind.endswith("server") else f"{kind} server"
+
+
 class RemoteClient:
     """One server: base URL, optional API key, and the requests the engines make."""
 
     def __init__(self, url: str, *, kind: str, api_key: str | None = None, timeout: float = 30.0,
                  stream_timeout: float | None = 600.0):
         self.url = normalize_url(url)
-        self.kind = kind                       # "llama-server", "vLLM", "LoRAX": for messages
+        self.kind = kind                       # "llama-server", "vLLM", "LoRAX"
+        self.server = server_name(kind)        # for messages
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # trust_env=False: a desktop proxy setting must not capture requests to a LAN/loopback server.
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, trust_env=False)
@@ -155,14 +162,14 @@ class RemoteClient:
 
     def _fail(self, path: str, exc: Exception) -> EngineError:
         if isinstance(exc, httpx.ConnectError):
-            return EngineError(f"cannot reach the {self.kind} server at {self.url} ({exc}); is it running, "
+            return EngineError(f"cannot reach the {self.server} at {self.url} ({exc}); is it running, "
                                "and is the address right?")
         if isinstance(exc, httpx.TimeoutException):
-            return EngineError(f"the {self.kind} server at {self.url} did not answer {path} in time ({exc})")
-        return EngineError(f"request {path} to the {self.kind} server at {self.url} failed: {exc}")
+            return EngineError(f"the {self.server} at {self.url} did not answer {path} in time ({exc})")
+        return EngineError(f"request {path} to the {self.server} at {self.url} failed: {exc}")
 
     def _out_of_bounds(self, path: str, exc: AnswerOutOfBounds) -> EngineError:
-        return EngineError(f"the {self.kind} server at {self.url} sent no usable answer to {path} ({exc}); "
+        return EngineError(f"the {self.server} at {self.url} sent no usable answer to {path} ({exc}); "
                            "is this address a server LoRA Deck can use?")
 
     def request(self, method: str, path: str, body: Any = None, *, ok_404: bool = False) -> httpx.Response:
@@ -175,7 +182,7 @@ class RemoteClient:
         except AnswerOutOfBounds as exc:
             raise self._out_of_bounds(path, exc) from None
         if resp.status_code >= 400 and not (ok_404 and resp.status_code == 404):
-            raise EngineError(f"the {self.kind} server at {self.url} refused {method} {path} "
+            raise EngineError(f"the {self.server} at {self.url} refused {method} {path} "
                               f"(HTTP {resp.status_code}): {error_text(resp)}")
         return resp
 
@@ -190,7 +197,7 @@ class RemoteClient:
         try:
             return resp.json()
         except ValueError as exc:
-            raise EngineError(f"the {self.kind} server at {self.url} sent no JSON for {path}: "
+            raise EngineError(f"the {self.server} at {self.url} sent no JSON for {path}: "
                               f"{resp.text[:200]!r}") from exc
 
     def sse_events(self, path: str, body: dict, ctx: JobContext) -> Iterator[Any]:
@@ -242,7 +249,7 @@ class RemoteClient:
                     yield CANCELLED
                     return
                 if kind == "status":
-                    raise EngineError(f"the {self.kind} server at {self.url} refused the request "
+                    raise EngineError(f"the {self.server} at {self.url} refused the request "
                                       f"(HTTP {value.status_code}): {error_text(value)}")
                 if kind == "out of bounds":
                     raise self._out_of_bounds(path, value)
@@ -289,11 +296,11 @@ class RemoteClient:
         try:
             obj = json.loads(data)
         except ValueError as exc:
-            raise EngineError(f"the {self.kind} server at {self.url} sent a stream event that is not JSON: "
+            raise EngineError(f"the {self.server} at {self.url} sent a stream event that is not JSON: "
                               f"{data[:200]!r}") from exc
         message = _message(obj) if isinstance(obj, dict) and "error" in obj else None
         if event_name == "error" or message:
-            raise EngineError(f"the {self.kind} server at {self.url} stopped with an error: "
+            raise EngineError(f"the {self.server} at {self.url} stopped with an error: "
                               f"{message or _message(obj) or data[:300]}")
         yield obj
 
