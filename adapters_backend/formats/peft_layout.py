@@ -233,8 +233,8 @@ def _lowrank_module(name, family, roles, source, weights, peft_type, r_conf, alp
             c = (alpha if alpha > 0 else r_conf) / (r_conf + ADALORA_EPS)
             return ModuleDelta(name, "adalora", b[0], a[1], rank, alpha, c, dict(roles), dtype, fan_in_fan_out,
                                extra={"init_r": int(r_conf)})
-        _check(rank == int(r_conf), weights, name,
-               f"tensors have rank {rank} but the config gives rank {int(r_conf)} (rank_pattern?)")
+        _check(rank == r_conf, weights, name,             # r 8.5 or 1e308 is no rank of 8
+               f"tensors have rank {rank} but the config gives rank {r_conf:g} (rank_pattern?)")
         c = alpha / (math.sqrt(r_conf) if rslora else r_conf)
         if family == "embedding":
             # lora_embedding_A (r, vocab), lora_embedding_B (dim, r): ΔE is (vocab, dim)

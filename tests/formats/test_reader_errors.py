@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -164,9 +165,11 @@ def test_non_lora_peft_type(tmp_path):
         read_adapter(_peft(tmp_path / "ia3", {"peft_type": "IA3"}))
 
 
-def test_rank_in_config_and_tensors_disagree(tmp_path):
-    with pytest.raises(AdapterFormatError, match=r"q_proj: tensors have rank 2 but the config gives rank 4"):
-        read_adapter(_peft(tmp_path / "r", {"r": 4}))
+@pytest.mark.parametrize("r, said", [(4, "4"), (2.5, "2.5"), (1e308, "1e+308")])
+def test_rank_in_config_and_tensors_disagree(tmp_path, r, said):
+    """A rank of 2.5 is not the tensors' 2 (it was taken as int(2.5) = 2 and scaled by alpha / 2.5)."""
+    with pytest.raises(AdapterFormatError, match=rf"q_proj: tensors have rank 2 but the config gives rank {re.escape(said)} "):
+        read_adapter(_peft(tmp_path / "r", {"r": r}))
 
 
 def test_factor_shapes_that_do_not_fit(tmp_path):
