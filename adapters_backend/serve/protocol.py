@@ -119,7 +119,7 @@ def chat_messages(body: dict) -> tuple[list[ChatMessage], list[MixItem]]:
         param = f"messages[{i}]"
         if not isinstance(m, dict):
             raise ApiError(f"{param} must be an object with 'role' and 'content'", param=param, code="invalid_value")
-        role = ROLES.get(m.get("role"))
+        role = ROLES.get(m["role"]) if isinstance(m.get("role"), str) else None     # (a list is no dict key)
         if role is None:
             raise ApiError(f"{param}.role must be one of {', '.join(ROLES)}, got {m.get('role')!r}",
                            param=f"{param}.role", code="invalid_value")

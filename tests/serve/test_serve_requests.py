@@ -64,6 +64,8 @@ def test_bad_requests_name_the_problem(served, client):
         ({"model": "tiny-deck-demo"}, "'messages' is required", "messages"),
         ({"messages": []}, "non-empty list", "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "role must be one of", "messages[0].role"),
+        ({"messages": [{"role": ["user"], "content": "hi"}]}, "role must be one of", "messages[0].role"),  # was a 500
+        ({"messages": [{"role": {}, "content": "hi"}]}, "role must be one of", "messages[0].role"),
         ({"messages": [{"role": "user", "content": "hi"}], "adapters": {"shout": 1}}, "must be a list", "adapters"),
         ({"messages": [{"role": "user", "content": "hi"}], "adapters": [{"name": "shout", "strength": "x"}]},
          "must be a number", "adapters[0].strength"),
