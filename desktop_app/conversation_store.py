@@ -69,11 +69,43 @@ class Conversation:
 
     @classmethod
     def from_json(cls, d: dict) -> "Conversation":
-        msgs = [Message(role=str(m.get("role", "user")), content=str(m.get("content", "")),
-                        info=dict(m.get("info") or {})) for m in d.get("messages", []) if isinstance(m, dict)]
-        return cls(id=str(d["id"]), title=str(d.get("title") or "Chat"), created=float(d.get("created", 0)),
-                   updated=float(d.get("updated", 0)), system_prompt=str(d.get("system_prompt") or ""),
-                   messages=msgs, draft=str(d.get("draft") or ""))
+        """A conversation from its file, read as untrusted: a value of another kind than this version
+        writes (a damaged or hand-edited file) is left out or replaced, never the reason the whole chat
+        is not shown; a message without text is left out."""
+        msgs = [Message(role=m["role"] if isinstance(m.get("role"), str) else "user", content=_text(m.get("content")),
+                        info=_info(m.get("info")))
+                for m in (d.get("messages") if isinstance(d.get("messages"), list) else [])
+                if isinstance(m, dict) and _text(m.get("content"), None) is not None]
+        return cls(id=str(d["id"]), title=_text(d.get("title")) or "Chat", created=_number(d.get("created")),
+                   updated=_number(d.get("updated")), system_prompt=_text(d.get("system_prompt")),
+                   messages=msgs, draft=_text(d.get("draft")))
+
+
+# What an answer's info holds, by kind (chat_view writes it, chat_reply.info_text reads it). Keys this
+# version does not know are kept when they are plain values (a later version's, written back as read).
+_COUNT, _MAYBE_COUNT = (int,), (int, type(None))
+_INFO_KINDS = {"model": (str,), "mix": (str,), "finish": (str,), "error": (str,), "unanswered": (str,),
+               "seed": _MAYBE_COUNT, "max_tokens": _MAYBE_COUNT, "tokens": _COUNT, "gui_tokens": _COUNT,
+               "left_out": _COUNT, "tokens_before": _COUNT, "tokens_per_second": (int, float)}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _info(raw) -> dict:
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(v, _INFO_KINDS.get(k, _PLAIN))
+            and not (isinstance(v, bool) and k in _INFO_KINDS)}
+
+
+def _text(value, default: str | None = "") -> str | None:
+    """A text field as written: a string, or a number's digits; anything else is `default`."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _interrupted(answer: Message) -> dict:
