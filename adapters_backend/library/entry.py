@@ -64,12 +64,41 @@ class LibraryEntry:
             raise ValueError("entry without id or path")
         if not valid_id(d["id"]):
             raise ValueError(f"entry id {d['id']!r} is not a library folder name")
-        known = {f.name for f in dataclasses.fields(cls)} - {"missing"}
-        kw = {k: v for k, v in d.items() if k in known}
-        p = Path(kw["path"])
-        kw["path"] = p if p.is_absolute() else root / p
+        if not isinstance(d["path"], str):
+            raise ValueError(f"entry {d['id']!r} has no path")
+        # A value of another kind (a damaged or hand-edited index) is left out for the field's default:
+        # the library's views format these (a rank of "8" stopped the library from being listed).
+        kw = {k: v for k, v in d.items() if k in _KINDS and _KINDS[k](v)}
+        p = Path(d["path"])
+        kw["id"], kw["path"] = d["id"], (p if p.is_absolute() else root / p)
         kw.setdefault("name", kw["id"])
         return cls(**kw)
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+def _pair(kind):
+    return lambda v: v is None or isinstance(v, list) and len(v) == 2 and all(map(kind, v))
+
+
+def _maybe(kind):
+    return lambda v: v is None or kind(v)
+
+
+_KINDS = {"name": _text, "format": _text, "variant": _text, "rank": _maybe(_count), "alpha": _maybe(_number),
+          "rank_range": _pair(_count), "alpha_range": _pair(_number), "base_model": _maybe(_text), "size": _count,
+          "source": _text, "license": _maybe(_text), "notes": _text, "installed": _text, "sha256": _text,
+          "stored": lambda v: v in ("copy", "reference")}
 
 
 def _value_text(value, span) -> str:

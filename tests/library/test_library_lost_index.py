@@ -83,6 +83,25 @@ def test_index_naming_a_missing_folder_keeps_the_entry_and_the_others(two):
     assert {e.id for e in Library().list()} == {a.id, b.id}
 
 
+def test_an_index_entry_with_values_of_the_wrong_kind_keeps_the_adapter_listed(two):
+    """A damaged or hand-edited index: each value of another kind is left out for its default (the
+    library's views format the rank and the size: a rank of "8" made listing the library fail)."""
+    lib, a, b = two
+    index = json.loads((lib.root / "index.json").read_text())
+    index["entries"][0].update({"name": ["x"], "size": "big", "rank": "8", "alpha": [1], "rank_range": "ab",
+                                "alpha_range": [1, "a"], "installed": 5, "license": 3, "notes": None,
+                                "stored": "elsewhere", "format": {"a": 1}})
+    (lib.root / "index.json").write_text(json.dumps(index))
+    entries = {e.id: e for e in Library().list()}
+    damaged = entries[a.id]
+    assert damaged.name == a.id and damaged.path == a.path and not damaged.missing
+    assert (damaged.rank, damaged.alpha, damaged.size, damaged.notes, damaged.stored) == (None, None, 0, "", "copy")
+    assert damaged.rank_text == "" and damaged.alpha_text == ""
+    assert damaged.sha256 == a.sha256 and damaged.variant == a.variant                    # what fits is kept
+    assert entries[b.id] == b
+    assert _folders(lib) == {a.id, b.id}
+
+
 def test_folder_without_entry_json_is_kept_and_reported(two, make_peft):
     lib, a, b = two
     (a.path.parent / "entry.json").unlink()   # e.g. copied in by hand, or a damaged folder
