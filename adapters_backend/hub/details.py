@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import BackendError, HubAccessError, HubNotFoundError, HubOfflineError
+from ..errors import BackendError, HubAccessError, HubError, HubNotFoundError, HubOfflineError
 from ..machine import total_memory
 from ..model_ref import is_hub_id
 from . import safe_names
@@ -73,9 +73,27 @@ def model_info(repo_id: str, revision: str | None = None):
     require_hub(repo_id)
     url = f"{endpoint()}/api/models/{repo_id}" + (f"/revision/{quote(revision, safe='')}" if revision else "")
     with hub_errors(repo_id, f"revision {revision}" if revision else "the repository's details"):
-        info = ModelInfo(**hub_get(url, params={"blobs": True}).json())
+        answer = hub_get(url, params={"blobs": True}).json()
+    try:
+        info = ModelInfo(**answer)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:      # huggingface_hub could not parse it
+        raise HubError(repo_id, f"the Hub sent details that cannot be read ({type(exc).__name__}: {exc}); "
+                                "try again later") from None
     safe_names.commit(repo_id, info.sha)          # it becomes a folder name in the cache
+    _require_sizes(repo_id, info)
     return info
+
+
+def _require_sizes(repo_id: str, info) -> None:
+    """Every listed file has a name and a size that is a count of bytes, or none: downloads are
+    planned, checked against the disk and bounded with them."""
+    for s in info.siblings or []:
+        if not isinstance(s.rfilename, str):
+            raise HubError(repo_id, f"the Hub's file list holds a name that is not text ({s.rfilename!r})")
+        for size in (s.size, s.lfs.size if s.lfs else None):
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+                raise HubError(repo_id, f"the Hub's file list gives {s.rfilename} the size {size!r}, which is "
+                                        "not a number of bytes; try again later")
 
 
 def repo_details(repo_id: str, revision: str | None = None, base=None, engine: str = "llama.cpp") -> RepoDetails:

@@ -7,8 +7,10 @@ filter values are ANDed by the Hub.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from itertools import islice
 
+from ..errors import HubError
 from .client import api, hub_errors
 from .reach import require_hub
 
@@ -59,15 +61,28 @@ def base_of(tags: list[str], card_base=None, relation: str = "adapter") -> str |
     return card_base if isinstance(card_base, str) else None
 
 
-def _result(info, relation: str) -> SearchResult:
-    tags = list(info.tags or [])
+def _result(info, relation: str) -> SearchResult | None:
+    """One listed repository, each value read by kind (what the Hub, or a server standing in for it,
+    sends is data from the network: a value of another kind is left out); None without a name."""
+    if not isinstance(info.id, str):
+        return None
+    tags = [t for t in info.tags if isinstance(t, str)] if isinstance(info.tags, list) else []
     card = info.card_data
+    updated = info.last_modified
     return SearchResult(
-        repo_id=info.id, format=format_of(tags, info.library_name),
+        repo_id=info.id, format=format_of(tags, _kind(info.library_name, str)),
         base_model=base_of(tags, getattr(card, "base_model", None) if card else None, relation),
-        downloads=info.downloads, likes=info.likes,
-        updated=info.last_modified.isoformat() if info.last_modified else None,
-        gated=bool(info.gated), license=getattr(card, "license", None) if card else None, tags=tags)
+        downloads=_count(info.downloads), likes=_count(info.likes),
+        updated=updated.isoformat() if isinstance(updated, datetime) else None,
+        gated=bool(info.gated), license=_kind(getattr(card, "license", None) if card else None, str), tags=tags)
+
+
+def _kind(value, kind):
+    return value if isinstance(value, kind) else None
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _filters(base: str | None, fmt: str | None, kind: str) -> list[str]:
@@ -92,11 +107,18 @@ def iter_search(text: str | None = None, base: str | None = None, fmt: str | Non
     filters = _filters(base, fmt, kind)        # a bad format is a ValueError before any network
     require_hub()
     with hub_errors(base, "search"):
-        it = api().list_models(search=text or None, filter=filters, sort=SORTS[sort],
-                               limit=max_results, expand=_EXPAND)
-        for info in it:
+        it = iter(api().list_models(search=text or None, filter=filters, sort=SORTS[sort],
+                                    limit=max_results, expand=_EXPAND))
+        while True:
+            try:
+                info = next(it)
+            except StopIteration:
+                return
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:   # huggingface_hub could not parse it
+                raise HubError(None, f"the Hub sent a search result that cannot be read ({type(exc).__name__}: "
+                                     f"{exc}); try again later") from None
             r = _result(info, relation)
-            if kind == "adapter" and fmt and r.format not in (fmt, None):
+            if r is None or kind == "adapter" and fmt and r.format not in (fmt, None):
                 continue       # e.g. a PEFT repo tagged "lora" when asking for Kohya files
             yield r
 
