@@ -1,10 +1,12 @@
 """A remote engine's server is whatever answers at the address the user typed: its answers are read
 within bounds (engines/remote/http.py), so a body or a stream line that never ends, or a gzip bomb,
-is a clear error and not the app's memory."""
+is a clear error and not the app's memory; and by kind, so a count that is text or a list where an
+object belongs is left out or an error naming the server, never an exception from inside LoRA Deck."""
 from __future__ import annotations
 
 import gzip
 import json
+import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -232,3 +234,97 @@ def test_a_stream_faster_than_the_engine_waits_for_it(vllm_stream):
     time.sleep(1.5)                         # the engine's reader stops taking lines for a while
     assert server.sent < 32 * MB            # 64 queued lines plus the sockets' buffers, not the whole stream
     chunks.close()
+
+
+def raw_event(obj) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+ODD_VALUES = ["many", -3, 1e308, [1], {"a": 1}, None, True]
+
+
+@pytest.mark.parametrize("odd", ODD_VALUES)
+def test_statistics_and_fields_of_another_kind_are_left_out(vllm_stream, odd):
+    """The reply's text streams on; a count or a speed of another kind is not handed on (the app
+    formats them: a prompt_tokens of "many" raised there), and an odd finish reason is no reason."""
+    server, engine = vllm_stream
+    server.stream = lambda: [
+        event("Hel"),
+        raw_event({"choices": [{"delta": odd, "finish_reason": None}]}),
+        raw_event({"choices": odd}),
+        raw_event({"choices": [odd, {"delta": {"content": "lo"}, "finish_reason": odd}]}),
+        raw_event({"choices": [], "usage": {"prompt_tokens": odd, "completion_tokens": odd},
+                   "timings": {"prompt_n": odd, "cache_n": odd, "prompt_ms": odd, "predicted_per_second": odd}}),
+        b"data: [DONE]\n\n"]
+    chunks = list(engine.generate(MSGS, SamplingParams(max_tokens=8, temperature=0.0)))
+    assert "".join(c.text for c in chunks) == "Hello"
+    last = chunks[-1]
+    assert last.finished and last.finish_reason == "stop"
+    for value in (last.prompt_tokens, last.prompt_cached):
+        assert value is None or type(value) is int and value >= 0
+    assert type(last.completion_tokens) is int and last.completion_tokens >= 0
+    for value in (last.prompt_seconds, last.tokens_per_second):
+        assert value is None or isinstance(value, float | int) and 0 <= value < math.inf
+
+
+@pytest.mark.parametrize("odd", [5, "text", [1, 2]])
+def test_an_event_that_is_not_an_object_is_an_error_naming_the_server(vllm_stream, odd):
+    server, engine = vllm_stream
+    server.stream = lambda: [event("Hel"), raw_event(odd)]
+    with pytest.raises(EngineError, match="the vLLM server sent a stream event that is not an object"):
+        list(engine.generate(MSGS, SamplingParams(max_tokens=8, temperature=0.0)))
+
+
+def answering(answers: dict):
+    """A Flood behaviour: each path's JSON from `answers` (404 for others)."""
+    def behaviour(h):
+        path = h.path.split("?")[0]
+        body = json.dumps(answers[path]).encode() if path in answers else b"{}"
+        h.send_response(200 if path in answers else 404)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.send(body)
+    return behaviour
+
+
+LLAMA_SERVER = {"/health": {"status": "ok"}, "/props": {"model_path": "/m/tiny.gguf",
+                                                        "default_generation_settings": {"n_ctx": 512}},
+                "/v1/models": {"data": [{"id": "tiny", "meta": {"n_ctx_train": 2048, "n_params": 1000}}]},
+                "/lora-adapters": [{"id": 0, "path": "/a/shout.gguf", "scale": 0.0}]}
+
+
+@pytest.mark.parametrize("path, odd", [
+    ("/props", ["a"]), ("/props", {"model_path": 5, "default_generation_settings": "x"}),
+    ("/props", {"default_generation_settings": {"n_ctx": "big"}}), ("/v1/models", {"data": "tiny"}),
+    ("/v1/models", {"data": [{"id": 5, "meta": {"n_ctx_train": -1, "n_params": [1]}}]}), ("/v1/models", [1]),
+])
+def test_a_llama_server_describing_its_model_oddly_is_read_by_kind(flood, path, odd):
+    """A description of another shape either still connects, with only the counts that are counts, or is
+    an EngineError naming the server: never an exception from inside LoRA Deck."""
+    server = flood(answering({**LLAMA_SERVER, path: odd}))
+    engine = create_engine("llama-server")
+    try:
+        info = engine.load(server.url)
+    except EngineError as exc:
+        assert f"the llama-server at {server.url}" in str(exc)
+        return
+    for key in ("n_ctx", "n_params"):
+        assert info.get(key) is None or type(info[key]) is int and info[key] > 0, (key, info)
+    assert isinstance(info["name"], str) and info["name"]
+    engine.close()
+
+
+@pytest.mark.parametrize("odd", [{"0": {"id": 0}}, [{"id": "0"}], [{"path": "/a.gguf"}], ["shout"], "none"])
+def test_an_adapter_list_of_another_shape_is_an_error_naming_it(flood, odd):
+    server = flood(answering({**LLAMA_SERVER, "/lora-adapters": odd}))
+    with pytest.raises(EngineError, match=r"sent an adapter list \(/lora-adapters\) that is not a list"):
+        create_engine("llama-server").load(server.url)
+
+
+@pytest.mark.parametrize("odd", [{"data": "x"}, {"data": [{"id": 5}]}, {"data": ["m"]}, [1]])
+def test_a_vllm_model_list_of_another_shape_is_an_error_naming_it(flood, odd):
+    server = flood(answering({"/v1/models": odd}))
+    with pytest.raises(EngineError, match=r"the vLLM server at .* (lists its models|lists no model)"):
+        create_engine("vllm").load(server.url)

@@ -7,6 +7,7 @@ that server supports (see each engine's `capabilities` and module docstring).
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -47,7 +48,11 @@ class RemoteEngine:
         self.close()
         client = RemoteClient(normalize_url(url), kind=self.kind, api_key=self.api_key, timeout=self.timeout)
         try:
-            described = self._describe(client)
+            described = _by_kind(self._describe(client))
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:   # answers of another shape
+            client.close()
+            raise EngineError(f"the {client.server} at {client.url} describes its model in a way LoRA Deck cannot "
+                              f"read ({type(exc).__name__}: {exc}); is it a {client.server}?") from None
         except BaseException:
             client.close()
             raise
@@ -105,7 +110,7 @@ class RemoteEngine:
         if self._plan is None:
             self._plan = self._map_mix(client, [])
         path, body, parse = self._request(list(messages), params, self._plan)
-        return _stream_chunks(client.sse_events(path, body, ctx or JobContext()), parse)
+        return _stream_chunks(client.sse_events(path, body, ctx or JobContext()), parse, client.server)
 
     # subclass hooks --------------------------------------------------------------
     def _describe(self, client: RemoteClient) -> dict:
@@ -192,20 +197,49 @@ def parse_openai_event(event: dict, reader: OpenAIEvents | None = None) -> tuple
         if isinstance(read, int) and read >= 0:
             stats["prompt_tokens"] = read + (cached or 0)
             stats["prompt_cached"] = cached
-        if timings.get("prompt_ms") is not None:
-            stats["prompt_seconds"] = float(timings["prompt_ms"]) / 1000.0
-        if timings.get("predicted_per_second"):
+        if _amount(timings.get("prompt_ms")):
+            stats["prompt_seconds"] = timings["prompt_ms"] / 1000.0
+        if _amount(timings.get("predicted_per_second")) and timings["predicted_per_second"] > 0:
             stats["tokens_per_second"] = float(timings["predicted_per_second"])
     text, finish = "", None
-    for choice in event.get("choices") or []:
-        delta = choice.get("delta") or {}
-        text += reader.text(delta) if reader is not None else (delta.get("content") or "")
-        finish = choice.get("finish_reason") or finish
+    choices = event.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        delta = delta if isinstance(delta, dict) else {}
+        content = delta.get("content")
+        text += reader.text(delta) if reader is not None else (content if isinstance(content, str) else "")
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        finish = reason if isinstance(reason, str) and reason else finish
     return text, finish, stats
 
 
-def _stream_chunks(events, parse) -> Iterator[TokenChunk]:
-    """TokenChunks from parsed server events; always ends with one `finished` chunk."""
+def _by_kind(described: dict) -> dict:
+    """What a server says of its model, its sizes kept only when they are counts (the app computes
+    with them: a context of "big" would fail there, far from the answer that said it)."""
+    return {**described, **{k: described[k] if _count(described.get(k)) and described[k] > 0 else None
+                            for k in ("n_ctx", "n_params") if k in described}}
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _amount(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+def _no(_v) -> bool:
+    return False
+
+
+_STAT_KINDS = {"prompt_tokens": _count, "completion_tokens": _count, "prompt_cached": _count,
+               "prompt_seconds": _amount, "tokens_per_second": _amount}
+
+
+def _stream_chunks(events, parse, server: str = "server") -> Iterator[TokenChunk]:
+    """TokenChunks from parsed server events; always ends with one `finished` chunk. An event is data
+    from the network: one that is not an object, or that the parser cannot read, is an EngineError
+    naming the server; a statistic of another kind (a count that is text, say) is left out."""
     n, finish = 0, None
     stats: dict = {}
     t0 = time.perf_counter()
@@ -215,8 +249,16 @@ def _stream_chunks(events, parse) -> Iterator[TokenChunk]:
             if event is CANCELLED:
                 finish = "cancelled"
                 break
-            text, reason, more = parse(event)
-            stats.update({k: v for k, v in more.items() if v is not None})
+            if not isinstance(event, dict):
+                raise EngineError(f"the {server} sent a stream event that is not an object: {str(event)[:100]!r}")
+            try:
+                text, reason, more = parse(event)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                raise EngineError(f"the {server} sent a stream event LoRA Deck cannot read ({type(exc).__name__}: "
+                                  f"{exc})") from None
+            text = text if isinstance(text, str) else ""
+            reason = reason if isinstance(reason, str) else None
+            stats.update({k: v for k, v in more.items() if _STAT_KINDS.get(k, _no)(v)})
             if text:
                 n += 1
                 t_last = time.perf_counter()

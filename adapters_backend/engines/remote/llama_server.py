@@ -103,7 +103,7 @@ class LlamaServerEngine(RemoteEngine):
         client = self._require()
         got = client.json("POST", "/tokenize", {"content": text, "add_special": add_special})
         tokens = got.get("tokens") if isinstance(got, dict) else None
-        if not isinstance(tokens, list):
+        if not (isinstance(tokens, list) and all(type(t) is int for t in tokens)):
             raise EngineError(f"the llama-server at {client.url} sent no tokens for /tokenize")
         return tokens
 
@@ -112,7 +112,10 @@ class LlamaServerEngine(RemoteEngine):
         if listed is None:
             raise EngineError(f"{client.url} has no /lora-adapters endpoint: it is not a llama-server, or one "
                               "too old for per-request adapters")
-        return [{"id": int(a["id"]), "path": str(a.get("path", "")), "scale": a.get("scale")} for a in listed]
+        if not (isinstance(listed, list) and all(isinstance(a, dict) and type(a.get("id")) is int for a in listed)):
+            raise EngineError(f"the llama-server at {client.url} sent an adapter list (/lora-adapters) that is "
+                              f"not a list of adapters with ids: {str(listed)[:200]}")
+        return [{"id": a["id"], "path": str(a.get("path", "")), "scale": a.get("scale")} for a in listed]
 
     def server_adapters(self) -> list[dict]:
         """The adapters the server was started with: `[{"id", "path", "scale"}]`."""

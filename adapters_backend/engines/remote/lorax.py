@@ -142,9 +142,9 @@ def _lorax_sampling(params: SamplingParams) -> dict:
 
 def parse_native_event(event: dict):
     """One `/generate_stream` StreamResponse: {"token": {"text", "special"}, "details": {...}}."""
-    token = event.get("token") or {}
-    text = "" if token.get("special") else str(token.get("text") or "")
-    details = event.get("details") or {}
+    token = event.get("token") if isinstance(event.get("token"), dict) else {}
+    text = "" if token.get("special") or not isinstance(token.get("text"), str) else token["text"]
+    details = event.get("details") if isinstance(event.get("details"), dict) else {}
     stats = {"prompt_tokens": details.get("prompt_tokens"), "completion_tokens": details.get("generated_tokens")}
     return text, details.get("finish_reason"), stats
 

@@ -45,7 +45,7 @@ class VllmEngine(RemoteEngine):
         self._loaded_by_us: list[str] = []
 
     def _describe(self, client: RemoteClient) -> dict:
-        models = (client.get_json("/v1/models") or {}).get("data") or []
+        models = _models(client)
         base = [m for m in models if not m.get("parent")]
         if not base:
             raise EngineError(f"the vLLM server at {client.url} lists no model in /v1/models")
@@ -57,7 +57,7 @@ class VllmEngine(RemoteEngine):
                 "server_adapters": sorted(self._loras)}
 
     def _refresh(self, client: RemoteClient) -> None:
-        models = (client.get_json("/v1/models") or {}).get("data") or []
+        models = _models(client)
         self._loras = {str(m["id"]): str(m.get("root") or "") for m in models if m.get("parent")}
 
     def _map_mix(self, client: RemoteClient, adapters: list[ActiveAdapter]) -> str:
@@ -133,6 +133,16 @@ def _route_missing(resp) -> bool:
     except ValueError:
         return True
     return not (isinstance(body, dict) and (body.get("object") == "error" or "message" in body))
+
+
+def _models(client: RemoteClient) -> list[dict]:
+    """The models /v1/models lists, each an object with an id (EngineError for a list of another shape)."""
+    answer = client.get_json("/v1/models")
+    models = (answer.get("data") if isinstance(answer, dict) else None) or []
+    if not (isinstance(models, list) and all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in models)):
+        raise EngineError(f"the vLLM server at {client.url} lists its models (/v1/models) in a shape LoRA Deck "
+                          f"cannot read: {str(models)[:200]}")
+    return models
 
 
 __all__ = ["CAPABILITIES", "VllmEngine"]
