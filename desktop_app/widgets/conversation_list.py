@@ -69,6 +69,7 @@ class ConversationList(QWidget):
         for changed in (self.filter.rowsInserted, self.filter.rowsRemoved, self.filter.modelReset):
             changed.connect(self._update_no_match)
         self.view = QListView()
+        self.view.setUniformItemSizes(True)       # one line a chat: not laid out row by row (thousands)
         self.view.setAccessibleName("Conversations")
         self.view.setModel(self.filter)
         self.view.setEditTriggers(QListView.EditTrigger.EditKeyPressed)   # F2 renames; a click only opens
