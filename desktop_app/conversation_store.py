@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters_backend.kinds import is_count, is_number
+
 SCHEMA = "loradeck.conversation/1"
 INTERRUPTED = "interrupted"          # an answer's "finish" when LoRA Deck ended while writing it
 CLOSED_UNANSWERED = "LoRA Deck closed before answering it"
@@ -83,29 +85,38 @@ class Conversation:
 
 # What an answer's info holds, by kind (chat_view writes it, chat_reply.info_text reads it). Keys this
 # version does not know are kept when they are plain values (a later version's, written back as read).
-_COUNT, _MAYBE_COUNT = (int,), (int, type(None))
-_INFO_KINDS = {"model": (str,), "mix": (str,), "finish": (str,), "error": (str,), "unanswered": (str,),
-               "seed": _MAYBE_COUNT, "max_tokens": _MAYBE_COUNT, "tokens": _COUNT, "gui_tokens": _COUNT,
-               "left_out": _COUNT, "tokens_before": _COUNT, "tokens_per_second": (int, float)}
-_PLAIN = (str, int, float, bool, type(None))
+def _text_kind(v) -> bool:
+    return isinstance(v, str)
+
+
+def _maybe_count(v) -> bool:
+    return v is None or is_count(v)
+
+
+def _plain(v) -> bool:
+    return v is None or isinstance(v, str | bool) or is_number(v)
+
+
+_INFO_KINDS = {"model": _text_kind, "mix": _text_kind, "finish": _text_kind, "error": _text_kind,
+               "unanswered": _text_kind, "seed": _maybe_count, "max_tokens": _maybe_count, "tokens": is_count,
+               "gui_tokens": is_count, "left_out": is_count, "tokens_before": is_count, "tokens_per_second": is_number}
 
 
 def _info(raw) -> dict:
     if not isinstance(raw, dict):
         return {}
-    return {k: v for k, v in raw.items() if isinstance(v, _INFO_KINDS.get(k, _PLAIN))
-            and not (isinstance(v, bool) and k in _INFO_KINDS)}
+    return {k: v for k, v in raw.items() if _INFO_KINDS.get(k, _plain)(v)}
 
 
 def _text(value, default: str | None = "") -> str | None:
     """A text field as written: a string, or a number's digits; anything else is `default`."""
     if isinstance(value, str):
         return value
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    return str(value) if is_number(value) else default
 
 
 def _number(value) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return float(value) if is_number(value) else 0.0
 
 
 def _interrupted(answer: Message) -> dict:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..jobs import JobContext
+from ..kinds import is_count
 from ..machine import fits_memory, total_memory
 from .llama_kv import kv_bytes_per_token
 from .llama_runtime import FEWER_LAYERS, OutOfMemoryLoadError, open_model, release_free_memory
@@ -68,7 +69,7 @@ def device_text(layers: int, n_layers: int, gpu: bool) -> str:
 def trained_context(hparams: dict, arch_name: str) -> int | None:
     """The context length a GGUF says its model was trained for; None when it says nothing usable."""
     value = hparams.get(f"{arch_name}.context_length")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if is_count(value) and value > 0 else None
 
 
 def context_to_ask(requested: int, trained: int | None) -> tuple[int, str | None]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from ..disk_cache import mark_used, trim_cache
 from ..errors import UnsafeFileError
 from ..isolated import isolated_env, isolated_python
+from ..kinds import is_count
 from ..paths import cache_dir
 from ..units import format_bytes
 from .archive import file_sha256
@@ -151,7 +152,7 @@ def _refused_payload(stderr: str) -> object:
 
 def _refused_count(stderr: str) -> int | None:
     n = _refused_payload(stderr)
-    return n if isinstance(n, int) and not isinstance(n, bool) else None
+    return n if is_count(n) else None
 
 
 def refusal_reason(stderr: str) -> str:

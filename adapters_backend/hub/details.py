@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..errors import BackendError, HubAccessError, HubError, HubNotFoundError, HubOfflineError
+from ..kinds import is_count
 from ..machine import total_memory
 from ..model_ref import is_hub_id
 from . import safe_names
@@ -91,7 +92,7 @@ def _require_sizes(repo_id: str, info) -> None:
         if not isinstance(s.rfilename, str):
             raise HubError(repo_id, f"the Hub's file list holds a name that is not text ({s.rfilename!r})")
         for size in (s.size, s.lfs.size if s.lfs else None):
-            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            if size is not None and not (is_count(size) and size >= 0):
                 raise HubError(repo_id, f"the Hub's file list gives {s.rfilename} the size {size!r}, which is "
                                         "not a number of bytes; try again later")
 

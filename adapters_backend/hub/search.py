@@ -11,6 +11,7 @@ from datetime import datetime
 from itertools import islice
 
 from ..errors import HubError
+from ..kinds import is_count
 from .client import api, hub_errors
 from .reach import require_hub
 
@@ -82,7 +83,7 @@ def _kind(value, kind):
 
 
 def _count(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if is_count(value) else None
 
 
 def _filters(base: str | None, fmt: str | None, kind: str) -> list[str]:

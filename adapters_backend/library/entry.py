@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..kinds import is_count, is_number
+
 ENTRY_FILE = "entry.json"   # a copy of the entry inside each adapter's folder, to rebuild a lost index
 # An id is a folder name under adapters/; one read from a damaged or crafted index must not name
 # "..", a path, or a device, since `remove` deletes adapters/<id>.
@@ -80,14 +82,6 @@ class LibraryEntry:
         return cls(**kw)
 
 
-def _number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _text(v) -> bool:
     return isinstance(v, str)
 
@@ -100,8 +94,8 @@ def _maybe(kind):
     return lambda v: v is None or kind(v)
 
 
-_KINDS = {"name": _text, "format": _text, "variant": _text, "rank": _maybe(_count), "alpha": _maybe(_number),
-          "rank_range": _pair(_count), "alpha_range": _pair(_number), "base_model": _maybe(_text), "size": _count,
+_KINDS = {"name": _text, "format": _text, "variant": _text, "rank": _maybe(is_count), "alpha": _maybe(is_number),
+          "rank_range": _pair(is_count), "alpha_range": _pair(is_number), "base_model": _maybe(_text), "size": is_count,
           "source": _text, "license": _maybe(_text), "notes": _text, "installed": _text, "sha256": _text,
           "stored": lambda v: v in ("copy", "reference")}
 

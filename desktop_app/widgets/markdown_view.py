@@ -36,10 +36,10 @@ from PySide6.QtGui import (
     QTextOption,
     QTextTable,
 )
-from PySide6.QtWidgets import QFrame, QMenu, QSizePolicy, QTextBrowser, QWidget
+from PySide6.QtWidgets import QFrame, QMenu, QTextBrowser, QWidget
 
 from ..plain_text import plain_tip
-from .wrapped_label import HeightMemo
+from .wrapped_label import HeightMemo, wrapping_policy
 
 _F = QTextDocument.MarkdownFeature
 FEATURES = _F(_F.MarkdownDialectGitHub.value | _F.MarkdownNoHTML.value)
@@ -175,9 +175,7 @@ class MarkdownView(QTextBrowser):
         self.anchorClicked.connect(self._open_link)
         self.highlighted.connect(self._show_link)
         if not scrolls:
-            policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-            policy.setHeightForWidth(True)
-            self.setSizePolicy(policy)
+            self.setSizePolicy(wrapping_policy())
         self.setText(text)
 
     # -- content --

@@ -28,7 +28,7 @@ from ..reasoning import Reasoned, split_reasoning
 from .elided_label import ElidedLabel
 from .markdown_view import MarkdownView
 from .reasoning_fold import ReasoningFold
-from .wrapped_label import WrappedLabel
+from .wrapped_label import WrappedLabel, wrapping_policy
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 LONG_CHARS = 6000          # a message longer than this is shown by its beginning …
@@ -83,7 +83,7 @@ class MessageWidget(QFrame):
         self.problem = WrappedLabel()           # why this message has no answer
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem.setAccessibleName("Why there is no answer")
-        self.problem.setSizePolicy(_wrapping())
+        self.problem.setSizePolicy(wrapping_policy())
         self.problem.setVisible(False)
         self.whole_button = self._tool("Show all", "Show the whole message")
         self.whole_button.setCheckable(True)
@@ -119,7 +119,7 @@ class MessageWidget(QFrame):
             body = WrappedLabel()
             body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
-            body.setSizePolicy(_wrapping())
+            body.setSizePolicy(wrapping_policy())
         body.setAccessibleName(f"{ROLE_TITLES.get(self.role, self.role)} message")
         body.setMinimumWidth(80)
         return body
@@ -287,11 +287,6 @@ class MessageWidget(QFrame):
         self._show_text(self._text, shorten=True)
 
 
-def _wrapping() -> QSizePolicy:
-    """As wide as the column, as tall as the text at that width (setSizePolicy would drop height-for-width)."""
-    policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-    policy.setHeightForWidth(True)
-    return policy
 
 
 def _beginning(text: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette, QTextCursor
-from PySide6.QtWidgets import QPlainTextEdit, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QToolButton, QVBoxLayout, QWidget
 
 from ..reasoning import Reasoned
-from .wrapped_label import WrappedLabel
+from .wrapped_label import WrappedLabel, wrapping_policy
 
 
 class ReasoningFold(QWidget):
@@ -28,9 +28,7 @@ class ReasoningFold(QWidget):
         else:
             self.text = WrappedLabel()
             self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-            policy.setHeightForWidth(True)             # as tall as the text at the column's width
-            self.text.setSizePolicy(policy)
+            self.text.setSizePolicy(wrapping_policy())
         self.text.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.text.setAccessibleName("Reasoning")
         self.text.setVisible(False)
@@ -50,9 +48,6 @@ class ReasoningFold(QWidget):
         self.button.setText(f"{'Thinking…' if parts.thinking else 'Reasoning'} ({words:,} words)")
         if self.button.isChecked():
             self._set(parts.reasoning)
-
-    def reasoning(self) -> str | None:
-        return self._reasoning
 
     def _open(self, on: bool) -> None:
         self.button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)

@@ -10,7 +10,7 @@ text or font changes.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 REMEMBERED_WIDTHS = 8          # a window being resized passes many widths: keep only the recent ones
 
@@ -68,3 +68,10 @@ class WrappedLabel(QLabel):
         if event.type() in _INVALIDATING:
             self._heights.clear()
         super().changeEvent(event)
+
+
+def wrapping_policy() -> QSizePolicy:
+    """As wide as the column, as tall as the text at that width (setSizePolicy would drop height-for-width)."""
+    policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    return policy

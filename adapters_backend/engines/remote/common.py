@@ -7,13 +7,13 @@ that server supports (see each engine's `capabilities` and module docstring).
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ...errors import EngineError
 from ...jobs import JobContext
+from ...kinds import is_count, is_number
 from ..base import ActiveAdapter, ChatMessage, EngineCapabilities, SamplingParams, TokenChunk
 from .http import CANCELLED, RemoteClient, is_url, normalize_url, server_name
 
@@ -221,11 +221,11 @@ def _by_kind(described: dict) -> dict:
 
 
 def _count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return is_count(v) and v >= 0
 
 
 def _amount(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    return is_number(v) and v >= 0
 
 
 def _no(_v) -> bool:
