@@ -103,3 +103,44 @@ def test_an_open_reasoning_grows_where_it_is_read(qtbot):
     pane.append("more thought\n")
     assert bar.value() == at
     assert pane.reasoning_fold.text.toPlainText().endswith("more thought")
+
+
+def test_a_reasoning_the_template_opens_is_folded_from_the_first_word(make_app, demo_engine, llama_cpp_src,
+                                                                      tmp_path, qtbot):
+    """A model whose template opens `<think>` in the prompt (DeepSeek-R1's): the answer's reasoning is
+    folded (it showed as answer text until a `</think>` came), and an answer cut inside its reasoning
+    is continued inside it: greedy, cut and continued equals the answer written in one go."""
+    from PySide6.QtCore import Qt
+
+    from tests.engines import engine_models as em
+
+    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
+    if not vocab.exists():
+        pytest.skip(f"{vocab} is missing")
+    r1 = em.write_base(tmp_path / "r1.gguf", em.base_weights(32000, seed=0), vocab, chat_template=em.R1_LIKE_TEMPLATE)
+    app = make_app().start()
+    chat, state = app.window.chat, app.state
+    state.load_model(str(r1))
+    qtbot.waitUntil(lambda: state.model is not None and state.model.path == str(r1), timeout=60000)
+    chat.sampling.temperature.setValue(0.0)
+    chat.sampling.repeat_penalty.setValue(1.0)
+
+    def ask(tokens: int) -> str:
+        chat.new_chat()
+        chat.sampling.max_tokens.setValue(tokens)
+        chat.prompt.setPlainText("What is 2 + 2?")
+        qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not chat.generating, timeout=60000)
+        written = chat._message_widgets()[-1]
+        # (a random model never closes it: the fold says so, and no answer text shows)
+        assert written.reasoning_button.text().startswith("Thinking…") and not written.body.isVisible()
+        return written
+
+    whole = ask(10).text()
+    answer = ask(4)
+    assert answer.text().startswith("<think>\n") and whole.startswith(answer.text()) and answer.text() != whole
+    chat.sampling.max_tokens.setValue(6)
+    qtbot.mouseClick(answer.continue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chat.generating, timeout=60000)
+    assert answer.text() == whole == chat.conversation.messages[-1].content
+    app.close()
