@@ -158,7 +158,7 @@ class MessageWidget(QFrame):
         self._text = text
         parts = split_reasoning(text) if self.role == "assistant" else Reasoned(None, text)
         self._shown = parts.answer
-        self.reasoning_fold.show_parts(parts)
+        self.reasoning_fold.show_parts(parts, writing=not shorten)     # (shown whole: being written)
         long = shorten and len(self._shown) > LONG_CHARS
         self.whole_button.blockSignals(True)
         self.whole_button.setChecked(False)
@@ -206,6 +206,8 @@ class MessageWidget(QFrame):
         """The answer is written: its final text is shown as it will stay."""
         if isinstance(self.body, MarkdownView):
             self.body.settle()
+        if self.role == "assistant":
+            self.reasoning_fold.show_parts(split_reasoning(self._text))
 
     def set_info(self, text: str) -> None:
         self._info = text

@@ -38,14 +38,16 @@ class ReasoningFold(QWidget):
         lay.addWidget(self.text, 1)
         self.setVisible(False)
 
-    def show_parts(self, parts: Reasoned) -> None:
-        """The reasoning of `parts` (hidden when it has none)."""
+    def show_parts(self, parts: Reasoned, writing: bool = False) -> None:
+        """The reasoning of `parts` (hidden when it has none); `writing`: the answer is being written, so
+        a reasoning not closed yet is the model still thinking (else the answer was cut inside it)."""
         self._reasoning = parts.reasoning
         self.setVisible(parts.reasoning is not None)
         if parts.reasoning is None:
             return
-        words = len(parts.reasoning.split())
-        self.button.setText(f"{'Thinking…' if parts.thinking else 'Reasoning'} ({words:,} words)")
+        words = f"{len(parts.reasoning.split()):,} words"
+        self.button.setText(f"Thinking… ({words})" if parts.thinking and writing else
+                            f"Reasoning, cut short ({words})" if parts.thinking else f"Reasoning ({words})")
         if self.button.isChecked():
             self._set(parts.reasoning)
 

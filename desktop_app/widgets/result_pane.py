@@ -63,9 +63,9 @@ class ResultPane(QFrame):
         box.setMinimumHeight(60)
         return box
 
-    def _show(self) -> None:
+    def _show(self, writing: bool = False) -> None:
         parts = split_reasoning(self._content)
-        self.reasoning_fold.show_parts(parts)
+        self.reasoning_fold.show_parts(parts, writing)
         text = parts.answer
         if self.failure:
             said = f"⚠ Not answered: {_as_text(self.failure) if self._formatted else self.failure}"
@@ -77,7 +77,7 @@ class ResultPane(QFrame):
 
     def append(self, piece: str) -> None:
         self._content += piece
-        self._show()
+        self._show(writing=True)
 
     def reset(self, title: str, formatted: bool | None = None) -> None:
         """A new answer, titled `title`; `formatted` (when given) switches how answers are shown."""
@@ -100,7 +100,9 @@ class ResultPane(QFrame):
         self.title.setText(f"<b>{html.escape(title)}</b>")
 
     def set_info(self, text: str) -> None:
+        """The line under the answer, given when it ends (its statistics, or "stopped")."""
         self.info.setText(text)
+        self._show()
 
     def set_failed(self, reason: str) -> None:
         """The answer failed: the reason goes where the text is (it wraps there), Retry beside the info."""

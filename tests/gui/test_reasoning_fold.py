@@ -56,6 +56,21 @@ def test_while_the_model_thinks_the_fold_says_so(qtbot):
     assert w.body.text() == "The capital of **France** is Paris."
 
 
+
+def test_a_reasoning_cut_short_does_not_say_the_model_is_still_thinking(qtbot):
+    """An answer that ended inside its reasoning (Max tokens, Stop, LoRA Deck closed while writing it)."""
+    cut = REPLY[:40]
+    w = MessageWidget("assistant", formatted=True)
+    qtbot.addWidget(w)
+    w.set_text(cut)
+    assert w.reasoning_button.text() == "Thinking… (6 words)"
+    w.settle()                                                             # it ended there
+    assert w.reasoning_button.text() == "Reasoning, cut short (6 words)"
+    opened = MessageWidget("assistant", cut)                               # a saved chat opened again
+    qtbot.addWidget(opened)
+    assert opened.reasoning_button.text() == "Reasoning, cut short (6 words)"
+
+
 @pytest.mark.parametrize("formatted", [True, False])
 def test_compare_and_sweep_panes_fold_the_reasoning_too(qtbot, formatted):
     """The panes compare answers: the reasoning is folded above each, said to be going on while it
@@ -76,6 +91,13 @@ def test_compare_and_sweep_panes_fold_the_reasoning_too(qtbot, formatted):
     assert not pane.reasoning_fold.text.isVisible()
     pane.reasoning_fold.button.click()
     assert pane.reasoning_fold.text.toPlainText().startswith("The user wants the capital.")
+    pane.reset("A")
+    pane.append(REPLY[:40])
+    assert pane.reasoning_fold.button.text().startswith("Thinking…")
+    pane.set_info("stopped")                                              # it ended inside its reasoning
+    assert pane.reasoning_fold.button.text().startswith("Reasoning, cut short")
+    pane.reset("A")
+    pane.append(REPLY)
     pane.set_failed("the engine stopped")
     assert "Not answered" in shown() and shown().startswith("The capital of")
     assert "Not answered" not in pane.reasoning_fold.text.toPlainText()
@@ -132,8 +154,8 @@ def test_a_reasoning_the_template_opens_is_folded_from_the_first_word(make_app, 
         qtbot.mouseClick(chat.send_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not chat.generating, timeout=60000)
         written = chat._message_widgets()[-1]
-        # (a random model never closes it: the fold says so, and no answer text shows)
-        assert written.reasoning_button.text().startswith("Thinking…") and not written.body.isVisible()
+        # (a random model never closes it: the fold says it was cut short, and no answer text shows)
+        assert written.reasoning_button.text().startswith("Reasoning, cut short") and not written.body.isVisible()
         return written
 
     whole = ask(10).text()
