@@ -31,3 +31,12 @@ def llama_cpp_src() -> Path:
     if not (src / "convert_hf_to_gguf.py").exists():
         pytest.skip(f"llama.cpp sources not found at {src}; run the tests through `python3 dev.py test`")
     return src
+
+
+@pytest.fixture(scope="session")
+def vocab_gguf(llama_cpp_src) -> Path:
+    """llama.cpp's 32k-token Llama test vocabulary (skips the test without it)."""
+    path = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
+    if not path.exists():
+        pytest.skip(f"{path} is missing")
+    return path

@@ -20,14 +20,6 @@ def _engine_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def vocab_gguf(llama_cpp_src) -> Path:
-    path = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not path.exists():
-        pytest.skip(f"{path} is missing")
-    return path
-
-
-@pytest.fixture(scope="session")
 def tiny(tmp_path_factory, vocab_gguf):
     """A tiny Llama base and adapters for it:
     l1  r4, alpha 8 (scale 2), attn_q/attn_v/ffn_up + token_embd

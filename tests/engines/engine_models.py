@@ -75,6 +75,12 @@ def base_weights(n_vocab: int, seed: int = 0, arch_dim: int = DIM) -> dict[str, 
     return w
 
 
+def random_model(path: Path, vocab_gguf: Path, chat_template: str | None = CHAT_TEMPLATE) -> Path:
+    """A random-weight Llama with llama.cpp's 32k test vocabulary and `chat_template` (it almost never
+    ends its turn: it writes for as long as it may)."""
+    return write_base(path, base_weights(32000, seed=0), vocab_gguf, chat_template=chat_template)
+
+
 def write_base(path: Path, weights: dict[str, np.ndarray], vocab_gguf: Path, *, arch: str = "llama",
                chat_template: str | None = CHAT_TEMPLATE, name: str = "tiny test llama",
                split_max_tensors: int = 0, context_length: int = CTX) -> Path:

@@ -267,8 +267,7 @@ def test_no_think_asks_a_thinking_model_to_answer_at_once(tmp_path, vocab_gguf):
     import re
 
     import engine_models as em
-    thinker = em.write_base(tmp_path / "thinker.gguf", em.base_weights(32000, seed=0), vocab_gguf,
-                            chat_template=em.QWEN3_LIKE_TEMPLATE)
+    thinker = em.random_model(tmp_path / "thinker.gguf", vocab_gguf, em.QWEN3_LIKE_TEMPLATE)
 
     def prompt_tokens(*extra):
         run = loradeck("chat", "--model", thinker, "--temperature", "0", "--max-tokens", "2", "--threads", "1",

@@ -59,8 +59,7 @@ def check_continued(engine):
 
 
 def test_the_llama_engine_starts_the_reply_inside_the_reasoning(tmp_path, vocab_gguf, make_engine):
-    path = em.write_base(tmp_path / "r1.gguf", em.base_weights(32000, seed=0), vocab_gguf,
-                         chat_template=em.R1_LIKE_TEMPLATE)
+    path = em.random_model(tmp_path / "r1.gguf", vocab_gguf, em.R1_LIKE_TEMPLATE)
     check_continued(make_engine(path))
 
 

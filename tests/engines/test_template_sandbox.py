@@ -103,8 +103,7 @@ def test_any_engine_gets_the_plain_transcript_for_a_template_it_cannot_use(quick
 
 
 def test_a_model_with_a_hostile_template_chats_with_a_plain_transcript(tmp_path, vocab_gguf, quick_limit, make_engine):
-    hostile = em.write_base(tmp_path / "hostile.gguf", em.base_weights(32000, seed=0), vocab_gguf,
-                            chat_template=HOSTILE["two nested loops of 100,000"][0])
+    hostile = em.random_model(tmp_path / "hostile.gguf", vocab_gguf, HOSTILE["two nested loops of 100,000"][0])
     engine = make_engine(hostile)
     assert engine.info["chat_template"] == "fallback"
     assert "The model's chat template cannot be used: it ran for more than 3 s" in engine.info["note"]
@@ -118,7 +117,7 @@ def test_loading_a_model_compiles_none_of_its_templates_here(tmp_path, vocab_ggu
     """llama-cpp-python's Llama() compiled every chat template of the GGUF in this process, and Jinja folds
     constants while compiling: the power took 12 s and then failed the whole load; the string took 11 s
     and 3.8 GB here. Now the helper alone meets the template, and the model chats with a plain transcript."""
-    path = em.write_base(tmp_path / "folded.gguf", em.base_weights(32000, seed=0), vocab_gguf, chat_template=template)
+    path = em.random_model(tmp_path / "folded.gguf", vocab_gguf, template)
     before = rss_mib()
     t0 = time.perf_counter()
     engine = make_engine(path)

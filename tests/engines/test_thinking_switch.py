@@ -35,11 +35,10 @@ def test_only_the_known_switches_of_the_right_type_reach_a_template():
 
 
 def test_the_llama_engine_answers_without_reasoning_when_asked(tmp_path, vocab_gguf, make_engine):
-    path = em.write_base(tmp_path / "thinker.gguf", em.base_weights(32000, seed=0), vocab_gguf,
-                         chat_template=QWEN3_LIKE)
+    path = em.random_model(tmp_path / "thinker.gguf", vocab_gguf, QWEN3_LIKE)
     engine = make_engine(path)
     assert engine.info["thinking_switch"] and engine.info["chat_template"] == "gguf"
-    plain = em.write_base(tmp_path / "plain.gguf", em.base_weights(32000, seed=0), vocab_gguf)
+    plain = em.random_model(tmp_path / "plain.gguf", vocab_gguf)
     assert not make_engine(plain).info["thinking_switch"]
 
     def prompt_tokens(thinking):
@@ -60,8 +59,7 @@ def test_loradeck_serve_takes_the_switch_as_llama_server_and_vllm_do(tmp_path, v
     from adapters_backend.serve import create_app
     from adapters_backend.serve.runner import BackgroundServer
 
-    path = em.write_base(tmp_path / "thinker.gguf", em.base_weights(32000, seed=0), vocab_gguf,
-                         chat_template=QWEN3_LIKE)
+    path = em.random_model(tmp_path / "thinker.gguf", vocab_gguf, QWEN3_LIKE)
     server = BackgroundServer(create_app(path, engine_factory=lambda: LlamaCppEngine(n_ctx=512, n_threads=1)))
     url = server.start("127.0.0.1", 0, timeout=120)
     try:

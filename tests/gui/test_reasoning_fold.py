@@ -127,7 +127,7 @@ def test_an_open_reasoning_grows_where_it_is_read(qtbot):
     assert pane.reasoning_fold.text.toPlainText().endswith("more thought")
 
 
-def test_a_reasoning_the_template_opens_is_folded_from_the_first_word(make_app, demo_engine, llama_cpp_src,
+def test_a_reasoning_the_template_opens_is_folded_from_the_first_word(make_app, demo_engine, vocab_gguf,
                                                                       tmp_path, qtbot):
     """A model whose template opens `<think>` in the prompt (DeepSeek-R1's): the answer's reasoning is
     folded (it showed as answer text until a `</think>` came), and an answer cut inside its reasoning
@@ -136,10 +136,7 @@ def test_a_reasoning_the_template_opens_is_folded_from_the_first_word(make_app, 
 
     from tests.engines import engine_models as em
 
-    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not vocab.exists():
-        pytest.skip(f"{vocab} is missing")
-    r1 = em.write_base(tmp_path / "r1.gguf", em.base_weights(32000, seed=0), vocab, chat_template=em.R1_LIKE_TEMPLATE)
+    r1 = em.random_model(tmp_path / "r1.gguf", vocab_gguf, em.R1_LIKE_TEMPLATE)
     app = make_app().start()
     chat, state = app.window.chat, app.state
     state.load_model(str(r1))

@@ -10,14 +10,11 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignor
 TIMEOUT = 60000
 
 
-def test_the_think_box_follows_the_model_and_reaches_the_engine(make_app, demo_engine, llama_cpp_src, tmp_path,
+def test_the_think_box_follows_the_model_and_reaches_the_engine(make_app, demo_engine, vocab_gguf, tmp_path,
                                                                  qtbot, monkeypatch):
     from tests.engines import engine_models as em
 
-    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not vocab.exists():
-        pytest.skip(f"{vocab} is missing")
-    thinker = em.write_base(tmp_path / "thinker.gguf", em.base_weights(32000, seed=0), vocab, chat_template=em.QWEN3_LIKE_TEMPLATE)
+    thinker = em.random_model(tmp_path / "thinker.gguf", vocab_gguf, em.QWEN3_LIKE_TEMPLATE)
     app = make_app().start()
     chat, state = app.window.chat, app.state
     assert not chat.think_box.isVisibleTo(chat)                          # the demo model has no switch

@@ -48,18 +48,14 @@ def wait_settled(url: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"the server at {url} did not settle in {timeout} s")
 
 
-def random_model_server(tmp_path: Path, llama_cpp_src: Path):
+def random_model_server(tmp_path: Path, vocab_gguf: Path):
     """A server on a random-weight 32k-vocabulary Llama (it almost never emits end-of-text: a request
-    generates for as long as it is allowed), n_ctx 4096; skips the test without llama.cpp's vocab."""
+    generates for as long as it is allowed), n_ctx 4096."""
     import sys
 
-    import pytest
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines"))
     import engine_models as em
-    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not vocab.exists():
-        pytest.skip(f"{vocab} is missing")
-    model = em.write_base(tmp_path / "random.gguf", em.base_weights(32000, seed=0), vocab)
+    model = em.random_model(tmp_path / "random.gguf", vocab_gguf)
     return start_server(model, n_ctx=4096, library_root=tmp_path / "lib")
 
 

@@ -87,17 +87,13 @@ def test_a_reasoning_opened_by_the_prefill_comes_apart(served):
     assert status == 400 and got["error"]["param"] == "reasoning_format"
 
 
-def test_a_template_that_opens_the_reasoning_makes_the_whole_reply_reasoning(tmp_path, llama_cpp_src):
+def test_a_template_that_opens_the_reasoning_makes_the_whole_reply_reasoning(tmp_path, vocab_gguf):
     """A model whose template ends the prompt with `<think>` (DeepSeek-R1's): the reply starts with it,
     so asked with "none" a client gets the whole reasoning to fold; a reply that never closes it (a
     random model) is all reasoning when split."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines"))
     import engine_models as em
-    vocab = llama_cpp_src / "models" / "ggml-vocab-llama-spm.gguf"
-    if not vocab.exists():
-        pytest.skip(f"{vocab} is missing")
-    model = em.write_base(tmp_path / "r1.gguf", em.base_weights(32000, seed=0), vocab,
-                          chat_template=em.R1_LIKE_TEMPLATE)
+    model = em.random_model(tmp_path / "r1.gguf", vocab_gguf, em.R1_LIKE_TEMPLATE)
     s = start_server(model, library_root=tmp_path / "lib")
     try:
         url = f"{s.url}/v1/chat/completions"

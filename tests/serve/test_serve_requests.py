@@ -159,10 +159,10 @@ def test_concurrent_clients_are_queued_and_each_gets_its_own_mix(served, client)
     assert capital_fraction(expected["shout"]) > 0.8
 
 
-def test_client_disconnect_cancels_generation(tmp_path, llama_cpp_src):
+def test_client_disconnect_cancels_generation(tmp_path, vocab_gguf):
     """A random-weight model (it almost never emits end-of-text) streams thousands of tokens; closing
     the stream after the first chunks must stop the engine, and the next request is served at once."""
-    s = random_model_server(tmp_path, llama_cpp_src)
+    s = random_model_server(tmp_path, vocab_gguf)
     try:
         stats = s.app.state.worker.stats
         with s.client() as c:

@@ -208,7 +208,7 @@ def test_dead_engine_thread_fails_requests_at_once(tmp_path):
         s.server.stop()
 
 
-def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path, llama_cpp_src, monkeypatch):
+def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path, vocab_gguf, monkeypatch):
     """A random-weight model (it almost never stops) is generating for one request, three wait behind
     it; the thread dies: all four end with 503 at once, none waits for ever.
 
@@ -226,7 +226,7 @@ def test_engine_thread_dying_mid_reply_ends_it_and_every_queued_request(tmp_path
             yield chunk
 
     monkeypatch.setattr(LlamaCppEngine, "generate", generate)
-    s = random_model_server(tmp_path, llama_cpp_src)
+    s = random_model_server(tmp_path, vocab_gguf)
     try:
         worker = s.app.state.worker
         long = json.dumps({"messages": [{"role": "user", "content": "Go on"}], "max_tokens": 4000,
