@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,13 +160,38 @@ def check_all(entries: list[LibraryEntry], model_path: str, engine: str, first: 
     return out
 
 
+# Verdicts already reached in this run, by the adapter's and the model's file identities (a changed
+# file is checked again): the whole library is checked at every model load, and going back to a model
+# checked before then costs a few stats per adapter (1,000 adapters: seconds of Python in a worker,
+# during which every call from Qt into Python waits its turn).
+_VERDICTS: OrderedDict[tuple, Verdict] = OrderedDict()
+_VERDICTS_LOCK = threading.Lock()
+VERDICTS_KEPT = 20_000
+
+
 def verdict_for(adapter_path, model_path: str, engine: str) -> Verdict:
     """One adapter's verdict against the model, by the compatibility check every part of LoRA Deck uses."""
     from adapters_backend.core.compat import Verdict, check_compatibility
+    from adapters_backend.file_identity import source_identity
     try:
-        return Verdict.of(check_compatibility(adapter_path, model_path, engine))
+        key = (source_identity(adapter_path), source_identity(model_path), engine)
+    except OSError:                     # gone, or a Hub model id: checked, not remembered
+        key = None
+    with _VERDICTS_LOCK:
+        known = _VERDICTS.get(key) if key is not None else None
+        if known is not None:
+            _VERDICTS.move_to_end(key)
+            return known
+    try:
+        verdict = Verdict.of(check_compatibility(adapter_path, model_path, engine))
     except Exception as exc:  # one bad adapter must not hide the others' verdicts
         return Verdict.unreadable(exc)
+    if key is not None:
+        with _VERDICTS_LOCK:
+            _VERDICTS[key] = verdict
+            while len(_VERDICTS) > VERDICTS_KEPT:
+                _VERDICTS.popitem(last=False)
+    return verdict
 
 
 def install_and_check(source: str, name: str | None = None, model_path: str | None = None,
