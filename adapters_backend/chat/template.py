@@ -25,7 +25,7 @@ FALLBACK_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 FALLBACK_STOPS = ("\nUser:",)
-THINK_OPEN = "<think>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"     # a thinking model's reasoning, between them
 FALLBACK_NOTE = ("This model has no chat template in its GGUF file, so LoRA Deck writes the conversation as a "
                  "plain 'User: … / Assistant: …' transcript. Base (non-chat) models often answer poorly.")
 
@@ -125,7 +125,7 @@ def _cut_after(text: str, answer: str) -> str:
     """`text` (a conversation the template closed) up to the end of its last message, `answer`. Some
     templates rewrite a thinking model's `<think>` part (Qwen3's tidies its white space): then the
     part after `</think>` is what must end the prompt."""
-    for shown in (answer, answer.rstrip(), answer.strip(), answer.rsplit("</think>", 1)[-1].strip()):
+    for shown in (answer, answer.rstrip(), answer.strip(), answer.rsplit(THINK_CLOSE, 1)[-1].strip()):
         at = text.rfind(shown) if shown else -1
         if at >= 0:
             return text[:at + len(shown)]

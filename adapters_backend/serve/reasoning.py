@@ -8,9 +8,10 @@ reply whole, tags and all. Only a `<think>` at the very start opens a reasoning,
 """
 from __future__ import annotations
 
+from ..chat.template import THINK_CLOSE as CLOSE
+from ..chat.template import THINK_OPEN as OPEN
 from .errors import ApiError
 
-OPEN, CLOSE = "<think>", "</think>"
 SPLIT_FORMATS = ("deepseek", "auto")        # llama-server's names; "auto" is what it does by default
 FORMATS = ("none", *SPLIT_FORMATS)
 

@@ -100,9 +100,10 @@ class ResultPane(QFrame):
         self.title.setText(f"<b>{html.escape(title)}</b>")
 
     def set_info(self, text: str) -> None:
-        """The line under the answer, given when it ends (its statistics, or "stopped")."""
+        """The line under the answer, given when it ends (its statistics, or "stopped"): a reasoning
+        not closed by then was cut short (the answer's text is shown already)."""
         self.info.setText(text)
-        self._show()
+        self.reasoning_fold.show_parts(split_reasoning(self._content))
 
     def set_failed(self, reason: str) -> None:
         """The answer failed: the reason goes where the text is (it wraps there), Retry beside the info."""

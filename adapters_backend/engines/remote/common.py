@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ...chat.template import THINK_CLOSE, THINK_OPEN
 from ...errors import EngineError
 from ...jobs import JobContext
 from ...kinds import is_count, is_number
@@ -172,10 +173,10 @@ class OpenAIEvents:
         content = content if isinstance(content, str) else ""
         out = ""
         if reasoning and self._thinking is None:
-            out, self._thinking = "<think>", True
+            out, self._thinking = THINK_OPEN, True
         out += reasoning
         if content and self._thinking:
-            out += "</think>\n\n"
+            out += THINK_CLOSE + "\n\n"
         if content:
             self._thinking = False
         return out + content
