@@ -149,12 +149,12 @@ def check_all(entries: list[LibraryEntry], model_path: str, engine: str, first: 
     from adapters_backend.model_ref import is_url
     if is_url(model_path):
         return {}      # a remote server's model is not here to check against; the server refuses what won't fit
-    out = {}
+    out, model_identity = {}, _identity(model_path)       # once, not per adapter (a model folder is walked)
     for i, e in enumerate(entries):
         if ctx is not None:
             ctx.check()
             ctx.report(i, len(entries), e.name)
-        out[e.id] = verdict_for(e.path, model_path, engine)
+        out[e.id] = _verdict(e.path, model_path, engine, model_identity)
         if i + 1 == first and ctx is not None and hasattr(ctx, "partial"):
             ctx.partial(dict(out))
     return out
@@ -171,12 +171,22 @@ VERDICTS_KEPT = 20_000
 
 def verdict_for(adapter_path, model_path: str, engine: str) -> Verdict:
     """One adapter's verdict against the model, by the compatibility check every part of LoRA Deck uses."""
-    from adapters_backend.core.compat import Verdict, check_compatibility
+    return _verdict(adapter_path, model_path, engine, _identity(model_path))
+
+
+def _identity(path) -> str | None:
     from adapters_backend.file_identity import source_identity
     try:
-        key = (source_identity(adapter_path), source_identity(model_path), engine)
+        return source_identity(path)
     except OSError:                     # gone, or a Hub model id: checked, not remembered
-        key = None
+        return None
+
+
+def _verdict(adapter_path, model_path: str, engine: str, model_identity: str | None) -> Verdict:
+    """`model_identity`: the model's source_identity, found once for a whole library (None: not remembered)."""
+    from adapters_backend.core.compat import Verdict, check_compatibility
+    adapter_identity = _identity(adapter_path) if model_identity is not None else None
+    key = (adapter_identity, model_identity, engine) if adapter_identity is not None else None
     with _VERDICTS_LOCK:
         known = _VERDICTS.get(key) if key is not None else None
         if known is not None:
